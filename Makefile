@@ -1,0 +1,156 @@
+# SPDX-License-Identifier: MIT
+# weft - plain make. `make` builds the libraries; `make check` runs every test;
+# `make demo` runs the example; `make bench` the benchmarks; V=1 shows commands.
+# SAN=address (address+undefined) or SAN=thread builds into build/<san>/.
+
+NAME := weft
+VERSION := 0.1.0
+MAJOR := $(word 1,$(subst ., ,$(VERSION)))
+PREFIX ?= /usr/local
+prefix ?= $(PREFIX)
+libdir ?= $(prefix)/lib
+includedir ?= $(prefix)/include
+bindir ?= $(prefix)/bin
+
+DEPS_PKGS := libfabric-dev libhwloc-dev libjemalloc-dev liburing-dev libcriterion-dev \
+	pkg-config gcc make
+PKGS := hwloc libfabric liburing jemalloc
+
+ifeq ($(SAN),address)
+B := build/asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ALLOC := alloc/sys.c
+else ifeq ($(SAN),thread)
+B := build/tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+ALLOC := alloc/sys.c
+else ifeq ($(SAN),)
+B := build
+SANFLAGS :=
+ALLOC := alloc/arena.c
+else
+$(error SAN must be address, thread or empty)
+endif
+
+OPT ?= -O2 -g
+override CFLAGS += -std=gnu11 $(OPT) -Wall -Wextra -Wno-missing-field-initializers \
+	-fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Icore -MMD -MP $(SANFLAGS) \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -ldl
+override LDFLAGS += $(SANFLAGS)
+
+SRCS := $(wildcard core/*.c) alloc/acct.c $(ALLOC)
+OBJS := $(patsubst %.c,$(B)/%.o,$(SRCS))
+A := $(B)/lib$(NAME).a
+SO := $(B)/lib$(NAME).so.$(VERSION)
+SONAME := lib$(NAME).so.$(MAJOR)
+
+CRITERION := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
+UNIT := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(wildcard tests/unit/*.c))
+INTEG := $(patsubst tests/integration/%.c,$(B)/tests/integration/%,$(wildcard tests/integration/*.c))
+STRESS := $(patsubst tests/stress/%.c,$(B)/tests/stress/%,$(wildcard tests/stress/*.c))
+PERF := $(patsubst perf/%.c,$(B)/perf/%,$(wildcard perf/*.c))
+TOOLS := $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c))
+
+ifneq ($(V),1)
+Q := @
+QUIET_CC = @echo '  CC     $@';
+QUIET_LINK = @echo '  LINK   $@';
+QUIET_AR = @echo '  AR     $@';
+endif
+
+.PHONY: all deps check check-unit check-integration check-stress check-concurrency \
+	bench demo install uninstall clean
+.SUFFIXES:
+
+all: $(A) $(SO) $(B)/lib$(NAME).so $(TOOLS)
+
+# Rebuild everything when the flags change (like Redis' .make-settings).
+$(B)/.flags: FORCE
+	@mkdir -p $(B)
+	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
+FORCE:
+
+$(B)/%.o: %.c $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(QUIET_CC)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(A): $(OBJS)
+	$(QUIET_AR)rm -f $@ && $(AR) rcs $@ $^
+
+$(SO): $(OBJS) $(NAME).map
+	$(QUIET_LINK)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=$(NAME).map \
+		-Wl,-z,defs $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
+
+$(B)/lib$(NAME).so: $(SO)
+	$(Q)ln -sf lib$(NAME).so.$(VERSION) $(B)/$(SONAME) && ln -sf $(SONAME) $@
+
+# Unit tests see internal headers and link the static library.
+$(B)/tests/unit/%: tests/unit/%.c $(A) $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) $(CFLAGS) -Ialloc $(LDFLAGS) -o $@ $< $(A) $(LIBS) $(CRITERION)
+
+# Integration and stress tests use weft.h alone and link the shared library.
+$(B)/tests/integration/%: tests/integration/%.c $(B)/lib$(NAME).so $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(B) -Wl,-rpath,'$$ORIGIN/../..' -l$(NAME) -lpthread $(CRITERION)
+$(B)/tests/stress/%: tests/stress/%.c $(B)/lib$(NAME).so $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(B) -Wl,-rpath,'$$ORIGIN/../..' -l$(NAME) -lpthread $(CRITERION)
+
+$(B)/perf/%: perf/%.c perf/bench.h $(A) $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(A) $(LIBS) -lm
+
+$(B)/tools/%: tools/%.c $(A) $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(A) $(LIBS)
+
+deps:
+	@if [ -z "$$WEFT_SKIP_DEPS" ]; then ./tools/deps.sh $(DEPS_PKGS); fi
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory $(UNIT) $(INTEG) $(STRESS)
+	$(Q)./tests/run.sh $(B) unit integration stress
+
+check-unit: all $(UNIT)
+	$(Q)./tests/run.sh $(B) unit
+check-integration: all $(INTEG)
+	$(Q)./tests/run.sh $(B) integration
+check-stress: all $(STRESS)
+	$(Q)./tests/run.sh $(B) stress
+# The tests whose subject is concurrency, for ThreadSanitizer runs.
+check-concurrency: all $(UNIT) $(INTEG) $(STRESS)
+	$(Q)WEFT_TEST_FILTER='$(CONCURRENCY_TESTS)' ./tests/run.sh $(B) unit integration stress
+CONCURRENCY_TESTS := unit/deque unit/engine integration/deps integration/spawn \
+	integration/cancel integration/close stress/dag stress/million
+
+bench: deps all $(PERF)
+	$(Q)./perf/run.sh $(B)
+
+demo: deps all
+	$(Q)$(B)/tools/weft-demo
+
+$(NAME).pc: $(NAME).pc.in Makefile
+	$(Q)sed -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
+		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
+		-e 's|@LIBS@|$(LIBS)|' $< > $@
+
+install: all $(NAME).pc
+	install -d $(DESTDIR)$(includedir) $(DESTDIR)$(libdir)/pkgconfig
+	install -m 644 include/weft.h $(DESTDIR)$(includedir)/weft.h
+	install -m 755 $(SO) $(DESTDIR)$(libdir)/lib$(NAME).so.$(VERSION)
+	ln -sf lib$(NAME).so.$(VERSION) $(DESTDIR)$(libdir)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(libdir)/lib$(NAME).so
+	install -m 644 $(A) $(DESTDIR)$(libdir)/lib$(NAME).a
+	install -m 644 $(NAME).pc $(DESTDIR)$(libdir)/pkgconfig/$(NAME).pc
+
+uninstall:
+	rm -f $(DESTDIR)$(includedir)/weft.h $(DESTDIR)$(libdir)/lib$(NAME).so* \
+		$(DESTDIR)$(libdir)/lib$(NAME).a $(DESTDIR)$(libdir)/pkgconfig/$(NAME).pc
+
+clean:
+	rm -rf build $(NAME).pc
+
+-include $(OBJS:.o=.d)

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * alloc.h - memory for results: one arena per NUMA domain, exact byte accounting.
+ *
+ * alloc/ is the bottom layer: it knows nothing of tasks. The jemalloc backend
+ * (arena.c) is the normal one; sys.c serves sanitizer builds, where every buffer must
+ * come from the sanitizer's own malloc so that overflows are caught.
+ */
+#ifndef WEFT_ALLOC_H
+#define WEFT_ALLOC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define WEFT_ALLOC_MAX_NUMA 64
+
+struct weft__alloc;
+
+/**
+ * weft__alloc_create() - One arena per NUMA domain.
+ * @nnuma:   number of domains (1..WEFT_ALLOC_MAX_NUMA).
+ * @os_node: for each domain, the OS node its pages should live on, or -1 for none.
+ *           Binding is best effort: a node the kernel does not know is not bound.
+ */
+int weft__alloc_create(unsigned nnuma, const int *os_node, struct weft__alloc **out)
+	__attribute__((warn_unused_result));
+/* Frees every arena and everything still allocated from them. NULL does nothing. */
+void weft__alloc_destroy(struct weft__alloc *a);
+
+/*
+ * Allocate @len bytes (> 0) on domain @numa, 16-byte aligned, and account their
+ * exact usable size, which is returned in @usable. NULL when memory is exhausted.
+ */
+void *weft__alloc(struct weft__alloc *a, unsigned numa, size_t len, size_t *usable);
+/* Free what weft__alloc() returned; @usable is the size it reported. */
+void weft__free(struct weft__alloc *a, void *p, size_t usable);
+
+/* Bytes allocated and not yet freed, exactly; and the most there have been. */
+size_t weft__alloc_bytes(const struct weft__alloc *a);
+size_t weft__alloc_peak(const struct weft__alloc *a);
+/* Domains whose pages could not be bound to their node (0 on a one-node machine). */
+unsigned weft__alloc_unbound(const struct weft__alloc *a);
+/* The backend's name: "jemalloc" or "libc". */
+const char *weft__alloc_backend(void);
+
+/*
+ * Test hook: make the @nth weft__alloc() from now fail (1 = the next one); 0 turns it
+ * off. Process-wide; used by tests to walk error paths.
+ */
+void weft__alloc_fail_nth(unsigned nth);
+
+/* Shared by the backends: accounting and the failure hook. */
+struct weft__acct {
+	_Atomic size_t bytes;			/* live bytes */
+	_Atomic size_t peak;			/* high-water mark of bytes */
+};
+
+void weft__acct_add(struct weft__acct *ac, size_t n);
+void weft__acct_sub(struct weft__acct *ac, size_t n);
+bool weft__alloc_should_fail(void);
+
+#endif /* WEFT_ALLOC_H */

@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core.h - the node runtime's internal contract: topology, the task record, the
+ * engine and its worker threads, logging and configuration helpers.
+ */
+#ifndef WEFT_CORE_H
+#define WEFT_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "weft.h"
+#include "compiler.h"
+#include "deque.h"
+#include "../alloc/alloc.h"
+
+/* ---- logging (log.c) ---- */
+
+enum weft__log_level { WEFT_LOG_ERROR, WEFT_LOG_WARN, WEFT_LOG_INFO, WEFT_LOG_DEBUG };
+
+void weft__log(enum weft__log_level lvl, const char *component, const char *fmt, ...)
+	__printf(3, 4);
+bool weft__log_enabled(enum weft__log_level lvl);
+
+/* ---- configuration (config.c) ---- */
+
+/* "512M", "4G", "1024": bytes. Return: 0 or -EINVAL (junk, overflow). */
+int weft__parse_size(const char *s, size_t *out) __must_check;
+/* A positive decimal that fits an unsigned. Return: 0 or -EINVAL. */
+int weft__parse_uint(const char *s, unsigned *out) __must_check;
+
+/* ---- topology (topo.c; the only user of hwloc) ---- */
+
+struct weft__topo;
+
+/* Load the machine's topology, or the one $HWLOC_SYNTHETIC / $HWLOC_XMLFILE give. */
+int weft__topo_load(struct weft__topo **out) __must_check;
+void weft__topo_unload(struct weft__topo *t);
+unsigned weft__topo_ncores(const struct weft__topo *t);
+unsigned weft__topo_nnuma(const struct weft__topo *t);
+/* The domain (0..nnuma-1) that core @core belongs to. */
+unsigned weft__topo_core_numa(const struct weft__topo *t, unsigned core);
+/* The OS node number of domain @numa, or -1 if the topology is not this machine's. */
+int weft__topo_numa_os_index(const struct weft__topo *t, unsigned numa);
+/* False for a synthetic or foreign topology, where binding has no meaning. */
+bool weft__topo_can_bind(const struct weft__topo *t);
+/* Pin the calling thread to core @core. Return: 0, or -errno from hwloc. */
+int weft__topo_bind_self(struct weft__topo *t, unsigned core);
+/*
+ * Choose @n cores for @n threads, spread across domains: thread i runs on
+ * cores_out[i]. With more threads than cores, cores are reused round-robin.
+ */
+void weft__topo_spread(const struct weft__topo *t, unsigned n, unsigned *cores_out);
+
+/* ---- tasks (task.c) ---- */
+
+enum weft__task_state {
+	WT_WAITING,			/* dependencies unfinished */
+	WT_READY,			/* in a deque, the inbox or the priority heap */
+	WT_RUNNING,			/* its function is running */
+	WT_ENDING,			/* claimed by the thread that ends it unrun */
+	WT_DONE,			/* final: results valid */
+	WT_FAILED,			/* final: err says why */
+	WT_CANCELLED,			/* final: never ran */
+};
+#define WT_STATE_MASK	0xffu
+#define WT_WAITER	0x100u		/* a thread sleeps on done_seq for this task */
+
+static inline bool wt_final(uint32_t s)
+{
+	return (s & WT_STATE_MASK) >= WT_DONE;
+}
+
+/* An error shared by a failed task and every dependent it failed. */
+struct weft__err {
+	_Atomic uint32_t refs;
+	int code;			/* WEFT_ETASK, -ECANCELED, -ENOMEM, ... */
+	char msg[];
+};
+
+/* One output of a task: the handle users hold as struct weft_future. */
+#define WEFT_INLINE_RESULT 16
+struct weft_future {
+	struct weft_task *task;		/* owner; a future holds a reference on it */
+	void *data;			/* inl, an alloc/ buffer, or NULL when empty */
+	size_t len;			/* bytes of the result */
+	size_t usable;			/* bytes accounted in alloc/; 0 when inline */
+	union {
+		unsigned char inl[WEFT_INLINE_RESULT];	/* small results: no allocation */
+		uint64_t align;
+	};
+};
+
+/* A dependency edge, queued on the dependency until it ends. */
+struct weft__edge {
+	struct weft_task *task;		/* the dependent */
+	struct weft__edge *next;
+};
+
+#define WEFT_INLINE_DEPS 2
+#define WEFT_INLINE_ARG 32
+
+/* flags */
+#define TF_ARG_HEAP	0x1		/* arg was malloc'd */
+#define TF_DEPS_HEAP	0x2		/* in and edges were malloc'd */
+#define TF_OUT_HEAP	0x4		/* out was malloc'd (several outputs) */
+
+/*
+ * A task record. Records come from per-thread caches and never return to malloc
+ * before the engine closes. refs counts the futures handed out, one reference per
+ * dependent that has not yet run, and one held by the engine while the task is
+ * still in its scheduling structures (a deque, a dependency list, the heap).
+ */
+struct weft_task {
+	weft_fn *fn;
+	struct weft__engine *eng;
+	_Atomic uint32_t state;		/* enum weft__task_state | WT_WAITER */
+	_Atomic uint32_t pending;	/* unfinished dependencies, +1 while submitting */
+	_Atomic uint32_t refs;
+	uint32_t nin;			/* dependencies */
+	uint16_t noutputs;		/* >= 1 */
+	uint16_t flags;			/* TF_* */
+	int priority;
+	unsigned retries;		/* re-runs left */
+	struct weft_future **in;	/* the dependencies' outputs */
+	struct weft__edge *edges;	/* one per dependency */
+	_Atomic(struct weft__edge *) dependents;	/* edges of waiting dependents */
+	struct weft_task *next;		/* inbox, free list */
+	struct weft_task *ending_next;	/* stack of tasks failing together */
+	void *arg;
+	size_t arglen;
+	struct weft__err *err;		/* set once final and not done */
+	char *label;			/* owned copy, or NULL: use the function's name */
+	uint64_t seq;			/* submit order, for ties in the priority heap */
+	struct weft_future *out;	/* &out1, or noutputs of them */
+	struct weft_future out1;
+	struct weft_future *in_inl[WEFT_INLINE_DEPS];
+	struct weft__edge edge_inl[WEFT_INLINE_DEPS];
+	_Alignas(16) unsigned char arg_inl[WEFT_INLINE_ARG];
+};
+
+/* A sentinel dependents value: the task has ended, add no more edges. */
+#define WEFT_EDGES_CLOSED ((struct weft__edge *)1)
+
+/*
+ * A per-thread cache of free records, and that thread's counters. Each cache is
+ * written by one thread only; others read the counters (relaxed) for statistics and
+ * for close's quiescence test.
+ */
+struct weft__cache {
+	struct weft__engine *eng;
+	struct weft_task *free;		/* free records */
+	unsigned nfree;
+	_Atomic uint64_t created;	/* tasks this thread entered into scheduling */
+	_Atomic uint64_t retired;	/* tasks this thread took out of scheduling */
+	_Atomic uint64_t run;		/* task functions run */
+	_Atomic uint64_t failed;
+	_Atomic uint64_t cancelled;
+	_Atomic uint64_t steals;
+	_Atomic uint64_t parks;
+	struct weft__cache *next;	/* engine's list of external threads' caches */
+};
+
+/* Single-writer counter: no locked instruction on the hot path. */
+static inline void counter_inc(_Atomic uint64_t *c)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+struct weft__worker {
+	struct weft__deque dq;		/* first: its lines are the hottest */
+	struct weft__cache cache;
+	struct weft__engine *eng;
+	unsigned id;
+	unsigned core;			/* where it is pinned */
+	unsigned numa;			/* its domain: where its results are allocated */
+	unsigned *victims;		/* other workers, same domain first */
+	unsigned nvictims;
+	unsigned nlocal;		/* victims[0..nlocal-1] share this domain */
+	uint64_t rng;			/* xorshift state for victim order */
+	unsigned help_depth;		/* nested waits inside tasks */
+	pthread_t thread;
+};
+
+struct weft__engine {
+	uint64_t id;			/* unique per process, for thread-local caches */
+	struct weft__topo *topo;
+	struct weft__alloc *alloc;
+	unsigned nthreads;
+	unsigned nnuma;
+	size_t memory_limit;		/* recorded; enforced by the spill manager */
+	char *spill_dir;
+	struct weft__worker **workers;
+
+	/* Tasks made ready by threads that own no deque; a Treiber stack taken whole. */
+	_Atomic(struct weft_task *) inbox __cacheline_aligned;
+
+	/* Parking: an eventcount. */
+	_Atomic uint32_t park_seq __cacheline_aligned;	/* bumped by each wake */
+	_Atomic uint32_t nparked;	/* threads between prepare and wake-up */
+	_Atomic uint32_t nspinning;	/* idle threads still looking for work */
+	_Atomic bool stop;		/* workers exit */
+
+	/* Threads outside the engine (and tasks with nothing to help) sleep here. */
+	_Atomic uint32_t done_seq __cacheline_aligned;
+	_Atomic uint32_t ndone_waiters;
+
+	/* Tasks with a priority other than 0: a max-heap under a lock. */
+	pthread_mutex_t prio_lock __cacheline_aligned;
+	struct weft_task **prio;
+	size_t prio_len, prio_cap;
+	_Atomic uint32_t prio_count;	/* prio_len, readable without the lock */
+	_Atomic int prio_top;		/* priority of prio[0] while prio_count > 0 */
+	uint64_t prio_seq;
+
+	/* Records: slabs, a shared free list, and the external threads' caches. */
+	pthread_mutex_t pool_lock;
+	struct weft_task *pool_free;
+	unsigned pool_nfree;
+	void **slabs;
+	size_t nslabs, slabs_cap;
+	struct weft__cache *ext_caches;
+
+	_Atomic bool closing;		/* close has begun: refuse new work */
+	bool closed;			/* only held futures remain */
+	_Atomic uint64_t husk_live;	/* after close: records still referenced */
+	uint64_t seq;			/* submit counter for priority ties */
+};
+
+/* The calling thread's worker, if it is one of @eng's. */
+struct weft__worker *weft__self(const struct weft__engine *eng);
+/* True on any engine's worker thread. */
+bool weft__self_any(void);
+/* client.c: the engine behind a client (unit tests peek through it). */
+struct weft__engine *weft__client_engine(struct weft_client *c);
+
+/* engine.c */
+int weft__engine_open(const struct weft_options *opts, struct weft__engine **out)
+	__must_check;
+/* Quiesce, stop the threads, free everything but records still referenced. */
+void weft__engine_close(struct weft__engine *eng);
+/* Make a ready task runnable: on @w's deque, else the inbox or the heap. */
+void weft__engine_schedule(struct weft__engine *eng, struct weft__worker *w,
+			   struct weft_task *t);
+/*
+ * Run other work (inside a task) until @done(@arg, mark) or the deadline (< 0: none).
+ * @done with mark set must also flag the awaited tasks with WT_WAITER, so that their
+ * end wakes sleepers on done_seq.
+ */
+int weft__engine_help(struct weft__worker *w, bool (*done)(void *, bool), void *arg,
+		      int64_t deadline_ns);
+/* Block a thread that is not a worker until @done(@arg) or the deadline. */
+int weft__engine_block(struct weft__engine *eng, bool (*done)(void *, bool), void *arg,
+		       int64_t deadline_ns);
+void weft__engine_wake_waiters(struct weft__engine *eng);
+int64_t weft__now_ns(void);
+
+/* task.c */
+struct weft__cache *weft__cache_self(struct weft__engine *eng);
+int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn *fn,
+		      struct weft_future *const *deps, size_t ndeps,
+		      const void *arg, size_t arglen, const struct weft_task_opts *opts,
+		      struct weft_future **out) __must_check;
+int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
+		       struct weft_future **out) __must_check;
+/* Run a task taken from a queue; drops the engine's reference. */
+void weft__task_run(struct weft__worker *w, struct weft_task *t);
+/* Free results and records at close; returns how many records are still held. */
+uint64_t weft__task_close(struct weft__engine *eng);
+void weft__task_free_pool(struct weft__engine *eng);
+const char *weft__task_label(const struct weft_task *t, char *buf, size_t len);
+
+/* registry.c */
+weft_fn *weft__registry_find(const char *name);
+const char *weft__registry_name(weft_fn *fn);
+
+#endif /* WEFT_CORE_H */

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * deque.h - the Chase-Lev work-stealing deque, in the C11 form of Lê, Pop, Cohen and
+ * Zappa Nardelli (PPoPP 2013). The owner pushes and pops at the bottom; any thread
+ * steals from the top. The array grows by doubling; old arrays are kept until the
+ * deque is destroyed, because a thief may still be reading one.
+ */
+#ifndef WEFT_DEQUE_H
+#define WEFT_DEQUE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "compiler.h"
+
+struct weft__deque_array {
+	int64_t mask;				/* capacity - 1; capacity a power of two */
+	struct weft__deque_array *older;	/* the array this one replaced */
+	_Atomic(void *) slot[];
+};
+
+struct weft__deque {
+	_Atomic int64_t top __cacheline_aligned;	/* thieves' end */
+	_Atomic int64_t bottom __cacheline_aligned;	/* owner's end */
+	/* Its own line: thieves read it on every steal, the owner rarely writes it. */
+	_Atomic(struct weft__deque_array *) array __cacheline_aligned;
+};
+
+#define WEFT_DEQUE_EMPTY ((void *)0)
+#define WEFT_DEQUE_ABORT ((void *)1)	/* lost a race; the deque may not be empty */
+
+static inline struct weft__deque_array *weft__deque_array_new(int64_t cap)
+{
+	struct weft__deque_array *a = malloc(sizeof(*a) + cap * sizeof(a->slot[0]));
+
+	if (a) {
+		a->mask = cap - 1;
+		a->older = NULL;
+	}
+	return a;
+}
+
+/* @cap: initial capacity, a power of two. Return: 0 or -ENOMEM. */
+static inline int weft__deque_init(struct weft__deque *d, int64_t cap)
+{
+	struct weft__deque_array *a = weft__deque_array_new(cap);
+
+	if (!a)
+		return -12; /* -ENOMEM without dragging errno.h into every user */
+	atomic_init(&d->top, 0);
+	atomic_init(&d->bottom, 0);
+	atomic_init(&d->array, a);
+	return 0;
+}
+
+/* Frees every array. No thread may use the deque any more. */
+static inline void weft__deque_fini(struct weft__deque *d)
+{
+	struct weft__deque_array *a = atomic_load_explicit(&d->array, memory_order_relaxed);
+
+	while (a) {
+		struct weft__deque_array *older = a->older;
+
+		free(a);
+		a = older;
+	}
+	atomic_store_explicit(&d->array, NULL, memory_order_relaxed);
+}
+
+/* Owner only. Elements t..b-1 of @a move to a new array of twice the size. */
+static inline struct weft__deque_array *
+weft__deque_grow(struct weft__deque *d, struct weft__deque_array *a, int64_t t, int64_t b)
+{
+	struct weft__deque_array *n = weft__deque_array_new(2 * (a->mask + 1));
+	int64_t i;
+
+	if (!n)
+		return NULL;
+	for (i = t; i < b; i++)
+		atomic_store_explicit(&n->slot[i & n->mask],
+				      atomic_load_explicit(&a->slot[i & a->mask],
+							   memory_order_relaxed),
+				      memory_order_relaxed);
+	n->older = a;
+	/* Release: a thief that loads the new array sees its slots filled. */
+	atomic_store_explicit(&d->array, n, memory_order_release);
+	return n;
+}
+
+/* Owner only. @x must not be NULL or WEFT_DEQUE_ABORT. Return: 0 or -ENOMEM. */
+static inline int weft__deque_push(struct weft__deque *d, void *x)
+{
+	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
+	int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
+	struct weft__deque_array *a = atomic_load_explicit(&d->array, memory_order_relaxed);
+
+	if (unlikely(b - t > a->mask)) {
+		a = weft__deque_grow(d, a, t, b);
+		if (!a)
+			return -12;
+	}
+	atomic_store_explicit(&a->slot[b & a->mask], x, memory_order_relaxed);
+	/*
+	 * Release pairs with the acquire load of bottom in steal: a thief that sees the
+	 * new bottom sees the slot and the task written before the push. (The paper's
+	 * release fence plus relaxed store; a release store is the same on x86 and is
+	 * what ThreadSanitizer understands.)
+	 */
+	atomic_store_explicit(&d->bottom, b + 1, memory_order_release);
+	return 0;
+}
+
+/* Owner only. Return: the newest element, or WEFT_DEQUE_EMPTY. */
+static inline void *weft__deque_pop(struct weft__deque *d)
+{
+	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed) - 1;
+	struct weft__deque_array *a = atomic_load_explicit(&d->array, memory_order_relaxed);
+	int64_t t;
+	void *x;
+
+	/*
+	 * Every store of bottom is a release, not only push's: a thief may read any of
+	 * them, and it must still see the tasks pushed before (free on x86).
+	 */
+	atomic_store_explicit(&d->bottom, b, memory_order_release);
+	/* Pairs with the fence in steal: either the thief sees the lowered bottom or we
+	 * see its raised top; both cannot miss each other for the last element. */
+	atomic_thread_fence(memory_order_seq_cst);
+	t = atomic_load_explicit(&d->top, memory_order_relaxed);
+	if (t > b) {
+		atomic_store_explicit(&d->bottom, b + 1, memory_order_release);
+		return WEFT_DEQUE_EMPTY;
+	}
+	x = atomic_load_explicit(&a->slot[b & a->mask], memory_order_relaxed);
+	if (t == b) {
+		/* The last element: race the thieves for it on top. */
+		if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1,
+							     memory_order_seq_cst,
+							     memory_order_relaxed))
+			x = WEFT_DEQUE_EMPTY;
+		atomic_store_explicit(&d->bottom, b + 1, memory_order_release);
+	}
+	return x;
+}
+
+/* Any thread. Return: the oldest element, WEFT_DEQUE_EMPTY or WEFT_DEQUE_ABORT. */
+static inline void *weft__deque_steal(struct weft__deque *d)
+{
+	int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
+	int64_t b;
+	void *x;
+
+	/* Pairs with the fence in pop (see there). */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* Acquire pairs with the release store of bottom in push. */
+	b = atomic_load_explicit(&d->bottom, memory_order_acquire);
+	if (t >= b)
+		return WEFT_DEQUE_EMPTY;
+	/* Acquire pairs with the release store of array in grow. */
+	struct weft__deque_array *a = atomic_load_explicit(&d->array, memory_order_acquire);
+
+	x = atomic_load_explicit(&a->slot[t & a->mask], memory_order_relaxed);
+	if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1,
+						     memory_order_seq_cst,
+						     memory_order_relaxed))
+		return WEFT_DEQUE_ABORT;
+	return x;
+}
+
+/* Any thread; a hint only, for idle threads deciding whether to look closer. */
+static inline int weft__deque_looks_empty(struct weft__deque *d)
+{
+	return atomic_load_explicit(&d->bottom, memory_order_relaxed) <=
+	       atomic_load_explicit(&d->top, memory_order_relaxed);
+}
+
+#endif /* WEFT_DEQUE_H */

@@ -1,0 +1,713 @@
+// SPDX-License-Identifier: MIT
+/*
+ * engine.c - the node runtime's threads: one per core, pinned, each with a
+ * work-stealing deque; where ready tasks go; how idle threads look for work, sleep
+ * and wake; waiting inside and outside tasks; opening and closing an engine.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <sched.h>
+
+#include "core.h"
+
+#define SPIN_ROUNDS 64			/* look-arounds before an idle thread parks */
+#define YIELD_EVERY 8			/* of those, every n-th yields the core */
+#define DEQUE_CAP 1024
+#define MAX_THREADS 4096
+
+static _Atomic uint64_t next_engine_id;
+static _Thread_local struct weft__worker *tl_worker;
+
+struct weft__worker *weft__self(const struct weft__engine *eng)
+{
+	struct weft__worker *w = tl_worker;
+
+	return (w && w->eng == eng) ? w : NULL;
+}
+
+bool weft__self_any(void)
+{
+	return tl_worker != NULL;
+}
+
+int64_t weft__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- futexes ---- */
+
+/* Sleep while *addr == val, at most until @deadline_ns (< 0: no limit). */
+static void futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t deadline_ns)
+{
+	struct timespec ts, *tp = NULL;
+
+	if (deadline_ns >= 0) {
+		int64_t left = deadline_ns - weft__now_ns();
+
+		if (left <= 0)
+			return;
+		ts.tv_sec = left / 1000000000;
+		ts.tv_nsec = left % 1000000000;
+		tp = &ts;
+	}
+	/* EAGAIN (value changed), EINTR and ETIMEDOUT all mean: look again. */
+	syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, tp, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *addr, int n)
+{
+	syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+/* ---- parking: an eventcount over park_seq ---- */
+
+static void wake_one(struct weft__engine *eng)
+{
+	/* Pairs with the load of park_seq in idle(): a parker that read the old value
+	 * returns from FUTEX_WAIT at once. */
+	atomic_fetch_add_explicit(&eng->park_seq, 1, memory_order_seq_cst);
+	futex_wake(&eng->park_seq, 1);
+}
+
+static void wake_all(struct weft__engine *eng)
+{
+	atomic_fetch_add_explicit(&eng->park_seq, 1, memory_order_seq_cst);
+	futex_wake(&eng->park_seq, INT_MAX);
+}
+
+/*
+ * After publishing work with a seq_cst operation: wake a parked thread unless one
+ * is still spinning (it re-checks every queue before it parks). All seq_cst, paired
+ * with the increments and re-check in idle(): either we see the parker, or it sees
+ * the work.
+ */
+static void notify_strict(struct weft__engine *eng)
+{
+	if (atomic_load_explicit(&eng->nparked, memory_order_seq_cst) &&
+	    !atomic_load_explicit(&eng->nspinning, memory_order_seq_cst))
+		wake_one(eng);
+}
+
+/*
+ * After a worker pushed onto its own deque: that worker will run the task if nobody
+ * steals it, so a stale read here costs parallelism, never progress. No fence.
+ */
+static inline void notify_hint(struct weft__engine *eng)
+{
+	if (unlikely(atomic_load_explicit(&eng->nparked, memory_order_relaxed)) &&
+	    !atomic_load_explicit(&eng->nspinning, memory_order_relaxed))
+		wake_one(eng);
+}
+
+void weft__engine_wake_waiters(struct weft__engine *eng)
+{
+	/* Pairs with the load of done_seq in block(), made before WT_WAITER was set. */
+	atomic_fetch_add_explicit(&eng->done_seq, 1, memory_order_seq_cst);
+	futex_wake(&eng->done_seq, INT_MAX);
+}
+
+/* ---- the priority heap: (priority desc, seq asc), under prio_lock ---- */
+
+static bool prio_before(const struct weft_task *a, const struct weft_task *b)
+{
+	return a->priority != b->priority ? a->priority > b->priority : a->seq < b->seq;
+}
+
+static void prio_publish(struct weft__engine *eng)
+{
+	if (eng->prio_len)
+		atomic_store_explicit(&eng->prio_top, eng->prio[0]->priority,
+				      memory_order_relaxed);
+	/* seq_cst: the heap is one of the queues idle threads re-check before parking. */
+	atomic_store_explicit(&eng->prio_count, (uint32_t)eng->prio_len,
+			      memory_order_seq_cst);
+}
+
+static int prio_push(struct weft__engine *eng, struct weft_task *t)
+{
+	size_t i;
+
+	pthread_mutex_lock(&eng->prio_lock);
+	if (eng->prio_len == eng->prio_cap) {
+		size_t cap = eng->prio_cap ? 2 * eng->prio_cap : 64;
+		struct weft_task **p = realloc(eng->prio, cap * sizeof(*p));
+
+		if (!p) {
+			pthread_mutex_unlock(&eng->prio_lock);
+			return -ENOMEM;
+		}
+		eng->prio = p;
+		eng->prio_cap = cap;
+	}
+	t->seq = eng->prio_seq++;
+	for (i = eng->prio_len++; i && prio_before(t, eng->prio[(i - 1) / 2]);
+	     i = (i - 1) / 2)
+		eng->prio[i] = eng->prio[(i - 1) / 2];
+	eng->prio[i] = t;
+	prio_publish(eng);
+	pthread_mutex_unlock(&eng->prio_lock);
+	return 0;
+}
+
+/* @positive_only: take the top only if its priority is above the deques' 0. */
+static struct weft_task *prio_pop(struct weft__engine *eng, bool positive_only)
+{
+	struct weft_task *top = NULL, *last;
+	size_t i, child, n;
+
+	pthread_mutex_lock(&eng->prio_lock);
+	if (!eng->prio_len || (positive_only && eng->prio[0]->priority <= 0))
+		goto out_unlock;
+	top = eng->prio[0];
+	n = --eng->prio_len;
+	last = eng->prio[n];
+	for (i = 0; (child = 2 * i + 1) < n; i = child) {
+		if (child + 1 < n && prio_before(eng->prio[child + 1], eng->prio[child]))
+			child++;
+		if (!prio_before(eng->prio[child], last))
+			break;
+		eng->prio[i] = eng->prio[child];
+	}
+	if (n)
+		eng->prio[i] = last;
+	prio_publish(eng);
+out_unlock:
+	pthread_mutex_unlock(&eng->prio_lock);
+	return top;
+}
+
+/* ---- where ready tasks go ---- */
+
+static void inbox_push(struct weft__engine *eng, struct weft_task *t)
+{
+	struct weft_task *head = atomic_load_explicit(&eng->inbox, memory_order_relaxed);
+
+	do {
+		t->next = head;
+		/* seq_cst: release for t, and ordered before notify_strict's loads. */
+	} while (!atomic_compare_exchange_weak_explicit(&eng->inbox, &head, t,
+							memory_order_seq_cst,
+							memory_order_relaxed));
+	notify_strict(eng);
+}
+
+void weft__engine_schedule(struct weft__engine *eng, struct weft__worker *w,
+			   struct weft_task *t)
+{
+	if (unlikely(t->priority) && !prio_push(eng, t)) {
+		notify_strict(eng);
+		return;
+	}
+	if (likely(w) && !weft__deque_push(&w->dq, t)) {
+		notify_hint(eng);
+		return;
+	}
+	/* Not a worker, or a deque that could not grow: the inbox takes anything. */
+	inbox_push(eng, t);
+}
+
+/*
+ * Take the whole inbox: run its oldest task now and push the rest on this thread's
+ * deque, oldest nearest the bottom, where other threads can steal them.
+ */
+static struct weft_task *inbox_take(struct weft__worker *w)
+{
+	/* Acquire pairs with the seq_cst CAS in inbox_push. */
+	struct weft_task *t = atomic_exchange_explicit(&w->eng->inbox, NULL,
+						       memory_order_acquire);
+
+	while (t && t->next) {
+		struct weft_task *next = t->next;
+
+		if (weft__deque_push(&w->dq, t)) {
+			/* No memory to grow the deque: give the rest back. */
+			struct weft_task *last = t;
+
+			while (last->next)
+				last = last->next;
+			last->next = atomic_load_explicit(&w->eng->inbox,
+							  memory_order_relaxed);
+			while (!atomic_compare_exchange_weak_explicit(
+					&w->eng->inbox, &last->next, t,
+					memory_order_seq_cst, memory_order_relaxed))
+				;
+			return NULL;
+		}
+		t = next;
+	}
+	return t;
+}
+
+static inline uint64_t xorshift(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+/* Same domain first, from a random start, then the others. */
+static struct weft_task *steal(struct weft__worker *w)
+{
+	struct weft__worker **all = w->eng->workers;
+	unsigned n = w->nvictims, i, j, start, lo, cnt;
+	int pass;
+
+	for (pass = 0; pass < 2; pass++) {
+		lo = pass ? w->nlocal : 0;
+		cnt = pass ? n - w->nlocal : w->nlocal;
+		if (!cnt)
+			continue;
+		start = (unsigned)(xorshift(&w->rng) % cnt);
+		for (j = 0; j < cnt; j++) {
+			struct weft__worker *v = all[w->victims[lo + (start + j) % cnt]];
+			void *t;
+
+			i = 0;
+			do {
+				t = weft__deque_steal(&v->dq);
+			} while (t == WEFT_DEQUE_ABORT && ++i < 4);
+			if (t != WEFT_DEQUE_EMPTY && t != WEFT_DEQUE_ABORT) {
+				counter_inc(&w->cache.steals);
+				return t;
+			}
+		}
+	}
+	return NULL;
+}
+
+static struct weft_task *find_work(struct weft__worker *w)
+{
+	struct weft__engine *eng = w->eng;
+	struct weft_task *t;
+
+	if (unlikely(atomic_load_explicit(&eng->prio_count, memory_order_relaxed)) &&
+	    atomic_load_explicit(&eng->prio_top, memory_order_relaxed) > 0) {
+		t = prio_pop(eng, true);
+		if (t)
+			return t;
+	}
+	t = weft__deque_pop(&w->dq);
+	if (t)
+		return t;
+	if (atomic_load_explicit(&eng->inbox, memory_order_seq_cst)) {
+		t = inbox_take(w);
+		if (t)
+			return t;
+	}
+	t = steal(w);
+	if (t)
+		return t;
+	if (atomic_load_explicit(&eng->prio_count, memory_order_seq_cst))
+		return prio_pop(eng, false);
+	return NULL;
+}
+
+/* ---- worker threads ---- */
+
+/*
+ * No work found: spin a little, then park. Return: a task found meanwhile, or NULL
+ * after a wake-up (look again) or when the engine stops (w->eng->stop).
+ */
+static struct weft_task *idle(struct weft__worker *w)
+{
+	struct weft__engine *eng = w->eng;
+	struct weft_task *t;
+	uint32_t key;
+	int i;
+
+	atomic_fetch_add_explicit(&eng->nspinning, 1, memory_order_seq_cst);
+	for (i = 0; i < SPIN_ROUNDS; i++) {
+		t = find_work(w);
+		if (t) {
+			/* The last spinner found work: another may be needed. */
+			if (atomic_fetch_sub_explicit(&eng->nspinning, 1,
+						      memory_order_seq_cst) == 1)
+				notify_strict(eng);
+			return t;
+		}
+		if (atomic_load_explicit(&eng->stop, memory_order_relaxed))
+			break;
+		if (i % YIELD_EVERY == YIELD_EVERY - 1)
+			sched_yield();
+		else
+			cpu_relax();
+	}
+	key = atomic_load_explicit(&eng->park_seq, memory_order_seq_cst);
+	atomic_fetch_add_explicit(&eng->nparked, 1, memory_order_seq_cst);
+	atomic_fetch_sub_explicit(&eng->nspinning, 1, memory_order_seq_cst);
+	/* The re-check that makes a lost wake-up impossible (see notify_strict). */
+	t = find_work(w);
+	if (!t && !atomic_load_explicit(&eng->stop, memory_order_seq_cst)) {
+		counter_inc(&w->cache.parks);
+		futex_wait(&eng->park_seq, key, -1);
+	}
+	atomic_fetch_sub_explicit(&eng->nparked, 1, memory_order_seq_cst);
+	return t;
+}
+
+static void *worker_main(void *arg)
+{
+	struct weft__worker *w = arg;
+	struct weft__engine *eng = w->eng;
+	struct weft_task *t;
+	int ret;
+
+	tl_worker = w;
+	if (weft__topo_can_bind(eng->topo)) {
+		ret = weft__topo_bind_self(eng->topo, w->core);
+		if (ret)
+			weft__log(WEFT_LOG_INFO, "core", "thread %u: not pinned to core %u: %s",
+				  w->id, w->core, weft_strerror(ret));
+	}
+	while (!atomic_load_explicit(&eng->stop, memory_order_acquire)) {
+		t = find_work(w);
+		if (!t)
+			t = idle(w);
+		if (t)
+			weft__task_run(w, t);
+	}
+	tl_worker = NULL;
+	return NULL;
+}
+
+/* ---- waiting ---- */
+
+int weft__engine_help(struct weft__worker *w, bool (*done)(void *, bool), void *arg,
+		      int64_t deadline_ns)
+{
+	struct weft__engine *eng = w->eng;
+	unsigned idle_rounds = 0;
+	struct weft_task *t;
+	uint32_t key;
+
+	for (;;) {
+		if (done(arg, false))
+			return 0;
+		t = find_work(w);
+		if (t) {
+			w->help_depth++;
+			weft__task_run(w, t);
+			w->help_depth--;
+			idle_rounds = 0;
+			continue;
+		}
+		if (deadline_ns >= 0 && weft__now_ns() >= deadline_ns)
+			return done(arg, false) ? 0 : -ETIMEDOUT;
+		if (++idle_rounds < SPIN_ROUNDS) {
+			cpu_relax();
+			continue;
+		}
+		/*
+		 * What we wait for runs elsewhere. Sleep until something ends, but not
+		 * long: new work for us does not wake done_seq.
+		 */
+		key = atomic_load_explicit(&eng->done_seq, memory_order_seq_cst);
+		if (done(arg, true))
+			return 0;
+		int64_t nap = weft__now_ns() + 200000;
+
+		futex_wait(&eng->done_seq, key,
+			   deadline_ns >= 0 && deadline_ns < nap ? deadline_ns : nap);
+	}
+}
+
+int weft__engine_block(struct weft__engine *eng, bool (*done)(void *, bool), void *arg,
+		       int64_t deadline_ns)
+{
+	unsigned i;
+	uint32_t key;
+
+	/* A short spin first: a futex round trip costs tens of microseconds here. */
+	for (i = 0; i < 256; i++) {
+		if (done(arg, false))
+			return 0;
+		cpu_relax();
+	}
+	for (;;) {
+		/* Read before WT_WAITER is set; pairs with weft__engine_wake_waiters. */
+		key = atomic_load_explicit(&eng->done_seq, memory_order_seq_cst);
+		if (done(arg, true))
+			return 0;
+		if (deadline_ns >= 0 && weft__now_ns() >= deadline_ns)
+			return -ETIMEDOUT;
+		futex_wait(&eng->done_seq, key, deadline_ns);
+	}
+}
+
+/* ---- open and close ---- */
+
+static __cold int options_resolve(struct weft__engine *eng, const struct weft_options *o)
+{
+	const char *s;
+	int ret;
+
+	eng->nthreads = o->nthreads;
+	if (!eng->nthreads && (s = getenv("WEFT_NTHREADS")) && *s) {
+		ret = weft__parse_uint(s, &eng->nthreads);
+		if (ret) {
+			weft__log(WEFT_LOG_ERROR, "core", "WEFT_NTHREADS=%s: not a positive count", s);
+			return ret;
+		}
+	}
+	if (!eng->nthreads)
+		eng->nthreads = weft__topo_ncores(eng->topo);
+	if (eng->nthreads > MAX_THREADS) {
+		weft__log(WEFT_LOG_ERROR, "core", "%u threads: at most %u", eng->nthreads,
+			  MAX_THREADS);
+		return -EINVAL;
+	}
+	eng->memory_limit = o->memory_limit;
+	if (!eng->memory_limit && (s = getenv("WEFT_MEMORY_LIMIT")) && *s) {
+		ret = weft__parse_size(s, &eng->memory_limit);
+		if (ret) {
+			weft__log(WEFT_LOG_ERROR, "core", "WEFT_MEMORY_LIMIT=%s: not a size", s);
+			return ret;
+		}
+	}
+	s = o->spill_dir;
+	if (!s || !*s)
+		s = getenv("WEFT_SPILL_DIR");
+	if (!s || !*s)
+		s = getenv("TMPDIR");
+	if (!s || !*s)
+		s = "/tmp";
+	eng->spill_dir = strdup(s);
+	return eng->spill_dir ? 0 : -ENOMEM;
+}
+
+static __cold int workers_create(struct weft__engine *eng)
+{
+	unsigned n = eng->nthreads, i, j, k;
+	unsigned *cores = calloc(n, sizeof(*cores));
+
+	eng->workers = calloc(n, sizeof(*eng->workers));
+	if (!cores || !eng->workers)
+		goto err_nomem;
+	weft__topo_spread(eng->topo, n, cores);
+	for (i = 0; i < n; i++) {
+		struct weft__worker *w;
+
+		if (posix_memalign((void **)&w, WEFT_CACHELINE, sizeof(*w)))
+			goto err_nomem;
+		memset(w, 0, sizeof(*w));
+		eng->workers[i] = w;
+		w->victims = calloc(n, sizeof(*w->victims));
+		if (!w->victims || weft__deque_init(&w->dq, DEQUE_CAP)) {
+			free(w->victims);
+			free(w);
+			eng->workers[i] = NULL;
+			goto err_nomem;
+		}
+		w->eng = eng;
+		w->cache.eng = eng;
+		w->id = i;
+		w->core = cores[i];
+		w->numa = weft__topo_core_numa(eng->topo, cores[i]);
+		w->rng = 0x9e3779b97f4a7c15ull * (i + 1) ^ eng->id;
+	}
+	/* Victims: same domain first. */
+	for (i = 0; i < n; i++) {
+		struct weft__worker *w = eng->workers[i];
+
+		for (k = 0; k < 2; k++)
+			for (j = 0; j < n; j++) {
+				bool local = eng->workers[j]->numa == w->numa;
+
+				if (j != i && local == !k)
+					w->victims[w->nvictims++] = j;
+			}
+		for (j = 0; j < w->nvictims; j++)
+			if (eng->workers[w->victims[j]]->numa == w->numa)
+				w->nlocal++;
+	}
+	free(cores);
+	return 0;
+
+err_nomem:
+	free(cores);
+	return -ENOMEM;
+}
+
+static __cold void workers_free(struct weft__engine *eng)
+{
+	unsigned i;
+
+	for (i = 0; eng->workers && i < eng->nthreads; i++) {
+		struct weft__worker *w = eng->workers[i];
+
+		if (!w)
+			continue;
+		weft__deque_fini(&w->dq);
+		free(w->victims);
+		free(w);
+	}
+	free(eng->workers);
+	eng->workers = NULL;
+}
+
+static __cold void workers_stop(struct weft__engine *eng, unsigned started)
+{
+	unsigned i;
+
+	atomic_store_explicit(&eng->stop, true, memory_order_seq_cst);
+	wake_all(eng);
+	for (i = 0; i < started; i++)
+		pthread_join(eng->workers[i]->thread, NULL);
+}
+
+static __cold int workers_start(struct weft__engine *eng)
+{
+	unsigned i;
+	int ret;
+
+	for (i = 0; i < eng->nthreads; i++) {
+		ret = pthread_create(&eng->workers[i]->thread, NULL, worker_main,
+				     eng->workers[i]);
+		if (ret) {
+			weft__log(WEFT_LOG_ERROR, "core", "cannot start thread %u of %u: %s",
+				  i + 1, eng->nthreads, weft_strerror(ret));
+			workers_stop(eng, i);
+			return -EAGAIN;
+		}
+	}
+	return 0;
+}
+
+static __cold void engine_free(struct weft__engine *eng)
+{
+	struct weft__cache *c, *next;
+
+	for (c = eng->ext_caches; c; c = next) {
+		next = c->next;
+		free(c);
+	}
+	eng->ext_caches = NULL;
+	workers_free(eng);
+	free(eng->prio);
+	eng->prio = NULL;
+	pthread_mutex_destroy(&eng->prio_lock);
+	pthread_mutex_destroy(&eng->pool_lock);
+	weft__alloc_destroy(eng->alloc);
+	eng->alloc = NULL;
+	weft__topo_unload(eng->topo);
+	eng->topo = NULL;
+	free(eng->spill_dir);
+	eng->spill_dir = NULL;
+}
+
+int weft__engine_open(const struct weft_options *opts, struct weft__engine **out)
+{
+	int os_node[WEFT_ALLOC_MAX_NUMA];
+	struct weft__engine *eng;
+	unsigned i;
+	int ret;
+
+	if (posix_memalign((void **)&eng, WEFT_CACHELINE, sizeof(*eng)))
+		return -ENOMEM;
+	memset(eng, 0, sizeof(*eng));
+	eng->id = atomic_fetch_add_explicit(&next_engine_id, 1, memory_order_relaxed) + 1;
+	pthread_mutex_init(&eng->prio_lock, NULL);
+	pthread_mutex_init(&eng->pool_lock, NULL);
+	ret = weft__topo_load(&eng->topo);
+	if (ret) {
+		weft__log(WEFT_LOG_ERROR, "core", "cannot read the topology: %s",
+			  weft_strerror(ret));
+		goto err_free;
+	}
+	ret = options_resolve(eng, opts);
+	if (ret)
+		goto err_free;
+	eng->nnuma = weft__topo_nnuma(eng->topo);
+	for (i = 0; i < eng->nnuma; i++)
+		os_node[i] = weft__topo_numa_os_index(eng->topo, i);
+	ret = weft__alloc_create(eng->nnuma, os_node, &eng->alloc);
+	if (ret)
+		goto err_free;
+	ret = workers_create(eng);
+	if (ret)
+		goto err_free;
+	ret = workers_start(eng);
+	if (ret)
+		goto err_free;
+	*out = eng;
+	return 0;
+
+err_free:
+	engine_free(eng);
+	free(eng);
+	return ret;
+}
+
+/* Every task that entered scheduling has left it: sum retired, then created. */
+static bool quiescent(struct weft__engine *eng, uint64_t *sig)
+{
+	uint64_t created = 0, retired = 0;
+	struct weft__cache *c;
+	unsigned i;
+
+	/*
+	 * Retired first: a retirement seen here happened after its creation, so that
+	 * creation is seen by the later reads (acquire, paired with counter_inc's
+	 * release). Equal sums twice in a row, with nothing new, means quiet.
+	 */
+	pthread_mutex_lock(&eng->pool_lock);
+	for (i = 0; i < eng->nthreads; i++)
+		retired += atomic_load_explicit(&eng->workers[i]->cache.retired,
+						memory_order_acquire);
+	for (c = eng->ext_caches; c; c = c->next)
+		retired += atomic_load_explicit(&c->retired, memory_order_acquire);
+	for (i = 0; i < eng->nthreads; i++)
+		created += atomic_load_explicit(&eng->workers[i]->cache.created,
+						memory_order_acquire);
+	for (c = eng->ext_caches; c; c = c->next)
+		created += atomic_load_explicit(&c->created, memory_order_acquire);
+	pthread_mutex_unlock(&eng->pool_lock);
+	if (created != retired) {
+		*sig = UINT64_MAX;
+		return false;
+	}
+	if (*sig == created)
+		return true;
+	*sig = created;
+	return false;
+}
+
+void weft__engine_close(struct weft__engine *eng)
+{
+	struct timespec nap = { 0, 100000 };
+	uint64_t sig = UINT64_MAX, held;
+
+	/* From now on queued tasks are ended as cancelled instead of run. */
+	atomic_store_explicit(&eng->closing, true, memory_order_seq_cst);
+	wake_all(eng);
+	while (!quiescent(eng, &sig)) {
+		nanosleep(&nap, NULL);
+		wake_all(eng);
+	}
+	workers_stop(eng, eng->nthreads);
+	held = weft__task_close(eng);
+	engine_free(eng);
+	if (!held) {
+		weft__task_free_pool(eng);
+		free(eng);
+		return;
+	}
+	weft__log(WEFT_LOG_DEBUG, "core", "closed with %llu futures still held",
+		  (unsigned long long)held);
+	eng->closed = true;
+	atomic_store_explicit(&eng->husk_live, held, memory_order_release);
+}

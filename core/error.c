@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: MIT
+/* error.c - weft_strerror(). */
+#include <string.h>
+
+#include "core.h"
+
+const char *weft_strerror(int err)
+{
+	switch (err) {
+	case 0:
+		return "Success";
+	case WEFT_ETASK:
+		return "Task function failed";
+	case WEFT_EKILLED:
+		return "Task's worker died too often";
+	case WEFT_ELOST:
+		return "Data lost and not recomputable";
+	case WEFT_ENOFN:
+		return "No task function of that name";
+	}
+	if (err < 0)
+		err = -err;
+	if (err > 4096)
+		return "Unknown weft error";
+	/* strerror is not thread-safe in general; glibc's strerrordesc_np is. */
+	return strerrordesc_np(err) ? strerrordesc_np(err) : "Unknown error";
+}

@@ -1,0 +1,968 @@
+// SPDX-License-Identifier: MIT
+/*
+ * task.c - task records and their life: per-thread record caches, submit with
+ * dependency counting, running, ending (with failure and cancellation passed on to
+ * dependents), results and their references, waiting.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+#define CACHE_BATCH 64			/* records moved between a cache and the pool */
+#define SLAB_RECORDS 256
+#define MSG_MAX 1024
+
+struct weft_ctx {
+	struct weft__worker *w;
+	struct weft_task *t;
+	char *msg;			/* weft_fail()'s message, malloc'd */
+};
+
+/* ---- record caches ---- */
+
+/* The cache of a thread that is not a worker, for the engine it last used. */
+static _Thread_local struct {
+	uint64_t eng_id;
+	struct weft__cache *cache;
+} tl_ext;
+
+static __cold struct weft__cache *cache_create_external(struct weft__engine *eng)
+{
+	struct weft__cache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->eng = eng;
+	pthread_mutex_lock(&eng->pool_lock);
+	c->next = eng->ext_caches;
+	eng->ext_caches = c;
+	pthread_mutex_unlock(&eng->pool_lock);
+	tl_ext.eng_id = eng->id;
+	tl_ext.cache = c;
+	return c;
+}
+
+struct weft__cache *weft__cache_self(struct weft__engine *eng)
+{
+	struct weft__worker *w = weft__self(eng);
+
+	if (w)
+		return &w->cache;
+	if (likely(tl_ext.eng_id == eng->id))
+		return tl_ext.cache;
+	return cache_create_external(eng);
+}
+
+static __cold int slab_add(struct weft__engine *eng)
+{
+	struct weft_task *slab;
+	unsigned i;
+
+	if (eng->nslabs == eng->slabs_cap) {
+		size_t cap = eng->slabs_cap ? 2 * eng->slabs_cap : 16;
+		void **s = realloc(eng->slabs, cap * sizeof(*s));
+
+		if (!s)
+			return -ENOMEM;
+		eng->slabs = s;
+		eng->slabs_cap = cap;
+	}
+	slab = aligned_alloc(WEFT_CACHELINE, SLAB_RECORDS * sizeof(*slab));
+	if (!slab)
+		return -ENOMEM;
+	/* refs == 0 marks a free record, for close's walk over the slabs. */
+	memset(slab, 0, SLAB_RECORDS * sizeof(*slab));
+	eng->slabs[eng->nslabs++] = slab;
+	for (i = 0; i < SLAB_RECORDS; i++) {
+		slab[i].next = eng->pool_free;
+		eng->pool_free = &slab[i];
+	}
+	eng->pool_nfree += SLAB_RECORDS;
+	return 0;
+}
+
+static __cold struct weft_task *cache_refill(struct weft__cache *c)
+{
+	struct weft__engine *eng = c->eng;
+	struct weft_task *t;
+	unsigned n;
+
+	pthread_mutex_lock(&eng->pool_lock);
+	if (!eng->pool_free && slab_add(eng)) {
+		pthread_mutex_unlock(&eng->pool_lock);
+		return NULL;
+	}
+	for (n = 0; n < CACHE_BATCH && eng->pool_free; n++) {
+		t = eng->pool_free;
+		eng->pool_free = t->next;
+		t->next = c->free;
+		c->free = t;
+	}
+	eng->pool_nfree -= n;
+	pthread_mutex_unlock(&eng->pool_lock);
+	c->nfree += n;
+	t = c->free;
+	c->free = t->next;
+	c->nfree--;
+	return t;
+}
+
+static inline struct weft_task *record_get(struct weft__cache *c)
+{
+	struct weft_task *t = c->free;
+
+	if (likely(t)) {
+		c->free = t->next;
+		c->nfree--;
+		return t;
+	}
+	if (weft__alloc_should_fail())
+		return NULL;
+	return cache_refill(c);
+}
+
+static __cold void pool_put(struct weft__engine *eng, struct weft_task *first,
+			    struct weft_task *last, unsigned n)
+{
+	pthread_mutex_lock(&eng->pool_lock);
+	last->next = eng->pool_free;
+	eng->pool_free = first;
+	eng->pool_nfree += n;
+	pthread_mutex_unlock(&eng->pool_lock);
+}
+
+static inline void record_put(struct weft__engine *eng, struct weft__cache *c,
+			      struct weft_task *t)
+{
+	struct weft_task *first, *last;
+	unsigned n;
+
+	if (unlikely(!c)) {
+		pool_put(eng, t, t, 1);
+		return;
+	}
+	t->next = c->free;
+	c->free = t;
+	if (likely(++c->nfree < 4 * CACHE_BATCH))
+		return;
+	/* Records migrate to the threads that free them; hand a batch back. */
+	first = last = c->free;
+	for (n = 1; n < CACHE_BATCH; n++)
+		last = last->next;
+	c->free = last->next;
+	c->nfree -= n;
+	pool_put(eng, first, last, n);
+}
+
+/* ---- errors ---- */
+
+/* What a task gets when even its error message cannot be allocated. Never freed. */
+static struct {
+	struct weft__err e;
+	char msg[64];
+} oom_err = { { .refs = 1, .code = -ENOMEM }, "out of memory while ending a task" };
+
+static struct weft__err *err_new(int code, const char *fmt, ...) __printf(2, 3);
+
+static struct weft__err *err_new(int code, const char *fmt, ...)
+{
+	struct weft__err *e;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n > MSG_MAX)
+		n = MSG_MAX;
+	e = malloc(sizeof(*e) + n + 1);
+	if (!e)
+		return &oom_err.e;
+	atomic_init(&e->refs, 1);
+	e->code = code;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, n + 1, fmt, ap);
+	va_end(ap);
+	return e;
+}
+
+static struct weft__err *err_get(struct weft__err *e)
+{
+	if (e == &oom_err.e)
+		return e;
+	atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+	return e;
+}
+
+static void err_put(struct weft__err *e)
+{
+	if (!e || e == &oom_err.e)
+		return;
+	/* acq_rel: the last holder frees what others wrote. */
+	if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
+		free(e);
+}
+
+const char *weft__task_label(const struct weft_task *t, char *buf, size_t len)
+{
+	const char *name;
+	Dl_info info;
+
+	if (t->label)
+		return t->label;
+	if (!t->fn)
+		return "scatter";
+	name = weft__registry_name(t->fn);
+	if (name)
+		return name;
+	if (dladdr((void *)t->fn, &info) && info.dli_sname)
+		return info.dli_sname;
+	snprintf(buf, len, "task@%p", (void *)t->fn);
+	return buf;
+}
+
+/* ---- references and freeing ---- */
+
+static void outputs_free(struct weft_task *t)
+{
+	unsigned i;
+
+	for (i = 0; i < t->noutputs; i++) {
+		struct weft_future *o = &t->out[i];
+
+		if (o->usable)
+			weft__free(t->eng->alloc, o->data, o->usable);
+		o->data = NULL;
+		o->len = 0;
+		o->usable = 0;
+	}
+}
+
+static void task_free(struct weft__cache *c, struct weft_task *t)
+{
+	struct weft__engine *eng = t->eng;
+
+	outputs_free(t);
+	if (t->flags & TF_OUT_HEAP)
+		free(t->out);
+	if (t->flags & TF_DEPS_HEAP) {
+		free(t->in);
+		free(t->edges);
+	}
+	if (t->flags & TF_ARG_HEAP)
+		free(t->arg);
+	free(t->label);
+	err_put(t->err);
+	t->err = NULL;
+	t->label = NULL;
+	t->flags = 0;
+	if (unlikely(eng->closed)) {
+		/* After close the records stay in their slabs; the last one frees all. */
+		if (atomic_fetch_sub_explicit(&eng->husk_live, 1, memory_order_acq_rel) == 1) {
+			weft__task_free_pool(eng);
+			free(eng);
+		}
+		return;
+	}
+	record_put(eng, c, t);
+}
+
+static inline void task_ref(struct weft_task *t)
+{
+	/* Relaxed: the caller already holds a reference, so the record is alive. */
+	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
+static inline void task_unref(struct weft__cache *c, struct weft_task *t)
+{
+	/* acq_rel: the last one out sees every write made under the other refs. */
+	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+		task_free(c, t);
+}
+
+/* The task leaves the scheduling structures: drop the engine's reference. */
+static inline void retire(struct weft__cache *c, struct weft_task *t)
+{
+	counter_inc(&c->retired);
+	task_unref(c, t);
+}
+
+/* ---- ending ---- */
+
+/*
+ * Claim a task that has not started, so that this thread alone ends it. The task's
+ * error is set here, before any reader can see a final state.
+ */
+static bool claim(struct weft_task *t, struct weft__err *err)
+{
+	uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+
+	do {
+		if ((s & WT_STATE_MASK) > WT_READY)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&t->state, &s,
+							(s & WT_WAITER) | WT_ENDING,
+							memory_order_acquire,
+							memory_order_relaxed));
+	t->err = err_get(err);
+	return true;
+}
+
+/* pending reached 0: queue the task, or retire it if it was ended meanwhile. */
+static void became_ready(struct weft__cache *c, struct weft__worker *w,
+			 struct weft_task *t)
+{
+	uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+
+	do {
+		if ((s & WT_STATE_MASK) != WT_WAITING) {
+			retire(c, t);
+			return;
+		}
+	} while (!atomic_compare_exchange_weak_explicit(&t->state, &s,
+							(s & WT_WAITER) | WT_READY,
+							memory_order_relaxed,
+							memory_order_relaxed));
+	weft__engine_schedule(t->eng, w, t);
+}
+
+/*
+ * End one claimed task (running or ENDING): publish its state, wake waiters, release
+ * its inputs, and pass its end on to its dependents. Dependents that fail with it are
+ * claimed and pushed on *stack, each with a reference, instead of recursing.
+ */
+static void end_one(struct weft__cache *c, struct weft__worker *w, struct weft_task *t,
+		    uint32_t final, struct weft_task **stack)
+{
+	struct weft__edge *e, *next;
+	uint32_t old, i;
+
+	for (i = 0; i < t->nin; i++)
+		task_unref(c, t->in[i]->task);
+	t->nin = 0;
+	if (final == WT_FAILED)
+		counter_inc(&c->failed);
+	else if (final == WT_CANCELLED)
+		counter_inc(&c->cancelled);
+	/* Release pairs with the acquire loads of state in wait and result. */
+	old = atomic_exchange_explicit(&t->state, final, memory_order_acq_rel);
+	if (old & WT_WAITER)
+		weft__engine_wake_waiters(t->eng);
+	/* Acquire pairs with the release CAS that queued each edge in submit. */
+	e = atomic_exchange_explicit(&t->dependents, WEFT_EDGES_CLOSED,
+				     memory_order_acq_rel);
+	for (; e; e = next) {
+		struct weft_task *d = e->task;
+
+		next = e->next;			/* e lives in d, which may go below */
+		if (final != WT_DONE && claim(d, t->err)) {
+			task_ref(d);
+			d->ending_next = *stack;
+			*stack = d;
+		}
+		if (atomic_fetch_sub_explicit(&d->pending, 1, memory_order_acq_rel) == 1)
+			became_ready(c, w, d);
+	}
+}
+
+static uint32_t final_of(const struct weft__err *err)
+{
+	return err->code == -ECANCELED ? WT_CANCELLED : WT_FAILED;
+}
+
+static void end_cascade(struct weft__cache *c, struct weft__worker *w,
+			struct weft_task *t, uint32_t final)
+{
+	struct weft_task *stack = NULL;
+
+	end_one(c, w, t, final, &stack);
+	while (stack) {
+		t = stack;
+		stack = t->ending_next;
+		end_one(c, w, t, final_of(t->err), &stack);
+		task_unref(c, t);
+	}
+}
+
+/* ---- submit ---- */
+
+static int opts_read(const struct weft_task_opts *in, struct weft_task_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->size = sizeof(*o);
+	if (!in)
+		return 0;
+	if (in->size < offsetof(struct weft_task_opts, noutputs) + sizeof(unsigned) ||
+	    in->size > 4096)
+		return -EINVAL;
+	memcpy(o, in, in->size < sizeof(*o) ? in->size : sizeof(*o));
+	if (o->noutputs > WEFT_MAX_OUTPUTS)
+		return -EINVAL;
+	if (o->worker)
+		return -ENOTSUP;	/* embedded: there is one worker, this process */
+	return 0;
+}
+
+static int check_deps(struct weft__engine *eng, struct weft_future *const *deps,
+		      size_t ndeps)
+{
+	size_t i;
+
+	if (ndeps && !deps)
+		return -EINVAL;
+	if (ndeps > UINT32_MAX / 2)
+		return -EINVAL;
+	for (i = 0; i < ndeps; i++)
+		if (!deps[i] || deps[i]->task->eng != eng)
+			return -EINVAL;
+	return 0;
+}
+
+static void future_init(struct weft_future *f, struct weft_task *t)
+{
+	f->task = t;
+	f->data = NULL;
+	f->len = 0;
+	f->usable = 0;
+}
+
+/* Everything a record needs besides dependency links; may fail with -ENOMEM. */
+static int task_fill(struct weft_task *t, size_t ndeps, const void *arg, size_t arglen,
+		     const struct weft_task_opts *o)
+{
+	unsigned nout = o->noutputs ? o->noutputs : 1, i;
+
+	t->flags = 0;
+	t->label = NULL;
+	t->err = NULL;
+	t->in = t->in_inl;
+	t->edges = t->edge_inl;
+	t->out = &t->out1;
+	t->arg = t->arg_inl;
+	if (ndeps > WEFT_INLINE_DEPS) {
+		t->in = malloc(ndeps * sizeof(*t->in));
+		t->edges = malloc(ndeps * sizeof(*t->edges));
+		t->flags |= TF_DEPS_HEAP;
+		if (!t->in || !t->edges)
+			goto err_nomem;
+	}
+	if (arglen > WEFT_INLINE_ARG) {
+		t->arg = malloc(arglen);
+		t->flags |= TF_ARG_HEAP;
+		if (!t->arg)
+			goto err_nomem;
+	}
+	if (arglen)
+		memcpy(t->arg, arg, arglen);
+	if (o->label) {
+		t->label = strdup(o->label);
+		if (!t->label)
+			goto err_nomem;
+	}
+	if (nout > 1) {
+		t->out = calloc(nout, sizeof(*t->out));
+		t->flags |= TF_OUT_HEAP;
+		if (!t->out)
+			goto err_nomem;
+	}
+	for (i = 0; i < nout; i++)
+		future_init(&t->out[i], t);
+	t->noutputs = nout;
+	return 0;
+
+err_nomem:
+	/* The flags say which of these are ours to free. */
+	if (t->flags & TF_DEPS_HEAP) {
+		free(t->in);
+		free(t->edges);
+	}
+	if (t->flags & TF_ARG_HEAP)
+		free(t->arg);
+	if (t->flags & TF_OUT_HEAP)
+		free(t->out);
+	free(t->label);
+	t->flags = 0;
+	t->label = NULL;
+	return -ENOMEM;
+}
+
+int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn *fn,
+		      struct weft_future *const *deps, size_t ndeps,
+		      const void *arg, size_t arglen, const struct weft_task_opts *opts,
+		      struct weft_future **out)
+{
+	struct weft_task_opts o;
+	struct weft__err *ferr = NULL;
+	struct weft__cache *c;
+	struct weft_task *t;
+	uint32_t already = 0, i;
+	int ret;
+
+	if (!fn || !out || (arglen && !arg) || arglen > WEFT_MAX_ARG)
+		return -EINVAL;
+	ret = opts_read(opts, &o);
+	if (ret)
+		return ret;
+	ret = check_deps(eng, deps, ndeps);
+	if (ret)
+		return ret;
+	if (unlikely(atomic_load_explicit(&eng->closing, memory_order_relaxed)))
+		return -ESHUTDOWN;
+	c = w ? &w->cache : weft__cache_self(eng);
+	if (unlikely(!c))
+		return -ENOMEM;
+	t = record_get(c);
+	if (unlikely(!t))
+		return -ENOMEM;
+	t->eng = eng;
+	ret = task_fill(t, ndeps, arg, arglen, &o);
+	if (unlikely(ret)) {
+		record_put(eng, c, t);
+		return ret;
+	}
+	t->fn = fn;
+	t->nin = (uint32_t)ndeps;
+	t->priority = o.priority;
+	t->retries = o.retries;
+	t->seq = 0;
+	atomic_store_explicit(&t->state, WT_WAITING, memory_order_relaxed);
+	atomic_store_explicit(&t->dependents, NULL, memory_order_relaxed);
+	/* One per future handed out, one for the engine until the task retires. */
+	atomic_store_explicit(&t->refs, t->noutputs + 1, memory_order_relaxed);
+	/* +1 so no dependency can make it ready before submit is done with it. */
+	atomic_store_explicit(&t->pending, (uint32_t)ndeps + 1, memory_order_relaxed);
+	counter_inc(&c->created);
+
+	for (i = 0; i < ndeps; i++) {
+		struct weft_task *d = deps[i]->task;
+		struct weft__edge *e = &t->edges[i], *head;
+
+		task_ref(d);			/* the caller's future keeps d alive */
+		t->in[i] = deps[i];
+		e->task = t;
+		head = atomic_load_explicit(&d->dependents, memory_order_acquire);
+		do {
+			if (head == WEFT_EDGES_CLOSED)
+				break;
+			e->next = head;
+			/* Release pairs with the exchange in end_one: it sees e filled. */
+		} while (!atomic_compare_exchange_weak_explicit(&d->dependents, &head, e,
+								memory_order_release,
+								memory_order_acquire));
+		if (head != WEFT_EDGES_CLOSED)
+			continue;
+		/* d has ended; its state and error were published before the close. */
+		already++;
+		if (!ferr && (atomic_load_explicit(&d->state, memory_order_acquire) &
+			      WT_STATE_MASK) != WT_DONE)
+			ferr = d->err;
+	}
+	for (i = 0; i < t->noutputs; i++)
+		out[i] = &t->out[i];
+	if (ferr && claim(t, ferr))
+		end_cascade(c, w, t, final_of(ferr));
+	if (atomic_fetch_sub_explicit(&t->pending, already + 1, memory_order_acq_rel) ==
+	    already + 1)
+		became_ready(c, w, t);
+	return 0;
+}
+
+int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
+		       struct weft_future **out)
+{
+	static const struct weft_task_opts none = { .size = sizeof(none) };
+	struct weft__cache *c;
+	struct weft_future *f;
+	struct weft_task *t;
+
+	if (!out || (len && !data))
+		return -EINVAL;
+	if (atomic_load_explicit(&eng->closing, memory_order_relaxed))
+		return -ESHUTDOWN;
+	c = weft__cache_self(eng);
+	if (!c)
+		return -ENOMEM;
+	t = record_get(c);
+	if (!t)
+		return -ENOMEM;
+	t->eng = eng;
+	if (task_fill(t, 0, NULL, 0, &none)) {
+		record_put(eng, c, t);
+		return -ENOMEM;
+	}
+	f = &t->out1;
+	if (len > WEFT_INLINE_RESULT) {
+		struct weft__worker *w = weft__self(eng);
+
+		f->data = weft__alloc(eng->alloc, w ? w->numa : 0, len, &f->usable);
+		if (!f->data) {
+			record_put(eng, c, t);
+			return -ENOMEM;
+		}
+	} else if (len) {
+		f->data = f->inl;
+	}
+	if (len)
+		memcpy(f->data, data, len);
+	f->len = len;
+	t->fn = NULL;
+	t->nin = 0;
+	t->priority = 0;
+	t->retries = 0;
+	/* Born ended: no engine reference, nothing to schedule. */
+	atomic_store_explicit(&t->dependents, WEFT_EDGES_CLOSED, memory_order_relaxed);
+	atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
+	atomic_store_explicit(&t->refs, 1, memory_order_relaxed);
+	atomic_store_explicit(&t->state, WT_DONE, memory_order_release);
+	*out = f;
+	return 0;
+}
+
+/* ---- running ---- */
+
+#define STACK_INPUTS 8
+
+static struct weft__err *failure(struct weft_task *t, int rc, const char *msg)
+{
+	char buf[64];
+	const char *label = weft__task_label(t, buf, sizeof(buf));
+
+	if (msg)
+		return err_new(WEFT_ETASK, "task '%s' failed: %s", label, msg);
+	return err_new(WEFT_ETASK, "task '%s' failed: its function returned %d (%s)",
+		       label, rc, weft_strerror(rc));
+}
+
+void weft__task_run(struct weft__worker *w, struct weft_task *t)
+{
+	struct weft_buf stack_in[STACK_INPUTS], *in = stack_in;
+	struct weft_ctx ctx = { .w = w, .t = t };
+	struct weft__cache *c = &w->cache;
+	uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed), i;
+	int rc;
+
+	do {
+		if ((s & WT_STATE_MASK) != WT_READY) {
+			retire(c, t);		/* ended while queued */
+			return;
+		}
+		/* Acquire pairs with the release in the queue that handed t over. */
+	} while (!atomic_compare_exchange_weak_explicit(&t->state, &s,
+							(s & WT_WAITER) | WT_RUNNING,
+							memory_order_acquire,
+							memory_order_relaxed));
+	if (unlikely(atomic_load_explicit(&t->eng->closing, memory_order_relaxed))) {
+		char buf[64];
+
+		t->err = err_new(-ECANCELED, "task '%s' was cancelled: the client closed",
+				 weft__task_label(t, buf, sizeof(buf)));
+		end_cascade(c, w, t, WT_CANCELLED);
+		retire(c, t);
+		return;
+	}
+	if (unlikely(t->nin > STACK_INPUTS)) {
+		in = malloc(t->nin * sizeof(*in));
+		if (!in) {
+			t->err = err_new(-ENOMEM, "no memory for the inputs of a task");
+			end_cascade(c, w, t, WT_FAILED);
+			retire(c, t);
+			return;
+		}
+	}
+	for (i = 0; i < t->nin; i++) {
+		in[i].data = t->in[i]->data;
+		in[i].len = t->in[i]->len;
+	}
+	for (;;) {
+		counter_inc(&c->run);
+		rc = t->fn(&ctx, in, t->nin, t->arg, t->arglen);
+		if (likely(!rc) || !t->retries)
+			break;
+		t->retries--;
+		outputs_free(t);
+		free(ctx.msg);
+		ctx.msg = NULL;
+	}
+	if (in != stack_in)
+		free(in);
+	if (unlikely(rc)) {
+		outputs_free(t);
+		t->err = failure(t, rc, ctx.msg);
+		free(ctx.msg);
+		end_cascade(c, w, t, WT_FAILED);
+	} else {
+		end_cascade(c, w, t, WT_DONE);
+	}
+	retire(c, t);
+}
+
+void *weft_output_n(struct weft_ctx *ctx, unsigned i, size_t len)
+{
+	struct weft_future *o;
+	struct weft_task *t;
+
+	if (!ctx || i >= ctx->t->noutputs)
+		return NULL;
+	t = ctx->t;
+	o = &t->out[i];
+	if (o->usable)
+		weft__free(t->eng->alloc, o->data, o->usable);
+	o->usable = 0;
+	o->len = 0;
+	o->data = NULL;
+	if (!len)
+		return NULL;
+	if (len <= WEFT_INLINE_RESULT) {
+		o->data = o->inl;
+	} else {
+		o->data = weft__alloc(t->eng->alloc, ctx->w->numa, len, &o->usable);
+		if (!o->data)
+			return NULL;
+	}
+	o->len = len;
+	return o->data;
+}
+
+void *weft_output(struct weft_ctx *ctx, size_t len)
+{
+	return weft_output_n(ctx, 0, len);
+}
+
+int weft_fail(struct weft_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!ctx || !fmt)
+		return -EINVAL;
+	free(ctx->msg);
+	ctx->msg = malloc(MSG_MAX + 1);
+	if (ctx->msg) {
+		va_start(ap, fmt);
+		n = vsnprintf(ctx->msg, MSG_MAX + 1, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			ctx->msg[0] = '\0';
+	}
+	return WEFT_ETASK;
+}
+
+int weft_spawn(struct weft_ctx *ctx, weft_fn *fn, struct weft_future *const *deps,
+	       size_t ndeps, const void *arg, size_t arglen,
+	       const struct weft_task_opts *opts, struct weft_future **out)
+{
+	if (!ctx)
+		return -EINVAL;
+	return weft__task_submit(ctx->t->eng, ctx->w, fn, deps, ndeps, arg, arglen,
+				 opts, out);
+}
+
+/* ---- futures ---- */
+
+static int status_of(struct weft_task *t, uint32_t s)
+{
+	return (s & WT_STATE_MASK) == WT_DONE ? 0 : t->err->code;
+}
+
+static bool task_ended(void *arg, bool mark)
+{
+	struct weft_task *t = arg;
+	uint32_t s;
+
+	/* Acquire pairs with the release exchange in end_one. */
+	if (mark)
+		s = atomic_fetch_or_explicit(&t->state, WT_WAITER, memory_order_acq_rel);
+	else
+		s = atomic_load_explicit(&t->state, memory_order_acquire);
+	return wt_final(s);
+}
+
+static int64_t deadline_of(int64_t timeout_ns)
+{
+	return timeout_ns < 0 ? -1 : weft__now_ns() + timeout_ns;
+}
+
+static int wait_until(struct weft__engine *eng, bool (*done)(void *, bool), void *arg,
+		      int64_t timeout_ns)
+{
+	struct weft__worker *w;
+
+	if (done(arg, false))
+		return 0;
+	if (!timeout_ns)
+		return -ETIMEDOUT;
+	w = weft__self(eng);
+	if (w)
+		return weft__engine_help(w, done, arg, deadline_of(timeout_ns));
+	return weft__engine_block(eng, done, arg, deadline_of(timeout_ns));
+}
+
+int weft_wait(struct weft_future *f, int64_t timeout_ns)
+{
+	struct weft_task *t;
+	int ret;
+
+	if (!f)
+		return -EINVAL;
+	t = f->task;
+	if (!t->eng->closed) {
+		ret = wait_until(t->eng, task_ended, t, timeout_ns);
+		if (ret)
+			return ret;
+	}
+	return status_of(t, atomic_load_explicit(&t->state, memory_order_acquire));
+}
+
+struct any_arg {
+	struct weft_future *const *fs;
+	size_t n;
+	size_t found;
+};
+
+static bool any_ended(void *arg, bool mark)
+{
+	struct any_arg *a = arg;
+	size_t i;
+
+	for (i = 0; i < a->n; i++) {
+		if (task_ended(a->fs[i]->task, mark)) {
+			a->found = i;
+			return true;
+		}
+	}
+	return false;
+}
+
+int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t timeout_ns)
+{
+	struct any_arg a = { .fs = fs, .n = n };
+	struct weft__engine *eng;
+	size_t i;
+	int ret;
+
+	if (!fs || !n || n > INT32_MAX)
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		if (!fs[i])
+			return -EINVAL;
+	eng = fs[0]->task->eng;
+	for (i = 1; i < n; i++)
+		if (fs[i]->task->eng != eng)
+			return -EINVAL;
+	if (eng->closed)
+		return 0;		/* everything ended at close */
+	ret = wait_until(eng, any_ended, &a, timeout_ns);
+	return ret ? ret : (int)a.found;
+}
+
+int weft_result(struct weft_future *f, struct weft_buf *out)
+{
+	int ret;
+
+	if (!f || !out)
+		return -EINVAL;
+	ret = weft_wait(f, -1);
+	if (ret)
+		return ret;
+	if (f->task->eng->closed)
+		return -ESHUTDOWN;
+	out->data = f->len ? f->data : NULL;
+	out->len = f->len;
+	return 0;
+}
+
+const char *weft_future_error(struct weft_future *f)
+{
+	uint32_t s;
+
+	if (!f)
+		return NULL;
+	s = atomic_load_explicit(&f->task->state, memory_order_acquire);
+	if (!wt_final(s) || (s & WT_STATE_MASK) == WT_DONE)
+		return NULL;
+	return f->task->err->msg;
+}
+
+int weft_cancel(struct weft_future *f)
+{
+	struct weft__err *err;
+	struct weft__cache *c;
+	struct weft_task *t;
+	char buf[64];
+	uint32_t s;
+
+	if (!f)
+		return -EINVAL;
+	t = f->task;
+	if (t->eng->closed)
+		return -ESHUTDOWN;
+	s = atomic_load_explicit(&t->state, memory_order_acquire) & WT_STATE_MASK;
+	if (s == WT_RUNNING)
+		return -EBUSY;
+	if (s > WT_RUNNING)
+		return -EALREADY;
+	c = weft__cache_self(t->eng);
+	if (!c)
+		return -ENOMEM;
+	err = err_new(-ECANCELED, "task '%s' was cancelled",
+		      weft__task_label(t, buf, sizeof(buf)));
+	if (!claim(t, err)) {
+		err_put(err);
+		s = atomic_load_explicit(&t->state, memory_order_acquire) & WT_STATE_MASK;
+		return s == WT_RUNNING ? -EBUSY : -EALREADY;
+	}
+	err_put(err);
+	/* The caller's future keeps t alive while it ends. */
+	end_cascade(c, weft__self(t->eng), t, WT_CANCELLED);
+	return 0;
+}
+
+void weft_release(struct weft_future *f)
+{
+	struct weft_task *t;
+
+	if (!f)
+		return;
+	t = f->task;
+	task_unref(t->eng->closed ? NULL : weft__cache_self(t->eng), t);
+}
+
+/* ---- close ---- */
+
+/*
+ * After the threads have stopped: free the results of records the caller still
+ * holds, and count them; the engine lives on as a husk until they are released.
+ */
+uint64_t weft__task_close(struct weft__engine *eng)
+{
+	uint64_t held = 0;
+	size_t s, i;
+
+	for (s = 0; s < eng->nslabs; s++) {
+		struct weft_task *slab = eng->slabs[s];
+
+		for (i = 0; i < SLAB_RECORDS; i++) {
+			if (!atomic_load_explicit(&slab[i].refs, memory_order_acquire))
+				continue;
+			outputs_free(&slab[i]);
+			held++;
+		}
+	}
+	return held;
+}
+
+void weft__task_free_pool(struct weft__engine *eng)
+{
+	size_t s;
+
+	for (s = 0; s < eng->nslabs; s++)
+		free(eng->slabs[s]);
+	free(eng->slabs);
+	eng->slabs = NULL;
+	eng->nslabs = 0;
+}

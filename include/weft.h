@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * weft.h - the public interface of weft, a task engine: submit functions with
+ * dependencies, get futures, run task graphs on every core of this machine.
+ *
+ * Conventions: handles are opaque; functions return 0 or a negative errno (or one
+ * of the WEFT_E* codes below); out-parameters are written only on success; an
+ * options struct starts with its size so it can grow without breaking callers.
+ */
+#ifndef WEFT_H
+#define WEFT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WEFT_API __attribute__((visibility("default")))
+
+#define WEFT_VERSION_MAJOR 0
+#define WEFT_VERSION_MINOR 1
+
+/* Errors beyond errno. */
+#define WEFT_ETASK	(-4097)	/* the task function failed; see weft_future_error() */
+#define WEFT_EKILLED	(-4098)	/* the task's worker died too often (the message says why) */
+#define WEFT_ELOST	(-4099)	/* data lost and not recomputable (e.g. scattered data) */
+#define WEFT_ENOFN	(-4100)	/* no task function of that name where it was to run */
+
+/**
+ * weft_strerror() - Describe an error code returned by weft.
+ * @err: a negative errno or a WEFT_E* code (a positive errno is accepted too).
+ *
+ * Context: any thread.
+ * Return: a static string; never NULL.
+ */
+WEFT_API const char *weft_strerror(int err);
+
+/* A read-only view of bytes owned by weft. */
+struct weft_buf {
+	const void *data;		/* NULL when len is 0 */
+	size_t len;
+};
+
+struct weft_ctx;			/* valid only during one run of a task */
+struct weft_client;			/* see weft_client_open() */
+struct weft_future;			/* one result of one task; see weft_submit() */
+
+/**
+ * typedef weft_fn - A task function.
+ * @ctx:    this run's context; valid until the function returns.
+ * @in:     in[i] is the result of the i-th dependency, read-only, valid until return.
+ * @nin:    number of dependencies.
+ * @arg:    a copy of the bytes given at submit (NULL when arglen is 0).
+ * @arglen: their length.
+ *
+ * Return: 0 on success; weft_fail(ctx, ...) to fail with a message. Any other
+ * non-zero value also fails the task, with a generic message naming the value.
+ */
+typedef int weft_fn(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		    const void *arg, size_t arglen);
+
+/**
+ * weft_register() - Make a task function callable by name.
+ * @name: 1 to 255 bytes; copied.
+ * @fn:   the function.
+ *
+ * The registry is process-wide and lives until the process exits.
+ *
+ * Context: any thread.
+ * Return: 0, -EINVAL (NULL, empty or too long name, NULL fn), -EEXIST if the name
+ * is taken (even by the same function), -ENOMEM.
+ */
+WEFT_API int weft_register(const char *name, weft_fn *fn);
+
+/* Registers fn under the name #fn when the object that contains it is loaded. */
+#define WEFT_TASK(fn)								\
+	static void __attribute__((constructor)) weft_task_register_##fn(void)	\
+	{									\
+		(void)weft_register(#fn, fn);					\
+	}
+
+/**
+ * weft_output() - The result buffer of the running task (its output 0).
+ * @ctx: the task's context.
+ * @len: the result's size in bytes; 0 makes an empty result.
+ *
+ * Calling it again replaces the earlier buffer. The buffer belongs to weft; the task
+ * fills it before it returns. A task that never calls it has an empty result.
+ *
+ * Context: only inside the task that owns @ctx.
+ * Return: the buffer (8-byte aligned; small results need no allocation), or NULL if
+ * @ctx is NULL, memory is exhausted, or @len is 0.
+ */
+WEFT_API void *weft_output(struct weft_ctx *ctx, size_t len);
+
+/**
+ * weft_output_n() - The buffer of output @i of a task submitted with noutputs = n.
+ * @ctx: the task's context.
+ * @i:   0 <= i < the task's output count (1 when noutputs was 0).
+ * @len: the output's size; 0 makes it empty.
+ *
+ * Context: only inside the task that owns @ctx.
+ * Return: as weft_output(); NULL too when @i is out of range.
+ */
+WEFT_API void *weft_output_n(struct weft_ctx *ctx, unsigned i, size_t len);
+
+/**
+ * weft_fail() - Fail the running task with a printf-style message.
+ *
+ * The message (truncated to 1 KiB) is what weft_future_error() returns for this task
+ * and every dependent that fails because of it. Use as `return weft_fail(ctx, ...)`.
+ *
+ * Context: only inside the task that owns @ctx.
+ * Return: WEFT_ETASK (or -EINVAL when @ctx or @fmt is NULL).
+ */
+WEFT_API int weft_fail(struct weft_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+struct weft_options {
+	size_t size;			/* sizeof(struct weft_options) */
+	unsigned nthreads;		/* embedded: threads; 0 = $WEFT_NTHREADS, else one per core */
+	size_t memory_limit;		/* embedded: bytes of results in memory; 0 = default */
+	const char *spill_dir;		/* embedded: NULL = $WEFT_SPILL_DIR, else $TMPDIR */
+	const char *token;		/* cluster secret; NULL = $WEFT_TOKEN */
+};
+
+/**
+ * weft_client_open() - Connect to a scheduler, or start an embedded engine.
+ * @address: "tcp://host:port", "verbs://host:port" or "shm://name"; or NULL, which
+ *           means $WEFT_SCHEDULER if set, else an engine inside this process.
+ * @opts:    may be NULL; read during the call only. Fields beyond @opts->size are
+ *           taken as zero. Explicit options win over the environment.
+ * @out:     the new client.
+ *
+ * The embedded engine starts one thread per core of the allowed cpuset (hwloc), each
+ * pinned to its core, and stops them in weft_client_close().
+ *
+ * Context: any thread except a task of this or another weft engine's worker.
+ * Return: 0; -EINVAL (NULL @out, bad @opts->size, malformed or unknown address
+ * scheme, a malformed $WEFT_* value); -EPROTONOSUPPORT for a known scheme that this
+ * build cannot serve yet (distributed mode); -ENOMEM; -EAGAIN if threads could not be
+ * started; -EDEADLK when called from inside a task.
+ */
+WEFT_API int weft_client_open(const char *address, const struct weft_options *opts,
+			      struct weft_client **out);
+
+/**
+ * weft_client_close() - Stop the engine and free everything it holds.
+ * @c: the client; NULL does nothing.
+ *
+ * Tasks that have not started are cancelled (their futures end -ECANCELED); running
+ * tasks are waited for; then every thread is joined and every result freed. Futures
+ * still held by the caller stay valid handles until weft_release(): weft_wait() on
+ * them returns the task's final status (0, its error, or -ECANCELED if close
+ * cancelled it), weft_result() returns -ESHUTDOWN because the data is gone, and
+ * every other call fails with -ESHUTDOWN. The last such release frees the
+ * remaining bookkeeping. No other call on this client or its futures may run
+ * concurrently with close.
+ *
+ * Context: any thread that is not running a task of this engine.
+ * Return: 0, or -EDEADLK from inside a task (nothing is changed then).
+ */
+WEFT_API int weft_client_close(struct weft_client *c);
+
+struct weft_task_opts {
+	size_t size;			/* sizeof(struct weft_task_opts) */
+	unsigned noutputs;		/* 0 or 1: one result; n: out[0..n-1] */
+	int priority;			/* higher first among ready tasks; default 0 */
+	unsigned retries;		/* re-runs after the function fails */
+	const char *worker;		/* run only on this worker; NULL: anywhere */
+	const char *label;		/* name in reports; default: the function's name */
+};
+
+#define WEFT_MAX_OUTPUTS 65535
+#define WEFT_MAX_ARG (1u << 30)
+
+/**
+ * weft_submit() - Run @fn once all of @deps have finished successfully.
+ * @c:      the client.
+ * @fn:     the function. With a scheduler it must be registered by name.
+ * @deps:   futures whose results become in[0..ndeps-1]; may repeat; the caller keeps
+ *          its references (the task takes its own). NULL only when @ndeps is 0.
+ * @ndeps:  number of dependencies.
+ * @arg:    copied before return; NULL only when @arglen is 0.
+ * @arglen: at most WEFT_MAX_ARG.
+ * @opts:   may be NULL; read during the call only; @opts->label is copied.
+ * @out:    receives one future, or opts->noutputs futures (out[0..n-1]) for a
+ *          multi-output task. Each holds a reference: release each with weft_release().
+ *
+ * If a dependency fails or is cancelled, the task never runs and ends with that
+ * dependency's error and message, which name the root failure.
+ *
+ * Context: any thread, including tasks (the task then goes on this thread's deque).
+ * Return: 0; -EINVAL (NULL @c/@fn/@out, NULL @deps with @ndeps > 0, a NULL entry in
+ * @deps, a future of another client, NULL @arg with @arglen > 0, @arglen too large,
+ * bad @opts->size, noutputs > WEFT_MAX_OUTPUTS); -ENOTSUP for @opts->worker in
+ * embedded mode; -ENOMEM; -ESHUTDOWN once close has begun.
+ */
+WEFT_API int weft_submit(struct weft_client *c, weft_fn *fn,
+			 struct weft_future *const *deps, size_t ndeps,
+			 const void *arg, size_t arglen,
+			 const struct weft_task_opts *opts, struct weft_future **out);
+
+/**
+ * weft_submit_named() - weft_submit() with a function registered under @fn.
+ *
+ * Return: as weft_submit(), and WEFT_ENOFN if no function has that name.
+ */
+WEFT_API int weft_submit_named(struct weft_client *c, const char *fn,
+			       struct weft_future *const *deps, size_t ndeps,
+			       const void *arg, size_t arglen,
+			       const struct weft_task_opts *opts,
+			       struct weft_future **out);
+
+/**
+ * weft_scatter() - Put bytes into the engine as an already finished result.
+ * @data: copied; NULL only when @len is 0.
+ *
+ * Context: any thread.
+ * Return: 0, -EINVAL, -ENOMEM, -ESHUTDOWN.
+ */
+WEFT_API int weft_scatter(struct weft_client *c, const void *data, size_t len,
+			  struct weft_future **out);
+
+/**
+ * weft_wait() - Wait until the future's task has ended.
+ * @f:          the future.
+ * @timeout_ns: < 0 waits for ever; 0 only polls.
+ *
+ * Inside a task, waiting runs other ready tasks of this engine instead of
+ * blocking, so fork-join recursion to any depth does not deadlock.
+ *
+ * Context: any thread.
+ * Return: 0 if it succeeded; its error (WEFT_ETASK, -ECANCELED, ...) if it failed;
+ * -ETIMEDOUT; -EINVAL for NULL.
+ */
+WEFT_API int weft_wait(struct weft_future *f, int64_t timeout_ns);
+
+/**
+ * weft_wait_any() - Wait until any of @fs has ended.
+ * @fs: n futures (none NULL).
+ *
+ * Context: any thread.
+ * Return: the index of an ended one (successful or not), -ETIMEDOUT, or -EINVAL for
+ * NULL @fs, a NULL entry, @n of 0 or above INT32_MAX.
+ */
+WEFT_API int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t timeout_ns);
+
+/**
+ * weft_result() - Wait for a result and view it.
+ * @out: a view of the bytes, valid until this future is released (or the client
+ *       closed); written only on success.
+ *
+ * Context: any thread; inside a task it helps run other tasks while it waits.
+ * Return: 0, the task's error (as weft_wait()), -ESHUTDOWN after close, -EINVAL.
+ */
+WEFT_API int weft_result(struct weft_future *f, struct weft_buf *out);
+
+/**
+ * weft_cancel() - Cancel a task that has not started.
+ *
+ * A cancelled task never runs; it and its dependents end -ECANCELED. For a task
+ * with several outputs, cancelling any of them cancels the task.
+ *
+ * Context: any thread.
+ * Return: 0; -EBUSY if it is running; -EALREADY if it has ended; -EINVAL for NULL;
+ * -ESHUTDOWN after close.
+ */
+WEFT_API int weft_cancel(struct weft_future *f);
+
+/**
+ * weft_future_error() - Why the future's task failed.
+ *
+ * Context: any thread.
+ * Return: the message (valid until the future is released), or NULL if it has not
+ * failed (or @f is NULL).
+ */
+WEFT_API const char *weft_future_error(struct weft_future *f);
+
+/**
+ * weft_release() - Drop this reference to a result.
+ *
+ * A result is freed when no future and no pending dependent refers to it. Releasing
+ * a future does not cancel its task. Each future is released once; NULL is fine.
+ *
+ * Context: any thread.
+ */
+WEFT_API void weft_release(struct weft_future *f);
+
+/**
+ * weft_spawn() - Submit a child task from inside a task.
+ *
+ * As weft_submit() on the client that runs @ctx's task; the child goes on this
+ * thread's deque, where idle threads of this node may steal it.
+ *
+ * Context: only inside the task that owns @ctx.
+ * Return: as weft_submit(), -EINVAL for a NULL @ctx.
+ */
+WEFT_API int weft_spawn(struct weft_ctx *ctx, weft_fn *fn,
+			struct weft_future *const *deps, size_t ndeps,
+			const void *arg, size_t arglen,
+			const struct weft_task_opts *opts, struct weft_future **out);
+
+/* Counters of one client, for benchmarks, tests and dashboards. */
+struct weft_stats {
+	size_t size;			/* sizeof(struct weft_stats), set by the caller */
+	unsigned nthreads;		/* threads running tasks */
+	unsigned nnuma;			/* NUMA domains they span */
+	uint64_t tasks_run;		/* task functions run (retries count again) */
+	uint64_t tasks_failed;		/* tasks ended with an error (not cancelled) */
+	uint64_t tasks_cancelled;	/* tasks ended -ECANCELED */
+	uint64_t steals;		/* tasks taken from another thread's deque */
+	uint64_t parks;			/* times a thread went to sleep for lack of work */
+	size_t mem_bytes;		/* bytes of results in memory now (exact) */
+	size_t mem_peak;		/* the most mem_bytes has been */
+};
+
+/**
+ * weft_stats() - Read the client's counters.
+ * @st: @st->size must be set; fields beyond it are not written.
+ *
+ * The counters are read without stopping the engine, so while tasks run they are a
+ * recent picture rather than one instant.
+ *
+ * Context: any thread.
+ * Return: 0, -EINVAL.
+ */
+WEFT_API int weft_stats(struct weft_client *c, struct weft_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_H */
