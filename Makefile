@@ -36,6 +36,8 @@ OPT ?= -O2 -g
 override CFLAGS += -std=gnu11 $(OPT) -Wall -Wextra -Wno-missing-field-initializers \
 	-fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Icore -MMD -MP $(SANFLAGS) \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# Programs built on the library: task functions take parameters they may not use.
+XFLAGS := -Wno-unused-parameter
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -ldl
 override LDFLAGS += $(SANFLAGS)
 
@@ -88,23 +90,23 @@ $(B)/lib$(NAME).so: $(SO)
 # Unit tests see internal headers and link the static library.
 $(B)/tests/unit/%: tests/unit/%.c $(A) $(B)/.flags
 	@mkdir -p $(dir $@)
-	$(QUIET_LINK)$(CC) $(CFLAGS) -Ialloc $(LDFLAGS) -o $@ $< $(A) $(LIBS) $(CRITERION)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) -Ialloc $(LDFLAGS) -o $@ $< $(A) $(LIBS) $(CRITERION)
 
 # Integration and stress tests use weft.h alone and link the shared library.
 $(B)/tests/integration/%: tests/integration/%.c $(B)/lib$(NAME).so $(B)/.flags
 	@mkdir -p $(dir $@)
-	$(QUIET_LINK)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(B) -Wl,-rpath,'$$ORIGIN/../..' -l$(NAME) -lpthread $(CRITERION)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< -L$(B) -Wl,-rpath,'$$ORIGIN/../..' -l$(NAME) -lpthread $(CRITERION)
 $(B)/tests/stress/%: tests/stress/%.c $(B)/lib$(NAME).so $(B)/.flags
 	@mkdir -p $(dir $@)
-	$(QUIET_LINK)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(B) -Wl,-rpath,'$$ORIGIN/../..' -l$(NAME) -lpthread $(CRITERION)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< -L$(B) -Wl,-rpath,'$$ORIGIN/../..' -l$(NAME) -lpthread $(CRITERION)
 
 $(B)/perf/%: perf/%.c perf/bench.h $(A) $(B)/.flags
 	@mkdir -p $(dir $@)
-	$(QUIET_LINK)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(A) $(LIBS) -lm
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< $(A) $(LIBS) -lm
 
 $(B)/tools/%: tools/%.c $(A) $(B)/.flags
 	@mkdir -p $(dir $@)
-	$(QUIET_LINK)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(A) $(LIBS)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< $(A) $(LIBS)
 
 deps:
 	@if [ -z "$$WEFT_SKIP_DEPS" ]; then ./tools/deps.sh $(DEPS_PKGS); fi

@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of alloc/: exact accounting, domains, the failure hook. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "alloc.h"
+
+Test(alloc, create_bad_arguments_return_einval)
+{
+	struct weft__alloc *a = NULL;
+	int nodes[2] = { -1, -1 };
+
+	cr_assert_eq(weft__alloc_create(0, nodes, &a), -EINVAL);
+	cr_assert_eq(weft__alloc_create(WEFT_ALLOC_MAX_NUMA + 1, nodes, &a), -EINVAL);
+	cr_assert_eq(weft__alloc_create(1, NULL, &a), -EINVAL);
+	cr_assert_eq(weft__alloc_create(1, nodes, NULL), -EINVAL);
+	cr_assert_null(a);
+	weft__alloc_destroy(NULL);
+}
+
+Test(alloc, bytes_are_exact_and_return_to_zero)
+{
+	struct weft__alloc *a;
+	int nodes[2] = { -1, -1 };
+	size_t sizes[] = { 17, 100, 4096, 1 << 20, 3 << 20 };
+	void *p[5];
+	size_t u[5], sum = 0;
+
+	cr_assert_eq(weft__alloc_create(2, nodes, &a), 0);
+	cr_assert_eq(weft__alloc_bytes(a), 0);
+	for (int i = 0; i < 5; i++) {
+		p[i] = weft__alloc(a, i % 2, sizes[i], &u[i]);
+		cr_assert_not_null(p[i]);
+		cr_assert_geq(u[i], sizes[i]);
+		cr_assert_eq((uintptr_t)p[i] % 16, 0);
+		memset(p[i], 0xab, sizes[i]);
+		sum += u[i];
+		cr_assert_eq(weft__alloc_bytes(a), sum);
+	}
+	cr_assert_eq(weft__alloc_peak(a), sum);
+	for (int i = 0; i < 5; i++)
+		weft__free(a, p[i], u[i]);
+	cr_assert_eq(weft__alloc_bytes(a), 0);
+	cr_assert_eq(weft__alloc_peak(a), sum, "peak is a high-water mark");
+	weft__alloc_destroy(a);
+}
+
+Test(alloc, out_of_range_domain_uses_domain_zero)
+{
+	struct weft__alloc *a;
+	int nodes[1] = { -1 };
+	size_t u;
+	void *p;
+
+	cr_assert_eq(weft__alloc_create(1, nodes, &a), 0);
+	p = weft__alloc(a, 5, 64, &u);
+	cr_assert_not_null(p);
+	weft__free(a, p, u);
+	cr_assert_eq(weft__alloc_bytes(a), 0);
+	weft__alloc_destroy(a);
+}
+
+Test(alloc, fail_nth_fails_exactly_that_one)
+{
+	struct weft__alloc *a;
+	int nodes[1] = { -1 };
+	void *p1, *p2, *p3;
+	size_t u1, u2 = 0, u3;
+
+	cr_assert_eq(weft__alloc_create(1, nodes, &a), 0);
+	weft__alloc_fail_nth(2);
+	p1 = weft__alloc(a, 0, 64, &u1);
+	p2 = weft__alloc(a, 0, 64, &u2);
+	p3 = weft__alloc(a, 0, 64, &u3);
+	cr_assert_not_null(p1);
+	cr_assert_null(p2);
+	cr_assert_not_null(p3);
+	cr_assert_eq(weft__alloc_bytes(a), u1 + u3, "a failed allocation counts nothing");
+	weft__free(a, p1, u1);
+	weft__free(a, p3, u3);
+	weft__alloc_destroy(a);
+}

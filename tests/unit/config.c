@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of core/config.c: sizes with units and counts. */
+#include <criterion/criterion.h>
+#include <errno.h>
+
+#include "core.h"
+
+Test(config, parse_size_units)
+{
+	size_t v;
+
+	cr_assert_eq(weft__parse_size("1024", &v), 0);
+	cr_assert_eq(v, 1024);
+	cr_assert_eq(weft__parse_size("512M", &v), 0);
+	cr_assert_eq(v, 512ull << 20);
+	cr_assert_eq(weft__parse_size("4G", &v), 0);
+	cr_assert_eq(v, 4ull << 30);
+	cr_assert_eq(weft__parse_size("3k", &v), 0);
+	cr_assert_eq(v, 3072);
+	cr_assert_eq(weft__parse_size("2GiB", &v), 0);
+	cr_assert_eq(v, 2ull << 30);
+	cr_assert_eq(weft__parse_size("1T", &v), 0);
+	cr_assert_eq(v, 1ull << 40);
+}
+
+Test(config, parse_size_junk_returns_einval)
+{
+	size_t v = 7;
+
+	cr_assert_eq(weft__parse_size("", &v), -EINVAL);
+	cr_assert_eq(weft__parse_size("-1", &v), -EINVAL);
+	cr_assert_eq(weft__parse_size("12Q", &v), -EINVAL);
+	cr_assert_eq(weft__parse_size("G", &v), -EINVAL);
+	cr_assert_eq(weft__parse_size("99999999999999999999", &v), -EINVAL);
+	cr_assert_eq(weft__parse_size("99999999999T", &v), -EINVAL);
+	cr_assert_eq(weft__parse_size(NULL, &v), -EINVAL);
+	cr_assert_eq(v, 7, "out-parameter written on error");
+}
+
+Test(config, parse_uint_rejects_zero_and_junk)
+{
+	unsigned v = 9;
+
+	cr_assert_eq(weft__parse_uint("4", &v), 0);
+	cr_assert_eq(v, 4);
+	cr_assert_eq(weft__parse_uint("0", &v), -EINVAL);
+	cr_assert_eq(weft__parse_uint("4x", &v), -EINVAL);
+	cr_assert_eq(weft__parse_uint(" 4", &v), -EINVAL);
+	cr_assert_eq(weft__parse_uint("99999999999", &v), -EINVAL);
+	cr_assert_eq(v, 4);
+}

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests of the task records: dependency counting, reference counts, the
+ * per-thread free lists, and result bytes in alloc/'s counter.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "core.h"
+
+static struct weft_client *open_threads(unsigned n)
+{
+	struct weft_options o = { .size = sizeof(o), .nthreads = n };
+	struct weft_client *c;
+
+	cr_assert_eq(weft_client_open(NULL, &o, &c), 0);
+	return c;
+}
+
+static _Atomic int gate;
+
+static int wait_gate(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		     const void *arg, size_t arglen)
+{
+	while (!atomic_load(&gate))
+		;
+	return 0;
+}
+
+static int big(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+	       const void *arg, size_t arglen)
+{
+	void *p = weft_output(ctx, 1000);
+
+	if (!p)
+		return -ENOMEM;
+	memset(p, 1, 1000);
+	return 0;
+}
+
+static int noop(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		const void *arg, size_t arglen)
+{
+	return 0;
+}
+
+Test(engine, pending_counts_unfinished_dependencies, .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+	struct weft_future *g, *a, *d, *deps[3];
+
+	atomic_store(&gate, 0);
+	cr_assert_eq(weft_submit(c, wait_gate, NULL, 0, NULL, 0, NULL, &g), 0);
+	cr_assert_eq(weft_scatter(c, "x", 1, &a), 0);
+	deps[0] = g;
+	deps[1] = a;
+	deps[2] = g;
+	cr_assert_eq(weft_submit(c, noop, deps, 3, NULL, 0, NULL, &d), 0);
+	/* The scattered input had ended: it does not count; g counts twice. */
+	cr_assert_eq(atomic_load(&d->task->pending), 2);
+	cr_assert_eq(atomic_load(&d->task->state) & WT_STATE_MASK, WT_WAITING);
+	/* d holds one reference on g's task per edge, the user one, the engine one. */
+	cr_assert_eq(atomic_load(&g->task->refs), 4);
+	atomic_store(&gate, 1);
+	cr_assert_eq(weft_wait(d, -1), 0);
+	cr_assert_eq(atomic_load(&d->task->pending), 0);
+	/* Once d has run, only the user's reference is left on g. */
+	while (atomic_load(&g->task->refs) != 1)
+		;
+	weft_release(g);
+	weft_release(a);
+	weft_release(d);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(engine, result_bytes_live_exactly_while_referenced, .timeout = 10)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft__engine *eng = weft__client_engine(c);
+	struct weft_future *b, *d;
+	size_t one;
+
+	cr_assert_eq(weft__alloc_bytes(eng->alloc), 0);
+	cr_assert_eq(weft_submit(c, big, NULL, 0, NULL, 0, NULL, &b), 0);
+	cr_assert_eq(weft_wait(b, -1), 0);
+	one = weft__alloc_bytes(eng->alloc);
+	cr_assert_geq(one, 1000);
+	cr_assert_eq(one, b->usable);
+	/* A dependent keeps it alive after the user lets go, until the dependent runs. */
+	cr_assert_eq(weft_submit(c, noop, &b, 1, NULL, 0, NULL, &d), 0);
+	weft_release(b);
+	cr_assert_eq(weft_wait(d, -1), 0);
+	while (weft__alloc_bytes(eng->alloc))
+		;	/* the dependent's thread drops it right after it ends */
+	weft_release(d);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(engine, records_are_reused_from_free_lists, .timeout = 20)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft__engine *eng = weft__client_engine(c);
+	struct weft_future *f[100];
+
+	for (int round = 0; round < 1000; round++) {
+		for (int i = 0; i < 100; i++)
+			cr_assert_eq(weft_submit(c, noop, NULL, 0, NULL, 0, NULL, &f[i]), 0);
+		for (int i = 0; i < 100; i++) {
+			cr_assert_eq(weft_wait(f[i], -1), 0);
+			weft_release(f[i]);
+		}
+	}
+	/* 100k tasks, at most 100 alive at once: a few slabs of 256 suffice. */
+	cr_assert_leq(eng->nslabs, 8, "%zu slabs for 100 live tasks", eng->nslabs);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(engine, failed_allocation_of_a_record_returns_enomem, .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+	struct weft_future *f = NULL;
+
+	/* The client thread's cache is empty before its first submit. */
+	weft__alloc_fail_nth(1);
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, NULL, 0, NULL, &f), -ENOMEM);
+	cr_assert_null(f);
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, NULL, 0, NULL, &f), 0);
+	cr_assert_eq(weft_wait(f, -1), 0);
+	weft_release(f);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+static int big_hooked(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		      const void *arg, size_t arglen)
+{
+	/* Fail exactly this task's output allocation. */
+	weft__alloc_fail_nth(1);
+	if (!weft_output(ctx, 1000))
+		return weft_fail(ctx, "no memory for 1000 bytes");
+	return 0;
+}
+
+Test(engine, output_allocation_failure_fails_the_task, .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+	struct weft_task_opts o = { .size = sizeof(o), .label = "big_hooked" };
+	struct weft_future *f;
+
+	cr_assert_eq(weft_submit(c, big_hooked, NULL, 0, NULL, 0, &o, &f), 0);
+	cr_assert_eq(weft_wait(f, -1), WEFT_ETASK);
+	cr_assert_str_eq(weft_future_error(f),
+			 "task 'big_hooked' failed: no memory for 1000 bytes");
+	weft_release(f);
+	cr_assert_eq(weft__alloc_bytes(weft__client_engine(c)->alloc), 0);
+	cr_assert_eq(weft_client_close(c), 0);
+}
