@@ -459,6 +459,7 @@ static int task_fill(struct weft_task *t, size_t ndeps, const void *arg, size_t 
 	}
 	if (arglen)
 		memcpy(t->arg, arg, arglen);
+	t->arglen = arglen;
 	if (o->label) {
 		t->label = strdup(o->label);
 		if (!t->label)

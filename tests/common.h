@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared by the integration and stress tests: weft.h only. */
+#ifndef WEFT_TEST_COMMON_H
+#define WEFT_TEST_COMMON_H
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <weft.h>
+
+#define TASK(name) static __attribute__((unused)) int name(struct weft_ctx *ctx, const struct weft_buf *in, \
+				   size_t nin, const void *arg, size_t arglen)
+
+static inline struct weft_client *open_threads(unsigned n)
+{
+	struct weft_options o = { .size = sizeof(o), .nthreads = n };
+	struct weft_client *c = NULL;
+
+	cr_assert_eq(weft_client_open(NULL, &o, &c), 0);
+	return c;
+}
+
+static inline uint64_t u64_of(const struct weft_buf *b)
+{
+	uint64_t v;
+
+	cr_assert_eq(b->len, sizeof(v));
+	memcpy(&v, b->data, sizeof(v));
+	return v;
+}
+
+static inline uint64_t result_u64(struct weft_future *f)
+{
+	struct weft_buf b;
+
+	cr_assert_eq(weft_result(f, &b), 0, "%s", weft_future_error(f));
+	return u64_of(&b);
+}
+
+static inline int put_u64(struct weft_ctx *ctx, uint64_t v)
+{
+	uint64_t *o = weft_output(ctx, sizeof(v));
+
+	if (!o)
+		return -ENOMEM;
+	*o = v;
+	return 0;
+}
+
+/* The 8-byte argument plus the sum of every input. */
+TASK(sum)
+{
+	uint64_t v = 0;
+
+	if (arglen == sizeof(v))
+		memcpy(&v, arg, sizeof(v));
+	for (size_t i = 0; i < nin; i++)
+		v += u64_of(&in[i]);
+	return put_u64(ctx, v);
+}
+
+TASK(noop)
+{
+	return 0;
+}
+
+/* A gate: tasks that wait on it block their thread until the test opens it. */
+static _Atomic int gate_open;
+TASK(gate)
+{
+	while (!atomic_load_explicit(&gate_open, memory_order_acquire))
+		;
+	return 0;
+}
+
+static inline struct weft_future *submit_u64(struct weft_client *c, weft_fn *fn,
+					     struct weft_future *const *deps, size_t n,
+					     uint64_t arg)
+{
+	struct weft_future *f = NULL;
+
+	cr_assert_eq(weft_submit(c, fn, deps, n, &arg, sizeof(arg), NULL, &f), 0);
+	return f;
+}
+
+static inline size_t mem_bytes(struct weft_client *c)
+{
+	struct weft_stats st = { .size = sizeof(st) };
+
+	cr_assert_eq(weft_stats(c, &st), 0);
+	return st.mem_bytes;
+}
+
+#endif

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT
+/* Bad input to every call of weft.h: -EINVAL (or the documented error), no change. */
+#include <stdlib.h>
+
+#include "../common.h"
+
+Test(api, client_open_bad_arguments_return_einval)
+{
+	struct weft_options small = { .size = 1 };
+	struct weft_client *c = (void *)0x1;
+
+	cr_assert_eq(weft_client_open(NULL, NULL, NULL), -EINVAL);
+	cr_assert_eq(weft_client_open(NULL, &small, &c), -EINVAL);
+	cr_assert_eq(c, (void *)0x1, "out-parameter written on error");
+}
+
+Test(api, client_open_unknown_scheme_returns_einval)
+{
+	struct weft_client *c = NULL;
+
+	cr_assert_eq(weft_client_open("http://localhost:80", NULL, &c), -EINVAL);
+	cr_assert_eq(weft_client_open("localhost:80", NULL, &c), -EINVAL);
+	cr_assert_eq(weft_client_open("", NULL, &c), -EINVAL);
+	cr_assert_eq(weft_client_open("tcp://", NULL, &c), -EINVAL);
+	cr_assert_null(c);
+}
+
+Test(api, client_open_known_scheme_not_served_returns_eprotonosupport)
+{
+	struct weft_client *c = NULL;
+
+	cr_assert_eq(weft_client_open("tcp://127.0.0.1:8786", NULL, &c), -EPROTONOSUPPORT);
+	cr_assert_eq(weft_client_open("verbs://10.0.0.1:8786", NULL, &c), -EPROTONOSUPPORT);
+	cr_assert_eq(weft_client_open("shm://weft", NULL, &c), -EPROTONOSUPPORT);
+	cr_assert_null(c);
+}
+
+Test(api, client_open_follows_weft_scheduler)
+{
+	struct weft_client *c = NULL;
+
+	setenv("WEFT_SCHEDULER", "tcp://127.0.0.1:8786", 1);
+	cr_assert_eq(weft_client_open(NULL, NULL, &c), -EPROTONOSUPPORT);
+	setenv("WEFT_SCHEDULER", "", 1);
+	cr_assert_eq(weft_client_open(NULL, NULL, &c), 0, "empty means embedded");
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(api, client_open_bad_environment_returns_einval)
+{
+	struct weft_options o = { .size = sizeof(o), .nthreads = 1 };
+	struct weft_client *c = NULL;
+
+	setenv("WEFT_NTHREADS", "many", 1);
+	cr_assert_eq(weft_client_open(NULL, NULL, &c), -EINVAL);
+	cr_assert_eq(weft_client_open(NULL, &o, &c), 0, "an explicit option wins");
+	cr_assert_eq(weft_client_close(c), 0);
+	unsetenv("WEFT_NTHREADS");
+	setenv("WEFT_MEMORY_LIMIT", "12 apples", 1);
+	cr_assert_eq(weft_client_open(NULL, NULL, &c), -EINVAL);
+}
+
+Test(api, nthreads_from_option_and_environment)
+{
+	struct weft_options o = { .size = sizeof(o), .nthreads = 3 };
+	struct weft_stats st = { .size = sizeof(st) };
+	struct weft_client *c;
+
+	cr_assert_eq(weft_client_open(NULL, &o, &c), 0);
+	cr_assert_eq(weft_stats(c, &st), 0);
+	cr_assert_eq(st.nthreads, 3);
+	cr_assert_eq(weft_client_close(c), 0);
+	setenv("WEFT_NTHREADS", "5", 1);
+	cr_assert_eq(weft_client_open(NULL, NULL, &c), 0);
+	cr_assert_eq(weft_stats(c, &st), 0);
+	cr_assert_eq(st.nthreads, 5);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(api, options_of_an_older_size_are_accepted)
+{
+	/* A caller built against a header whose options ended at nthreads. */
+	struct weft_options o = { .size = offsetof(struct weft_options, memory_limit),
+				  .nthreads = 1 };
+	struct weft_client *c;
+
+	cr_assert_eq(weft_client_open(NULL, &o, &c), 0);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(api, close_null_does_nothing)
+{
+	cr_assert_eq(weft_client_close(NULL), 0);
+	weft_release(NULL);
+}
+
+Test(api, submit_bad_arguments_return_einval, .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+	struct weft_task_opts bad_size = { .size = 2 };
+	struct weft_task_opts many = { .size = sizeof(many), .noutputs = WEFT_MAX_OUTPUTS + 1 };
+	struct weft_task_opts pinned = { .size = sizeof(pinned), .worker = "w1" };
+	struct weft_future *f = (void *)0x1, *nul = NULL, *ok;
+
+	cr_assert_eq(weft_submit(NULL, noop, NULL, 0, NULL, 0, NULL, &f), -EINVAL);
+	cr_assert_eq(weft_submit(c, NULL, NULL, 0, NULL, 0, NULL, &f), -EINVAL);
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, NULL, 0, NULL, NULL), -EINVAL);
+	cr_assert_eq(weft_submit(c, noop, NULL, 1, NULL, 0, NULL, &f), -EINVAL);
+	cr_assert_eq(weft_submit(c, noop, &nul, 1, NULL, 0, NULL, &f), -EINVAL);
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, NULL, 5, NULL, &f), -EINVAL);
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, "x", (size_t)WEFT_MAX_ARG + 1, NULL, &f),
+		     -EINVAL);
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, NULL, 0, &bad_size, &f), -EINVAL);
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, NULL, 0, &many, &f), -EINVAL);
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, NULL, 0, &pinned, &f), -ENOTSUP);
+	cr_assert_eq(f, (void *)0x1, "out-parameter written on error");
+	/* Nothing ran or was left behind. */
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, NULL, 0, NULL, &ok), 0);
+	cr_assert_eq(weft_wait(ok, -1), 0);
+	weft_release(ok);
+	struct weft_stats st = { .size = sizeof(st) };
+	cr_assert_eq(weft_stats(c, &st), 0);
+	cr_assert_eq(st.tasks_run, 1);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(api, future_of_another_client_returns_einval, .timeout = 10)
+{
+	struct weft_client *a = open_threads(1), *b = open_threads(1);
+	struct weft_future *fa, *f = NULL;
+
+	cr_assert_eq(weft_scatter(a, "x", 1, &fa), 0);
+	cr_assert_eq(weft_submit(b, noop, &fa, 1, NULL, 0, NULL, &f), -EINVAL);
+	cr_assert_null(f);
+	weft_release(fa);
+	cr_assert_eq(weft_client_close(a), 0);
+	cr_assert_eq(weft_client_close(b), 0);
+}
+
+Test(api, future_calls_with_null_return_einval)
+{
+	struct weft_buf b;
+
+	cr_assert_eq(weft_wait(NULL, 0), -EINVAL);
+	cr_assert_eq(weft_wait_any(NULL, 1, 0), -EINVAL);
+	cr_assert_eq(weft_result(NULL, &b), -EINVAL);
+	cr_assert_eq(weft_cancel(NULL), -EINVAL);
+	cr_assert_null(weft_future_error(NULL));
+	cr_assert_eq(weft_scatter(NULL, "x", 1, NULL), -EINVAL);
+	cr_assert_eq(weft_stats(NULL, NULL), -EINVAL);
+	cr_assert_eq(weft_spawn(NULL, noop, NULL, 0, NULL, 0, NULL, NULL), -EINVAL);
+	cr_assert_null(weft_output(NULL, 8));
+	cr_assert_null(weft_output_n(NULL, 0, 8));
+	cr_assert_eq(weft_fail(NULL, "x"), -EINVAL);
+}
+
+Test(api, wait_any_bad_arguments_return_einval, .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+	struct weft_future *fs[2];
+
+	cr_assert_eq(weft_scatter(c, "x", 1, &fs[0]), 0);
+	fs[1] = NULL;
+	cr_assert_eq(weft_wait_any(fs, 0, 0), -EINVAL);
+	cr_assert_eq(weft_wait_any(fs, 2, 0), -EINVAL);
+	cr_assert_eq(weft_wait_any(fs, 1, 0), 0);
+	weft_release(fs[0]);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(api, result_with_null_view_returns_einval, .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+	struct weft_future *f;
+
+	cr_assert_eq(weft_scatter(c, "x", 1, &f), 0);
+	cr_assert_eq(weft_result(f, NULL), -EINVAL);
+	weft_release(f);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(api, scatter_bad_arguments_return_einval, .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+	struct weft_future *f = NULL;
+
+	cr_assert_eq(weft_scatter(c, NULL, 4, &f), -EINVAL);
+	cr_assert_eq(weft_scatter(c, "x", 1, NULL), -EINVAL);
+	cr_assert_null(f);
+	cr_assert_eq(weft_scatter(c, NULL, 0, &f), 0, "empty data is fine");
+	struct weft_buf b;
+	cr_assert_eq(weft_result(f, &b), 0);
+	cr_assert_eq(b.len, 0);
+	cr_assert_null(b.data);
+	weft_release(f);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(api, strerror_names_every_code)
+{
+	cr_assert_str_eq(weft_strerror(0), "Success");
+	cr_assert_str_eq(weft_strerror(WEFT_ETASK), "Task function failed");
+	cr_assert_str_eq(weft_strerror(WEFT_EKILLED), "Task's worker died too often");
+	cr_assert_str_eq(weft_strerror(WEFT_ELOST), "Data lost and not recomputable");
+	cr_assert_str_eq(weft_strerror(WEFT_ENOFN), "No task function of that name");
+	cr_assert_str_eq(weft_strerror(-EINVAL), "Invalid argument");
+	cr_assert_str_eq(weft_strerror(EINVAL), "Invalid argument");
+	cr_assert_not_null(weft_strerror(-99999));
+	cr_assert_not_null(weft_strerror(-4000));
+}

@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: MIT
+/* Dependencies, multi-output tasks, and how long results live. */
+#include "../common.h"
+
+Test(deps, chain_passes_results_along, .timeout = 20)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft_future *f = submit_u64(c, sum, NULL, 0, 1), *next;
+
+	for (int i = 0; i < 1000; i++) {
+		next = submit_u64(c, sum, &f, 1, 1);
+		weft_release(f);
+		f = next;
+	}
+	cr_assert_eq(result_u64(f), 1001);
+	weft_release(f);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(deps, diamond_and_repeated_dependency, .timeout = 20)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft_future *a = submit_u64(c, sum, NULL, 0, 10);
+	struct weft_future *b = submit_u64(c, sum, &a, 1, 1);	/* 11 */
+	struct weft_future *d = submit_u64(c, sum, &a, 1, 2);	/* 12 */
+	struct weft_future *deps[] = { b, d, a, a };
+	struct weft_future *e = submit_u64(c, sum, deps, 4, 0);
+
+	cr_assert_eq(result_u64(e), 11 + 12 + 10 + 10);
+	weft_release(a);
+	weft_release(b);
+	weft_release(d);
+	weft_release(e);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(deps, dependency_already_finished, .timeout = 20)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft_future *a = submit_u64(c, sum, NULL, 0, 5), *b;
+
+	cr_assert_eq(weft_wait(a, -1), 0);
+	b = submit_u64(c, sum, &a, 1, 1);
+	cr_assert_eq(result_u64(b), 6);
+	weft_release(a);
+	weft_release(b);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+/* Splits its argument's value into n outputs: output i holds value + i. */
+TASK(split)
+{
+	uint64_t v;
+	unsigned n = 4;
+
+	memcpy(&v, arg, sizeof(v));
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t *o = weft_output_n(ctx, i, sizeof(*o));
+
+		if (!o)
+			return weft_fail(ctx, "output %u", i);
+		*o = v + i;
+	}
+	if (weft_output_n(ctx, n, 8))
+		return weft_fail(ctx, "output %u of %u exists", n, n);
+	return 0;
+}
+
+Test(deps, multi_output_feeds_dependents_separately, .timeout = 20)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft_task_opts o = { .size = sizeof(o), .noutputs = 4 };
+	struct weft_future *parts[4], *d[4];
+	uint64_t v = 100;
+
+	cr_assert_eq(weft_submit(c, split, NULL, 0, &v, sizeof(v), &o, parts), 0);
+	for (int i = 0; i < 4; i++)
+		d[i] = submit_u64(c, sum, &parts[i], 1, 1000);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(result_u64(d[i]), 1100 + i);
+		cr_assert_eq(result_u64(parts[i]), 100 + i);
+	}
+	/* Releasing some outputs keeps the others. */
+	weft_release(parts[0]);
+	weft_release(parts[2]);
+	cr_assert_eq(result_u64(parts[3]), 103);
+	weft_release(parts[1]);
+	weft_release(parts[3]);
+	for (int i = 0; i < 4; i++)
+		weft_release(d[i]);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+TASK(blob)
+{
+	uint64_t n;
+	unsigned char *p;
+
+	memcpy(&n, arg, sizeof(n));
+	p = weft_output(ctx, n);
+	if (!p)
+		return weft_fail(ctx, "no memory");
+	for (uint64_t i = 0; i < n; i++)
+		p[i] = (unsigned char)i;
+	/* Replacing the output frees the first buffer. */
+	p = weft_output(ctx, n);
+	for (uint64_t i = 0; i < n; i++)
+		p[i] = (unsigned char)(i * 7);
+	return 0;
+}
+
+TASK(check_blob)
+{
+	for (size_t i = 0; i < in[0].len; i++)
+		if (((const unsigned char *)in[0].data)[i] != (unsigned char)(i * 7))
+			return weft_fail(ctx, "byte %zu", i);
+	return put_u64(ctx, in[0].len);
+}
+
+Test(deps, result_lives_while_a_future_or_dependent_refers_to_it, .timeout = 20)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft_future *b, *chk, *late;
+	size_t held;
+
+	cr_assert_eq(mem_bytes(c), 0);
+	b = submit_u64(c, blob, NULL, 0, 1 << 20);
+	cr_assert_eq(weft_wait(b, -1), 0);
+	held = mem_bytes(c);
+	cr_assert_geq(held, 1 << 20);
+	cr_assert_lt(held, 2 << 20, "the replaced buffer was freed");
+	chk = submit_u64(c, check_blob, &b, 1, 0);
+	cr_assert_eq(result_u64(chk), 1 << 20);
+	cr_assert_eq(mem_bytes(c), held, "still referenced by the future");
+	late = submit_u64(c, check_blob, &b, 1, 0);
+	weft_release(b);	/* the pending dependent keeps it */
+	cr_assert_eq(result_u64(late), 1 << 20);
+	weft_release(late);
+	weft_release(chk);
+	/* The last reference went with the dependent, on a worker thread. */
+	for (int i = 0; i < 1000000 && mem_bytes(c); i++)
+		;
+	cr_assert_eq(mem_bytes(c), 0);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(deps, small_results_take_no_memory, .timeout = 20)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft_future *f[100];
+
+	for (int i = 0; i < 100; i++)
+		f[i] = submit_u64(c, sum, NULL, 0, i);
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(result_u64(f[i]), i);
+	cr_assert_eq(mem_bytes(c), 0, "8-byte results are stored inline");
+	for (int i = 0; i < 100; i++)
+		weft_release(f[i]);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(deps, fan_out_fan_in, .timeout = 60)
+{
+	struct weft_client *c = open_threads(2);
+	const int n = 100000;
+	struct weft_future *root = submit_u64(c, sum, NULL, 0, 1), **mid, *tail;
+
+	mid = malloc(n * sizeof(*mid));
+	for (int i = 0; i < n; i++)
+		mid[i] = submit_u64(c, sum, &root, 1, 0);
+	tail = submit_u64(c, sum, mid, n, 0);
+	cr_assert_eq(result_u64(tail), n);
+	for (int i = 0; i < n; i++)
+		weft_release(mid[i]);
+	free(mid);
+	weft_release(root);
+	weft_release(tail);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(deps, large_argument_is_copied, .timeout = 20)
+{
+	struct weft_client *c = open_threads(1);
+	size_t n = 1000;
+	uint64_t *arg = malloc(sizeof(uint64_t));
+	struct weft_future *f;
+	char *big = malloc(n);
+
+	memset(big, 1, n);
+	memcpy(big, &(uint64_t){ 42 }, 8);
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, big, n, NULL, &f), 0);
+	memset(big, 0, n);	/* the task has its own copy */
+	free(big);
+	free(arg);
+	cr_assert_eq(weft_wait(f, -1), 0);
+	weft_release(f);
+	cr_assert_eq(weft_client_close(c), 0);
+}

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: MIT
+/* Priorities, timeouts, wait_any, scatter, and named functions. */
+#include "../common.h"
+
+static _Atomic int order[16];
+static _Atomic int norder;
+
+TASK(record)
+{
+	int v;
+
+	memcpy(&v, arg, sizeof(v));
+	order[atomic_fetch_add(&norder, 1)] = v;
+	return 0;
+}
+
+Test(sched, higher_priority_runs_first, .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+	int prios[] = { 1, 5, 0, 3, -2, 5, 0 };
+	int expect[] = { 5, 5, 3, 1, 0, 0, -2 };
+	struct weft_future *g, *f[7];
+
+	atomic_store(&gate_open, 0);
+	atomic_store(&norder, 0);
+	cr_assert_eq(weft_submit(c, gate, NULL, 0, NULL, 0, NULL, &g), 0);
+	for (int i = 0; i < 7; i++) {
+		struct weft_task_opts o = { .size = sizeof(o), .priority = prios[i] };
+
+		cr_assert_eq(weft_submit(c, record, NULL, 0, &prios[i], sizeof(int), &o,
+					 &f[i]), 0);
+	}
+	atomic_store(&gate_open, 1);
+	for (int i = 0; i < 7; i++)
+		cr_assert_eq(weft_wait(f[i], -1), 0);
+	for (int i = 0; i < 7; i++)
+		cr_assert_eq(order[i], expect[i], "position %d: %d, expected %d", i,
+			     order[i], expect[i]);
+	for (int i = 0; i < 7; i++)
+		weft_release(f[i]);
+	weft_release(g);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(sched, wait_times_out_and_polls, .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+	struct weft_future *g;
+
+	atomic_store(&gate_open, 0);
+	cr_assert_eq(weft_submit(c, gate, NULL, 0, NULL, 0, NULL, &g), 0);
+	cr_assert_eq(weft_wait(g, 0), -ETIMEDOUT);
+	cr_assert_eq(weft_wait(g, 20 * 1000 * 1000), -ETIMEDOUT);
+	atomic_store(&gate_open, 1);
+	cr_assert_eq(weft_wait(g, 5ll * 1000 * 1000 * 1000), 0);
+	weft_release(g);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+TASK(sleepy)
+{
+	uint64_t ms;
+	struct timespec ts;
+
+	memcpy(&ms, arg, 8);
+	ts.tv_sec = 0;
+	ts.tv_nsec = ms * 1000000;
+	nanosleep(&ts, NULL);
+	return put_u64(ctx, ms);
+}
+
+Test(sched, wait_any_returns_the_first_to_end, .timeout = 10)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft_future *fs[2];
+
+	atomic_store(&gate_open, 0);
+	cr_assert_eq(weft_submit(c, gate, NULL, 0, NULL, 0, NULL, &fs[0]), 0);
+	fs[1] = submit_u64(c, sleepy, NULL, 0, 20);
+	cr_assert_eq(weft_wait_any(fs, 2, 0), -ETIMEDOUT);
+	cr_assert_eq(weft_wait_any(fs, 2, -1), 1);
+	cr_assert_eq(weft_wait_any(fs, 1, 1000000), -ETIMEDOUT);
+	atomic_store(&gate_open, 1);
+	cr_assert_eq(weft_wait_any(fs, 1, -1), 0);
+	weft_release(fs[0]);
+	weft_release(fs[1]);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(sched, blocked_waiter_wakes_when_task_ends, .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+	struct weft_future *f = submit_u64(c, sleepy, NULL, 0, 50);
+
+	/* Long enough that the client thread sleeps on the futex, not spins. */
+	cr_assert_eq(weft_wait(f, -1), 0);
+	cr_assert_eq(result_u64(f), 50);
+	weft_release(f);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(sched, scatter_feeds_tasks, .timeout = 10)
+{
+	struct weft_client *c = open_threads(2);
+	uint64_t v = 40;
+	char big[4096];
+	struct weft_future *s, *b, *t;
+	struct weft_buf r;
+
+	memset(big, 'z', sizeof(big));
+	cr_assert_eq(weft_scatter(c, &v, sizeof(v), &s), 0);
+	cr_assert_eq(weft_scatter(c, big, sizeof(big), &b), 0);
+	cr_assert_geq(mem_bytes(c), sizeof(big));
+	memset(big, 0, sizeof(big));
+	t = submit_u64(c, sum, &s, 1, 2);
+	cr_assert_eq(result_u64(t), 42);
+	cr_assert_eq(weft_result(b, &r), 0);
+	cr_assert_eq(r.len, 4096);
+	cr_assert_eq(((const char *)r.data)[4095], 'z', "scatter copies the bytes");
+	weft_release(s);
+	weft_release(b);
+	weft_release(t);
+	cr_assert_eq(mem_bytes(c), 0);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+TASK(named_twice)
+{
+	uint64_t v;
+
+	memcpy(&v, arg, 8);
+	return put_u64(ctx, 2 * v);
+}
+WEFT_TASK(named_twice)
+
+Test(sched, submit_named_finds_registered_functions, .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+	struct weft_future *f = NULL;
+	uint64_t v = 21;
+
+	cr_assert_eq(weft_submit_named(c, "named_twice", NULL, 0, &v, 8, NULL, &f), 0);
+	cr_assert_eq(result_u64(f), 42);
+	weft_release(f);
+	f = NULL;
+	cr_assert_eq(weft_submit_named(c, "no_such_task", NULL, 0, &v, 8, NULL, &f),
+		     WEFT_ENOFN);
+	cr_assert_null(f);
+	cr_assert_eq(weft_submit_named(c, NULL, NULL, 0, NULL, 0, NULL, &f), -EINVAL);
+	cr_assert_eq(weft_submit_named(NULL, "named_twice", NULL, 0, NULL, 0, NULL, &f),
+		     -EINVAL);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(sched, register_rejects_bad_and_duplicate_names)
+{
+	char long_name[300];
+
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = 0;
+	cr_assert_eq(weft_register("named_twice", noop), -EEXIST);
+	cr_assert_eq(weft_register("named_twice", named_twice), -EEXIST);
+	cr_assert_eq(weft_register(NULL, noop), -EINVAL);
+	cr_assert_eq(weft_register("", noop), -EINVAL);
+	cr_assert_eq(weft_register("x", NULL), -EINVAL);
+	cr_assert_eq(weft_register(long_name, noop), -EINVAL);
+	/* Many names: the table grows. */
+	for (int i = 0; i < 500; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "fn_%d", i);
+		cr_assert_eq(weft_register(name, noop), 0);
+	}
+	cr_assert_eq(weft_register("fn_250", noop), -EEXIST);
+}
+
+Test(sched, label_defaults_to_the_registered_name, .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+	struct weft_future *g, *f;
+
+	atomic_store(&gate_open, 0);
+	cr_assert_eq(weft_submit(c, gate, NULL, 0, NULL, 0, NULL, &g), 0);
+	cr_assert_eq(weft_submit_named(c, "named_twice", &g, 1, NULL, 0, NULL, &f), 0);
+	cr_assert_eq(weft_cancel(f), 0);
+	cr_assert_str_eq(weft_future_error(f), "task 'named_twice' was cancelled");
+	atomic_store(&gate_open, 1);
+	weft_release(f);
+	weft_release(g);
+	cr_assert_eq(weft_client_close(c), 0);
+}
