@@ -6,7 +6,8 @@
 # Under LeakSanitizer a leak in a test's process is printed but does not fail the
 # test, and Criterion's runner leaks a little itself (and exits non-zero for it). So
 # leaks are judged here: a report with a frame in weft's or the tests' code fails
-# the program; one made only of Criterion's frames does not.
+# the program; one made only of Criterion's frames does not. Any report of a race,
+# of undefined behaviour or of a memory error fails the program too.
 b=$1
 shift
 passed=0
@@ -40,6 +41,10 @@ for tier in "$@"; do
 		ok=1
 		[ -n "$tested" ] && [ "$passing" = "$tested" ] || ok=0
 		[ "$leaks" -eq 0 ] || ok=0
+		# A race or undefined behaviour in a test's process does not fail the test.
+		if printf '%s\n' "$out" | grep -qE 'WARNING: ThreadSanitizer|runtime error:|ERROR: AddressSanitizer'; then
+			ok=0
+		fi
 		if [ "$rc" -ne 0 ] && ! printf '%s\n' "$out" | grep -q 'ERROR: LeakSanitizer'; then
 			ok=0
 		fi
