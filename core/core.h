@@ -114,32 +114,34 @@ struct weft__edge {
  * still in its scheduling structures (a deque, a dependency list, the heap).
  */
 struct weft_task {
+	/* First line: what submit, run, wait and release all touch. */
 	weft_fn *fn;
 	struct weft__engine *eng;
 	_Atomic uint32_t state;		/* enum weft__task_state | WT_WAITER */
 	_Atomic uint32_t pending;	/* unfinished dependencies, +1 while submitting */
 	_Atomic uint32_t refs;
 	uint32_t nin;			/* dependencies */
+	_Atomic(struct weft__edge *) dependents;	/* edges of waiting dependents */
+	struct weft_task *next;		/* inbox, free list */
+	void *arg;
+	size_t arglen;
 	uint16_t noutputs;		/* >= 1 */
 	uint16_t flags;			/* TF_* */
 	int priority;
-	unsigned retries;		/* re-runs left */
+	/* Second line: the result and the rest. */
+	struct weft_future out1;
+	struct weft_future *out;	/* &out1, or noutputs of them */
 	struct weft_future **in;	/* the dependencies' outputs */
 	struct weft__edge *edges;	/* one per dependency */
-	_Atomic(struct weft__edge *) dependents;	/* edges of waiting dependents */
-	struct weft_task *next;		/* inbox, free list */
-	struct weft_task *ending_next;	/* stack of tasks failing together */
-	void *arg;
-	size_t arglen;
+	unsigned retries;		/* re-runs left */
 	struct weft__err *err;		/* set once final and not done */
 	char *label;			/* owned copy, or NULL: use the function's name */
 	uint64_t seq;			/* submit order, for ties in the priority heap */
-	struct weft_future *out;	/* &out1, or noutputs of them */
-	struct weft_future out1;
+	struct weft_task *ending_next;	/* stack of tasks failing together */
 	struct weft_future *in_inl[WEFT_INLINE_DEPS];
 	struct weft__edge edge_inl[WEFT_INLINE_DEPS];
 	_Alignas(16) unsigned char arg_inl[WEFT_INLINE_ARG];
-};
+} __cacheline_aligned;	/* no record shares a line with another thread's record */
 
 /* A sentinel dependents value: the task has ended, add no more edges. */
 #define WEFT_EDGES_CLOSED ((struct weft__edge *)1)
@@ -186,14 +188,17 @@ struct weft__worker {
 };
 
 struct weft__engine {
+	/* Read-mostly: every call reads these; nothing hot may share their line. */
 	uint64_t id;			/* unique per process, for thread-local caches */
 	struct weft__topo *topo;
 	struct weft__alloc *alloc;
+	struct weft__worker **workers;
 	unsigned nthreads;
 	unsigned nnuma;
+	_Atomic bool closing;		/* close has begun: queued tasks end cancelled */
+	bool closed;			/* only held futures remain */
 	size_t memory_limit;		/* recorded; enforced by the spill manager */
 	char *spill_dir;
-	struct weft__worker **workers;
 
 	/* Tasks made ready by threads that own no deque; a Treiber stack taken whole. */
 	_Atomic(struct weft_task *) inbox __cacheline_aligned;
@@ -206,7 +211,6 @@ struct weft__engine {
 
 	/* Threads outside the engine (and tasks with nothing to help) sleep here. */
 	_Atomic uint32_t done_seq __cacheline_aligned;
-	_Atomic uint32_t ndone_waiters;
 
 	/* Tasks with a priority other than 0: a max-heap under a lock. */
 	pthread_mutex_t prio_lock __cacheline_aligned;
@@ -216,18 +220,17 @@ struct weft__engine {
 	_Atomic int prio_top;		/* priority of prio[0] while prio_count > 0 */
 	uint64_t prio_seq;
 
-	/* Records: slabs, a shared free list, and the external threads' caches. */
-	pthread_mutex_t pool_lock;
-	struct weft_task *pool_free;
-	unsigned pool_nfree;
+	/*
+	 * Records: slabs, and a stack of batches of free records (each batch a list
+	 * linked by next, its head holding its size in seq; batches linked by
+	 * ending_next), so that a cache takes or gives back a batch without walking it.
+	 */
+	pthread_mutex_t pool_lock __cacheline_aligned;
+	struct weft_task *pool_batches;
 	void **slabs;
 	size_t nslabs, slabs_cap;
 	struct weft__cache *ext_caches;
-
-	_Atomic bool closing;		/* close has begun: refuse new work */
-	bool closed;			/* only held futures remain */
 	_Atomic uint64_t husk_live;	/* after close: records still referenced */
-	uint64_t seq;			/* submit counter for priority ties */
 };
 
 /* The calling thread's worker, if it is one of @eng's. */

@@ -79,10 +79,15 @@ static __cold int slab_add(struct weft__engine *eng)
 	memset(slab, 0, SLAB_RECORDS * sizeof(*slab));
 	eng->slabs[eng->nslabs++] = slab;
 	for (i = 0; i < SLAB_RECORDS; i++) {
-		slab[i].next = eng->pool_free;
-		eng->pool_free = &slab[i];
+		bool first = i % CACHE_BATCH == 0;
+
+		slab[i].next = first ? NULL : &slab[i - 1];
+		if (i % CACHE_BATCH == CACHE_BATCH - 1) {
+			slab[i].seq = CACHE_BATCH;
+			slab[i].ending_next = eng->pool_batches;
+			eng->pool_batches = &slab[i];
+		}
 	}
-	eng->pool_nfree += SLAB_RECORDS;
 	return 0;
 }
 
@@ -90,25 +95,17 @@ static __cold struct weft_task *cache_refill(struct weft__cache *c)
 {
 	struct weft__engine *eng = c->eng;
 	struct weft_task *t;
-	unsigned n;
 
 	pthread_mutex_lock(&eng->pool_lock);
-	if (!eng->pool_free && slab_add(eng)) {
+	if (!eng->pool_batches && slab_add(eng)) {
 		pthread_mutex_unlock(&eng->pool_lock);
 		return NULL;
 	}
-	for (n = 0; n < CACHE_BATCH && eng->pool_free; n++) {
-		t = eng->pool_free;
-		eng->pool_free = t->next;
-		t->next = c->free;
-		c->free = t;
-	}
-	eng->pool_nfree -= n;
+	t = eng->pool_batches;
+	eng->pool_batches = t->ending_next;
 	pthread_mutex_unlock(&eng->pool_lock);
-	c->nfree += n;
-	t = c->free;
 	c->free = t->next;
-	c->nfree--;
+	c->nfree = (unsigned)t->seq - 1;
 	return t;
 }
 
@@ -126,37 +123,41 @@ static inline struct weft_task *record_get(struct weft__cache *c)
 	return cache_refill(c);
 }
 
-static __cold void pool_put(struct weft__engine *eng, struct weft_task *first,
-			    struct weft_task *last, unsigned n)
+/* @batch: @n records linked by next; a batch's head records its size in seq. */
+static __cold void pool_put_batch(struct weft__engine *eng, struct weft_task *batch,
+				  unsigned n)
 {
+	batch->seq = n;
 	pthread_mutex_lock(&eng->pool_lock);
-	last->next = eng->pool_free;
-	eng->pool_free = first;
-	eng->pool_nfree += n;
+	batch->ending_next = eng->pool_batches;
+	eng->pool_batches = batch;
 	pthread_mutex_unlock(&eng->pool_lock);
 }
 
 static inline void record_put(struct weft__engine *eng, struct weft__cache *c,
 			      struct weft_task *t)
 {
-	struct weft_task *first, *last;
+	struct weft_task *last;
 	unsigned n;
 
 	if (unlikely(!c)) {
-		pool_put(eng, t, t, 1);
+		/* No cache for this thread (out of memory): a batch of one is fine. */
+		t->next = NULL;
+		pool_put_batch(eng, t, 1);
 		return;
 	}
 	t->next = c->free;
 	c->free = t;
-	if (likely(++c->nfree < 4 * CACHE_BATCH))
+	if (likely(++c->nfree < 2 * CACHE_BATCH))
 		return;
 	/* Records migrate to the threads that free them; hand a batch back. */
-	first = last = c->free;
-	for (n = 1; n < CACHE_BATCH; n++)
+	for (last = c->free, n = 1; n < CACHE_BATCH; n++)
 		last = last->next;
+	t = c->free;
 	c->free = last->next;
-	c->nfree -= n;
-	pool_put(eng, first, last, n);
+	last->next = NULL;
+	c->nfree -= CACHE_BATCH;
+	pool_put_batch(eng, t, CACHE_BATCH);
 }
 
 /* ---- errors ---- */
@@ -565,6 +566,13 @@ int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn 
 	}
 	for (i = 0; i < t->noutputs; i++)
 		out[i] = &t->out[i];
+	if (!ndeps) {
+		/* Nobody else can see t yet: no atomics needed to make it ready. */
+		atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
+		atomic_store_explicit(&t->state, WT_READY, memory_order_relaxed);
+		weft__engine_schedule(eng, w, t);
+		return 0;
+	}
 	if (ferr && claim(t, ferr))
 		end_cascade(c, w, t, final_of(ferr));
 	if (atomic_fetch_sub_explicit(&t->pending, already + 1, memory_order_acq_rel) ==

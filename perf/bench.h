@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench.h - what every benchmark in perf/ shares: timing, medians over repetitions,
+ * and the report: a table row for people, one JSON line per figure for machines,
+ * each figure beside the reference measured in the same run.
+ */
+#ifndef WEFT_BENCH_H
+#define WEFT_BENCH_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <weft.h>
+
+static inline double bench_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int bench_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static inline double bench_median(double *v, int n)
+{
+	qsort(v, n, sizeof(*v), bench_cmp);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Repetitions: $WEFT_BENCH_REPS, default 5. */
+static inline int bench_reps(void)
+{
+	const char *s = getenv("WEFT_BENCH_REPS");
+	int n = s ? atoi(s) : 5;
+
+	return n > 0 && n < 1000 ? n : 5;
+}
+
+static inline unsigned bench_all_threads(void)
+{
+	struct weft_client *c;
+	struct weft_stats st = { .size = sizeof(st) };
+
+	if (weft_client_open(NULL, NULL, &c) || weft_stats(c, &st))
+		return 1;
+	weft_client_close(c);
+	return st.nthreads;
+}
+
+static inline struct weft_client *bench_open(unsigned nthreads)
+{
+	struct weft_options o = { .size = sizeof(o), .nthreads = nthreads };
+	struct weft_client *c;
+	int ret = weft_client_open(NULL, &o, &c);
+
+	if (ret) {
+		fprintf(stderr, "weft_client_open: %s\n", weft_strerror(ret));
+		exit(1);
+	}
+	return c;
+}
+
+static inline void bench_header(const char *title)
+{
+	printf("# %s\n", title);
+	printf("%-10s %-22s %7s %12s %-5s   %-26s %12s %8s\n", "bench", "figure", "threads",
+	       "median", "unit", "reference", "ref median", "ratio");
+}
+
+/*
+ * One figure: the median of @n samples, beside the reference's median (ref_n
+ * samples of the reference, measured in the same run; ref_n 0: none).
+ */
+static inline void bench_report(const char *bench, const char *figure, unsigned threads,
+				double *v, int n, const char *unit, const char *ref_name,
+				double *ref, int ref_n)
+{
+	double lo, hi, med, rmed = 0;
+
+	med = bench_median(v, n);
+	lo = v[0];
+	hi = v[n - 1];
+	if (ref_n)
+		rmed = bench_median(ref, ref_n);
+	printf("%-10s %-22s %7u %12.2f %-5s   %-26s %12.2f %8.2f\n", bench, figure, threads,
+	       med, unit, ref_n ? ref_name : "-", rmed, ref_n && rmed ? med / rmed : 0);
+	printf("{\"bench\":\"%s\",\"figure\":\"%s\",\"threads\":%u,\"median\":%.3f,"
+	       "\"min\":%.3f,\"max\":%.3f,\"unit\":\"%s\",\"samples\":%d", bench, figure,
+	       threads, med, lo, hi, unit, n);
+	if (ref_n)
+		printf(",\"reference\":\"%s\",\"reference_median\":%.3f", ref_name, rmed);
+	printf("}\n");
+	fflush(stdout);
+}
+
+static inline void bench_check(int ret, const char *what)
+{
+	if (ret) {
+		fprintf(stderr, "%s: %s\n", what, weft_strerror(ret));
+		exit(1);
+	}
+}
+
+#endif /* WEFT_BENCH_H */

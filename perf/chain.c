@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: MIT
+/*
+ * chain.c - what does a dependency cost? A chain of N tasks, each depending on the
+ * one before and adding one to its 8-byte result; submitted from the client, the
+ * last one waited; ns per task. Reference: the same additions through a function
+ * pointer, serially.  usage: chain [n]   (default 1000000)
+ */
+#include "bench.h"
+
+static int add_one(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		   const void *arg, size_t arglen)
+{
+	long *out = weft_output(ctx, sizeof(*out));
+
+	*out = (nin ? *(const long *)in[0].data : 0) + 1;
+	return 0;
+}
+
+struct serial_ctx {
+	long v;
+};
+
+static int add_one_serial(struct serial_ctx *s)
+{
+	s->v++;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	long n = argc > 1 ? atol(argv[1]) : 1000000;
+	unsigned threads[2] = { 1, bench_all_threads() };
+	int (*volatile sfn)(struct serial_ctx *) = add_one_serial;
+	int reps = bench_reps(), t, r;
+	double ser[64], v[64];
+
+	bench_header("chain: each task depends on the one before");
+	for (r = 0; r < reps; r++) {
+		struct serial_ctx s = { 0 };
+		double t0 = bench_now();
+
+		for (long i = 0; i < n; i++)
+			sfn(&s);
+		ser[r] = (bench_now() - t0) * 1e9 / n;
+		if (s.v != n)
+			abort();
+	}
+	for (t = 0; t < 2; t++) {
+		struct weft_client *c = bench_open(threads[t]);
+
+		for (r = 0; r < reps; r++) {
+			struct weft_future *prev = NULL, *next;
+			struct weft_buf b;
+			double t0 = bench_now();
+
+			for (long i = 0; i < n; i++) {
+				bench_check(weft_submit(c, add_one, prev ? &prev : NULL,
+							prev ? 1 : 0, NULL, 0, NULL, &next),
+					    "submit");
+				weft_release(prev);
+				prev = next;
+			}
+			bench_check(weft_result(prev, &b), "result");
+			v[r] = (bench_now() - t0) * 1e9 / n;
+			if (*(const long *)b.data != n)
+				abort();
+			weft_release(prev);
+		}
+		weft_client_close(c);
+		bench_report("chain", "ns_per_task", threads[t], v, reps, "ns",
+			     "serial add, ns per call", ser, reps);
+		if (threads[1] == 1)
+			break;
+	}
+	return 0;
+}

@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: MIT
+/*
+ * weft-demo - a task graph on the embedded engine, with progress and a summary.
+ *
+ * Estimates pi by Monte Carlo in CHUNKS independent tasks, reduces their counts with
+ * a binary tree of tasks (dependencies), builds a histogram of the samples with
+ * multi-output tasks, and computes fib(N) by fork-join recursion with weft_spawn.
+ * Every result is checked against a serial computation.
+ *
+ * usage: weft-demo [threads]
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <weft.h>
+
+#define CHUNKS 4096
+#define SAMPLES_PER_CHUNK 20000
+#define BUCKETS 8
+#define FIB_N 27
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Samples of one chunk: how many fell inside the quarter circle. */
+static uint64_t chunk_hits(uint64_t chunk)
+{
+	uint64_t s = chunk * 7919 + 1, hits = 0;
+
+	for (int i = 0; i < SAMPLES_PER_CHUNK; i++) {
+		double x = (splitmix(&s) >> 11) * 0x1.0p-53;
+		double y = (splitmix(&s) >> 11) * 0x1.0p-53;
+
+		hits += x * x + y * y <= 1.0;
+	}
+	return hits;
+}
+
+static int sample(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		  const void *arg, size_t arglen)
+{
+	uint64_t chunk, *out = weft_output(ctx, sizeof(*out));
+
+	if (!out)
+		return weft_fail(ctx, "no memory");
+	memcpy(&chunk, arg, sizeof(chunk));
+	*out = chunk_hits(chunk);
+	return 0;
+}
+
+static int add(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+	       const void *arg, size_t arglen)
+{
+	uint64_t a, b, *out = weft_output(ctx, sizeof(*out));
+
+	if (!out)
+		return weft_fail(ctx, "no memory");
+	memcpy(&a, in[0].data, 8);
+	memcpy(&b, in[1].data, 8);
+	*out = a + b;
+	return 0;
+}
+
+/* Splits a chunk's hit count into BUCKETS outputs: one per decile of the chunk id. */
+static int bucketize(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		     const void *arg, size_t arglen)
+{
+	uint64_t chunk, hits;
+
+	memcpy(&chunk, arg, 8);
+	memcpy(&hits, in[0].data, 8);
+	for (unsigned i = 0; i < BUCKETS; i++) {
+		uint64_t *o = weft_output_n(ctx, i, 8);
+
+		if (!o)
+			return weft_fail(ctx, "no memory");
+		*o = chunk % BUCKETS == i ? hits : 0;
+	}
+	return 0;
+}
+
+static int sum_all(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		   const void *arg, size_t arglen)
+{
+	uint64_t s = 0, v, *out = weft_output(ctx, 8);
+
+	if (!out)
+		return weft_fail(ctx, "no memory");
+	for (size_t i = 0; i < nin; i++) {
+		memcpy(&v, in[i].data, 8);
+		s += v;
+	}
+	*out = s;
+	return 0;
+}
+
+static int fib(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+	       const void *arg, size_t arglen)
+{
+	int64_t n, a, b, *out;
+	struct weft_future *fa, *fb;
+	struct weft_buf ra, rb;
+	int ret;
+
+	memcpy(&n, arg, 8);
+	out = weft_output(ctx, 8);
+	if (!out)
+		return weft_fail(ctx, "no memory");
+	if (n < 2) {
+		*out = n;
+		return 0;
+	}
+	n--;
+	ret = weft_spawn(ctx, fib, NULL, 0, &n, 8, NULL, &fa);
+	if (ret)
+		return ret;
+	n--;
+	ret = weft_spawn(ctx, fib, NULL, 0, &n, 8, NULL, &fb);
+	if (ret) {
+		weft_release(fa);
+		return ret;
+	}
+	ret = weft_result(fa, &ra) ?: weft_result(fb, &rb);
+	if (!ret) {
+		memcpy(&a, ra.data, 8);
+		memcpy(&b, rb.data, 8);
+		*out = a + b;
+	}
+	weft_release(fa);
+	weft_release(fb);
+	return ret;
+}
+
+static int64_t fib_serial(int64_t n)
+{
+	return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2);
+}
+
+static void die(const char *what, int ret)
+{
+	fprintf(stderr, "weft-demo: %s: %s\n", what, weft_strerror(ret));
+	exit(1);
+}
+
+static uint64_t u64(struct weft_future *f)
+{
+	struct weft_buf b;
+	uint64_t v;
+	int ret = weft_result(f, &b);
+
+	if (ret)
+		die(weft_future_error(f) ?: "result", ret);
+	memcpy(&v, b.data, 8);
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	struct weft_options o = { .size = sizeof(o) };
+	struct weft_stats st = { .size = sizeof(st) };
+	static struct weft_future *samples[CHUNKS], *level[CHUNKS];
+	static struct weft_future *parts[CHUNKS][BUCKETS];
+	struct weft_future *buckets[BUCKETS], *col[CHUNKS], *f;
+	struct weft_task_opts multi = { .size = sizeof(o), .noutputs = BUCKETS };
+	struct weft_client *c;
+	uint64_t serial_hits = 0, hits, done = 0;
+	double t0, t1;
+	int64_t n = FIB_N;
+	size_t width;
+	int ret, i, b;
+
+	multi.size = sizeof(multi);
+	if (argc > 1)
+		o.nthreads = (unsigned)atoi(argv[1]);
+	ret = weft_client_open(NULL, &o, &c);
+	if (ret)
+		die("weft_client_open", ret);
+	weft_stats(c, &st);
+	printf("weft-demo: embedded engine, %u threads on %u NUMA domain(s)\n", st.nthreads,
+	       st.nnuma);
+
+	t0 = now();
+	/* 1. Independent tasks, watched as they finish. */
+	for (i = 0; i < CHUNKS; i++) {
+		uint64_t chunk = (uint64_t)i;
+
+		ret = weft_submit(c, sample, NULL, 0, &chunk, 8, NULL, &samples[i]);
+		if (ret)
+			die("submit", ret);
+	}
+	printf("  monte carlo: %d tasks of %d samples submitted\n", CHUNKS,
+	       SAMPLES_PER_CHUNK);
+	for (uint64_t next = CHUNKS / 4; done < CHUNKS; done++) {
+		if ((ret = weft_wait(samples[done], -1)))
+			die("wait", ret);
+		if (done + 1 == next || done + 1 == CHUNKS) {
+			printf("  monte carlo: %3" PRIu64 "%% of chunks done (%.3f s)\n",
+			       100 * (done + 1) / CHUNKS, now() - t0);
+			next += CHUNKS / 4;
+		}
+	}
+	/* 2. A reduction tree: each level's tasks depend on two of the level below. */
+	memcpy(level, samples, sizeof(level));
+	for (width = CHUNKS; width > 1; width /= 2) {
+		for (i = 0; i < (int)width / 2; i++) {
+			struct weft_future *pair[2] = { level[2 * i], level[2 * i + 1] };
+
+			ret = weft_submit(c, add, pair, 2, NULL, 0, NULL, &f);
+			if (ret)
+				die("submit", ret);
+			if (width != CHUNKS) {
+				weft_release(pair[0]);
+				weft_release(pair[1]);
+			}
+			level[i] = f;
+		}
+	}
+	hits = u64(level[0]);
+	weft_release(level[0]);
+	printf("  reduction tree: %d tasks, pi ~ %.6f\n", CHUNKS - 1,
+	       4.0 * hits / ((double)CHUNKS * SAMPLES_PER_CHUNK));
+	/* 3. Multi-output tasks, then one task per bucket over a column of outputs. */
+	for (i = 0; i < CHUNKS; i++) {
+		uint64_t chunk = (uint64_t)i;
+
+		ret = weft_submit(c, bucketize, &samples[i], 1, &chunk, 8, &multi, parts[i]);
+		if (ret)
+			die("submit", ret);
+	}
+	for (b = 0; b < BUCKETS; b++) {
+		for (i = 0; i < CHUNKS; i++)
+			col[i] = parts[i][b];
+		ret = weft_submit(c, sum_all, col, CHUNKS, NULL, 0, NULL, &buckets[b]);
+		if (ret)
+			die("submit", ret);
+	}
+	uint64_t bucket_total = 0;
+	for (b = 0; b < BUCKETS; b++)
+		bucket_total += u64(buckets[b]);
+	printf("  histogram: %d multi-output tasks, %d bucket sums\n", CHUNKS, BUCKETS);
+	/* 4. Fork-join recursion from inside a task. */
+	ret = weft_submit(c, fib, NULL, 0, &n, 8, NULL, &f);
+	if (ret)
+		die("submit", ret);
+	int64_t fib_n = (int64_t)u64(f);
+	weft_release(f);
+	printf("  fork-join: fib(%d) = %" PRId64 "\n", FIB_N, fib_n);
+	t1 = now();
+
+	/* Check everything against serial code. */
+	for (i = 0; i < CHUNKS; i++)
+		serial_hits += chunk_hits((uint64_t)i);
+	if (hits != serial_hits || bucket_total != serial_hits || fib_n != fib_serial(FIB_N)) {
+		fprintf(stderr, "weft-demo: results differ from the serial computation\n");
+		return 1;
+	}
+	weft_stats(c, &st);
+	for (i = 0; i < CHUNKS; i++) {
+		weft_release(samples[i]);
+		for (b = 0; b < BUCKETS; b++)
+			weft_release(parts[i][b]);
+	}
+	for (b = 0; b < BUCKETS; b++)
+		weft_release(buckets[b]);
+	printf("summary: %" PRIu64 " tasks in %.3f s, %.0f tasks/s, %" PRIu64
+	       " steals; results match the serial computation\n",
+	       st.tasks_run, t1 - t0, st.tasks_run / (t1 - t0), st.steals);
+	ret = weft_client_close(c);
+	if (ret)
+		die("close", ret);
+	return 0;
+}
