@@ -135,7 +135,7 @@ check-concurrency: deps
 	$(Q)WEFT_TEST_FILTER='$(CONCURRENCY_TESTS)' ./tests/run.sh $(B) unit integration stress
 CONCURRENCY_TESTS := unit/deque unit/engine unit/topo integration/api integration/cancel \
 	integration/close integration/deps integration/fail integration/sched \
-	integration/spawn stress/dag stress/million
+	integration/spawn stress/dag stress/million stress/regress
 
 bench: deps all $(PERF)
 	$(Q)./perf/run.sh $(B)

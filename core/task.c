@@ -540,12 +540,19 @@ int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn 
 	atomic_store_explicit(&t->pending, (uint32_t)ndeps + 1, memory_order_relaxed);
 	counter_inc(&c->created);
 
+	/*
+	 * Inputs and their references first: once the first edge is queued, a
+	 * dependency that fails may claim and end t from another thread, and ending
+	 * walks all of in[].
+	 */
+	for (i = 0; i < ndeps; i++) {
+		task_ref(deps[i]->task);	/* the caller's future keeps it alive */
+		t->in[i] = deps[i];
+	}
 	for (i = 0; i < ndeps; i++) {
 		struct weft_task *d = deps[i]->task;
 		struct weft__edge *e = &t->edges[i], *head;
 
-		task_ref(d);			/* the caller's future keeps d alive */
-		t->in[i] = deps[i];
 		e->task = t;
 		head = atomic_load_explicit(&d->dependents, memory_order_acquire);
 		do {
