@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "weft.h"
@@ -114,7 +115,7 @@ struct weft__edge {
  * still in its scheduling structures (a deque, a dependency list, the heap).
  */
 struct weft_task {
-	/* First line: what submit, run, wait and release all touch. */
+	/* Line 0: what submit, run, wait and release all touch. */
 	weft_fn *fn;
 	struct weft__engine *eng;
 	_Atomic uint32_t state;		/* enum weft__task_state | WT_WAITER */
@@ -124,24 +125,31 @@ struct weft_task {
 	_Atomic(struct weft__edge *) dependents;	/* edges of waiting dependents */
 	struct weft_task *next;		/* inbox, free list */
 	void *arg;
-	size_t arglen;
+	uint32_t arglen;		/* at most WEFT_MAX_ARG */
 	uint16_t noutputs;		/* >= 1 */
 	uint16_t flags;			/* TF_* */
-	int priority;
-	/* Second line: the result and the rest. */
+	/* Line 1: the result, and where inputs and outputs live. */
 	struct weft_future out1;
 	struct weft_future *out;	/* &out1, or noutputs of them */
 	struct weft_future **in;	/* the dependencies' outputs */
+	/* Line 2: used by some tasks only. */
 	struct weft__edge *edges;	/* one per dependency */
+	int priority;
 	unsigned retries;		/* re-runs left */
 	struct weft__err *err;		/* set once final and not done */
 	char *label;			/* owned copy, or NULL: use the function's name */
-	uint64_t seq;			/* submit order, for ties in the priority heap */
-	struct weft_task *ending_next;	/* stack of tasks failing together */
+	uint64_t seq;			/* priority ties; a free batch's size */
+	struct weft_task *ending_next;	/* tasks failing together; free batches */
 	struct weft_future *in_inl[WEFT_INLINE_DEPS];
+	/* Line 3. */
 	struct weft__edge edge_inl[WEFT_INLINE_DEPS];
 	_Alignas(16) unsigned char arg_inl[WEFT_INLINE_ARG];
 } __cacheline_aligned;	/* no record shares a line with another thread's record */
+
+_Static_assert(sizeof(struct weft_task) == 4 * WEFT_CACHELINE,
+	       "a task record is four cache lines; keep line 0 hot");
+_Static_assert(offsetof(struct weft_task, out1) == WEFT_CACHELINE,
+	       "line 0 holds what every task touches");
 
 /* A sentinel dependents value: the task has ended, add no more edges. */
 #define WEFT_EDGES_CLOSED ((struct weft__edge *)1)

@@ -133,6 +133,9 @@ static inline void *weft__deque_pop(struct weft__deque *d)
 		return WEFT_DEQUE_EMPTY;
 	}
 	x = atomic_load_explicit(&a->slot[b & a->mask], memory_order_relaxed);
+	if (t < b)	/* what the next pop returns: start fetching it */
+		__builtin_prefetch(atomic_load_explicit(&a->slot[(b - 1) & a->mask],
+							memory_order_relaxed));
 	if (t == b) {
 		/* The last element: race the thieves for it on top. */
 		if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1,
