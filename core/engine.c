@@ -25,7 +25,7 @@
  */
 #define SPIN_NS 100000
 #define SPIN_ROUNDS 64			/* rounds between clock reads while spinning */
-#define YIELD_EVERY 8			/* of those, every n-th yields the core */
+#define YIELD_AFTER 32			/* rounds of pure spinning before yielding */
 #define DEQUE_CAP 1024
 #define MAX_THREADS 4096
 
@@ -352,7 +352,11 @@ static struct weft_task *idle(struct weft__worker *w)
 		}
 		if (atomic_load_explicit(&eng->stop, memory_order_relaxed))
 			break;
-		if (i % YIELD_EVERY == YIELD_EVERY - 1)
+		/*
+		 * A short pure spin, then yield each round: the thread that would
+		 * give us work (often the client) may be waiting for this core.
+		 */
+		if (i > YIELD_AFTER)
 			sched_yield();
 		else
 			cpu_relax();

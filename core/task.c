@@ -538,9 +538,18 @@ int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn 
 	atomic_store_explicit(&t->dependents, NULL, memory_order_relaxed);
 	/* One per future handed out, one for the engine until the task retires. */
 	atomic_store_explicit(&t->refs, t->noutputs + 1, memory_order_relaxed);
-	/* +1 so no dependency can make it ready before submit is done with it. */
-	atomic_store_explicit(&t->pending, (uint32_t)ndeps + 1, memory_order_relaxed);
+	/*
+	 * One per dependency not yet ended. No guard: after its last edge is queued,
+	 * submit no longer touches t's shared state, so t may start (or be ended by a
+	 * failing dependency) from then on. Dependencies found ended are subtracted at
+	 * the end, which keeps t waiting until then.
+	 */
+	atomic_store_explicit(&t->pending, (uint32_t)ndeps, memory_order_relaxed);
 	counter_inc(&c->created);
+	for (i = 0; i < t->noutputs; i++)
+		out[i] = &t->out[i];
+	if (!ndeps)
+		goto ready_unseen;
 
 	/*
 	 * Inputs and their references first: once the first edge is queued, a
@@ -573,20 +582,26 @@ int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn 
 			      WT_STATE_MASK) != WT_DONE)
 			ferr = d->err;
 	}
-	for (i = 0; i < t->noutputs; i++)
-		out[i] = &t->out[i];
-	if (!ndeps) {
-		/* Nobody else can see t yet: no atomics needed to make it ready. */
-		atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
-		atomic_store_explicit(&t->state, WT_READY, memory_order_relaxed);
-		weft__engine_schedule(eng, w, t);
-		return 0;
-	}
+	if (!already)
+		return 0;		/* t is in the dependencies' hands now */
+	/* Some dependency failed: t never runs. pending > 0 until we subtract. */
 	if (ferr && claim(t, ferr))
 		end_cascade(c, w, t, final_of(ferr));
-	if (atomic_fetch_sub_explicit(&t->pending, already + 1, memory_order_acq_rel) ==
-	    already + 1)
-		became_ready(c, w, t);
+	if (already < ndeps) {
+		if (atomic_fetch_sub_explicit(&t->pending, already, memory_order_acq_rel) ==
+		    already)
+			became_ready(c, w, t);
+		return 0;
+	}
+	/* Every dependency had ended, so no edge of t was queued: nobody sees t. */
+	atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
+	if (ferr) {
+		retire(c, t);
+		return 0;
+	}
+ready_unseen:
+	atomic_store_explicit(&t->state, WT_READY, memory_order_relaxed);
+	weft__engine_schedule(eng, w, t);
 	return 0;
 }
 
