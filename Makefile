@@ -13,8 +13,9 @@ includedir ?= $(prefix)/include
 bindir ?= $(prefix)/bin
 
 DEPS_PKGS := libfabric-dev libhwloc-dev libjemalloc-dev liburing-dev libcriterion-dev \
-	pkg-config gcc make
-PKGS := hwloc libfabric liburing jemalloc
+	libudev-dev pkg-config gcc make
+# Linked as their folders arrive: liburing with spill/, libfabric with fabric/.
+PKGS := hwloc jemalloc
 
 # Sanitized runs are 5-20x slower: the stress tests divide their counts by this.
 ifneq ($(SAN),)
@@ -122,6 +123,7 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory $(UNIT) $(INTEG) $(STRESS)
 	$(Q)./tests/run.sh $(B) unit integration stress
+	$(Q)[ -n "$(SAN)" ] || ./tests/install.sh
 
 check-unit: all $(UNIT)
 	$(Q)./tests/run.sh $(B) unit
@@ -138,30 +140,29 @@ CONCURRENCY_TESTS := unit/deque unit/engine unit/topo integration/api integratio
 	integration/spawn stress/dag stress/million stress/regress
 
 bench: deps all $(PERF)
+	@if [ -z "$$WEFT_SKIP_DEPS" ]; then ./tools/deps.sh libtbb-dev g++; fi
 	$(Q)./perf/run.sh $(B)
 
 demo: deps all
 	$(Q)$(B)/tools/weft-demo
 
-$(NAME).pc: $(NAME).pc.in Makefile
-	$(Q)sed -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
-		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
-		-e 's|@LIBS@|$(LIBS)|' $< > $@
-
-install: all $(NAME).pc
+# The .pc names the prefix, so it is written at each install, never kept.
+install: all
 	install -d $(DESTDIR)$(includedir) $(DESTDIR)$(libdir)/pkgconfig
 	install -m 644 include/weft.h $(DESTDIR)$(includedir)/weft.h
 	install -m 755 $(SO) $(DESTDIR)$(libdir)/lib$(NAME).so.$(VERSION)
 	ln -sf lib$(NAME).so.$(VERSION) $(DESTDIR)$(libdir)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(libdir)/lib$(NAME).so
 	install -m 644 $(A) $(DESTDIR)$(libdir)/lib$(NAME).a
-	install -m 644 $(NAME).pc $(DESTDIR)$(libdir)/pkgconfig/$(NAME).pc
+	sed -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
+		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
+		-e 's|@LIBS@|$(LIBS)|' $(NAME).pc.in > $(DESTDIR)$(libdir)/pkgconfig/$(NAME).pc
 
 uninstall:
 	rm -f $(DESTDIR)$(includedir)/weft.h $(DESTDIR)$(libdir)/lib$(NAME).so* \
 		$(DESTDIR)$(libdir)/lib$(NAME).a $(DESTDIR)$(libdir)/pkgconfig/$(NAME).pc
 
 clean:
-	rm -rf build $(NAME).pc
+	rm -rf build
 
 -include $(OBJS:.o=.d)

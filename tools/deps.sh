@@ -12,5 +12,12 @@ echo "deps: installing$missing"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends $missing </dev/null
+log=$(mktemp)
+if ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends \
+	$missing; } </dev/null >"$log" 2>&1; then
+	cat "$log"
+	rm -f "$log"
+	echo "deps: apt-get failed" >&2
+	exit 1
+fi
+rm -f "$log"

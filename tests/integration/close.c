@@ -162,3 +162,38 @@ Test(close, two_engines_at_once, .timeout = 20)
 	weft_release(fb);
 	cr_assert_eq(weft_client_close(b), 0);
 }
+
+static _Atomic int spawn_result;
+
+/* Spawns children until close begins; then spawn must refuse. */
+TASK(spawn_until_refused)
+{
+	struct timespec ts = { 0, 100000 };
+
+	atomic_store(&spawn_result, 1);
+	for (int i = 0; i < 100000; i++) {
+		struct weft_future *f;
+		int ret = weft_spawn(ctx, noop, NULL, 0, NULL, 0, NULL, &f);
+
+		if (ret) {
+			atomic_store(&spawn_result, ret);
+			return 0;
+		}
+		weft_release(f);
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+Test(close, spawn_during_close_returns_eshutdown, .timeout = 30)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft_future *f;
+
+	cr_assert_eq(weft_submit(c, spawn_until_refused, NULL, 0, NULL, 0, NULL, &f), 0);
+	while (!atomic_load(&spawn_result))
+		;
+	weft_release(f);
+	cr_assert_eq(weft_client_close(c), 0);
+	cr_assert_eq(atomic_load(&spawn_result), -ESHUTDOWN);
+}

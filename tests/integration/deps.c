@@ -196,3 +196,39 @@ Test(deps, large_argument_is_copied, .timeout = 20)
 	weft_release(f);
 	cr_assert_eq(weft_client_close(c), 0);
 }
+
+TASK(empty_then_fail_twice)
+{
+	uint64_t which;
+
+	memcpy(&which, arg, 8);
+	if (weft_output(ctx, 0))
+		return weft_fail(ctx, "an empty output has no buffer");
+	if (which)
+		return put_u64(ctx, 5);
+	weft_fail(ctx, "first");
+	return weft_fail(ctx, "second");	/* the last message wins */
+}
+
+Test(deps, empty_output_and_repeated_fail, .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+	struct weft_task_opts o = { .size = sizeof(o), .label = "e" };
+	struct weft_future *ok, *bad, *none;
+	struct weft_buf b;
+	uint64_t one = 1, zero = 0;
+
+	cr_assert_eq(weft_submit(c, empty_then_fail_twice, NULL, 0, &one, 8, &o, &ok), 0);
+	cr_assert_eq(weft_submit(c, empty_then_fail_twice, NULL, 0, &zero, 8, &o, &bad), 0);
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, NULL, 0, NULL, &none), 0);
+	cr_assert_eq(result_u64(ok), 5);
+	cr_assert_eq(weft_wait(bad, -1), WEFT_ETASK);
+	cr_assert_str_eq(weft_future_error(bad), "task 'e' failed: second");
+	cr_assert_eq(weft_result(none, &b), 0);
+	cr_assert_eq(b.len, 0, "a task that writes no output has an empty result");
+	cr_assert_null(b.data);
+	weft_release(ok);
+	weft_release(bad);
+	weft_release(none);
+	cr_assert_eq(weft_client_close(c), 0);
+}

@@ -1,0 +1,28 @@
+#!/bin/sh
+# make bench: every benchmark in perf/, then the oneTBB yardstick from
+# ../shared/yardsticks (when it is there and libtbb-dev is installed), in one run,
+# so that the figures can be read as ratios measured on the same machine.
+# usage: perf/run.sh BUILD_DIR
+set -e
+b=$1
+for p in fib flat chain fanout; do
+	"$b/perf/$p"
+	echo
+done
+y=../shared/yardsticks/tasks_tbb.cpp
+if [ -f "$y" ] && command -v g++ >/dev/null && [ -f /usr/include/oneapi/tbb.h ]; then
+	echo "# yardstick: oneTBB task_group, same machine, same run ($y)"
+	g++ -O2 -std=c++17 "$y" -I"$(dirname "$y")" -o "$b/perf/tbb" -ltbb
+	for t in 1 $(nproc); do
+		out=$("$b/perf/tbb" "$t" "${WEFT_BENCH_REPS:-5}" 2>/dev/null)
+		for k in $(printf '%s\n' "$out" | awk '$1 == "SAMPLE" { print $2 }' | sort -u); do
+			vals=$(printf '%s\n' "$out" | awk -v k="$k" '$1 == "SAMPLE" && $2 == k { print $3 }' | sort -g)
+			unit=$(printf '%s\n' "$out" | awk -v k="$k" '$1 == "SAMPLE" && $2 == k { print $4; exit }')
+			med=$(printf '%s\n' "$vals" | awk '{ a[NR] = $1 } END { print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+			printf 'tbb        %-22s %7d %12.2f %s\n' "$k" "$t" "$med" "$unit"
+			printf '{"bench":"tbb","figure":"%s","threads":%d,"median":%.3f,"unit":"%s"}\n' "$k" "$t" "$med" "$unit"
+		done
+	done
+else
+	echo "# yardstick: skipped (needs $y, g++ and libtbb-dev)"
+fi
