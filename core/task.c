@@ -58,6 +58,58 @@ struct weft__cache *weft__cache_self(struct weft__engine *eng)
 	return cache_create_external(eng);
 }
 
+/*
+ * A free record keeps the values a plain task needs (its engine, its own output,
+ * the inline arrays, zero flags, priority and retries), so that submit writes only
+ * what a task changes: every line it need not write is a line that need not move
+ * between cores.
+ */
+static void record_init(struct weft_task *t, struct weft__engine *eng)
+{
+	t->eng = eng;
+	t->out1.task = t;
+	t->out = &t->out1;
+	t->in = t->in_inl;
+	t->edges = t->edge_inl;
+	t->arg = t->arg_inl;
+	t->noutputs = 1;
+}
+
+/* Store only if the value differs: a read keeps the line shared, a store takes it. */
+#define SET_IF(lvalue, value)			\
+	do {					\
+		if ((lvalue) != (value))	\
+			(lvalue) = (value);	\
+	} while (0)
+
+/* Undo what a task changed in its record (results are freed by then). */
+static void record_reset(struct weft_task *t)
+{
+	if (unlikely(t->flags)) {
+		if (t->flags & TF_OUT_HEAP)
+			free(t->out);
+		if (t->flags & TF_DEPS_HEAP) {
+			free(t->in);
+			free(t->edges);
+		}
+		if (t->flags & TF_ARG_HEAP)
+			free(t->arg);
+		t->out = &t->out1;
+		t->in = t->in_inl;
+		t->edges = t->edge_inl;
+		t->arg = t->arg_inl;
+		t->flags = 0;
+	}
+	if (unlikely(t->label)) {
+		free(t->label);
+		t->label = NULL;
+	}
+	SET_IF(t->noutputs, 1);
+	SET_IF(t->priority, 0);
+	SET_IF(t->retries, 0);
+	SET_IF(t->seq, 0);
+}
+
 static __cold int slab_add(struct weft__engine *eng)
 {
 	struct weft_task *slab;
@@ -81,9 +133,10 @@ static __cold int slab_add(struct weft__engine *eng)
 	for (i = 0; i < SLAB_RECORDS; i++) {
 		bool first = i % CACHE_BATCH == 0;
 
+		record_init(&slab[i], eng);
 		slab[i].next = first ? NULL : &slab[i - 1];
 		if (i % CACHE_BATCH == CACHE_BATCH - 1) {
-			slab[i].seq = CACHE_BATCH;
+			slab[i].nin = CACHE_BATCH;
 			slab[i].ending_next = eng->pool_batches;
 			eng->pool_batches = &slab[i];
 		}
@@ -105,7 +158,7 @@ static __cold struct weft_task *cache_refill(struct weft__cache *c)
 	eng->pool_batches = t->ending_next;
 	pthread_mutex_unlock(&eng->pool_lock);
 	c->free = t->next;
-	c->nfree = (unsigned)t->seq - 1;
+	c->nfree = t->nin - 1;
 	return t;
 }
 
@@ -125,11 +178,11 @@ static inline struct weft_task *record_get(struct weft__cache *c)
 	return cache_refill(c);
 }
 
-/* @batch: @n records linked by next; a batch's head records its size in seq. */
+/* @batch: @n records linked by next; a batch's head records its size in nin. */
 static __cold void pool_put_batch(struct weft__engine *eng, struct weft_task *batch,
 				  unsigned n)
 {
-	batch->seq = n;
+	batch->nin = n;
 	pthread_mutex_lock(&eng->pool_lock);
 	batch->ending_next = eng->pool_batches;
 	eng->pool_batches = batch;
@@ -240,9 +293,9 @@ static void outputs_free(struct weft_task *t)
 
 		if (o->usable)
 			weft__free(t->eng->alloc, o->data, o->usable);
-		o->data = NULL;
-		o->len = 0;
-		o->usable = 0;
+		SET_IF(o->data, NULL);
+		SET_IF(o->len, 0);
+		SET_IF(o->usable, 0);
 	}
 }
 
@@ -251,19 +304,11 @@ static void task_free(struct weft__cache *c, struct weft_task *t)
 	struct weft__engine *eng = t->eng;
 
 	outputs_free(t);
-	if (t->flags & TF_OUT_HEAP)
-		free(t->out);
-	if (t->flags & TF_DEPS_HEAP) {
-		free(t->in);
-		free(t->edges);
+	if (t->err) {
+		err_put(t->err);
+		t->err = NULL;
 	}
-	if (t->flags & TF_ARG_HEAP)
-		free(t->arg);
-	free(t->label);
-	err_put(t->err);
-	t->err = NULL;
-	t->label = NULL;
-	t->flags = 0;
+	record_reset(t);
 	if (unlikely(eng->closed)) {
 		/* After close the records stay in their slabs; the last one frees all. */
 		if (atomic_fetch_sub_explicit(&eng->husk_live, 1, memory_order_acq_rel) == 1) {
@@ -426,72 +471,52 @@ static int check_deps(struct weft__engine *eng, struct weft_future *const *deps,
 	return 0;
 }
 
-static void future_init(struct weft_future *f, struct weft_task *t)
-{
-	f->task = t;
-	f->data = NULL;
-	f->len = 0;
-	f->usable = 0;
-}
-
-/* Everything a record needs besides dependency links; may fail with -ENOMEM. */
+/*
+ * What a task needs beyond a free record's values (see record_init); may fail with
+ * -ENOMEM, leaving the record free.
+ */
 static int task_fill(struct weft_task *t, size_t ndeps, const void *arg, size_t arglen,
 		     const struct weft_task_opts *o)
 {
 	unsigned nout = o->noutputs ? o->noutputs : 1, i;
 
-	t->flags = 0;
-	t->label = NULL;
-	t->err = NULL;
-	t->in = t->in_inl;
-	t->edges = t->edge_inl;
-	t->out = &t->out1;
-	t->arg = t->arg_inl;
-	if (ndeps > WEFT_INLINE_DEPS) {
+	if (unlikely(ndeps > WEFT_INLINE_DEPS)) {
+		t->flags |= TF_DEPS_HEAP;
 		t->in = malloc(ndeps * sizeof(*t->in));
 		t->edges = malloc(ndeps * sizeof(*t->edges));
-		t->flags |= TF_DEPS_HEAP;
 		if (!t->in || !t->edges)
 			goto err_nomem;
 	}
-	if (arglen > WEFT_INLINE_ARG) {
-		t->arg = malloc(arglen);
+	if (unlikely(arglen > WEFT_INLINE_ARG)) {
 		t->flags |= TF_ARG_HEAP;
+		t->arg = malloc(arglen);
 		if (!t->arg)
 			goto err_nomem;
 	}
 	if (arglen)
 		memcpy(t->arg, arg, arglen);
 	t->arglen = (uint32_t)arglen;
-	if (o->label) {
+	if (unlikely(o->label)) {
 		t->label = strdup(o->label);
 		if (!t->label)
 			goto err_nomem;
 	}
-	if (nout > 1) {
-		t->out = calloc(nout, sizeof(*t->out));
+	if (unlikely(nout > 1)) {
 		t->flags |= TF_OUT_HEAP;
+		t->out = calloc(nout, sizeof(*t->out));
 		if (!t->out)
 			goto err_nomem;
+		for (i = 0; i < nout; i++)
+			t->out[i].task = t;
+		t->noutputs = nout;
 	}
-	for (i = 0; i < nout; i++)
-		future_init(&t->out[i], t);
-	t->noutputs = nout;
+	SET_IF(t->priority, o->priority);
+	SET_IF(t->retries, o->retries);
 	return 0;
 
 err_nomem:
-	/* The flags say which of these are ours to free. */
-	if (t->flags & TF_DEPS_HEAP) {
-		free(t->in);
-		free(t->edges);
-	}
-	if (t->flags & TF_ARG_HEAP)
-		free(t->arg);
-	if (t->flags & TF_OUT_HEAP)
-		free(t->out);
-	free(t->label);
-	t->flags = 0;
-	t->label = NULL;
+	/* free(NULL) is fine: the flags were set before each allocation. */
+	record_reset(t);
 	return -ENOMEM;
 }
 
@@ -523,7 +548,6 @@ int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn 
 	t = record_get(c);
 	if (unlikely(!t))
 		return -ENOMEM;
-	t->eng = eng;
 	ret = task_fill(t, ndeps, arg, arglen, &o);
 	if (unlikely(ret)) {
 		record_put(eng, c, t);
@@ -531,9 +555,6 @@ int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn 
 	}
 	t->fn = fn;
 	t->nin = (uint32_t)ndeps;
-	t->priority = o.priority;
-	t->retries = o.retries;
-	t->seq = 0;
 	atomic_store_explicit(&t->state, WT_WAITING, memory_order_relaxed);
 	atomic_store_explicit(&t->dependents, NULL, memory_order_relaxed);
 	/* One per future handed out, one for the engine until the task retires. */
@@ -623,7 +644,6 @@ int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 	t = record_get(c);
 	if (!t)
 		return -ENOMEM;
-	t->eng = eng;
 	if (task_fill(t, 0, NULL, 0, &none)) {
 		record_put(eng, c, t);
 		return -ENOMEM;
@@ -645,8 +665,6 @@ int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 	f->len = len;
 	t->fn = NULL;
 	t->nin = 0;
-	t->priority = 0;
-	t->retries = 0;
 	/* Born ended: no engine reference, nothing to schedule. */
 	atomic_store_explicit(&t->dependents, WEFT_EDGES_CLOSED, memory_order_relaxed);
 	atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
