@@ -25,7 +25,8 @@
  */
 #define SPIN_NS 100000
 #define SPIN_ROUNDS 64			/* rounds between clock reads while spinning */
-#define YIELD_AFTER 32			/* rounds of pure spinning before yielding */
+#define QUIET_ROUNDS 32			/* unregistered polls before the yielding spin */
+#define MAX_BACKOFF 32			/* most pauses between two quiet polls */
 #define DEQUE_CAP 1024
 #define MAX_THREADS 4096
 
@@ -332,12 +333,28 @@ static struct weft_task *find_work(struct weft__worker *w)
 static struct weft_task *idle(struct weft__worker *w)
 {
 	struct weft__engine *eng = w->eng;
+	unsigned i, backoff = 1;
 	struct weft_task *t;
+	int64_t until;
 	uint32_t key;
-	int i;
 
-	int64_t until = weft__now_ns() + SPIN_NS;
-
+	/*
+	 * First a quiet spin, polling with growing pauses and registering nowhere:
+	 * between two tasks of a steady stream, touching the shared counters (which
+	 * every submit reads) would bounce their line once per task. A quiet spinner
+	 * suppresses no wake-up, so no registration is needed for correctness.
+	 */
+	for (i = 0; i < QUIET_ROUNDS; i++) {
+		t = find_work(w);
+		if (t)
+			return t;
+		for (unsigned k = 0; k < backoff; k++)
+			cpu_relax();
+		if (backoff < MAX_BACKOFF)
+			backoff *= 2;
+	}
+	/* Then a registered spin that yields the core each round (see SPIN_NS). */
+	until = weft__now_ns() + SPIN_NS;
 	atomic_fetch_add_explicit(&eng->nspinning, 1, memory_order_seq_cst);
 	for (i = 1;; i++) {
 		if (i % SPIN_ROUNDS == 0 && weft__now_ns() > until)
@@ -352,14 +369,8 @@ static struct weft_task *idle(struct weft__worker *w)
 		}
 		if (atomic_load_explicit(&eng->stop, memory_order_relaxed))
 			break;
-		/*
-		 * A short pure spin, then yield each round: the thread that would
-		 * give us work (often the client) may be waiting for this core.
-		 */
-		if (i > YIELD_AFTER)
-			sched_yield();
-		else
-			cpu_relax();
+		/* The thread that would give us work may be waiting for this core. */
+		sched_yield();
 	}
 	key = atomic_load_explicit(&eng->park_seq, memory_order_seq_cst);
 	atomic_fetch_add_explicit(&eng->nparked, 1, memory_order_seq_cst);
