@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Priorities, timeouts, wait_any, scatter, and named functions. */
+#include <pthread.h>
+
 #include "../common.h"
 
 static _Atomic int order[16];
@@ -187,5 +189,40 @@ Test(sched, label_defaults_to_the_registered_name, .timeout = 10)
 	atomic_store(&gate_open, 1);
 	weft_release(f);
 	weft_release(g);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+static void *submit_from_thread(void *arg)
+{
+	struct weft_client *c = arg;
+	struct weft_future *f = submit_u64(c, sum, NULL, 0, 7);
+
+	cr_assert_eq(weft_wait(f, 5ll * 1000 * 1000 * 1000), 0, "a submitted task never ran");
+	cr_assert_eq(result_u64(f), 7);
+	weft_release(f);
+	return NULL;
+}
+
+Test(sched, submit_wakes_parked_threads, .timeout = 60)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft_stats st = { .size = sizeof(st) };
+	struct timespec idle = { 0, 2 * 1000 * 1000 };	/* past the spin: all park */
+
+	for (int i = 0; i < 100; i++) {
+		pthread_t th;
+
+		nanosleep(&idle, NULL);
+		/* Alternate the client thread and a new thread, which has no cache yet. */
+		if (i % 2) {
+			cr_assert_eq(pthread_create(&th, NULL, submit_from_thread, c), 0);
+			pthread_join(th, NULL);
+		} else {
+			submit_from_thread(c);
+		}
+	}
+	cr_assert_eq(weft_stats(c, &st), 0);
+	cr_assert_geq(st.parks, 100, "threads did not park: the test tested nothing");
+	cr_assert_eq(st.tasks_run, 100);
 	cr_assert_eq(weft_client_close(c), 0);
 }
