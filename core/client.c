@@ -128,6 +128,16 @@ int weft_scatter(struct weft_client *c, const void *data, size_t len,
 	return weft__task_scatter(c->eng, data, len, out);
 }
 
+/* Relaxed reads: each counter has one writer; a sum need not be one instant. */
+static void stats_add(struct weft_stats *s, struct weft__cache *c)
+{
+	s->tasks_run += atomic_load_explicit(&c->run, memory_order_relaxed);
+	s->tasks_failed += atomic_load_explicit(&c->failed, memory_order_relaxed);
+	s->tasks_cancelled += atomic_load_explicit(&c->cancelled, memory_order_relaxed);
+	s->steals += atomic_load_explicit(&c->steals, memory_order_relaxed);
+	s->parks += atomic_load_explicit(&c->parks, memory_order_relaxed);
+}
+
 int weft_stats(struct weft_client *c, struct weft_stats *st)
 {
 	struct weft__engine *eng;
@@ -141,18 +151,10 @@ int weft_stats(struct weft_client *c, struct weft_stats *st)
 	s.nthreads = eng->nthreads;
 	s.nnuma = eng->nnuma;
 	pthread_mutex_lock(&eng->pool_lock);
-	for (i = 0; i <= eng->nthreads; i++) {
-		cache = i < eng->nthreads ? &eng->workers[i]->cache : eng->ext_caches;
-		for (; cache; cache = i < eng->nthreads ? NULL : cache->next) {
-			s.tasks_run += atomic_load_explicit(&cache->run, memory_order_relaxed);
-			s.tasks_failed += atomic_load_explicit(&cache->failed,
-							       memory_order_relaxed);
-			s.tasks_cancelled += atomic_load_explicit(&cache->cancelled,
-								  memory_order_relaxed);
-			s.steals += atomic_load_explicit(&cache->steals, memory_order_relaxed);
-			s.parks += atomic_load_explicit(&cache->parks, memory_order_relaxed);
-		}
-	}
+	for (i = 0; i < eng->nthreads; i++)
+		stats_add(&s, &eng->workers[i]->cache);
+	for (cache = eng->ext_caches; cache; cache = cache->next)
+		stats_add(&s, cache);
 	pthread_mutex_unlock(&eng->pool_lock);
 	s.mem_bytes = weft__alloc_bytes(eng->alloc);
 	s.mem_peak = weft__alloc_peak(eng->alloc);

@@ -191,7 +191,6 @@ struct weft__worker {
 	unsigned nvictims;
 	unsigned nlocal;		/* victims[0..nlocal-1] share this domain */
 	uint64_t rng;			/* xorshift state for victim order */
-	unsigned help_depth;		/* nested waits inside tasks */
 	pthread_t thread;
 };
 

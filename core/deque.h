@@ -171,11 +171,4 @@ static inline void *weft__deque_steal(struct weft__deque *d)
 	return x;
 }
 
-/* Any thread; a hint only, for idle threads deciding whether to look closer. */
-static inline int weft__deque_looks_empty(struct weft__deque *d)
-{
-	return atomic_load_explicit(&d->bottom, memory_order_relaxed) <=
-	       atomic_load_explicit(&d->top, memory_order_relaxed);
-}
-
 #endif /* WEFT_DEQUE_H */

@@ -425,9 +425,7 @@ int weft__engine_help(struct weft__worker *w, bool (*done)(void *, bool), void *
 			return 0;
 		t = find_work(w);
 		if (t) {
-			w->help_depth++;
 			weft__task_run(w, t);
-			w->help_depth--;
 			idle_rounds = 0;
 			continue;
 		}
@@ -731,6 +729,10 @@ void weft__engine_close(struct weft__engine *eng)
 		wake_all(eng);
 	}
 	workers_stop(eng, eng->nthreads);
+	if (weft__alloc_unbound(eng->alloc))
+		weft__log(WEFT_LOG_INFO, "alloc",
+			  "%u NUMA domain(s) could not bind result memory to their node",
+			  weft__alloc_unbound(eng->alloc));
 	held = weft__task_close(eng);
 	engine_free(eng);
 	if (!held) {

@@ -154,10 +154,11 @@ WEFT_API int weft_client_open(const char *address, const struct weft_options *op
  * tasks are waited for; then every thread is joined and every result freed. Futures
  * still held by the caller stay valid handles until weft_release(): weft_wait() on
  * them returns the task's final status (0, its error, or -ECANCELED if close
- * cancelled it), weft_result() returns -ESHUTDOWN because the data is gone, and
- * every other call fails with -ESHUTDOWN. The last such release frees the
- * remaining bookkeeping. No other call on this client or its futures may run
- * concurrently with close.
+ * cancelled it), weft_wait_any() returns at once, weft_future_error() still gives
+ * the message, while weft_result() and weft_cancel() return -ESHUTDOWN because the
+ * data is gone. The last such release frees the remaining bookkeeping. Passing
+ * such a future to weft_submit() is undefined, as is any use of @c after close. No
+ * other call on this client or its futures may run concurrently with close.
  *
  * Context: any thread that is not running a task of this engine.
  * Return: 0, or -EDEADLK from inside a task (nothing is changed then).
