@@ -103,10 +103,17 @@ struct weft__edge {
 #define WEFT_INLINE_DEPS 2
 #define WEFT_INLINE_ARG 32
 
-/* flags */
+/*
+ * flags, in line 0, so that freeing a plain task reads no other line: each says
+ * which other fields a task changed from a free record's values.
+ */
 #define TF_ARG_HEAP	0x1		/* arg was malloc'd */
 #define TF_DEPS_HEAP	0x2		/* in and edges were malloc'd */
 #define TF_OUT_HEAP	0x4		/* out was malloc'd (several outputs) */
+#define TF_OUTPUT	0x8		/* an output was written */
+#define TF_EXTRA	0x10		/* label, priority, retries, seq or err set */
+#define TF_PRIO		0x20		/* priority != 0: scheduled through the heap */
+#define WEFT_WORD_ARG	8		/* arguments up to this size live in line 0 */
 
 /*
  * A task record. Records come from per-thread caches and never return to malloc
@@ -124,7 +131,10 @@ struct weft_task {
 	uint32_t nin;			/* dependencies */
 	_Atomic(struct weft__edge *) dependents;	/* edges of waiting dependents */
 	struct weft_task *next;		/* inbox, free list */
-	void *arg;
+	union {
+		void *arg;		/* arglen > WEFT_WORD_ARG: arg_inl or the heap */
+		unsigned char arg_word[WEFT_WORD_ARG];	/* small arguments */
+	};
 	uint32_t arglen;		/* at most WEFT_MAX_ARG */
 	uint16_t noutputs;		/* >= 1 */
 	uint16_t flags;			/* TF_* */
@@ -150,6 +160,42 @@ _Static_assert(sizeof(struct weft_task) == 4 * WEFT_CACHELINE,
 	       "a task record is four cache lines; keep line 0 hot");
 _Static_assert(offsetof(struct weft_task, out1) == WEFT_CACHELINE,
 	       "line 0 holds what every task touches");
+
+/*
+ * Records are WEFT_RECORD_ALIGN-aligned in their slabs, so a record's own output
+ * (out1) sits at WEFT_OUT1_RESIDUE modulo that alignment; the outputs of a
+ * multi-output task are allocated so that none ever does (see out_array_alloc).
+ * So the task behind a future is found from its address alone, without reading
+ * the future's line: waiting on or releasing a plain task touches line 0 only.
+ */
+#define WEFT_RECORD_ALIGN 256
+#define WEFT_OUT1_RESIDUE WEFT_CACHELINE
+#define WEFT_OUT_STRIDE 128		/* multi-output futures: residues 0 and 128 */
+_Static_assert(sizeof(struct weft_task) == WEFT_RECORD_ALIGN, "records tile the alignment");
+_Static_assert(sizeof(struct weft_future) <= WEFT_OUT_STRIDE, "outputs fit their stride");
+
+static inline struct weft_task *weft__future_task(const struct weft_future *f)
+{
+	if (((uintptr_t)f & (WEFT_RECORD_ALIGN - 1)) == WEFT_OUT1_RESIDUE)
+		return container_of(f, struct weft_task, out1);
+	return f->task;
+}
+
+/* Output @i of @t. */
+static inline struct weft_future *weft__task_out(struct weft_task *t, unsigned i)
+{
+	if (t->noutputs == 1)
+		return &t->out1;
+	return (struct weft_future *)((char *)t->out + (size_t)i * WEFT_OUT_STRIDE);
+}
+
+/* The argument bytes a task function receives (NULL when there are none). */
+static inline const void *weft__task_arg(const struct weft_task *t)
+{
+	if (!t->arglen)
+		return NULL;
+	return t->arglen <= WEFT_WORD_ARG ? (const void *)t->arg_word : t->arg;
+}
 
 /* A sentinel dependents value: the task has ended, add no more edges. */
 #define WEFT_EDGES_CLOSED ((struct weft__edge *)1)

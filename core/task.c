@@ -71,7 +71,6 @@ static void record_init(struct weft_task *t, struct weft__engine *eng)
 	t->out = &t->out1;
 	t->in = t->in_inl;
 	t->edges = t->edge_inl;
-	t->arg = t->arg_inl;
 	t->noutputs = 1;
 }
 
@@ -82,32 +81,34 @@ static void record_init(struct weft_task *t, struct weft__engine *eng)
 			(lvalue) = (value);	\
 	} while (0)
 
-/* Undo what a task changed in its record (results are freed by then). */
+/* Undo what a task changed in its record (results and error are freed by then). */
 static void record_reset(struct weft_task *t)
 {
-	if (unlikely(t->flags)) {
-		if (t->flags & TF_OUT_HEAP)
-			free(t->out);
-		if (t->flags & TF_DEPS_HEAP) {
-			free(t->in);
-			free(t->edges);
-		}
-		if (t->flags & TF_ARG_HEAP)
-			free(t->arg);
+	uint16_t f = t->flags;
+
+	if (likely(!f))
+		return;
+	if (f & TF_OUT_HEAP) {
+		free(t->out);
 		t->out = &t->out1;
+		t->noutputs = 1;
+	}
+	if (f & TF_DEPS_HEAP) {
+		free(t->in);
+		free(t->edges);
 		t->in = t->in_inl;
 		t->edges = t->edge_inl;
-		t->arg = t->arg_inl;
-		t->flags = 0;
 	}
-	if (unlikely(t->label)) {
+	if (f & TF_ARG_HEAP)
+		free(t->arg);
+	if (f & TF_EXTRA) {
 		free(t->label);
 		t->label = NULL;
+		SET_IF(t->priority, 0);
+		SET_IF(t->retries, 0);
+		SET_IF(t->seq, 0);
 	}
-	SET_IF(t->noutputs, 1);
-	SET_IF(t->priority, 0);
-	SET_IF(t->retries, 0);
-	SET_IF(t->seq, 0);
+	t->flags = 0;
 }
 
 static __cold int slab_add(struct weft__engine *eng)
@@ -124,7 +125,7 @@ static __cold int slab_add(struct weft__engine *eng)
 		eng->slabs = s;
 		eng->slabs_cap = cap;
 	}
-	slab = aligned_alloc(WEFT_CACHELINE, SLAB_RECORDS * sizeof(*slab));
+	slab = aligned_alloc(WEFT_RECORD_ALIGN, SLAB_RECORDS * sizeof(*slab));
 	if (!slab)
 		return -ENOMEM;
 	/* refs == 0 marks a free record, for close's walk over the slabs. */
@@ -289,7 +290,7 @@ static void outputs_free(struct weft_task *t)
 	unsigned i;
 
 	for (i = 0; i < t->noutputs; i++) {
-		struct weft_future *o = &t->out[i];
+		struct weft_future *o = weft__task_out(t, i);
 
 		if (o->usable)
 			weft__free(t->eng->alloc, o->data, o->usable);
@@ -303,8 +304,9 @@ static void task_free(struct weft__cache *c, struct weft_task *t)
 {
 	struct weft__engine *eng = t->eng;
 
-	outputs_free(t);
-	if (t->err) {
+	if (t->flags & TF_OUTPUT)
+		outputs_free(t);
+	if (t->flags & TF_EXTRA && t->err) {
 		err_put(t->err);
 		t->err = NULL;
 	}
@@ -358,6 +360,7 @@ static bool claim(struct weft_task *t, struct weft__err *err)
 							memory_order_acquire,
 							memory_order_relaxed));
 	t->err = err_get(err);
+	t->flags |= TF_EXTRA;
 	return true;
 }
 
@@ -391,7 +394,7 @@ static void end_one(struct weft__cache *c, struct weft__worker *w, struct weft_t
 	uint32_t old, i;
 
 	for (i = 0; i < t->nin; i++)
-		task_unref(c, t->in[i]->task);
+		task_unref(c, weft__future_task(t->in[i]));
 	t->nin = 0;
 	if (final == WT_FAILED)
 		counter_inc(&c->failed);
@@ -466,9 +469,24 @@ static int check_deps(struct weft__engine *eng, struct weft_future *const *deps,
 	if (ndeps > UINT32_MAX / 2)
 		return -EINVAL;
 	for (i = 0; i < ndeps; i++)
-		if (!deps[i] || deps[i]->task->eng != eng)
+		if (!deps[i] || weft__future_task(deps[i])->eng != eng)
 			return -EINVAL;
 	return 0;
+}
+
+/*
+ * The futures of a multi-output task: WEFT_RECORD_ALIGN-aligned with a stride of
+ * WEFT_OUT_STRIDE, so none sits where a record's out1 does (weft__future_task).
+ */
+static struct weft_future *out_array_alloc(unsigned n)
+{
+	size_t bytes = (size_t)n * WEFT_OUT_STRIDE;
+	void *p = aligned_alloc(WEFT_RECORD_ALIGN, (bytes + WEFT_RECORD_ALIGN - 1) &
+				~(size_t)(WEFT_RECORD_ALIGN - 1));
+
+	if (p)
+		memset(p, 0, bytes);
+	return p;
 }
 
 /*
@@ -487,15 +505,24 @@ static int task_fill(struct weft_task *t, size_t ndeps, const void *arg, size_t 
 		if (!t->in || !t->edges)
 			goto err_nomem;
 	}
-	if (unlikely(arglen > WEFT_INLINE_ARG)) {
-		t->flags |= TF_ARG_HEAP;
-		t->arg = malloc(arglen);
-		if (!t->arg)
-			goto err_nomem;
-	}
-	if (arglen)
+	if (arglen <= WEFT_WORD_ARG) {
+		if (arglen)
+			memcpy(t->arg_word, arg, arglen);
+	} else {
+		t->arg = t->arg_inl;
+		if (unlikely(arglen > WEFT_INLINE_ARG)) {
+			t->flags |= TF_ARG_HEAP;
+			t->arg = malloc(arglen);
+			if (!t->arg)
+				goto err_nomem;
+		}
 		memcpy(t->arg, arg, arglen);
+	}
 	t->arglen = (uint32_t)arglen;
+	if (unlikely(o->label || o->priority || o->retries))
+		t->flags |= TF_EXTRA;
+	if (o->priority)
+		t->flags |= TF_PRIO;
 	if (unlikely(o->label)) {
 		t->label = strdup(o->label);
 		if (!t->label)
@@ -503,15 +530,17 @@ static int task_fill(struct weft_task *t, size_t ndeps, const void *arg, size_t 
 	}
 	if (unlikely(nout > 1)) {
 		t->flags |= TF_OUT_HEAP;
-		t->out = calloc(nout, sizeof(*t->out));
+		t->out = out_array_alloc(nout);
 		if (!t->out)
 			goto err_nomem;
-		for (i = 0; i < nout; i++)
-			t->out[i].task = t;
 		t->noutputs = nout;
+		for (i = 0; i < nout; i++)
+			weft__task_out(t, i)->task = t;
 	}
-	SET_IF(t->priority, o->priority);
-	SET_IF(t->retries, o->retries);
+	if (unlikely(t->flags & TF_EXTRA)) {
+		t->priority = o->priority;
+		t->retries = o->retries;
+	}
 	return 0;
 
 err_nomem:
@@ -568,7 +597,7 @@ int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn 
 	atomic_store_explicit(&t->pending, (uint32_t)ndeps, memory_order_relaxed);
 	counter_inc(&c->created);
 	for (i = 0; i < t->noutputs; i++)
-		out[i] = &t->out[i];
+		out[i] = weft__task_out(t, i);
 	if (!ndeps)
 		goto ready_unseen;
 
@@ -578,11 +607,11 @@ int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn 
 	 * walks all of in[].
 	 */
 	for (i = 0; i < ndeps; i++) {
-		task_ref(deps[i]->task);	/* the caller's future keeps it alive */
+		task_ref(weft__future_task(deps[i]));	/* the caller's future keeps it alive */
 		t->in[i] = deps[i];
 	}
 	for (i = 0; i < ndeps; i++) {
-		struct weft_task *d = deps[i]->task;
+		struct weft_task *d = weft__future_task(deps[i]);
 		struct weft__edge *e = &t->edges[i], *head;
 
 		e->task = t;
@@ -660,8 +689,10 @@ int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 	} else if (len) {
 		f->data = f->inl;
 	}
-	if (len)
+	if (len) {
 		memcpy(f->data, data, len);
+		t->flags |= TF_OUTPUT;
+	}
 	f->len = len;
 	t->fn = NULL;
 	t->nin = 0;
@@ -710,6 +741,7 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t)
 	if (unlikely(atomic_load_explicit(&t->eng->closing, memory_order_relaxed))) {
 		char buf[64];
 
+		t->flags |= TF_EXTRA;
 		t->err = err_new(-ECANCELED, "task '%s' was cancelled: the client closed",
 				 weft__task_label(t, buf, sizeof(buf)));
 		end_cascade(c, w, t, WT_CANCELLED);
@@ -719,6 +751,7 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t)
 	if (unlikely(t->nin > STACK_INPUTS)) {
 		in = malloc(t->nin * sizeof(*in));
 		if (!in) {
+			t->flags |= TF_EXTRA;
 			t->err = err_new(-ENOMEM, "no memory for the inputs of a task");
 			end_cascade(c, w, t, WT_FAILED);
 			retire(c, t);
@@ -731,7 +764,7 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t)
 	}
 	for (;;) {
 		counter_inc(&c->run);
-		rc = t->fn(&ctx, in, t->nin, t->arg, t->arglen);
+		rc = t->fn(&ctx, in, t->nin, weft__task_arg(t), t->arglen);
 		if (likely(!rc) || !t->retries)
 			break;
 		t->retries--;
@@ -743,6 +776,7 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t)
 		free(in);
 	if (unlikely(rc)) {
 		outputs_free(t);
+		t->flags |= TF_EXTRA;
 		t->err = failure(t, rc, ctx.msg);
 		free(ctx.msg);
 		end_cascade(c, w, t, WT_FAILED);
@@ -760,7 +794,8 @@ void *weft_output_n(struct weft_ctx *ctx, unsigned i, size_t len)
 	if (!ctx || i >= ctx->t->noutputs)
 		return NULL;
 	t = ctx->t;
-	o = &t->out[i];
+	t->flags |= TF_OUTPUT;
+	o = weft__task_out(t, i);
 	if (o->usable)
 		weft__free(t->eng->alloc, o->data, o->usable);
 	o->usable = 0;
@@ -860,7 +895,7 @@ int weft_wait(struct weft_future *f, int64_t timeout_ns)
 
 	if (!f)
 		return -EINVAL;
-	t = f->task;
+	t = weft__future_task(f);
 	if (!t->eng->closed) {
 		ret = wait_until(t->eng, task_ended, t, timeout_ns);
 		if (ret)
@@ -881,7 +916,7 @@ static bool any_ended(void *arg, bool mark)
 	size_t i;
 
 	for (i = 0; i < a->n; i++) {
-		if (task_ended(a->fs[i]->task, mark)) {
+		if (task_ended(weft__future_task(a->fs[i]), mark)) {
 			a->found = i;
 			return true;
 		}
@@ -901,9 +936,9 @@ int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t timeout_ns)
 	for (i = 0; i < n; i++)
 		if (!fs[i])
 			return -EINVAL;
-	eng = fs[0]->task->eng;
+	eng = weft__future_task(fs[0])->eng;
 	for (i = 1; i < n; i++)
-		if (fs[i]->task->eng != eng)
+		if (weft__future_task(fs[i])->eng != eng)
 			return -EINVAL;
 	if (eng->closed)
 		return 0;		/* everything ended at close */
@@ -920,7 +955,7 @@ int weft_result(struct weft_future *f, struct weft_buf *out)
 	ret = weft_wait(f, -1);
 	if (ret)
 		return ret;
-	if (f->task->eng->closed)
+	if (weft__future_task(f)->eng->closed)
 		return -ESHUTDOWN;
 	out->data = f->len ? f->data : NULL;
 	out->len = f->len;
@@ -933,10 +968,10 @@ const char *weft_future_error(struct weft_future *f)
 
 	if (!f)
 		return NULL;
-	s = atomic_load_explicit(&f->task->state, memory_order_acquire);
+	s = atomic_load_explicit(&weft__future_task(f)->state, memory_order_acquire);
 	if (!wt_final(s) || (s & WT_STATE_MASK) == WT_DONE)
 		return NULL;
-	return f->task->err->msg;
+	return weft__future_task(f)->err->msg;
 }
 
 int weft_cancel(struct weft_future *f)
@@ -949,7 +984,7 @@ int weft_cancel(struct weft_future *f)
 
 	if (!f)
 		return -EINVAL;
-	t = f->task;
+	t = weft__future_task(f);
 	if (t->eng->closed)
 		return -ESHUTDOWN;
 	s = atomic_load_explicit(&t->state, memory_order_acquire) & WT_STATE_MASK;
@@ -979,7 +1014,7 @@ void weft_release(struct weft_future *f)
 
 	if (!f)
 		return;
-	t = f->task;
+	t = weft__future_task(f);
 	task_unref(t->eng->closed ? NULL : weft__cache_self(t->eng), t);
 }
 

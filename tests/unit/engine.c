@@ -155,3 +155,26 @@ Test(engine, output_allocation_failure_fails_the_task, .timeout = 10)
 	cr_assert_eq(weft__alloc_bytes(weft__client_engine(c)->alloc), 0);
 	cr_assert_eq(weft_client_close(c), 0);
 }
+
+Test(engine, future_task_mapping_holds_for_every_output, .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+	struct weft_task_opts o = { .size = sizeof(o), .noutputs = 1000 };
+	static struct weft_future *outs[1000];
+	struct weft_future *one;
+
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, NULL, 0, NULL, &one), 0);
+	cr_assert_eq((uintptr_t)one % WEFT_RECORD_ALIGN, WEFT_OUT1_RESIDUE);
+	cr_assert_eq(weft__future_task(one), one->task);
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, NULL, 0, &o, outs), 0);
+	for (int i = 0; i < 1000; i++) {
+		cr_assert_neq((uintptr_t)outs[i] % WEFT_RECORD_ALIGN, WEFT_OUT1_RESIDUE,
+			      "output %d sits where a record's own output does", i);
+		cr_assert_eq(weft__future_task(outs[i]), weft__future_task(outs[0]));
+	}
+	cr_assert_eq(weft_wait(outs[999], -1), 0);
+	for (int i = 0; i < 1000; i++)
+		weft_release(outs[i]);
+	weft_release(one);
+	cr_assert_eq(weft_client_close(c), 0);
+}
