@@ -112,7 +112,6 @@ struct weft__edge {
 #define TF_OUT_HEAP	0x4		/* out was malloc'd (several outputs) */
 #define TF_OUTPUT	0x8		/* an output was written */
 #define TF_EXTRA	0x10		/* label, priority, retries, seq or err set */
-#define TF_PRIO		0x20		/* priority != 0: scheduled through the heap */
 #define WEFT_WORD_ARG	8		/* arguments up to this size live in line 0 */
 
 /*
@@ -137,7 +136,9 @@ struct weft_task {
 	};
 	uint32_t arglen;		/* at most WEFT_MAX_ARG */
 	uint16_t noutputs;		/* >= 1 */
-	uint16_t flags;			/* TF_* */
+	uint8_t flags;			/* TF_*: written by whoever owns the task */
+	bool prio;			/* priority != 0; written before the task is
+					 * visible, read when it is scheduled */
 	/* Line 1: the result, and where inputs and outputs live. */
 	struct weft_future out1;
 	struct weft_future *out;	/* &out1, or noutputs of them */
@@ -149,7 +150,7 @@ struct weft_task {
 	struct weft__err *err;		/* set once final and not done */
 	char *label;			/* owned copy, or NULL: use the function's name */
 	uint64_t seq;			/* priority ties; a free batch's size */
-	struct weft_task *ending_next;	/* tasks failing together; free batches */
+	struct weft_task *ending_next;	/* stack of tasks failing together */
 	struct weft_future *in_inl[WEFT_INLINE_DEPS];
 	/* Line 3. */
 	struct weft__edge edge_inl[WEFT_INLINE_DEPS];
@@ -205,10 +206,12 @@ static inline const void *weft__task_arg(const struct weft_task *t)
  * written by one thread only; others read the counters (relaxed) for statistics and
  * for close's quiescence test.
  */
+#define WEFT_CACHE_MAX 128		/* free records a thread keeps at most */
+
 struct weft__cache {
 	struct weft__engine *eng;
-	struct weft_task *free;		/* free records */
 	unsigned nfree;
+	struct weft_task *free[WEFT_CACHE_MAX];	/* free records, newest last */
 	_Atomic uint64_t created;	/* tasks this thread entered into scheduling */
 	_Atomic uint64_t retired;	/* tasks this thread took out of scheduling */
 	_Atomic uint64_t run;		/* task functions run */
@@ -273,13 +276,10 @@ struct weft__engine {
 	_Atomic int prio_top;		/* priority of prio[0] while prio_count > 0 */
 	uint64_t prio_seq;
 
-	/*
-	 * Records: slabs, and a stack of batches of free records (each batch a list
-	 * linked by next, its head holding its size in seq; batches linked by
-	 * ending_next), so that a cache takes or gives back a batch without walking it.
-	 */
+	/* Records: slabs, and a shared pool of free ones for caches to draw from. */
 	pthread_mutex_t pool_lock __cacheline_aligned;
-	struct weft_task *pool_batches;
+	struct weft_task **pool;	/* room for every record ever made */
+	size_t pool_len, pool_cap;
 	void **slabs;
 	size_t nslabs, slabs_cap;
 	struct weft__cache *ext_caches;

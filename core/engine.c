@@ -213,7 +213,7 @@ static void inbox_push(struct weft__engine *eng, struct weft_task *t)
 void weft__engine_schedule(struct weft__engine *eng, struct weft__worker *w,
 			   struct weft_task *t)
 {
-	if (unlikely(t->flags & TF_PRIO) && !prio_push(eng, t)) {
+	if (unlikely(t->prio) && !prio_push(eng, t)) {
 		notify_strict(eng);
 		return;
 	}

@@ -13,7 +13,7 @@
 
 #include "core.h"
 
-#define CACHE_BATCH 64			/* records moved between a cache and the pool */
+#define CACHE_BATCH (WEFT_CACHE_MAX / 2)	/* records moved to or from the pool */
 #define SLAB_RECORDS 256
 #define MSG_MAX 1024
 
@@ -84,7 +84,7 @@ static void record_init(struct weft_task *t, struct weft__engine *eng)
 /* Undo what a task changed in its record (results and error are freed by then). */
 static void record_reset(struct weft_task *t)
 {
-	uint16_t f = t->flags;
+	uint8_t f = t->flags;
 
 	if (likely(!f))
 		return;
@@ -105,10 +105,32 @@ static void record_reset(struct weft_task *t)
 		free(t->label);
 		t->label = NULL;
 		SET_IF(t->priority, 0);
+		SET_IF(t->prio, false);
 		SET_IF(t->retries, 0);
 		SET_IF(t->seq, 0);
 	}
 	t->flags = 0;
+}
+
+/*
+ * With pool_lock held: room in the shared pool for @total pointers, every record
+ * there will be, so that giving records back never needs memory.
+ */
+static int pool_reserve(struct weft__engine *eng, size_t total)
+{
+	size_t cap = eng->pool_cap ? eng->pool_cap : 1024;
+	struct weft_task **p;
+
+	while (cap < total)
+		cap *= 2;
+	if (cap == eng->pool_cap)
+		return 0;
+	p = realloc(eng->pool, cap * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	eng->pool = p;
+	eng->pool_cap = cap;
+	return 0;
 }
 
 static __cold int slab_add(struct weft__engine *eng)
@@ -125,6 +147,8 @@ static __cold int slab_add(struct weft__engine *eng)
 		eng->slabs = s;
 		eng->slabs_cap = cap;
 	}
+	if (pool_reserve(eng, (eng->nslabs + 1) * SLAB_RECORDS))
+		return -ENOMEM;
 	slab = aligned_alloc(WEFT_RECORD_ALIGN, SLAB_RECORDS * sizeof(*slab));
 	if (!slab)
 		return -ENOMEM;
@@ -132,15 +156,8 @@ static __cold int slab_add(struct weft__engine *eng)
 	memset(slab, 0, SLAB_RECORDS * sizeof(*slab));
 	eng->slabs[eng->nslabs++] = slab;
 	for (i = 0; i < SLAB_RECORDS; i++) {
-		bool first = i % CACHE_BATCH == 0;
-
 		record_init(&slab[i], eng);
-		slab[i].next = first ? NULL : &slab[i - 1];
-		if (i % CACHE_BATCH == CACHE_BATCH - 1) {
-			slab[i].nin = CACHE_BATCH;
-			slab[i].ending_next = eng->pool_batches;
-			eng->pool_batches = &slab[i];
-		}
+		eng->pool[eng->pool_len++] = &slab[i];
 	}
 	return 0;
 }
@@ -148,30 +165,34 @@ static __cold int slab_add(struct weft__engine *eng)
 static __cold struct weft_task *cache_refill(struct weft__cache *c)
 {
 	struct weft__engine *eng = c->eng;
-	struct weft_task *t;
+	size_t n;
 
 	pthread_mutex_lock(&eng->pool_lock);
-	if (!eng->pool_batches && slab_add(eng)) {
+	if (!eng->pool_len && slab_add(eng)) {
 		pthread_mutex_unlock(&eng->pool_lock);
 		return NULL;
 	}
-	t = eng->pool_batches;
-	eng->pool_batches = t->ending_next;
+	n = eng->pool_len < CACHE_BATCH ? eng->pool_len : CACHE_BATCH;
+	eng->pool_len -= n;
+	memcpy(c->free, &eng->pool[eng->pool_len], n * sizeof(*c->free));
 	pthread_mutex_unlock(&eng->pool_lock);
-	c->free = t->next;
-	c->nfree = t->nin - 1;
-	return t;
+	c->nfree = (unsigned)n - 1;
+	return c->free[n - 1];
 }
 
+/*
+ * Caches hold pointers, not lists threaded through the records: taking or giving
+ * back a record reads and writes nothing in it, so a record released on one thread
+ * is not pulled into that thread's cache before it is reused.
+ */
 static inline struct weft_task *record_get(struct weft__cache *c)
 {
-	struct weft_task *t = c->free;
+	if (likely(c->nfree)) {
+		struct weft_task *t = c->free[--c->nfree];
 
-	if (likely(t)) {
-		c->free = t->next;
-		c->nfree--;
 		/* The next submit takes the next record: start its miss now. */
-		__builtin_prefetch(c->free, 1);
+		if (c->nfree)
+			__builtin_prefetch(c->free[c->nfree - 1], 1);
 		return t;
 	}
 	if (weft__alloc_should_fail())
@@ -179,41 +200,31 @@ static inline struct weft_task *record_get(struct weft__cache *c)
 	return cache_refill(c);
 }
 
-/* @batch: @n records linked by next; a batch's head records its size in nin. */
-static __cold void pool_put_batch(struct weft__engine *eng, struct weft_task *batch,
-				  unsigned n)
+static __cold void pool_put(struct weft__engine *eng, struct weft_task *const *recs,
+			    unsigned n)
 {
-	batch->nin = n;
 	pthread_mutex_lock(&eng->pool_lock);
-	batch->ending_next = eng->pool_batches;
-	eng->pool_batches = batch;
+	/* The pool was sized for every record when its slab was added. */
+	memcpy(&eng->pool[eng->pool_len], recs, n * sizeof(*recs));
+	eng->pool_len += n;
 	pthread_mutex_unlock(&eng->pool_lock);
 }
 
 static inline void record_put(struct weft__engine *eng, struct weft__cache *c,
 			      struct weft_task *t)
 {
-	struct weft_task *last;
-	unsigned n;
-
 	if (unlikely(!c)) {
 		/* No cache for this thread (out of memory): a batch of one is fine. */
-		t->next = NULL;
-		pool_put_batch(eng, t, 1);
+		pool_put(eng, &t, 1);
 		return;
 	}
-	t->next = c->free;
-	c->free = t;
-	if (likely(++c->nfree < 2 * CACHE_BATCH))
+	c->free[c->nfree++] = t;
+	if (likely(c->nfree < WEFT_CACHE_MAX))
 		return;
-	/* Records migrate to the threads that free them; hand a batch back. */
-	for (last = c->free, n = 1; n < CACHE_BATCH; n++)
-		last = last->next;
-	t = c->free;
-	c->free = last->next;
-	last->next = NULL;
+	/* Records migrate to the threads that free them; hand the oldest back. */
+	pool_put(eng, c->free, CACHE_BATCH);
 	c->nfree -= CACHE_BATCH;
-	pool_put_batch(eng, t, CACHE_BATCH);
+	memmove(c->free, &c->free[CACHE_BATCH], c->nfree * sizeof(*c->free));
 }
 
 /* ---- errors ---- */
@@ -330,9 +341,23 @@ static inline void task_ref(struct weft_task *t)
 
 static inline void task_unref(struct weft__cache *c, struct weft_task *t)
 {
-	/* acq_rel: the last one out sees every write made under the other refs. */
-	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+	/*
+	 * Holding one reference and seeing a count of 1, the caller holds the only
+	 * one, and only a holder can add another: it may free without writing the
+	 * count, so the line stays shared. The acquire pairs with the other holders'
+	 * release decrements. Otherwise acq_rel: the last one out sees every write
+	 * made under the other references.
+	 */
+	if (atomic_load_explicit(&t->refs, memory_order_acquire) == 1) {
+		/*
+		 * refs == 0 marks a free record for close's walk. A plain store
+		 * waits in the store buffer; a locked decrement would stall here.
+		 */
+		atomic_store_explicit(&t->refs, 0, memory_order_relaxed);
 		task_free(c, t);
+	} else if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
+		task_free(c, t);
+	}
 }
 
 /* The task leaves the scheduling structures: drop the engine's reference. */
@@ -521,8 +546,7 @@ static int task_fill(struct weft_task *t, size_t ndeps, const void *arg, size_t 
 	t->arglen = (uint32_t)arglen;
 	if (unlikely(o->label || o->priority || o->retries))
 		t->flags |= TF_EXTRA;
-	if (o->priority)
-		t->flags |= TF_PRIO;
+	SET_IF(t->prio, o->priority != 0);
 	if (unlikely(o->label)) {
 		t->label = strdup(o->label);
 		if (!t->label)
@@ -1051,4 +1075,6 @@ void weft__task_free_pool(struct weft__engine *eng)
 	free(eng->slabs);
 	eng->slabs = NULL;
 	eng->nslabs = 0;
+	free(eng->pool);
+	eng->pool = NULL;
 }
