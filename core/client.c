@@ -158,6 +158,7 @@ int weft_stats(struct weft_client *c, struct weft_stats *st)
 	pthread_mutex_unlock(&eng->pool_lock);
 	s.mem_bytes = weft__alloc_bytes(eng->alloc);
 	s.mem_peak = weft__alloc_peak(eng->alloc);
+	s.mem_limit = eng->memory_limit;
 	memcpy(st, &s, st->size < sizeof(s) ? st->size : sizeof(s));
 	st->size = st->size < sizeof(s) ? st->size : sizeof(s);
 	return 0;

@@ -31,6 +31,19 @@ bool weft__log_enabled(enum weft__log_level lvl);
 int weft__parse_size(const char *s, size_t *out) __must_check;
 /* A positive decimal that fits an unsigned. Return: 0 or -EINVAL. */
 int weft__parse_uint(const char *s, unsigned *out) __must_check;
+/* A fraction in (0, 1]. Return: 0 or -EINVAL. */
+int weft__parse_fraction(const char *s, double *out) __must_check;
+/* Memory this process may use: physical memory, or its cgroup's limit if lower. */
+size_t weft__memory_available(void);
+/* 0 if files can be created in @dir; else -ENOENT, -ENOTDIR, -EACCES, -EROFS, ... */
+int weft__spill_dir_check(const char *dir) __must_check;
+
+/* Memory thresholds, as fractions of the memory limit (DESIGN.md section 6). */
+#define WEFT_DEFAULT_TARGET 0.6		/* spill least recently used results above */
+#define WEFT_DEFAULT_PAUSE 0.8		/* start no new task above */
+#define WEFT_DEFAULT_HARD 0.95		/* refuse a new result that would pass it */
+#define WEFT_DEFAULT_LIMIT_SHARE 0.5	/* default limit: this share of what is available */
+#define WEFT_MIN_MEMORY_LIMIT (4u << 20)	/* below this the engine cannot work */
 
 /* ---- topology (topo.c; the only user of hwloc) ---- */
 
@@ -253,7 +266,8 @@ struct weft__engine {
 	unsigned nnuma;
 	_Atomic bool closing;		/* close has begun: queued tasks end cancelled */
 	bool closed;			/* only held futures remain */
-	size_t memory_limit;		/* recorded; enforced by the spill manager */
+	size_t memory_limit;		/* bytes of results in memory */
+	double mem_target, mem_pause, mem_hard;	/* fractions of memory_limit */
 	char *spill_dir;
 
 	/* Tasks made ready by threads that own no deque; a Treiber stack taken whole. */

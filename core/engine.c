@@ -480,6 +480,72 @@ int weft__engine_block(struct weft__engine *eng, bool (*done)(void *, bool), voi
 
 /* ---- open and close ---- */
 
+/* One threshold: the option, else the environment, else the default. */
+static __cold int fraction_resolve(double opt, const char *env, double dflt, double *out)
+{
+	const char *s = getenv(env);
+
+	if (opt != 0.0) {
+		if (!(opt > 0.0 && opt <= 1.0)) {
+			weft__log(WEFT_LOG_ERROR, "core", "memory threshold %g: not in (0, 1]",
+				  opt);
+			return -EINVAL;
+		}
+		*out = opt;
+		return 0;
+	}
+	if (s && *s) {
+		if (weft__parse_fraction(s, out)) {
+			weft__log(WEFT_LOG_ERROR, "core", "%s=%s: not a fraction in (0, 1]",
+				  env, s);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	*out = dflt;
+	return 0;
+}
+
+static __cold int memory_resolve(struct weft__engine *eng, const struct weft_options *o)
+{
+	const char *s = getenv("WEFT_MEMORY_LIMIT");
+	int ret;
+
+	eng->memory_limit = o->memory_limit;
+	if (!eng->memory_limit && s && *s) {
+		ret = weft__parse_size(s, &eng->memory_limit);
+		if (ret || !eng->memory_limit) {
+			weft__log(WEFT_LOG_ERROR, "core",
+				  "WEFT_MEMORY_LIMIT=%s: not a positive size (e.g. 512M, 4G)", s);
+			return -EINVAL;
+		}
+	}
+	if (!eng->memory_limit)
+		eng->memory_limit = (size_t)(weft__memory_available() *
+					     WEFT_DEFAULT_LIMIT_SHARE);
+	if (eng->memory_limit < WEFT_MIN_MEMORY_LIMIT) {
+		weft__log(WEFT_LOG_ERROR, "core",
+			  "memory limit of %zu bytes: the engine needs at least %u",
+			  eng->memory_limit, WEFT_MIN_MEMORY_LIMIT);
+		return -EINVAL;
+	}
+	ret = fraction_resolve(o->memory_target, "WEFT_MEMORY_TARGET", WEFT_DEFAULT_TARGET,
+			       &eng->mem_target) ?:
+	      fraction_resolve(o->memory_pause, "WEFT_MEMORY_PAUSE", WEFT_DEFAULT_PAUSE,
+			       &eng->mem_pause) ?:
+	      fraction_resolve(o->memory_hard, "WEFT_MEMORY_HARD", WEFT_DEFAULT_HARD,
+			       &eng->mem_hard);
+	if (ret)
+		return ret;
+	if (!(eng->mem_target <= eng->mem_pause && eng->mem_pause <= eng->mem_hard)) {
+		weft__log(WEFT_LOG_ERROR, "core",
+			  "memory thresholds target %g, pause %g, hard %g: must not decrease",
+			  eng->mem_target, eng->mem_pause, eng->mem_hard);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static __cold int options_resolve(struct weft__engine *eng, const struct weft_options *o)
 {
 	const char *s;
@@ -500,14 +566,9 @@ static __cold int options_resolve(struct weft__engine *eng, const struct weft_op
 			  MAX_THREADS);
 		return -EINVAL;
 	}
-	eng->memory_limit = o->memory_limit;
-	if (!eng->memory_limit && (s = getenv("WEFT_MEMORY_LIMIT")) && *s) {
-		ret = weft__parse_size(s, &eng->memory_limit);
-		if (ret) {
-			weft__log(WEFT_LOG_ERROR, "core", "WEFT_MEMORY_LIMIT=%s: not a size", s);
-			return ret;
-		}
-	}
+	ret = memory_resolve(eng, o);
+	if (ret)
+		return ret;
 	s = o->spill_dir;
 	if (!s || !*s)
 		s = getenv("WEFT_SPILL_DIR");
@@ -515,6 +576,13 @@ static __cold int options_resolve(struct weft__engine *eng, const struct weft_op
 		s = getenv("TMPDIR");
 	if (!s || !*s)
 		s = "/tmp";
+	ret = weft__spill_dir_check(s);
+	if (ret) {
+		weft__log(WEFT_LOG_ERROR, "core", "spill directory %s: %s", s,
+			  ret == -ENOENT ? "does not exist" :
+			  ret == -ENOTDIR ? "is not a directory" : weft_strerror(ret));
+		return ret;
+	}
 	eng->spill_dir = strdup(s);
 	return eng->spill_dir ? 0 : -ENOMEM;
 }

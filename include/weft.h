@@ -118,12 +118,23 @@ WEFT_API void *weft_output_n(struct weft_ctx *ctx, unsigned i, size_t len);
 WEFT_API int weft_fail(struct weft_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * Options of weft_client_open(). A zero field means: the environment variable named
+ * beside it if set, else the default. Memory: the limit counts bytes of results in
+ * memory (exactly, from the allocator); its default is half of what this process may
+ * use (physical memory, or its cgroup's limit if lower), and it may not be below
+ * 4 MiB. The thresholds are fractions of the limit, 0 < target <= pause <= hard <= 1.
+ */
 struct weft_options {
 	size_t size;			/* sizeof(struct weft_options) */
-	unsigned nthreads;		/* embedded: threads; 0 = $WEFT_NTHREADS, else one per core */
-	size_t memory_limit;		/* embedded: bytes of results in memory; 0 = default */
-	const char *spill_dir;		/* embedded: NULL = $WEFT_SPILL_DIR, else $TMPDIR */
-	const char *token;		/* cluster secret; NULL = $WEFT_TOKEN */
+	unsigned nthreads;		/* embedded: threads; $WEFT_NTHREADS; one per core */
+	size_t memory_limit;		/* embedded: bytes; $WEFT_MEMORY_LIMIT (512M, 4G) */
+	const char *spill_dir;		/* embedded: $WEFT_SPILL_DIR, else $TMPDIR, else /tmp;
+					 * must exist and take new files */
+	const char *token;		/* cluster secret; $WEFT_TOKEN */
+	double memory_target;		/* spill down to this; $WEFT_MEMORY_TARGET; 0.6 */
+	double memory_pause;		/* start no task above; $WEFT_MEMORY_PAUSE; 0.8 */
+	double memory_hard;		/* refuse results above; $WEFT_MEMORY_HARD; 0.95 */
 };
 
 /**
@@ -139,7 +150,11 @@ struct weft_options {
  *
  * Context: any thread except a task of this or another weft engine's worker.
  * Return: 0; -EINVAL (NULL @out, bad @opts->size, malformed or unknown address
- * scheme, a malformed $WEFT_* value); -EPROTONOSUPPORT for a known scheme that this
+ * scheme, a malformed $WEFT_* value, a memory limit of 0 or below 4 MiB given in the
+ * environment or below 4 MiB given as an option, thresholds out of order or outside
+ * (0, 1]); -ENOENT, -ENOTDIR, -EACCES, -EROFS (...) for a spill directory that is
+ * missing, not a directory, or cannot take new files; -EPROTONOSUPPORT for a known
+ * scheme that this
  * build cannot serve yet (distributed mode); -ENOMEM; -EAGAIN if threads could not be
  * started; -EDEADLK when called from inside a task.
  */
@@ -315,6 +330,7 @@ struct weft_stats {
 	uint64_t steals;		/* tasks taken from another thread's deque */
 	uint64_t parks;			/* times a thread went to sleep for lack of work */
 	size_t mem_bytes;		/* bytes of results in memory now (exact) */
+	size_t mem_limit;		/* the memory limit in force */
 	size_t mem_peak;		/* the most mem_bytes has been */
 };
 

@@ -3,6 +3,8 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 
+#include <unistd.h>
+
 #include "core.h"
 
 Test(config, parse_size_units)
@@ -48,4 +50,33 @@ Test(config, parse_uint_rejects_zero_and_junk)
 	cr_assert_eq(weft__parse_uint(" 4", &v), -EINVAL);
 	cr_assert_eq(weft__parse_uint("99999999999", &v), -EINVAL);
 	cr_assert_eq(v, 4);
+}
+
+Test(config, parse_fraction_accepts_zero_to_one)
+{
+	double v = 7;
+
+	cr_assert_eq(weft__parse_fraction("0.6", &v), 0);
+	cr_assert_float_eq(v, 0.6, 1e-12);
+	cr_assert_eq(weft__parse_fraction("1", &v), 0);
+	cr_assert_eq(weft__parse_fraction("0", &v), -EINVAL);
+	cr_assert_eq(weft__parse_fraction("1.01", &v), -EINVAL);
+	cr_assert_eq(weft__parse_fraction("nan", &v), -EINVAL);
+	cr_assert_eq(weft__parse_fraction("", &v), -EINVAL);
+	cr_assert_float_eq(v, 1.0, 1e-12);
+}
+
+Test(config, memory_available_is_at_most_physical)
+{
+	size_t phys = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+
+	cr_assert_gt(weft__memory_available(), 0);
+	cr_assert_leq(weft__memory_available(), phys);
+}
+
+Test(config, spill_dir_check_errors)
+{
+	cr_assert_eq(weft__spill_dir_check("/tmp"), 0);
+	cr_assert_eq(weft__spill_dir_check("/nonexistent"), -ENOENT);
+	cr_assert_eq(weft__spill_dir_check("/etc/hostname"), -ENOTDIR);
 }

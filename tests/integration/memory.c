@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+/* Memory limits, thresholds and the spill directory: options, environment, errors. */
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common.h"
+
+static int open_with(const struct weft_options *o, struct weft_client **c)
+{
+	*c = NULL;
+	return weft_client_open(NULL, o, c);
+}
+
+static size_t limit_of(struct weft_client *c)
+{
+	struct weft_stats st = { .size = sizeof(st) };
+
+	cr_assert_eq(weft_stats(c, &st), 0);
+	return st.mem_limit;
+}
+
+Test(memory, default_limit_is_half_of_what_is_available)
+{
+	struct weft_client *c;
+	size_t phys = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
+
+	cr_assert_eq(open_with(NULL, &c), 0);
+	cr_assert_gt(limit_of(c), 4u << 20);
+	cr_assert_leq(limit_of(c), phys / 2 + 4096);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(memory, option_wins_over_environment)
+{
+	struct weft_options o = { .size = sizeof(o), .memory_limit = 64 << 20 };
+	struct weft_client *c;
+
+	setenv("WEFT_MEMORY_LIMIT", "512M", 1);
+	cr_assert_eq(open_with(NULL, &c), 0);
+	cr_assert_eq(limit_of(c), 512u << 20);
+	cr_assert_eq(weft_client_close(c), 0);
+	cr_assert_eq(open_with(&o, &c), 0);
+	cr_assert_eq(limit_of(c), 64u << 20);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(memory, bad_limits_return_einval)
+{
+	struct weft_options tiny = { .size = sizeof(tiny), .memory_limit = 1000 };
+	const char *bad[] = { "0", "-1", "1M", "lots", "12Q", "" };
+	struct weft_client *c;
+
+	cr_assert_eq(open_with(&tiny, &c), -EINVAL);
+	cr_assert_null(c);
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("WEFT_MEMORY_LIMIT", bad[i], 1);
+		int ret = open_with(NULL, &c);
+
+		if (!*bad[i]) {
+			cr_assert_eq(ret, 0, "an empty variable means unset");
+			cr_assert_eq(weft_client_close(c), 0);
+		} else {
+			cr_assert_eq(ret, -EINVAL, "WEFT_MEMORY_LIMIT=%s gave %d", bad[i], ret);
+		}
+	}
+}
+
+Test(memory, thresholds_from_options_and_environment)
+{
+	struct weft_options o = { .size = sizeof(o), .memory_target = 0.5,
+				  .memory_pause = 0.7, .memory_hard = 0.9 };
+	struct weft_client *c;
+
+	cr_assert_eq(open_with(&o, &c), 0);
+	cr_assert_eq(weft_client_close(c), 0);
+	setenv("WEFT_MEMORY_TARGET", "0.3", 1);
+	setenv("WEFT_MEMORY_PAUSE", "0.4", 1);
+	setenv("WEFT_MEMORY_HARD", "1", 1);
+	cr_assert_eq(open_with(NULL, &c), 0);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(memory, bad_thresholds_return_einval)
+{
+	struct weft_options order = { .size = sizeof(order), .memory_target = 0.9,
+				      .memory_pause = 0.7 };
+	struct weft_options range = { .size = sizeof(range), .memory_hard = 1.5 };
+	struct weft_options neg = { .size = sizeof(neg), .memory_pause = -0.1 };
+	const char *bad[] = { "0", "1.5", "-0.2", "half", "0.5x" };
+	struct weft_client *c;
+
+	cr_assert_eq(open_with(&order, &c), -EINVAL);
+	cr_assert_eq(open_with(&range, &c), -EINVAL);
+	cr_assert_eq(open_with(&neg, &c), -EINVAL);
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("WEFT_MEMORY_PAUSE", bad[i], 1);
+		cr_assert_eq(open_with(NULL, &c), -EINVAL, "WEFT_MEMORY_PAUSE=%s", bad[i]);
+	}
+	unsetenv("WEFT_MEMORY_PAUSE");
+	/* The default pause (0.8) is below a target of 0.9 from the environment. */
+	setenv("WEFT_MEMORY_TARGET", "0.9", 1);
+	cr_assert_eq(open_with(NULL, &c), -EINVAL);
+}
+
+Test(memory, spill_dir_missing_returns_enoent)
+{
+	struct weft_options o = { .size = sizeof(o), .spill_dir = "/nonexistent/weft" };
+	struct weft_client *c;
+
+	cr_assert_eq(open_with(&o, &c), -ENOENT);
+	setenv("WEFT_SPILL_DIR", "/nonexistent/weft", 1);
+	cr_assert_eq(open_with(NULL, &c), -ENOENT);
+	o.spill_dir = "/tmp";
+	cr_assert_eq(open_with(&o, &c), 0, "the option wins over the environment");
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(memory, spill_dir_that_is_a_file_returns_enotdir)
+{
+	char path[] = "/tmp/weft-file-XXXXXX";
+	int fd = mkstemp(path);
+	struct weft_options o = { .size = sizeof(o), .spill_dir = path };
+	struct weft_client *c;
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	cr_assert_eq(open_with(&o, &c), -ENOTDIR);
+	unlink(path);
+}
+
+Test(memory, spill_dir_read_only_returns_erofs)
+{
+	char dir[] = "/tmp/weft-ro-XXXXXX";
+	struct weft_options o = { .size = sizeof(o), .spill_dir = dir };
+	struct weft_client *c;
+	int ret;
+
+	cr_assert_not_null(mkdtemp(dir));
+	if (geteuid() != 0 || mount("tmpfs", dir, "tmpfs", MS_RDONLY, "size=1m")) {
+		rmdir(dir);
+		cr_skip_test("needs root to mount a read-only filesystem");
+	}
+	ret = open_with(&o, &c);
+	umount(dir);
+	rmdir(dir);
+	cr_assert_eq(ret, -EROFS);
+	cr_assert_null(c);
+}
