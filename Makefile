@@ -13,9 +13,9 @@ includedir ?= $(prefix)/include
 bindir ?= $(prefix)/bin
 
 DEPS_PKGS := libfabric-dev libhwloc-dev libjemalloc-dev liburing-dev libcriterion-dev \
-	libudev-dev pkg-config gcc make
-# Linked as their folders arrive: liburing with spill/, libfabric with fabric/.
-PKGS := hwloc jemalloc
+	libxxhash-dev libudev-dev pkg-config gcc make
+# libfabric is linked when fabric/ arrives.
+PKGS := hwloc jemalloc liburing libxxhash
 
 # Sanitized runs are 5-20x slower: the stress tests divide their counts by this.
 ifneq ($(SAN),)
@@ -42,14 +42,14 @@ endif
 
 OPT ?= -O2 -g
 override CFLAGS += -std=gnu11 $(OPT) -Wall -Wextra -Wno-missing-field-initializers \
-	-fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Icore -MMD -MP $(SANFLAGS) \
+	-fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Icore -Ispill -MMD -MP $(SANFLAGS) \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # Programs built on the library: task functions take parameters they may not use.
 XFLAGS := -Wno-unused-parameter
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -ldl
 override LDFLAGS += $(SANFLAGS)
 
-SRCS := $(wildcard core/*.c) alloc/acct.c $(ALLOC)
+SRCS := $(wildcard core/*.c spill/*.c) alloc/acct.c $(ALLOC)
 OBJS := $(patsubst %.c,$(B)/%.o,$(SRCS))
 A := $(B)/lib$(NAME).a
 SO := $(B)/lib$(NAME).so.$(VERSION)
@@ -135,7 +135,7 @@ check-stress: all $(STRESS)
 check-concurrency: deps
 	$(Q)$(MAKE) --no-print-directory all $(UNIT) $(INTEG) $(STRESS)
 	$(Q)WEFT_TEST_FILTER='$(CONCURRENCY_TESTS)' ./tests/run.sh $(B) unit integration stress
-CONCURRENCY_TESTS := unit/deque unit/engine unit/topo integration/api integration/cancel \
+CONCURRENCY_TESTS := unit/deque unit/engine unit/spill unit/topo integration/api integration/cancel \
 	integration/close integration/deps integration/fail integration/sched \
 	integration/memory integration/spawn stress/dag stress/million stress/regress
 

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* backend.h - what spill.c asks of an I/O backend (uring.c, pread.c). */
+#ifndef WEFT_SPILL_BACKEND_H
+#define WEFT_SPILL_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+/* One vectored request: all of iov, at off. */
+struct spill_io {
+	struct iovec *iov;
+	int iovcnt;
+	uint64_t off;
+	size_t len;			/* sum of the iov lengths */
+	int err;			/* out: 0, or -errno (a short transfer is -EIO) */
+};
+
+struct spill_ops {
+	const char *name;
+	/* Return: 0, or -errno (-EOPNOTSUPP: this backend cannot run here). */
+	int (*init)(void **ctx);
+	void (*fini)(void *ctx);
+	/* Carry out every request, all of it or with its error; requests run at once. */
+	void (*submit)(void *ctx, int fd, bool write, struct spill_io *ios, unsigned n);
+};
+
+extern const struct spill_ops spill_uring_ops;
+extern const struct spill_ops spill_pread_ops;
+
+#endif

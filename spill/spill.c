@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: MIT
+/*
+ * spill.c - the spill file: its space (a first-fit free list that coalesces), its
+ * checksums (xxh3), fusing a batch of items into few vectored requests, and the
+ * choice of backend.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "spill.h"
+#include "backend.h"
+
+#define ITEM_ALIGN 64			/* items start on cache-line boundaries */
+
+struct range {
+	uint64_t off, len;
+};
+
+struct weft__spill {
+	int fd;
+	const struct spill_ops *ops;
+	void *ctx;
+	struct range *free;		/* free ranges, sorted by offset, never adjacent */
+	size_t nfree, free_cap;
+	uint64_t end;			/* the file's used length */
+	struct weft__spill_stats st;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t span(size_t len)
+{
+	return ((uint64_t)len + ITEM_ALIGN - 1) & ~(uint64_t)(ITEM_ALIGN - 1);
+}
+
+/* ---- space ---- */
+
+/* First fit; else the end of the file grows. Return: the offset. */
+static uint64_t space_alloc(struct weft__spill *s, uint64_t len)
+{
+	for (size_t i = 0; i < s->nfree; i++) {
+		struct range *r = &s->free[i];
+		uint64_t off = r->off;
+
+		if (r->len < len)
+			continue;
+		r->off += len;
+		r->len -= len;
+		if (!r->len) {
+			memmove(r, r + 1, (s->nfree - i - 1) * sizeof(*r));
+			s->nfree--;
+		}
+		return off;
+	}
+	s->end += len;
+	return s->end - len;
+}
+
+/* Give a range back, merging it with its neighbours or with the end of the file. */
+static void space_free(struct weft__spill *s, uint64_t off, uint64_t len)
+{
+	size_t lo = 0, hi = s->nfree;
+
+	if (!len)
+		return;
+	while (lo < hi) {		/* the first range after off */
+		size_t mid = (lo + hi) / 2;
+
+		if (s->free[mid].off < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo > 0 && s->free[lo - 1].off + s->free[lo - 1].len == off) {
+		s->free[lo - 1].len += len;
+		if (lo < s->nfree && off + len == s->free[lo].off) {
+			s->free[lo - 1].len += s->free[lo].len;
+			memmove(&s->free[lo], &s->free[lo + 1],
+				(s->nfree - lo - 1) * sizeof(*s->free));
+			s->nfree--;
+		}
+	} else if (lo < s->nfree && off + len == s->free[lo].off) {
+		s->free[lo].off = off;
+		s->free[lo].len += len;
+	} else {
+		if (s->nfree == s->free_cap) {
+			size_t cap = s->free_cap ? 2 * s->free_cap : 64;
+			struct range *r = realloc(s->free, cap * sizeof(*r));
+
+			if (!r)
+				return;	/* the range is lost to reuse, not to correctness */
+			s->free = r;
+			s->free_cap = cap;
+		}
+		memmove(&s->free[lo + 1], &s->free[lo], (s->nfree - lo) * sizeof(*s->free));
+		s->free[lo] = (struct range){ off, len };
+		s->nfree++;
+	}
+	/* A free range at the end of the file shortens the file instead. */
+	if (s->nfree && s->free[s->nfree - 1].off + s->free[s->nfree - 1].len == s->end) {
+		s->end = s->free[s->nfree - 1].off;
+		s->nfree--;
+	}
+}
+
+/* ---- open and close ---- */
+
+static int create_file(const char *dir)
+{
+	char path[PATH_MAX];
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd >= 0)
+		return fd;
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return -errno;
+	/* No O_TMPFILE here: a named file, unlinked at once. */
+	if (snprintf(path, sizeof(path), "%s/weft-spill-XXXXXX", dir) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	return fd;
+}
+
+int weft__spill_open(const char *dir, enum weft__spill_backend backend,
+		     struct weft__spill **out)
+{
+	struct weft__spill *s;
+	int ret;
+
+	if (!dir || !out || backend > WEFT_SPILL_PREAD)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->fd = create_file(dir);
+	if (s->fd < 0) {
+		ret = s->fd;
+		goto err_free;
+	}
+	s->ops = backend == WEFT_SPILL_PREAD ? &spill_pread_ops : &spill_uring_ops;
+	ret = s->ops->init(&s->ctx);
+	if (ret == -EOPNOTSUPP && backend == WEFT_SPILL_AUTO) {
+		s->ops = &spill_pread_ops;
+		ret = s->ops->init(&s->ctx);
+	}
+	if (ret)
+		goto err_close;
+	*out = s;
+	return 0;
+
+err_close:
+	close(s->fd);
+err_free:
+	free(s);
+	return ret;
+}
+
+void weft__spill_close(struct weft__spill *s)
+{
+	if (!s)
+		return;
+	s->ops->fini(s->ctx);
+	close(s->fd);		/* the file has no name: closing removes it */
+	free(s->free);
+	free(s);
+}
+
+const char *weft__spill_backend_name(const struct weft__spill *s)
+{
+	return s->ops->name;
+}
+
+int weft__spill_fd(const struct weft__spill *s)
+{
+	return s->fd;
+}
+
+void weft__spill_stats(const struct weft__spill *s, struct weft__spill_stats *out)
+{
+	*out = s->st;
+	out->file_bytes = s->end;
+}
+
+/* ---- I/O ---- */
+
+/* Zeros to pad written items to ITEM_ALIGN, so that a batch is one contiguous run. */
+static const char zeros[ITEM_ALIGN];
+
+/*
+ * Requests for @items at their offsets: neighbours in the file share a request, up
+ * to IOV_MAX iovecs. When @pad, each item is followed by its padding, so a batch
+ * laid out end to end becomes one request. @iov has room for 2n entries, @ios and
+ * @first for n requests; request r serves items first[r] .. first[r + 1] - 1.
+ */
+static unsigned fuse(struct weft__spill_item *items, unsigned n, bool pad,
+		     struct iovec *iov, struct spill_io *ios, unsigned *first)
+{
+	unsigned nios = 0, niov = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct spill_io *io = nios ? &ios[nios - 1] : NULL;
+		size_t len = items[i].len, gap = pad ? span(len) - len : 0;
+		int need = gap ? 2 : 1;
+
+		if (!io || io->off + io->len != items[i].off || io->iovcnt + need > IOV_MAX) {
+			first[nios] = i;
+			ios[nios++] = (struct spill_io){ .iov = &iov[niov], .off = items[i].off };
+			io = &ios[nios - 1];
+		}
+		iov[niov++] = (struct iovec){ items[i].data, len };
+		if (gap)
+			iov[niov++] = (struct iovec){ (void *)zeros, gap };
+		io->iovcnt += need;
+		io->len += len + gap;
+	}
+	first[nios] = n;
+	return nios;
+}
+
+/* Carry out @items; each item gets its request's error. Return: the first error. */
+static int run(struct weft__spill *s, struct weft__spill_item *items, unsigned n,
+	       bool write, unsigned *nrequests)
+{
+	struct iovec *iov = malloc(2 * (size_t)n * sizeof(*iov));
+	struct spill_io *ios = malloc(n * sizeof(*ios));
+	unsigned *first = malloc((n + 1) * sizeof(*first));
+	unsigned nios, r, i;
+	int ret = 0;
+
+	if (!iov || !ios || !first) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	nios = fuse(items, n, write, iov, ios, first);
+	s->ops->submit(s->ctx, s->fd, write, ios, nios);
+	for (r = 0; r < nios; r++) {
+		for (i = first[r]; i < first[r + 1]; i++)
+			items[i].err = ios[r].err;
+		if (ios[r].err && !ret)
+			ret = ios[r].err;
+	}
+	*nrequests = nios;
+out_free:
+	free(first);
+	free(ios);
+	free(iov);
+	return ret;
+}
+
+int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, unsigned n)
+{
+	uint64_t t0 = now_ns(), total = 0, base;
+	unsigned i, nreq = 0;
+	int ret;
+
+	if (!s || (!items && n))
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if (!items[i].data || !items[i].len)
+			return -EINVAL;
+		total += span(items[i].len);
+	}
+	/* One range for the whole batch, so that it goes out as one request. */
+	base = space_alloc(s, total);
+	for (i = 0; i < n; i++) {
+		items[i].off = base;
+		base += span(items[i].len);
+		items[i].sum = XXH3_64bits(items[i].data, items[i].len);
+		items[i].err = 0;
+	}
+	ret = run(s, items, n, true, &nreq);
+	if (ret) {
+		/* Nothing is kept: the caller still has every item in memory. */
+		for (i = 0; i < n; i++)
+			space_free(s, items[i].off, span(items[i].len));
+		return ret;
+	}
+	s->st.bytes_written += total;
+	s->st.items_written += n;
+	s->st.live_bytes += total;
+	s->st.writes += nreq;
+	s->st.ns_writing += now_ns() - t0;
+	return 0;
+}
+
+int weft__spill_read(struct weft__spill *s, struct weft__spill_item *items, unsigned n)
+{
+	uint64_t t0 = now_ns(), total = 0;
+	unsigned i, nreq = 0;
+	int ret;
+
+	if (!s || (!items && n))
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if (!items[i].data || !items[i].len || items[i].off + items[i].len > s->end)
+			return -EINVAL;
+		total += items[i].len;
+	}
+	ret = run(s, items, n, false, &nreq);
+	for (i = 0; i < n; i++) {
+		if (items[i].err)
+			continue;
+		/* Wrong bytes are an error on that item, never a result. */
+		if (XXH3_64bits(items[i].data, items[i].len) != items[i].sum) {
+			items[i].err = -EBADMSG;
+			if (!ret)
+				ret = -EBADMSG;
+		}
+	}
+	s->st.bytes_read += total;
+	s->st.items_read += n;
+	s->st.reads += nreq;
+	s->st.ns_reading += now_ns() - t0;
+	return ret;
+}
+
+void weft__spill_release(struct weft__spill *s, uint64_t off, size_t len)
+{
+	space_free(s, off, span(len));
+	s->st.live_bytes -= span(len);
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spill.h - a spill file: results written out in batches and read back, each with a
+ * checksum, its space reused once released. The file has no name (O_TMPFILE, or
+ * unlinked at once), so it disappears when closed, even if the process dies.
+ *
+ * Two backends behind this contract: io_uring (uring.c) and pread/pwrite (pread.c),
+ * chosen at run time. spill/ knows nothing of tasks; the engine decides what to
+ * spill and when.
+ */
+#ifndef WEFT_SPILL_H
+#define WEFT_SPILL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum weft__spill_backend {
+	WEFT_SPILL_AUTO,		/* io_uring if the kernel allows it, else pread */
+	WEFT_SPILL_URING,
+	WEFT_SPILL_PREAD,
+};
+
+struct weft__spill;
+
+/* One result to write or to read back. */
+struct weft__spill_item {
+	void *data;			/* write: the bytes; read: where they go */
+	size_t len;			/* > 0 */
+	uint64_t off;			/* write: set; read: as the write set it */
+	uint64_t sum;			/* write: set (xxh3); read: checked */
+	int err;			/* 0, -EIO, -EBADMSG (checksum mismatch), ... */
+};
+
+struct weft__spill_stats {
+	uint64_t bytes_written, bytes_read;
+	uint64_t items_written, items_read;
+	uint64_t writes, reads;		/* I/O requests issued (after fusing) */
+	uint64_t ns_writing, ns_reading;
+	uint64_t file_bytes;		/* the file's size */
+	uint64_t live_bytes;		/* written and not released */
+};
+
+/*
+ * weft__spill_open() - A spill file in @dir.
+ * Return: 0, -errno of the directory (-ENOENT, -EROFS, ...), -ENOMEM, or
+ * -EOPNOTSUPP when @backend is WEFT_SPILL_URING and io_uring cannot be used.
+ */
+int weft__spill_open(const char *dir, enum weft__spill_backend backend,
+		     struct weft__spill **out) __attribute__((warn_unused_result));
+/* Closes (and so removes) the file. NULL does nothing. */
+void weft__spill_close(struct weft__spill *s);
+const char *weft__spill_backend_name(const struct weft__spill *s);
+
+/*
+ * weft__spill_write() - Write @n items as one batch: their space is contiguous when
+ * the file allows, and they go out as few large vectored writes.
+ * Return: 0, with off and sum set in each item; or -errno (-ENOSPC, -EIO, ...), in
+ * which case nothing is kept: every item's space is released again.
+ */
+int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, unsigned n);
+
+/*
+ * weft__spill_read() - Read @n items back and check each checksum.
+ * Return: 0 if every item was read intact, else the first item error; each item's
+ * err says how it fared (a short read is -EIO, a wrong checksum -EBADMSG).
+ */
+int weft__spill_read(struct weft__spill *s, struct weft__spill_item *items, unsigned n);
+
+/* The space of a written item may be reused. */
+void weft__spill_release(struct weft__spill *s, uint64_t off, size_t len);
+
+void weft__spill_stats(const struct weft__spill *s, struct weft__spill_stats *out);
+
+/* For tests: the file descriptor, to damage the file behind the manager's back. */
+int weft__spill_fd(const struct weft__spill *s);
+
+#endif /* WEFT_SPILL_H */

@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: MIT
+/* Unit tests of spill/: both backends, space reuse, checksums, a full disk. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include "spill.h"
+
+static const enum weft__spill_backend backends[] = { WEFT_SPILL_URING, WEFT_SPILL_PREAD };
+#define FOR_EACH_BACKEND(b) for (unsigned b##_i = 0; b##_i < 2 && ((b = backends[b##_i]), 1); b##_i++)
+
+static struct weft__spill *open_or_skip(const char *dir, enum weft__spill_backend b)
+{
+	struct weft__spill *s = NULL;
+	int ret = weft__spill_open(dir, b, &s);
+
+	if (ret == -EOPNOTSUPP && b == WEFT_SPILL_URING)
+		return NULL;	/* no io_uring here: the pread run still tests */
+	cr_assert_eq(ret, 0, "open: %s", strerror(-ret));
+	return s;
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)(i * 31 + seed);
+}
+
+static int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	while (d && readdir(d))
+		n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+Test(spill, open_bad_arguments_return_einval)
+{
+	struct weft__spill *s = NULL;
+
+	cr_assert_eq(weft__spill_open(NULL, WEFT_SPILL_AUTO, &s), -EINVAL);
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, NULL), -EINVAL);
+	cr_assert_eq(weft__spill_open("/tmp", 7, &s), -EINVAL);
+	cr_assert_eq(weft__spill_open("/nonexistent", WEFT_SPILL_AUTO, &s), -ENOENT);
+	cr_assert_null(s);
+	weft__spill_close(NULL);
+}
+
+Test(spill, auto_picks_a_backend)
+{
+	struct weft__spill *s;
+
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, &s), 0);
+	cr_assert(!strcmp(weft__spill_backend_name(s), "io_uring") ||
+		  !strcmp(weft__spill_backend_name(s), "pread"));
+	weft__spill_close(s);
+}
+
+Test(spill, round_trip_of_many_sizes_fused, .timeout = 30)
+{
+	enum weft__spill_backend b;
+	size_t sizes[] = { 1, 7, 64, 100, 4096, 4097, 65536, 1 << 20, 3 };
+
+	FOR_EACH_BACKEND(b) {
+		struct weft__spill *s = open_or_skip("/tmp", b);
+		struct weft__spill_item w[9], r[9];
+		struct weft__spill_stats st;
+
+		if (!s)
+			continue;
+		for (int i = 0; i < 9; i++) {
+			w[i] = (struct weft__spill_item){ malloc(sizes[i]), sizes[i] };
+			fill(w[i].data, sizes[i], i);
+		}
+		cr_assert_eq(weft__spill_write(s, w, 9), 0);
+		weft__spill_stats(s, &st);
+		cr_assert_eq(st.writes, 1, "%s: one batch, %lu requests",
+			     weft__spill_backend_name(s), (unsigned long)st.writes);
+		cr_assert_eq(st.items_written, 9);
+		for (int i = 0; i < 9; i++) {
+			r[i] = w[i];
+			r[i].data = calloc(1, sizes[i]);
+		}
+		cr_assert_eq(weft__spill_read(s, r, 9), 0);
+		for (int i = 0; i < 9; i++) {
+			cr_assert_eq(r[i].err, 0);
+			cr_assert_eq(memcmp(r[i].data, w[i].data, sizes[i]), 0,
+				     "%s: item %d", weft__spill_backend_name(s), i);
+			free(r[i].data);
+			free(w[i].data);
+		}
+		weft__spill_close(s);
+	}
+}
+
+Test(spill, released_space_is_reused, .timeout = 30)
+{
+	enum weft__spill_backend b;
+
+	FOR_EACH_BACKEND(b) {
+		struct weft__spill *s = open_or_skip("/tmp", b);
+		unsigned char *buf = malloc(1 << 20);
+		struct weft__spill_item a = { buf, 1 << 20 }, c = { buf, 1 << 20 };
+		struct weft__spill_item small[4];
+		struct weft__spill_stats st;
+
+		if (!s) {
+			free(buf);
+			continue;
+		}
+		fill(buf, 1 << 20, 1);
+		cr_assert_eq(weft__spill_write(s, &a, 1), 0);
+		for (int i = 0; i < 4; i++)
+			small[i] = (struct weft__spill_item){ buf, 1000 };
+		cr_assert_eq(weft__spill_write(s, small, 4), 0);
+		weft__spill_release(s, a.off, a.len);
+		cr_assert_eq(weft__spill_write(s, &c, 1), 0);
+		cr_assert_eq(c.off, a.off, "the freed range is used again");
+		weft__spill_stats(s, &st);
+		cr_assert_leq(st.file_bytes, (1 << 20) + 4 * 1024);
+		/* Freed neighbours merge: two halves make room for a whole. */
+		weft__spill_release(s, small[1].off, small[1].len);
+		weft__spill_release(s, small[2].off, small[2].len);
+		struct weft__spill_item two = { buf, 2048 };
+		cr_assert_eq(weft__spill_write(s, &two, 1), 0);
+		cr_assert_eq(two.off, small[1].off);
+		/* Releasing everything gives the whole file back. */
+		weft__spill_release(s, c.off, c.len);
+		weft__spill_release(s, two.off, two.len);
+		weft__spill_release(s, small[0].off, small[0].len);
+		weft__spill_release(s, small[3].off, small[3].len);
+		weft__spill_stats(s, &st);
+		cr_assert_eq(st.file_bytes, 0);
+		cr_assert_eq(st.live_bytes, 0);
+		weft__spill_close(s);
+		free(buf);
+	}
+}
+
+Test(spill, corrupted_item_reads_ebadmsg_and_others_survive, .timeout = 30)
+{
+	enum weft__spill_backend b;
+
+	FOR_EACH_BACKEND(b) {
+		struct weft__spill *s = open_or_skip("/tmp", b);
+		unsigned char data[3][5000], back[3][5000];
+		struct weft__spill_item w[3], r[3];
+
+		if (!s)
+			continue;
+		for (int i = 0; i < 3; i++) {
+			fill(data[i], sizeof(data[i]), i + 10);
+			w[i] = (struct weft__spill_item){ data[i], sizeof(data[i]) };
+		}
+		cr_assert_eq(weft__spill_write(s, w, 3), 0);
+		/* Damage the middle item on disk. */
+		cr_assert_eq(pwrite(weft__spill_fd(s), "X", 1, (off_t)w[1].off + 100), 1);
+		for (int i = 0; i < 3; i++) {
+			r[i] = w[i];
+			r[i].data = back[i];
+		}
+		cr_assert_eq(weft__spill_read(s, r, 3), -EBADMSG);
+		cr_assert_eq(r[0].err, 0);
+		cr_assert_eq(r[1].err, -EBADMSG);
+		cr_assert_eq(r[2].err, 0);
+		cr_assert_eq(memcmp(back[2], data[2], sizeof(data[2])), 0);
+		weft__spill_close(s);
+	}
+}
+
+Test(spill, truncated_file_reads_eio, .timeout = 30)
+{
+	enum weft__spill_backend b;
+
+	FOR_EACH_BACKEND(b) {
+		struct weft__spill *s = open_or_skip("/tmp", b);
+		unsigned char data[8192], back[8192];
+		struct weft__spill_item w = { data, sizeof(data) }, r;
+
+		if (!s)
+			continue;
+		fill(data, sizeof(data), 3);
+		cr_assert_eq(weft__spill_write(s, &w, 1), 0);
+		cr_assert_eq(ftruncate(weft__spill_fd(s), 4096), 0);
+		r = w;
+		r.data = back;
+		cr_assert_eq(weft__spill_read(s, &r, 1), -EIO);
+		cr_assert_eq(r.err, -EIO);
+		weft__spill_close(s);
+	}
+}
+
+Test(spill, full_disk_returns_enospc_and_keeps_nothing, .timeout = 30)
+{
+	char dir[] = "/tmp/weft-full-XXXXXX";
+	enum weft__spill_backend b;
+
+	cr_assert_not_null(mkdtemp(dir));
+	if (geteuid() != 0 || mount("tmpfs", dir, "tmpfs", 0, "size=1m")) {
+		rmdir(dir);
+		cr_skip_test("needs root to mount a small filesystem");
+	}
+	FOR_EACH_BACKEND(b) {
+		struct weft__spill *s = open_or_skip(dir, b);
+		unsigned char *big = malloc(2 << 20);
+		struct weft__spill_item w = { big, 2 << 20 }, ok = { big, 100 << 10 };
+		struct weft__spill_stats st;
+
+		if (!s) {
+			free(big);
+			continue;
+		}
+		fill(big, 2 << 20, 5);
+		cr_assert_eq(weft__spill_write(s, &w, 1), -ENOSPC);
+		weft__spill_stats(s, &st);
+		cr_assert_eq(st.live_bytes, 0, "a failed batch keeps nothing");
+		/* When space returns, writing works again. */
+		cr_assert_eq(ftruncate(weft__spill_fd(s), 0), 0);
+		cr_assert_eq(weft__spill_write(s, &ok, 1), 0);
+		weft__spill_close(s);
+		free(big);
+	}
+	umount(dir);
+	rmdir(dir);
+}
+
+Test(spill, close_leaves_no_file, .timeout = 30)
+{
+	char dir[] = "/tmp/weft-spilldir-XXXXXX";
+	enum weft__spill_backend b;
+
+	cr_assert_not_null(mkdtemp(dir));
+	FOR_EACH_BACKEND(b) {
+		struct weft__spill *s = open_or_skip(dir, b);
+		unsigned char data[4096] = { 1 };
+		struct weft__spill_item w = { data, sizeof(data) };
+
+		if (!s)
+			continue;
+		cr_assert_eq(weft__spill_write(s, &w, 1), 0);
+		cr_assert_eq(count_entries(dir), 2, "the spill file has no name");
+		weft__spill_close(s);
+	}
+	cr_assert_eq(rmdir(dir), 0, "the directory is empty again");
+}
+
+Test(spill, bad_items_return_einval)
+{
+	struct weft__spill *s;
+	struct weft__spill_item empty = { "x", 0 }, nodata = { NULL, 4 }, far = { "x", 1 };
+	char buf[4];
+
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_PREAD, &s), 0);
+	cr_assert_eq(weft__spill_write(s, &empty, 1), -EINVAL);
+	cr_assert_eq(weft__spill_write(s, &nodata, 1), -EINVAL);
+	far.data = buf;
+	far.off = 1 << 30;
+	cr_assert_eq(weft__spill_read(s, &far, 1), -EINVAL, "beyond the file");
+	cr_assert_eq(weft__spill_write(s, NULL, 0), 0);
+	weft__spill_close(s);
+}
