@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@ struct range {
 };
 
 struct weft__spill {
+	pthread_mutex_t lock;		/* space and stats; I/O runs outside it */
 	int fd;
 	const struct spill_ops *ops;
 	void *ctx;
@@ -148,6 +150,7 @@ int weft__spill_open(const char *dir, enum weft__spill_backend backend,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
 	s->fd = create_file(dir);
 	if (s->fd < 0) {
 		ret = s->fd;
@@ -167,6 +170,7 @@ int weft__spill_open(const char *dir, enum weft__spill_backend backend,
 err_close:
 	close(s->fd);
 err_free:
+	pthread_mutex_destroy(&s->lock);
 	free(s);
 	return ret;
 }
@@ -177,6 +181,7 @@ void weft__spill_close(struct weft__spill *s)
 		return;
 	s->ops->fini(s->ctx);
 	close(s->fd);		/* the file has no name: closing removes it */
+	pthread_mutex_destroy(&s->lock);
 	free(s->free);
 	free(s);
 }
@@ -191,10 +196,12 @@ int weft__spill_fd(const struct weft__spill *s)
 	return s->fd;
 }
 
-void weft__spill_stats(const struct weft__spill *s, struct weft__spill_stats *out)
+void weft__spill_stats(struct weft__spill *s, struct weft__spill_stats *out)
 {
+	pthread_mutex_lock(&s->lock);
 	*out = s->st;
 	out->file_bytes = s->end;
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* ---- I/O ---- */
@@ -248,7 +255,15 @@ static int run(struct weft__spill *s, struct weft__spill_item *items, unsigned n
 		goto out_free;
 	}
 	nios = fuse(items, n, write, iov, ios, first);
-	s->ops->submit(s->ctx, s->fd, write, ios, nios);
+	/*
+	 * Writes go through the backend, from one thread at a time. Reads come from
+	 * any thread (a task restoring its input), so they use preadv, which shares
+	 * no ring.
+	 */
+	if (write)
+		s->ops->submit(s->ctx, s->fd, true, ios, nios);
+	else
+		spill_pread_ops.submit(NULL, s->fd, false, ios, nios);
 	for (r = 0; r < nios; r++) {
 		for (i = first[r]; i < first[r + 1]; i++)
 			items[i].err = ios[r].err;
@@ -277,7 +292,9 @@ int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, uns
 		total += span(items[i].len);
 	}
 	/* One range for the whole batch, so that it goes out as one request. */
+	pthread_mutex_lock(&s->lock);
 	base = space_alloc(s, total);
+	pthread_mutex_unlock(&s->lock);
 	for (i = 0; i < n; i++) {
 		items[i].off = base;
 		base += span(items[i].len);
@@ -285,18 +302,20 @@ int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, uns
 		items[i].err = 0;
 	}
 	ret = run(s, items, n, true, &nreq);
+	pthread_mutex_lock(&s->lock);
 	if (ret) {
 		/* Nothing is kept: the caller still has every item in memory. */
 		for (i = 0; i < n; i++)
 			space_free(s, items[i].off, span(items[i].len));
-		return ret;
+	} else {
+		s->st.bytes_written += total;
+		s->st.items_written += n;
+		s->st.live_bytes += total;
+		s->st.writes += nreq;
+		s->st.ns_writing += now_ns() - t0;
 	}
-	s->st.bytes_written += total;
-	s->st.items_written += n;
-	s->st.live_bytes += total;
-	s->st.writes += nreq;
-	s->st.ns_writing += now_ns() - t0;
-	return 0;
+	pthread_mutex_unlock(&s->lock);
+	return ret;
 }
 
 int weft__spill_read(struct weft__spill *s, struct weft__spill_item *items, unsigned n)
@@ -307,11 +326,15 @@ int weft__spill_read(struct weft__spill *s, struct weft__spill_item *items, unsi
 
 	if (!s || (!items && n))
 		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < n; i++) {
-		if (!items[i].data || !items[i].len || items[i].off + items[i].len > s->end)
+		if (!items[i].data || !items[i].len || items[i].off + items[i].len > s->end) {
+			pthread_mutex_unlock(&s->lock);
 			return -EINVAL;
+		}
 		total += items[i].len;
 	}
+	pthread_mutex_unlock(&s->lock);
 	ret = run(s, items, n, false, &nreq);
 	for (i = 0; i < n; i++) {
 		if (items[i].err)
@@ -323,15 +346,19 @@ int weft__spill_read(struct weft__spill *s, struct weft__spill_item *items, unsi
 				ret = -EBADMSG;
 		}
 	}
+	pthread_mutex_lock(&s->lock);
 	s->st.bytes_read += total;
 	s->st.items_read += n;
 	s->st.reads += nreq;
 	s->st.ns_reading += now_ns() - t0;
+	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
 
 void weft__spill_release(struct weft__spill *s, uint64_t off, size_t len)
 {
+	pthread_mutex_lock(&s->lock);
 	space_free(s, off, span(len));
 	s->st.live_bytes -= span(len);
+	pthread_mutex_unlock(&s->lock);
 }

@@ -53,6 +53,9 @@ void weft__spill_close(struct weft__spill *s);
 const char *weft__spill_backend_name(const struct weft__spill *s);
 
 /*
+ * Concurrency: one thread at a time may write; reads and releases may come from
+ * any thread, alongside a write.
+ *
  * weft__spill_write() - Write @n items as one batch: their space is contiguous when
  * the file allows, and they go out as few large vectored writes.
  * Return: 0, with off and sum set in each item; or -errno (-ENOSPC, -EIO, ...), in
@@ -70,7 +73,7 @@ int weft__spill_read(struct weft__spill *s, struct weft__spill_item *items, unsi
 /* The space of a written item may be reused. */
 void weft__spill_release(struct weft__spill *s, uint64_t off, size_t len);
 
-void weft__spill_stats(const struct weft__spill *s, struct weft__spill_stats *out);
+void weft__spill_stats(struct weft__spill *s, struct weft__spill_stats *out);
 
 /* For tests: the file descriptor, to damage the file behind the manager's back. */
 int weft__spill_fd(const struct weft__spill *s);
