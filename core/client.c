@@ -142,6 +142,7 @@ int weft_stats(struct weft_client *c, struct weft_stats *st)
 {
 	struct weft__engine *eng;
 	struct weft_stats s = { .size = sizeof(s) };
+	struct weft__store_stats ss;
 	struct weft__cache *cache;
 	unsigned i;
 
@@ -159,6 +160,16 @@ int weft_stats(struct weft_client *c, struct weft_stats *st)
 	s.mem_bytes = weft__alloc_bytes(eng->alloc);
 	s.mem_peak = weft__alloc_peak(eng->alloc);
 	s.mem_limit = eng->memory_limit;
+	weft__store_stats(eng, &ss);
+	s.spilled_bytes = ss.spilled_bytes;
+	s.spilled_results = ss.spilled_items;
+	s.restored_bytes = ss.restored_bytes;
+	s.restored_results = ss.restored_items;
+	s.spill_ns = ss.spill_ns;
+	s.restore_ns = ss.restore_ns;
+	s.spill_file_bytes = ss.file_bytes;
+	s.paused = ss.paused;
+	s.spill_blocked = ss.nospace;
 	memcpy(st, &s, st->size < sizeof(s) ? st->size : sizeof(s));
 	st->size = st->size < sizeof(s) ? st->size : sizeof(s);
 	return 0;

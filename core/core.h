@@ -103,7 +103,7 @@ struct weft_future {
 	size_t usable;			/* bytes accounted in alloc/; 0 when inline */
 	union {
 		unsigned char inl[WEFT_INLINE_RESULT];	/* small results: no allocation */
-		uint64_t align;
+		struct weft__stored *st;	/* heap results (usable > 0): see store.c */
 	};
 };
 
@@ -269,6 +269,7 @@ struct weft__engine {
 	size_t memory_limit;		/* bytes of results in memory */
 	double mem_target, mem_pause, mem_hard;	/* fractions of memory_limit */
 	char *spill_dir;
+	struct weft__store *store;	/* results in memory and on disk */
 
 	/* Tasks made ready by threads that own no deque; a Treiber stack taken whole. */
 	_Atomic(struct weft_task *) inbox __cacheline_aligned;
@@ -342,6 +343,33 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t);
 uint64_t weft__task_close(struct weft__engine *eng);
 void weft__task_free_pool(struct weft__engine *eng);
 const char *weft__task_label(const struct weft_task *t, char *buf, size_t len);
+
+/* store.c: results in memory and on disk (the spill manager) */
+struct weft__store_stats {
+	uint64_t spilled_bytes, spilled_items;
+	uint64_t restored_bytes, restored_items;
+	uint64_t spill_ns, restore_ns;
+	uint64_t file_bytes;		/* the spill file's size */
+	bool paused;			/* workers start no new task */
+	bool nospace;			/* the last spill failed (full disk, I/O error) */
+};
+int weft__store_create(struct weft__engine *eng) __must_check;
+void weft__store_stop(struct weft__engine *eng);		/* joins the spill thread */
+void weft__store_destroy(struct weft__engine *eng);
+/* After results grew: wake (or start) the spill thread if above target. */
+void weft__store_kick(struct weft__engine *eng);
+/* Would @more bytes of results pass the hard limit? */
+bool weft__store_over_hard(struct weft__engine *eng, size_t more);
+bool weft__store_paused(struct weft__engine *eng);
+/* A heap result whose task has ended becomes spillable. */
+void weft__store_track(struct weft__engine *eng, struct weft_future *f);
+/* Keep the bytes in memory (reading them back if spilled): 0, -EBADMSG, -EIO. */
+int weft__store_pin(struct weft__engine *eng, struct weft_future *f, bool view);
+void weft__store_unpin(struct weft__engine *eng, struct weft_future *f, bool view);
+/* Free a heap result wherever it is. */
+void weft__store_drop(struct weft__engine *eng, struct weft_future *f);
+void weft__store_stats(struct weft__engine *eng, struct weft__store_stats *out);
+void weft__engine_wake_all(struct weft__engine *eng);
 
 /* registry.c */
 weft_fn *weft__registry_find(const char *name);

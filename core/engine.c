@@ -88,7 +88,7 @@ static void wake_one(struct weft__engine *eng)
 	futex_wake(&eng->park_seq, 1);
 }
 
-static void wake_all(struct weft__engine *eng)
+void weft__engine_wake_all(struct weft__engine *eng)
 {
 	atomic_fetch_add_explicit(&eng->park_seq, 1, memory_order_seq_cst);
 	futex_wake(&eng->park_seq, INT_MAX);
@@ -301,6 +301,11 @@ static struct weft_task *find_work(struct weft__worker *w)
 {
 	struct weft__engine *eng = w->eng;
 	struct weft_task *t;
+
+	/* Above the pause threshold no task starts until spilling catches up. */
+	if (unlikely(weft__store_paused(eng)) &&
+	    !atomic_load_explicit(&eng->closing, memory_order_relaxed))
+		return NULL;
 
 	if (unlikely(atomic_load_explicit(&eng->prio_count, memory_order_relaxed)) &&
 	    atomic_load_explicit(&eng->prio_top, memory_order_relaxed) > 0) {
@@ -662,7 +667,7 @@ static __cold void workers_stop(struct weft__engine *eng, unsigned started)
 	unsigned i;
 
 	atomic_store_explicit(&eng->stop, true, memory_order_seq_cst);
-	wake_all(eng);
+	weft__engine_wake_all(eng);
 	for (i = 0; i < started; i++)
 		pthread_join(eng->workers[i]->thread, NULL);
 }
@@ -695,6 +700,7 @@ static __cold void engine_free(struct weft__engine *eng)
 	}
 	eng->ext_caches = NULL;
 	workers_free(eng);
+	weft__store_destroy(eng);	/* a no-op after close destroyed it */
 	free(eng->prio);
 	eng->prio = NULL;
 	pthread_mutex_destroy(&eng->prio_lock);
@@ -733,6 +739,9 @@ int weft__engine_open(const struct weft_options *opts, struct weft__engine **out
 	for (i = 0; i < eng->nnuma; i++)
 		os_node[i] = weft__topo_numa_os_index(eng->topo, i);
 	ret = weft__alloc_create(eng->nnuma, os_node, &eng->alloc);
+	if (ret)
+		goto err_free;
+	ret = weft__store_create(eng);
 	if (ret)
 		goto err_free;
 	ret = workers_create(eng);
@@ -791,17 +800,19 @@ void weft__engine_close(struct weft__engine *eng)
 
 	/* From now on queued tasks are ended as cancelled instead of run. */
 	atomic_store_explicit(&eng->closing, true, memory_order_seq_cst);
-	wake_all(eng);
+	weft__engine_wake_all(eng);
 	while (!quiescent(eng, &sig)) {
 		nanosleep(&nap, NULL);
-		wake_all(eng);
+		weft__engine_wake_all(eng);
 	}
 	workers_stop(eng, eng->nthreads);
+	weft__store_stop(eng);
 	if (weft__alloc_unbound(eng->alloc))
 		weft__log(WEFT_LOG_INFO, "alloc",
 			  "%u NUMA domain(s) could not bind result memory to their node",
 			  weft__alloc_unbound(eng->alloc));
 	held = weft__task_close(eng);
+	weft__store_destroy(eng);
 	engine_free(eng);
 	if (!held) {
 		weft__task_free_pool(eng);

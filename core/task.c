@@ -21,6 +21,7 @@ struct weft_ctx {
 	struct weft__worker *w;
 	struct weft_task *t;
 	char *msg;			/* weft_fail()'s message, malloc'd */
+	size_t over_hard;		/* an output refused by the hard memory limit */
 };
 
 /* ---- record caches ---- */
@@ -304,7 +305,7 @@ static void outputs_free(struct weft_task *t)
 		struct weft_future *o = weft__task_out(t, i);
 
 		if (o->usable)
-			weft__free(t->eng->alloc, o->data, o->usable);
+			weft__store_drop(t->eng, o);
 		SET_IF(o->data, NULL);
 		SET_IF(o->len, 0);
 		SET_IF(o->usable, 0);
@@ -718,6 +719,10 @@ int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 		t->flags |= TF_OUTPUT;
 	}
 	f->len = len;
+	if (f->usable) {
+		f->st = NULL;
+		weft__store_track(eng, f);
+	}
 	t->fn = NULL;
 	t->nin = 0;
 	/* Born ended: no engine reference, nothing to schedule. */
@@ -742,6 +747,52 @@ static struct weft__err *failure(struct weft_task *t, int rc, const char *msg)
 		return err_new(WEFT_ETASK, "task '%s' failed: %s", label, msg);
 	return err_new(WEFT_ETASK, "task '%s' failed: its function returned %d (%s)",
 		       label, rc, weft_strerror(rc));
+}
+
+static void unpin_inputs(struct weft_task *t, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (unlikely(t->in[i]->usable))
+			weft__store_unpin(t->eng, t->in[i], false);
+}
+
+/* Heap results become spillable once their task has ended (before it is published). */
+static void track_outputs(struct weft_task *t)
+{
+	for (unsigned i = 0; i < t->noutputs; i++) {
+		struct weft_future *o = weft__task_out(t, i);
+
+		if (o->usable)
+			weft__store_track(t->eng, o);
+	}
+}
+
+static struct weft__err *over_hard_failure(struct weft_task *t, size_t len)
+{
+	struct weft__engine *eng = t->eng;
+	char buf[64];
+
+	return err_new(-ENOMEM, "task '%s' failed: a result of %zu bytes would pass the "
+		       "hard memory limit (%zu of %zu bytes in use; limit %zu, hard at %g)",
+		       weft__task_label(t, buf, sizeof(buf)), len,
+		       weft__alloc_bytes(eng->alloc), (size_t)(eng->memory_limit * eng->mem_hard),
+		       eng->memory_limit, eng->mem_hard);
+}
+
+/* An input could not be read back from the spill file: the task fails, unrun. */
+static void input_failure(struct weft__cache *c, struct weft__worker *w,
+			  struct weft_task *t, uint32_t i, int err)
+{
+	char buf[64], dbuf[64];
+
+	t->flags |= TF_EXTRA;
+	t->err = err_new(err, "task '%s' failed: its input %u, the result of '%s', could "
+			 "not be read back from the spill file: %s",
+			 weft__task_label(t, buf, sizeof(buf)), i,
+			 weft__task_label(weft__future_task(t->in[i]), dbuf, sizeof(dbuf)),
+			 err == -EBADMSG ? "checksum mismatch" : weft_strerror(err));
+	end_cascade(c, w, t, WT_FAILED);
+	retire(c, t);
 }
 
 void weft__task_run(struct weft__worker *w, struct weft_task *t)
@@ -783,28 +834,43 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t)
 		}
 	}
 	for (i = 0; i < t->nin; i++) {
-		in[i].data = t->in[i]->data;
-		in[i].len = t->in[i]->len;
+		struct weft_future *f = t->in[i];
+
+		/* Pinned while the task reads it; read back first if it was spilled. */
+		if (unlikely(f->usable) && (rc = weft__store_pin(t->eng, f, false))) {
+			unpin_inputs(t, i);
+			if (in != stack_in)
+				free(in);
+			input_failure(c, w, t, i, rc);
+			return;
+		}
+		in[i].data = f->data;
+		in[i].len = f->len;
 	}
 	for (;;) {
 		counter_inc(&c->run);
+		ctx.over_hard = 0;
 		rc = t->fn(&ctx, in, t->nin, weft__task_arg(t), t->arglen);
-		if (likely(!rc) || !t->retries)
+		if (likely(!rc && !ctx.over_hard) || !t->retries)
 			break;
 		t->retries--;
 		outputs_free(t);
 		free(ctx.msg);
 		ctx.msg = NULL;
 	}
+	unpin_inputs(t, t->nin);
 	if (in != stack_in)
 		free(in);
-	if (unlikely(rc)) {
+	if (unlikely(rc || ctx.over_hard)) {
 		outputs_free(t);
 		t->flags |= TF_EXTRA;
-		t->err = failure(t, rc, ctx.msg);
+		t->err = ctx.over_hard ? over_hard_failure(t, ctx.over_hard)
+				       : failure(t, rc, ctx.msg);
 		free(ctx.msg);
 		end_cascade(c, w, t, WT_FAILED);
 	} else {
+		if (t->flags & TF_OUTPUT)
+			track_outputs(t);
 		end_cascade(c, w, t, WT_DONE);
 	}
 	retire(c, t);
@@ -821,7 +887,7 @@ void *weft_output_n(struct weft_ctx *ctx, unsigned i, size_t len)
 	t->flags |= TF_OUTPUT;
 	o = weft__task_out(t, i);
 	if (o->usable)
-		weft__free(t->eng->alloc, o->data, o->usable);
+		weft__store_drop(t->eng, o);	/* not tracked yet: a plain free */
 	o->usable = 0;
 	o->len = 0;
 	o->data = NULL;
@@ -830,9 +896,15 @@ void *weft_output_n(struct weft_ctx *ctx, unsigned i, size_t len)
 	if (len <= WEFT_INLINE_RESULT) {
 		o->data = o->inl;
 	} else {
+		if (weft__store_over_hard(t->eng, len)) {
+			ctx->over_hard = len;
+			return NULL;
+		}
 		o->data = weft__alloc(t->eng->alloc, ctx->w->numa, len, &o->usable);
 		if (!o->data)
 			return NULL;
+		o->st = NULL;
+		weft__store_kick(t->eng);
 	}
 	o->len = len;
 	return o->data;
@@ -972,6 +1044,7 @@ int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t timeout_ns)
 
 int weft_result(struct weft_future *f, struct weft_buf *out)
 {
+	struct weft_task *t;
 	int ret;
 
 	if (!f || !out)
@@ -979,8 +1052,15 @@ int weft_result(struct weft_future *f, struct weft_buf *out)
 	ret = weft_wait(f, -1);
 	if (ret)
 		return ret;
-	if (weft__future_task(f)->eng->closed)
+	t = weft__future_task(f);
+	if (t->eng->closed)
 		return -ESHUTDOWN;
+	/* The view pins the bytes in memory until the future is released. */
+	if (unlikely(f->usable)) {
+		ret = weft__store_pin(t->eng, f, true);
+		if (ret)
+			return ret;
+	}
 	out->data = f->len ? f->data : NULL;
 	out->len = f->len;
 	return 0;
@@ -1039,7 +1119,19 @@ void weft_release(struct weft_future *f)
 	if (!f)
 		return;
 	t = weft__future_task(f);
-	task_unref(t->eng->closed ? NULL : weft__cache_self(t->eng), t);
+	if (t->eng->closed) {
+		task_unref(NULL, t);
+		return;
+	}
+	/*
+	 * A weft_result view pinned the bytes. Views exist only once the task has
+	 * ended, and only then are its flags settled (acquire pairs with the release
+	 * of the final state); the flag keeps plain tasks on line 0.
+	 */
+	if (wt_final(atomic_load_explicit(&t->state, memory_order_acquire)) &&
+	    unlikely(t->flags & TF_OUTPUT) && f->usable)
+		weft__store_unpin(t->eng, f, true);
+	task_unref(weft__cache_self(t->eng), t);
 }
 
 /* ---- close ---- */

@@ -332,6 +332,15 @@ struct weft_stats {
 	size_t mem_bytes;		/* bytes of results in memory now (exact) */
 	size_t mem_limit;		/* the memory limit in force */
 	size_t mem_peak;		/* the most mem_bytes has been */
+	uint64_t spilled_bytes;		/* result bytes written to the spill file */
+	uint64_t spilled_results;
+	uint64_t restored_bytes;	/* result bytes read back */
+	uint64_t restored_results;
+	uint64_t spill_ns;		/* time spent writing them */
+	uint64_t restore_ns;		/* time spent reading them back */
+	uint64_t spill_file_bytes;	/* the spill file's size now */
+	int paused;			/* 1: above the pause threshold, no task starts */
+	int spill_blocked;		/* 1: the last spill failed (disk full, I/O error) */
 };
 
 /**

@@ -1,0 +1,498 @@
+// SPDX-License-Identifier: MIT
+/*
+ * store.c - results in memory and on disk. A result with a heap buffer is tracked
+ * once its task has ended: its place in least-recently-used order, its pins (a task
+ * reading it, a weft_result view) and where its bytes are. Above the memory target
+ * a spill thread writes the coldest unpinned results out in batches and frees their
+ * memory; using a spilled result reads it back first.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core.h"
+#include "../spill/spill.h"
+
+#define BATCH_ITEMS 256			/* results per spill batch at most */
+#define BATCH_BYTES (64u << 20)		/* bytes per spill batch at most */
+#define RETRY_NS 100000000		/* a full disk is tried again this often */
+
+enum { ST_MEM, ST_SPILLING, ST_DISK, ST_RESTORING };
+
+struct weft__stored {
+	struct weft_future *f;		/* the result's slot */
+	struct weft__stored *prev, *next;	/* LRU order: head is coldest */
+	unsigned pins;			/* readers that need the bytes in memory */
+	uint8_t state;			/* ST_* */
+	bool viewed;			/* a weft_result view holds one of the pins */
+	bool dropped;			/* freed while being spilled */
+	size_t usable;			/* accounted bytes of item.data while spilling */
+	struct weft__spill_item item;	/* where it is on disk */
+};
+
+struct weft__store {
+	pthread_mutex_t lock;		/* everything here and in every stored record */
+	pthread_cond_t wake;		/* the spill thread waits here */
+	pthread_cond_t restored;	/* waiters for a result being read back */
+	pthread_cond_t room;		/* outputs waiting below the hard limit */
+	bool stuck;			/* above target with nothing left to spill */
+	uint64_t rounds;		/* passes of the spill thread, for waiters */
+	struct weft__stored *head, *tail;
+	struct weft__spill *file;	/* opened at the first spill */
+	pthread_t thread;
+	bool started, stop;
+	bool nospace;			/* the last batch failed: disk full or I/O error */
+	char why[256];			/* ... and why */
+	_Atomic bool paused;		/* workers start no new task */
+	size_t target, pause, hard;	/* thresholds in bytes */
+	struct weft__store_stats st;
+};
+
+static int64_t now_ns(void)
+{
+	return weft__now_ns();
+}
+
+static void lru_unlink(struct weft__store *s, struct weft__stored *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		s->head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		s->tail = r->prev;
+	r->prev = r->next = NULL;
+}
+
+static void lru_append(struct weft__store *s, struct weft__stored *r)
+{
+	r->prev = s->tail;
+	r->next = NULL;
+	if (s->tail)
+		s->tail->next = r;
+	else
+		s->head = r;
+	s->tail = r;
+}
+
+/* ---- the spill thread ---- */
+
+static void set_paused(struct weft__engine *eng, bool on)
+{
+	struct weft__store *s = eng->store;
+
+	if (atomic_load_explicit(&s->paused, memory_order_relaxed) == on)
+		return;
+	atomic_store_explicit(&s->paused, on, memory_order_seq_cst);
+	if (on)
+		weft__log(WEFT_LOG_INFO, "spill", "paused: %zu bytes in memory, pause at %zu",
+			  weft__alloc_bytes(eng->alloc), s->pause);
+	else
+		weft__engine_wake_all(eng);	/* parked threads may start tasks again */
+}
+
+/* With the lock held: mark the coldest spillable results, up to @need bytes. */
+static unsigned pick(struct weft__store *s, size_t need, struct weft__stored **batch)
+{
+	size_t got = 0;
+	unsigned n = 0;
+
+	for (struct weft__stored *r = s->head; r && got < need && n < BATCH_ITEMS &&
+	     got < BATCH_BYTES; r = r->next) {
+		if (r->state != ST_MEM || r->pins)
+			continue;
+		r->state = ST_SPILLING;
+		r->item.data = r->f->data;
+		r->item.len = r->f->len;
+		r->usable = r->f->usable;
+		batch[n++] = r;
+		got += r->f->usable;
+	}
+	return n;
+}
+
+/* With the lock held: the batch was written (or not, @err): settle each result. */
+static void settle(struct weft__engine *eng, struct weft__stored **batch, unsigned n,
+		   int err)
+{
+	struct weft__store *s = eng->store;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct weft__stored *r = batch[i];
+		struct weft_future *f;
+
+		if (r->dropped) {
+			/* Freed meanwhile (its record may be reused): finish the job. */
+			if (!err)
+				weft__spill_release(s->file, r->item.off, r->item.len);
+			weft__free(eng->alloc, r->item.data, r->usable);
+			free(r);
+			continue;
+		}
+		f = r->f;
+		if (err || r->pins) {
+			/* Not written, or read meanwhile: it stays in memory. */
+			if (!err)
+				weft__spill_release(s->file, r->item.off, r->item.len);
+			r->state = ST_MEM;
+			continue;
+		}
+		weft__free(eng->alloc, f->data, f->usable);
+		f->data = NULL;
+		r->state = ST_DISK;
+		s->st.spilled_bytes += f->len;
+		s->st.spilled_items++;
+	}
+}
+
+static void *spill_main(void *arg)
+{
+	struct weft__engine *eng = arg;
+	struct weft__store *s = eng->store;
+	struct weft__stored **batch = malloc(BATCH_ITEMS * sizeof(*batch));
+	struct weft__spill_item *items = malloc(BATCH_ITEMS * sizeof(*items));
+	int64_t retry_at = 0;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop) {
+		size_t bytes = weft__alloc_bytes(eng->alloc);
+		struct timespec until;
+		unsigned n = 0;
+		int err = 0;
+
+		if (bytes > s->target && batch && items && now_ns() >= retry_at)
+			n = pick(s, bytes - s->target, batch);
+		/* Paused only while spilling can bring memory down. */
+		s->stuck = bytes > s->target && !n && !s->nospace;
+		set_paused(eng, bytes > s->pause && (n || s->nospace));
+		s->rounds++;
+		pthread_cond_broadcast(&s->room);
+		if (!n) {
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += 20000000;	/* also look again now and then */
+			if (until.tv_nsec >= 1000000000) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&s->wake, &s->lock, &until);
+			continue;
+		}
+		for (unsigned i = 0; i < n; i++)
+			items[i] = batch[i]->item;
+		pthread_mutex_unlock(&s->lock);
+
+		int64_t t0 = now_ns();
+
+		if (!s->file)
+			err = weft__spill_open(eng->spill_dir, WEFT_SPILL_AUTO, &s->file);
+		if (!err)
+			err = weft__spill_write(s->file, items, n);
+		pthread_mutex_lock(&s->lock);
+		for (unsigned i = 0; i < n; i++)
+			batch[i]->item = items[i];
+		settle(eng, batch, n, err);
+		s->st.spill_ns += (uint64_t)(now_ns() - t0);
+		if (err && !s->nospace) {
+			snprintf(s->why, sizeof(s->why), "cannot spill to %s: %s",
+				 eng->spill_dir, weft_strerror(err));
+			weft__log(WEFT_LOG_ERROR, "spill", "%s; paused until it can", s->why);
+		} else if (!err && s->nospace) {
+			weft__log(WEFT_LOG_WARN, "spill", "spilling to %s again", eng->spill_dir);
+		}
+		s->nospace = err != 0;
+		retry_at = err ? now_ns() + RETRY_NS : 0;
+	}
+	set_paused(eng, false);
+	s->stuck = true;		/* no more spilling: let waiters give up */
+	pthread_cond_broadcast(&s->room);
+	pthread_mutex_unlock(&s->lock);
+	free(items);
+	free(batch);
+	return NULL;
+}
+
+/* ---- public to core ---- */
+
+int weft__store_create(struct weft__engine *eng)
+{
+	struct weft__store *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->wake, NULL);
+	pthread_cond_init(&s->restored, NULL);
+	pthread_cond_init(&s->room, NULL);
+	s->target = (size_t)(eng->memory_limit * eng->mem_target);
+	s->pause = (size_t)(eng->memory_limit * eng->mem_pause);
+	s->hard = (size_t)(eng->memory_limit * eng->mem_hard);
+	eng->store = s;
+	return 0;
+}
+
+void weft__store_stop(struct weft__engine *eng)
+{
+	struct weft__store *s = eng->store;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	if (s->started)
+		pthread_join(s->thread, NULL);
+	s->started = false;
+}
+
+void weft__store_destroy(struct weft__engine *eng)
+{
+	struct weft__store *s = eng->store;
+	struct weft__stored *r, *next;
+
+	if (!s)
+		return;
+	weft__store_stop(eng);
+	/* Results still tracked belong to futures held past close: forget them. */
+	for (r = s->head; r; r = next) {
+		next = r->next;
+		r->f->st = NULL;
+		free(r);
+	}
+	weft__spill_close(s->file);
+	pthread_cond_destroy(&s->room);
+	pthread_cond_destroy(&s->restored);
+	pthread_cond_destroy(&s->wake);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+	eng->store = NULL;
+}
+
+/* With the lock held: make sure the spill thread runs, and wake it. */
+static void kick_locked(struct weft__engine *eng)
+{
+	struct weft__store *s = eng->store;
+
+	if (!s->started && !s->stop) {
+		if (pthread_create(&s->thread, NULL, spill_main, eng))
+			weft__log(WEFT_LOG_ERROR, "spill", "cannot start the spill thread");
+		else
+			s->started = true;
+	}
+	pthread_cond_signal(&s->wake);
+}
+
+void weft__store_kick(struct weft__engine *eng)
+{
+	struct weft__store *s = eng->store;
+	size_t bytes = weft__alloc_bytes(eng->alloc);
+
+	if (bytes <= s->target)
+		return;
+	/* Pause now, not when the spill thread next looks: producers are fast. */
+	if (bytes > s->pause)
+		atomic_store_explicit(&s->paused, true, memory_order_seq_cst);
+	pthread_mutex_lock(&s->lock);
+	kick_locked(eng);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Would @more bytes of results pass the hard limit? If so, wait while spilling
+ * makes room; true only when it cannot (all else pinned, or nowhere to write).
+ */
+bool weft__store_over_hard(struct weft__engine *eng, size_t more)
+{
+	struct weft__store *s = eng->store;
+	bool over;
+
+	if (weft__alloc_bytes(eng->alloc) + more <= s->hard)
+		return false;
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		uint64_t round;
+
+		over = weft__alloc_bytes(eng->alloc) + more > s->hard;
+		if (!over || more > s->hard || s->stop)
+			break;
+		kick_locked(eng);
+		if (!s->started)
+			break;
+		round = s->rounds;
+		/* Two passes since we asked, and still stuck or blocked: give up. */
+		while (s->rounds < round + 2 && !s->stop)
+			pthread_cond_wait(&s->room, &s->lock);
+		if ((s->stuck || s->nospace) &&
+		    weft__alloc_bytes(eng->alloc) + more > s->hard)
+			break;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return over;
+}
+
+bool weft__store_paused(struct weft__engine *eng)
+{
+	return atomic_load_explicit(&eng->store->paused, memory_order_relaxed);
+}
+
+void weft__store_track(struct weft__engine *eng, struct weft_future *f)
+{
+	struct weft__store *s = eng->store;
+	struct weft__stored *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return;		/* untracked: never spilled, freed as it is */
+	r->f = f;
+	pthread_mutex_lock(&s->lock);
+	f->st = r;
+	lru_append(s, r);
+	pthread_mutex_unlock(&s->lock);
+	weft__store_kick(eng);
+}
+
+/* With the lock held: one more pin; read the bytes back if they are on disk. */
+static int pin_locked(struct weft__engine *eng, struct weft__stored *r)
+{
+	struct weft__store *s = eng->store;
+	struct weft_future *f = r->f;
+	struct weft__spill_item item;
+	size_t usable;
+	void *buf;
+	int ret;
+
+	r->pins++;
+	lru_unlink(s, r);
+	lru_append(s, r);
+	while (r->state == ST_RESTORING)
+		pthread_cond_wait(&s->restored, &s->lock);
+	if (r->state != ST_DISK)
+		return 0;
+	/* Restores may pass the hard limit: without them no work can finish. */
+	buf = weft__alloc(eng->alloc, 0, f->len, &usable);
+	if (!buf) {
+		r->pins--;
+		return -ENOMEM;
+	}
+	r->state = ST_RESTORING;
+	item = r->item;
+	item.data = buf;
+	pthread_mutex_unlock(&s->lock);
+	int64_t t0 = now_ns();
+	ret = weft__spill_read(s->file, &item, 1);
+	pthread_mutex_lock(&s->lock);
+	s->st.restore_ns += (uint64_t)(now_ns() - t0);
+	if (ret) {
+		weft__free(eng->alloc, buf, usable);
+		r->state = ST_DISK;
+		r->pins--;
+		pthread_cond_broadcast(&s->restored);
+		return ret;
+	}
+	weft__spill_release(s->file, r->item.off, r->item.len);
+	f->data = buf;
+	f->usable = usable;
+	r->state = ST_MEM;
+	s->st.restored_bytes += f->len;
+	s->st.restored_items++;
+	pthread_cond_broadcast(&s->restored);
+	return 0;
+}
+
+/*
+ * A future's st is set before its task's end is published and cleared only when
+ * the result is freed, so reading it unlocked is safe for a holder; it shares its
+ * bytes with the inline result, so it means something only when usable is set.
+ */
+static struct weft__stored *stored_of(const struct weft_future *f)
+{
+	return f->usable ? f->st : NULL;
+}
+
+int weft__store_pin(struct weft__engine *eng, struct weft_future *f, bool view)
+{
+	struct weft__store *s = eng->store;
+	int ret = 0;
+
+	if (!stored_of(f))
+		return 0;
+	/*
+	 * Reading a result back near the hard limit waits for spilling to make room
+	 * first; it goes ahead even without room, since no work finishes otherwise.
+	 */
+	if (weft__alloc_bytes(eng->alloc) + f->len > s->hard)
+		(void)weft__store_over_hard(eng, f->len);
+	pthread_mutex_lock(&s->lock);
+	if (f->st && !(view && f->st->viewed)) {
+		ret = pin_locked(eng, f->st);
+		if (!ret && view)
+			f->st->viewed = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+	weft__store_kick(eng);		/* a restore may have passed the target */
+	return ret;
+}
+
+void weft__store_unpin(struct weft__engine *eng, struct weft_future *f, bool view)
+{
+	struct weft__store *s = eng->store;
+
+	if (!stored_of(f))
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (f->st && (!view || f->st->viewed)) {
+		f->st->pins--;
+		if (view)
+			f->st->viewed = false;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (weft__alloc_bytes(eng->alloc) > s->target)
+		pthread_cond_signal(&s->wake);
+}
+
+/* The result is freed: in memory, on disk, or by the spill thread if it is writing it. */
+void weft__store_drop(struct weft__engine *eng, struct weft_future *f)
+{
+	struct weft__store *s = eng->store;
+	struct weft__stored *r = stored_of(f);
+
+	if (!r) {
+		weft__free(eng->alloc, f->data, f->usable);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	lru_unlink(s, r);
+	f->st = NULL;
+	switch (r->state) {
+	case ST_SPILLING:
+		r->dropped = true;	/* settle() frees it after the write */
+		r = NULL;
+		break;
+	case ST_DISK:
+		weft__spill_release(s->file, r->item.off, r->item.len);
+		break;
+	default:
+		weft__free(eng->alloc, f->data, f->usable);
+		break;
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(r);
+}
+
+void weft__store_stats(struct weft__engine *eng, struct weft__store_stats *out)
+{
+	struct weft__store *s = eng->store;
+	struct weft__spill_stats fs = { 0 };
+
+	pthread_mutex_lock(&s->lock);
+	*out = s->st;
+	out->nospace = s->nospace;
+	if (s->file)
+		weft__spill_stats(s->file, &fs);
+	pthread_mutex_unlock(&s->lock);
+	out->file_bytes = fs.file_bytes;
+	out->paused = weft__store_paused(eng);
+}

@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+/* Spilling through the public API: graphs larger than memory, limits, a full disk. */
+#include <dirent.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include "../common.h"
+
+#define MB (1u << 20)
+
+/* A result of arg[0] bytes whose contents follow from arg[1]. */
+TASK(make_block)
+{
+	uint64_t a[2];
+	uint64_t *p;
+
+	memcpy(a, arg, sizeof(a));
+	p = weft_output(ctx, a[0]);
+	if (!p)
+		return weft_fail(ctx, "no output of %llu bytes", (unsigned long long)a[0]);
+	for (uint64_t i = 0; i < a[0] / 8; i++)
+		p[i] = a[1] * 1000003 + i;
+	return 0;
+}
+
+/* Checks a block and returns its seed. */
+TASK(check_block)
+{
+	const uint64_t *p = in[0].data;
+	uint64_t seed = p[0] / 1000003;
+
+	for (uint64_t i = 0; i < in[0].len / 8; i++)
+		if (p[i] != seed * 1000003 + i)
+			return weft_fail(ctx, "block %llu word %llu is wrong",
+					 (unsigned long long)seed, (unsigned long long)i);
+	return put_u64(ctx, seed);
+}
+
+static int entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	while (d && readdir(d))
+		n++;
+	if (d)
+		closedir(d);
+	return n - 2;
+}
+
+static struct weft_client *open_limited(size_t limit, const char *dir)
+{
+	struct weft_options o = { .size = sizeof(o), .nthreads = 2, .memory_limit = limit,
+				  .spill_dir = dir };
+	struct weft_client *c = NULL;
+
+	cr_assert_eq(weft_client_open(NULL, &o, &c), 0);
+	return c;
+}
+
+Test(spill, live_results_four_times_the_limit, .timeout = 120)
+{
+	char dir[] = "/tmp/weft-spill-XXXXXX";
+	enum { N = 64 };
+	struct weft_future *blocks[N], *checks[N];
+	struct weft_stats st = { .size = sizeof(st) };
+	struct weft_client *c;
+
+	cr_assert_not_null(mkdtemp(dir));
+	c = open_limited(16 * MB, dir);		/* 64 x 1 MiB live: 4x the limit */
+	for (int i = 0; i < N; i++) {
+		uint64_t a[2] = { MB, (uint64_t)i + 1 };
+
+		cr_assert_eq(weft_submit(c, make_block, NULL, 0, a, sizeof(a), NULL,
+					 &blocks[i]), 0);
+	}
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_wait(blocks[i], -1), 0, "%s", weft_future_error(blocks[i]));
+	/* Every block is read again, in a different order, by a task. */
+	for (int i = 0; i < N; i++)
+		checks[i] = submit_u64(c, check_block, &blocks[(i * 7) % N], 1, 0);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(result_u64(checks[i]), (uint64_t)((i * 7) % N) + 1);
+	/* And through weft_result on the client. */
+	for (int i = 0; i < N; i += 9) {
+		struct weft_buf b;
+
+		cr_assert_eq(weft_result(blocks[i], &b), 0);
+		cr_assert_eq(b.len, MB);
+		cr_assert_eq(((const uint64_t *)b.data)[MB / 8 - 1],
+			     (uint64_t)(i + 1) * 1000003 + MB / 8 - 1);
+	}
+	cr_assert_eq(weft_stats(c, &st), 0);
+	cr_assert_gt(st.spilled_bytes, 32 * MB, "only %llu bytes spilled",
+		     (unsigned long long)st.spilled_bytes);
+	cr_assert_gt(st.restored_bytes, 0);
+	cr_assert_leq(st.mem_peak, 16 * MB, "peak %zu over the limit", st.mem_peak);
+	for (int i = 0; i < N; i++) {
+		weft_release(blocks[i]);
+		weft_release(checks[i]);
+	}
+	/* A result freed while being written is freed by the spill thread after it. */
+	for (int tries = 0; tries < 100; tries++) {
+		cr_assert_eq(weft_stats(c, &st), 0);
+		if (!st.mem_bytes)
+			break;
+		usleep(10000);
+	}
+	cr_assert_eq(st.mem_bytes, 0);
+	cr_assert_eq(weft_client_close(c), 0);
+	cr_assert_eq(entries(dir), 0, "a spill file was left behind");
+	rmdir(dir);
+}
+
+Test(spill, result_over_the_hard_limit_fails_its_task, .timeout = 30)
+{
+	struct weft_client *c = open_limited(8 * MB, "/tmp");
+	uint64_t a[2] = { 16 * MB, 1 };
+	struct weft_task_opts o = { .size = sizeof(o), .label = "huge" };
+	struct weft_future *f;
+
+	cr_assert_eq(weft_submit(c, make_block, NULL, 0, a, sizeof(a), &o, &f), 0);
+	cr_assert_eq(weft_wait(f, -1), -ENOMEM);
+	cr_assert_not_null(strstr(weft_future_error(f), "hard memory limit"),
+			   "%s", weft_future_error(f));
+	cr_assert_not_null(strstr(weft_future_error(f), "task 'huge'"));
+	weft_release(f);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(spill, full_disk_pauses_and_resumes_when_space_returns, .timeout = 120)
+{
+	char dir[] = "/tmp/weft-small-XXXXXX";
+	enum { N = 40 };
+	struct weft_future *blocks[N], *checks[N];
+	struct weft_stats st = { .size = sizeof(st) };
+	struct weft_client *c;
+
+	cr_assert_not_null(mkdtemp(dir));
+	if (geteuid() != 0 || mount("tmpfs", dir, "tmpfs", 0, "size=2m")) {
+		rmdir(dir);
+		cr_skip_test("needs root to mount a small filesystem");
+	}
+	c = open_limited(16 * MB, dir);
+	for (int i = 0; i < N; i++) {
+		uint64_t a[2] = { MB, (uint64_t)i + 1 };
+
+		cr_assert_eq(weft_submit(c, make_block, NULL, 0, a, sizeof(a), NULL,
+					 &blocks[i]), 0);
+	}
+	/* The disk fills: spilling stops, the engine pauses, nothing is lost. */
+	for (int tries = 0; tries < 500; tries++) {
+		cr_assert_eq(weft_stats(c, &st), 0);
+		if (st.spill_blocked && st.paused)
+			break;
+		usleep(10000);
+	}
+	cr_assert(st.spill_blocked, "a spill to a full disk did not fail");
+	cr_assert(st.paused, "the engine did not pause");
+	cr_assert_leq(st.mem_peak, 16 * MB);
+	/* Space returns: work resumes and every result is intact. */
+	cr_assert_eq(mount("tmpfs", dir, "tmpfs", MS_REMOUNT, "size=64m"), 0);
+	for (int i = 0; i < N; i++)
+		checks[i] = submit_u64(c, check_block, &blocks[i], 1, 0);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(result_u64(checks[i]), (uint64_t)i + 1);
+	cr_assert_eq(weft_stats(c, &st), 0);
+	cr_assert_not(st.spill_blocked);
+	for (int i = 0; i < N; i++) {
+		weft_release(blocks[i]);
+		weft_release(checks[i]);
+	}
+	cr_assert_eq(weft_client_close(c), 0);
+	umount(dir);
+	rmdir(dir);
+}
