@@ -183,15 +183,20 @@ static void *spill_main(void *arg)
 		}
 		for (unsigned i = 0; i < n; i++)
 			items[i] = batch[i]->item;
+		/* Only this thread sets file, so it may use it unlocked; others read it
+		 * under the lock, so it is published under the lock. */
+		struct weft__spill *file = s->file;
+
 		pthread_mutex_unlock(&s->lock);
 
 		int64_t t0 = now_ns();
 
-		if (!s->file)
-			err = weft__spill_open(eng->spill_dir, WEFT_SPILL_AUTO, &s->file);
+		if (!file)
+			err = weft__spill_open(eng->spill_dir, WEFT_SPILL_AUTO, &file);
 		if (!err)
-			err = weft__spill_write(s->file, items, n);
+			err = weft__spill_write(file, items, n);
 		pthread_mutex_lock(&s->lock);
+		s->file = file;
 		for (unsigned i = 0; i < n; i++)
 			batch[i]->item = items[i];
 		settle(eng, batch, n, err);
@@ -360,6 +365,7 @@ static int pin_locked(struct weft__engine *eng, struct weft__stored *r)
 	struct weft__store *s = eng->store;
 	struct weft_future *f = r->f;
 	struct weft__spill_item item;
+	struct weft__spill *file;
 	size_t usable;
 	void *buf;
 	int ret;
@@ -380,9 +386,10 @@ static int pin_locked(struct weft__engine *eng, struct weft__stored *r)
 	r->state = ST_RESTORING;
 	item = r->item;
 	item.data = buf;
+	file = s->file;			/* set before anything reached the disk */
 	pthread_mutex_unlock(&s->lock);
 	int64_t t0 = now_ns();
-	ret = weft__spill_read(s->file, &item, 1);
+	ret = weft__spill_read(file, &item, 1);
 	pthread_mutex_lock(&s->lock);
 	s->st.restore_ns += (uint64_t)(now_ns() - t0);
 	if (ret) {
