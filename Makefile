@@ -135,7 +135,7 @@ check-stress: all $(STRESS)
 check-concurrency: deps
 	$(Q)$(MAKE) --no-print-directory all $(UNIT) $(INTEG) $(STRESS)
 	$(Q)WEFT_TEST_FILTER='$(CONCURRENCY_TESTS)' ./tests/run.sh $(B) unit integration stress
-CONCURRENCY_TESTS := unit/deque unit/engine unit/spill unit/topo integration/api integration/cancel \
+CONCURRENCY_TESTS := unit/deque unit/engine unit/spill unit/store unit/topo integration/api integration/cancel \
 	integration/close integration/deps integration/fail integration/sched \
 	integration/memory integration/spawn integration/spill stress/dag stress/million stress/regress
 

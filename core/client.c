@@ -165,6 +165,7 @@ int weft_stats(struct weft_client *c, struct weft_stats *st)
 	s.spilled_results = ss.spilled_items;
 	s.restored_bytes = ss.restored_bytes;
 	s.restored_results = ss.restored_items;
+	s.prefetched_results = ss.prefetched_items;
 	s.spill_ns = ss.spill_ns;
 	s.restore_ns = ss.restore_ns;
 	s.spill_file_bytes = ss.file_bytes;

@@ -349,6 +349,7 @@ struct weft__store_stats {
 	uint64_t spilled_bytes, spilled_items;
 	uint64_t restored_bytes, restored_items;
 	uint64_t spill_ns, restore_ns;
+	uint64_t prefetched_items;	/* read back by the spill thread, ahead of use */
 	uint64_t file_bytes;		/* the spill file's size */
 	bool paused;			/* workers start no new task */
 	bool nospace;			/* the last spill failed (full disk, I/O error) */
@@ -366,9 +367,15 @@ void weft__store_track(struct weft__engine *eng, struct weft_future *f);
 /* Keep the bytes in memory (reading them back if spilled): 0, -EBADMSG, -EIO. */
 int weft__store_pin(struct weft__engine *eng, struct weft_future *f, bool view);
 void weft__store_unpin(struct weft__engine *eng, struct weft_future *f, bool view);
+/* A task became ready: read its spilled inputs back ahead of it. */
+void weft__store_prefetch(struct weft__engine *eng, struct weft_future *const *in,
+			  uint32_t n);
 /* Free a heap result wherever it is. */
 void weft__store_drop(struct weft__engine *eng, struct weft_future *f);
 void weft__store_stats(struct weft__engine *eng, struct weft__store_stats *out);
+/* For tests: is @f on disk (and where), and the spill file's descriptor. */
+int weft__store_on_disk(struct weft__engine *eng, struct weft_future *f, uint64_t *off);
+int weft__store_spill_fd(struct weft__engine *eng);
 void weft__engine_wake_all(struct weft__engine *eng);
 
 /* registry.c */

@@ -27,7 +27,8 @@ struct weft__stored {
 	unsigned pins;			/* readers that need the bytes in memory */
 	uint8_t state;			/* ST_* */
 	bool viewed;			/* a weft_result view holds one of the pins */
-	bool dropped;			/* freed while being spilled */
+	bool dropped;			/* freed while being spilled or read back */
+	bool queued;			/* waiting in the prefetch queue */
 	size_t usable;			/* accounted bytes of item.data while spilling */
 	struct weft__spill_item item;	/* where it is on disk */
 };
@@ -38,6 +39,9 @@ struct weft__store {
 	pthread_cond_t restored;	/* waiters for a result being read back */
 	pthread_cond_t room;		/* outputs waiting below the hard limit */
 	bool stuck;			/* above target with nothing left to spill */
+	struct weft__stored **pf;	/* results to read back ahead of their readers */
+	size_t pf_len, pf_cap;
+	_Atomic uint64_t on_disk;	/* results on disk now: 0 skips prefetch checks */
 	uint64_t rounds;		/* passes of the spill thread, for waiters */
 	struct weft__stored *head, *tail;
 	struct weft__spill *file;	/* opened at the first spill */
@@ -49,6 +53,9 @@ struct weft__store {
 	size_t target, pause, hard;	/* thresholds in bytes */
 	struct weft__store_stats st;
 };
+
+static int pin_locked(struct weft__engine *eng, struct weft__stored *r);
+static void prefetch_some(struct weft__engine *eng);
 
 static int64_t now_ns(void)
 {
@@ -144,6 +151,7 @@ static void settle(struct weft__engine *eng, struct weft__stored **batch, unsign
 		weft__free(eng->alloc, f->data, f->usable);
 		f->data = NULL;
 		r->state = ST_DISK;
+		atomic_fetch_add_explicit(&s->on_disk, 1, memory_order_relaxed);
 		s->st.spilled_bytes += f->len;
 		s->st.spilled_items++;
 	}
@@ -159,10 +167,12 @@ static void *spill_main(void *arg)
 
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop) {
-		size_t bytes = weft__alloc_bytes(eng->alloc);
 		struct timespec until;
 		unsigned n = 0;
 		int err = 0;
+
+		prefetch_some(eng);
+		size_t bytes = weft__alloc_bytes(eng->alloc);
 
 		if (bytes > s->target && batch && items && now_ns() >= retry_at)
 			n = pick(s, bytes - s->target, batch);
@@ -269,6 +279,7 @@ void weft__store_destroy(struct weft__engine *eng)
 		free(r);
 	}
 	weft__spill_close(s->file);
+	free(s->pf);
 	pthread_cond_destroy(&s->room);
 	pthread_cond_destroy(&s->restored);
 	pthread_cond_destroy(&s->wake);
@@ -392,6 +403,15 @@ static int pin_locked(struct weft__engine *eng, struct weft__stored *r)
 	ret = weft__spill_read(file, &item, 1);
 	pthread_mutex_lock(&s->lock);
 	s->st.restore_ns += (uint64_t)(now_ns() - t0);
+	if (r->dropped) {
+		/* Freed while a prefetch read it back: only the reader knows it. */
+		weft__free(eng->alloc, buf, usable);
+		if (!ret)
+			weft__spill_release(s->file, r->item.off, r->item.len);
+		free(r);
+		pthread_cond_broadcast(&s->restored);
+		return -ECANCELED;
+	}
 	if (ret) {
 		weft__free(eng->alloc, buf, usable);
 		r->state = ST_DISK;
@@ -403,6 +423,7 @@ static int pin_locked(struct weft__engine *eng, struct weft__stored *r)
 	f->data = buf;
 	f->usable = usable;
 	r->state = ST_MEM;
+	atomic_fetch_sub_explicit(&s->on_disk, 1, memory_order_relaxed);
 	s->st.restored_bytes += f->len;
 	s->st.restored_items++;
 	pthread_cond_broadcast(&s->restored);
@@ -460,6 +481,78 @@ void weft__store_unpin(struct weft__engine *eng, struct weft_future *f, bool vie
 		pthread_cond_signal(&s->wake);
 }
 
+/* With the lock held: take @r out of the prefetch queue. */
+static void unqueue(struct weft__store *s, struct weft__stored *r)
+{
+	for (size_t i = 0; i < s->pf_len; i++) {
+		if (s->pf[i] == r) {
+			s->pf[i] = s->pf[--s->pf_len];
+			break;
+		}
+	}
+	r->queued = false;
+}
+
+/*
+ * A task is ready: queue its spilled inputs for the spill thread to read back
+ * before the task runs, so that it rarely waits on the disk.
+ */
+void weft__store_prefetch(struct weft__engine *eng, struct weft_future *const *in,
+			  uint32_t n)
+{
+	struct weft__store *s = eng->store;
+	bool any = false;
+
+	if (!atomic_load_explicit(&s->on_disk, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&s->lock);
+	for (uint32_t i = 0; i < n; i++) {
+		struct weft__stored *r = stored_of(in[i]);
+
+		if (!r || r->state != ST_DISK || r->queued)
+			continue;
+		if (s->pf_len == s->pf_cap) {
+			size_t cap = s->pf_cap ? 2 * s->pf_cap : 64;
+			struct weft__stored **p = realloc(s->pf, cap * sizeof(*p));
+
+			if (!p)
+				break;	/* no prefetch: the task reads it itself */
+			s->pf = p;
+			s->pf_cap = cap;
+		}
+		r->queued = true;
+		s->pf[s->pf_len++] = r;
+		any = true;
+	}
+	if (any)
+		kick_locked(eng);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* With the lock held, in the spill thread: read queued results back while they fit. */
+static void prefetch_some(struct weft__engine *eng)
+{
+	struct weft__store *s = eng->store;
+
+	while (s->pf_len && !s->stop) {
+		struct weft__stored *r = s->pf[0];
+
+		/*
+		 * Only into room below the target: reading past it would only make
+		 * the spill thread write something out again (or this very result).
+		 */
+		if (weft__alloc_bytes(eng->alloc) + r->f->len > s->target)
+			break;		/* no room: the tasks read them back themselves */
+		s->pf[0] = s->pf[--s->pf_len];
+		r->queued = false;
+		if (r->state != ST_DISK)
+			continue;
+		if (!pin_locked(eng, r))
+			r->pins--;	/* read back; spillable again when cold */
+		s->st.prefetched_items++;
+	}
+}
+
 /* The result is freed: in memory, on disk, or by the spill thread if it is writing it. */
 void weft__store_drop(struct weft__engine *eng, struct weft_future *f)
 {
@@ -473,13 +566,18 @@ void weft__store_drop(struct weft__engine *eng, struct weft_future *f)
 	pthread_mutex_lock(&s->lock);
 	lru_unlink(s, r);
 	f->st = NULL;
+	if (r->queued)
+		unqueue(s, r);
 	switch (r->state) {
 	case ST_SPILLING:
-		r->dropped = true;	/* settle() frees it after the write */
+	case ST_RESTORING:
+		/* settle() or the prefetch that reads it back frees it. */
+		r->dropped = true;
 		r = NULL;
 		break;
 	case ST_DISK:
 		weft__spill_release(s->file, r->item.off, r->item.len);
+		atomic_fetch_sub_explicit(&s->on_disk, 1, memory_order_relaxed);
 		break;
 	default:
 		weft__free(eng->alloc, f->data, f->usable);
@@ -502,4 +600,31 @@ void weft__store_stats(struct weft__engine *eng, struct weft__store_stats *out)
 	pthread_mutex_unlock(&s->lock);
 	out->file_bytes = fs.file_bytes;
 	out->paused = weft__store_paused(eng);
+}
+
+/* For tests: 1 if @f's bytes are on disk (at *off), 0 if in memory. */
+int weft__store_on_disk(struct weft__engine *eng, struct weft_future *f, uint64_t *off)
+{
+	struct weft__store *s = eng->store;
+	int on = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (stored_of(f) && f->st->state == ST_DISK) {
+		on = 1;
+		*off = f->st->item.off;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return on;
+}
+
+/* For tests: the spill file's descriptor, or -1 before the first spill. */
+int weft__store_spill_fd(struct weft__engine *eng)
+{
+	struct weft__store *s = eng->store;
+	int fd;
+
+	pthread_mutex_lock(&s->lock);
+	fd = s->file ? weft__spill_fd(s->file) : -1;
+	pthread_mutex_unlock(&s->lock);
+	return fd;
 }

@@ -405,6 +405,7 @@ static void became_ready(struct weft__cache *c, struct weft__worker *w,
 							(s & WT_WAITER) | WT_READY,
 							memory_order_relaxed,
 							memory_order_relaxed));
+	weft__store_prefetch(t->eng, t->in, t->nin);
 	weft__engine_schedule(t->eng, w, t);
 }
 
@@ -676,6 +677,8 @@ int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn 
 	}
 ready_unseen:
 	atomic_store_explicit(&t->state, WT_READY, memory_order_relaxed);
+	if (ndeps)
+		weft__store_prefetch(eng, t->in, t->nin);
 	weft__engine_schedule(eng, w, t);
 	return 0;
 }

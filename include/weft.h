@@ -336,6 +336,7 @@ struct weft_stats {
 	uint64_t spilled_results;
 	uint64_t restored_bytes;	/* result bytes read back */
 	uint64_t restored_results;
+	uint64_t prefetched_results;	/* of those, read back ahead of their task */
 	uint64_t spill_ns;		/* time spent writing them */
 	uint64_t restore_ns;		/* time spent reading them back */
 	uint64_t spill_file_bytes;	/* the spill file's size now */
