@@ -5,6 +5,8 @@
  * Estimates pi by Monte Carlo in CHUNKS independent tasks, reduces their counts with
  * a binary tree of tasks (dependencies), builds a histogram of the samples with
  * multi-output tasks, and computes fib(N) by fork-join recursion with weft_spawn.
+ * Then, on a second engine with a small memory limit, it keeps four times that
+ * limit of results alive, so that they spill to disk and come back.
  * Every result is checked against a serial computation.
  *
  * usage: weft-demo [threads]
@@ -149,6 +151,48 @@ static int fib(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
 	return ret;
 }
 
+#define BLOCK (1u << 20)
+#define BLOCKS 256
+#define DEMO_LIMIT (64u << 20)
+
+/* A 1 MiB block whose words follow from its number. */
+static int block(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		 const void *arg, size_t arglen)
+{
+	uint64_t seed, *p = weft_output(ctx, BLOCK);
+
+	if (!p)
+		return weft_fail(ctx, "no memory for a block");
+	memcpy(&seed, arg, 8);
+	for (size_t i = 0; i < BLOCK / 8; i++)
+		p[i] = seed * 0x9e3779b97f4a7c15ull + i;
+	return 0;
+}
+
+/* Sums a block's words. */
+static int sum_block(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		     const void *arg, size_t arglen)
+{
+	const uint64_t *p = in[0].data;
+	uint64_t s = 0, *out = weft_output(ctx, 8);
+
+	if (!out)
+		return weft_fail(ctx, "no memory");
+	for (size_t i = 0; i < in[0].len / 8; i++)
+		s += p[i];
+	*out = s;
+	return 0;
+}
+
+static uint64_t block_sum(uint64_t seed)
+{
+	uint64_t s = 0;
+
+	for (size_t i = 0; i < BLOCK / 8; i++)
+		s += seed * 0x9e3779b97f4a7c15ull + i;
+	return s;
+}
+
 static int64_t fib_serial(int64_t n)
 {
 	return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2);
@@ -170,6 +214,70 @@ static uint64_t u64(struct weft_future *f)
 		die(weft_future_error(f) ?: "result", ret);
 	memcpy(&v, b.data, 8);
 	return v;
+}
+
+static void die(const char *what, int ret);
+static uint64_t u64(struct weft_future *f);
+
+/* Four times the memory limit of live results: they spill and come back. */
+static int out_of_core(unsigned nthreads)
+{
+	struct weft_options o = { .size = sizeof(o), .nthreads = nthreads,
+				  .memory_limit = DEMO_LIMIT };
+	struct weft_stats st = { .size = sizeof(st) };
+	static struct weft_future *blocks[BLOCKS], *sums[BLOCKS];
+	struct weft_client *c;
+	double t0 = now(), t1;
+	int ret, i;
+
+	ret = weft_client_open(NULL, &o, &c);
+	if (ret)
+		die("weft_client_open", ret);
+	printf("  out of core: %d blocks of 1 MiB under a %u MiB memory limit\n", BLOCKS,
+	       DEMO_LIMIT >> 20);
+	for (i = 0; i < BLOCKS; i++) {
+		uint64_t seed = (uint64_t)i;
+
+		ret = weft_submit(c, block, NULL, 0, &seed, 8, NULL, &blocks[i]);
+		if (ret)
+			die("submit", ret);
+	}
+	for (i = 0; i < BLOCKS; i++)
+		if ((ret = weft_wait(blocks[i], -1)))
+			die(weft_future_error(blocks[i]) ?: "wait", ret);
+	weft_stats(c, &st);
+	printf("  out of core: all made; %.0f MiB spilled so far, %.1f MiB in memory\n",
+	       st.spilled_bytes / 1048576.0, st.mem_bytes / 1048576.0);
+	/* Read every block again, newest first: most must come back from disk. */
+	for (i = 0; i < BLOCKS; i++) {
+		ret = weft_submit(c, sum_block, &blocks[BLOCKS - 1 - i], 1, NULL, 0, NULL,
+				  &sums[i]);
+		if (ret)
+			die("submit", ret);
+	}
+	for (i = 0; i < BLOCKS; i++) {
+		if (u64(sums[i]) != block_sum((uint64_t)(BLOCKS - 1 - i))) {
+			fprintf(stderr, "weft-demo: block %d came back wrong\n", BLOCKS - 1 - i);
+			return 1;
+		}
+	}
+	t1 = now();
+	weft_stats(c, &st);
+	printf("spill summary: %.0f MiB of results live, %.0f MiB spilled (%llu results), "
+	       "%.0f MiB restored (%llu ahead of their tasks), peak memory %.1f of %u MiB, "
+	       "%.2f s; every block checked\n",
+	       BLOCKS * (double)BLOCK / 1048576.0, st.spilled_bytes / 1048576.0,
+	       (unsigned long long)st.spilled_results, st.restored_bytes / 1048576.0,
+	       (unsigned long long)st.prefetched_results, st.mem_peak / 1048576.0,
+	       DEMO_LIMIT >> 20, t1 - t0);
+	for (i = 0; i < BLOCKS; i++) {
+		weft_release(blocks[i]);
+		weft_release(sums[i]);
+	}
+	ret = weft_client_close(c);
+	if (ret)
+		die("close", ret);
+	return st.mem_peak > DEMO_LIMIT;
 }
 
 int main(int argc, char **argv)
@@ -286,5 +394,5 @@ int main(int argc, char **argv)
 	ret = weft_client_close(c);
 	if (ret)
 		die("close", ret);
-	return 0;
+	return out_of_core(o.nthreads);
 }
