@@ -5,7 +5,7 @@
 # usage: perf/run.sh BUILD_DIR
 set -e
 b=$1
-for p in fib flat chain fanout; do
+for p in fib flat chain fanout spill; do
 	"$b/perf/$p"
 	echo
 done
