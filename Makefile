@@ -137,7 +137,7 @@ check-concurrency: deps
 	$(Q)WEFT_TEST_FILTER='$(CONCURRENCY_TESTS)' ./tests/run.sh $(B) unit integration stress
 CONCURRENCY_TESTS := unit/deque unit/engine unit/spill unit/store unit/topo integration/api integration/cancel \
 	integration/close integration/deps integration/fail integration/sched \
-	integration/memory integration/spawn integration/spill stress/dag stress/million stress/regress
+	integration/memory integration/spawn integration/spill stress/dag stress/million stress/regress stress/spill
 
 bench: deps all $(PERF)
 	@if [ -z "$$WEFT_SKIP_DEPS" ]; then ./tools/deps.sh libtbb-dev g++; fi
