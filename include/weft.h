@@ -88,10 +88,13 @@ WEFT_API int weft_register(const char *name, weft_fn *fn);
  *
  * Calling it again replaces the earlier buffer. The buffer belongs to weft; the task
  * fills it before it returns. A task that never calls it has an empty result.
+ * A buffer that would take the engine's results past the hard memory limit waits
+ * while spilling makes room; if it cannot, NULL is returned and the task fails
+ * with -ENOMEM and a message naming the limit, whatever the function returns.
  *
  * Context: only inside the task that owns @ctx.
  * Return: the buffer (8-byte aligned; small results need no allocation), or NULL if
- * @ctx is NULL, memory is exhausted, or @len is 0.
+ * @ctx is NULL, memory is exhausted or the hard limit reached, or @len is 0.
  */
 WEFT_API void *weft_output(struct weft_ctx *ctx, size_t len);
 
@@ -206,7 +209,9 @@ struct weft_task_opts {
  *          multi-output task. Each holds a reference: release each with weft_release().
  *
  * If a dependency fails or is cancelled, the task never runs and ends with that
- * dependency's error and message, which name the root failure.
+ * dependency's error and message, which name the root failure. If a dependency's
+ * result was spilled and cannot be read back intact, the task fails with -EBADMSG
+ * (or -EIO) and a message naming that result.
  *
  * Context: any thread, including tasks (the task then goes on this thread's deque).
  * Return: 0; -EINVAL (NULL @c/@fn/@out, NULL @deps with @ndeps > 0, a NULL entry in
@@ -269,8 +274,13 @@ WEFT_API int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t time
  * @out: a view of the bytes, valid until this future is released (or the client
  *       closed); written only on success.
  *
+ * A result that was spilled to disk is read back first, and its checksum checked;
+ * the view pins it in memory until the future is released.
+ *
  * Context: any thread; inside a task it helps run other tasks while it waits.
- * Return: 0, the task's error (as weft_wait()), -ESHUTDOWN after close, -EINVAL.
+ * Return: 0, the task's error (as weft_wait()), -EBADMSG or -EIO if its bytes could
+ * not be read back intact from the spill file, -ENOMEM, -ESHUTDOWN after close,
+ * -EINVAL.
  */
 WEFT_API int weft_result(struct weft_future *f, struct weft_buf *out);
 
