@@ -29,7 +29,9 @@ struct weft__stored {
 	bool viewed;			/* a weft_result view holds one of the pins */
 	bool dropped;			/* freed while being spilled or read back */
 	bool queued;			/* waiting in the prefetch queue */
-	size_t usable;			/* accounted bytes of item.data while spilling */
+	size_t usable;			/* accounted bytes of the buffer while in memory; the
+					 * future's usable is only a marker once tracked, never
+					 * written again (readers check it unlocked) */
 	struct weft__spill_item item;	/* where it is on disk */
 };
 
@@ -115,9 +117,8 @@ static unsigned pick(struct weft__store *s, size_t need, struct weft__stored **b
 		r->state = ST_SPILLING;
 		r->item.data = r->f->data;
 		r->item.len = r->f->len;
-		r->usable = r->f->usable;
 		batch[n++] = r;
-		got += r->f->usable;
+		got += r->usable;
 	}
 	return n;
 }
@@ -148,7 +149,7 @@ static void settle(struct weft__engine *eng, struct weft__stored **batch, unsign
 			r->state = ST_MEM;
 			continue;
 		}
-		weft__free(eng->alloc, f->data, f->usable);
+		weft__free(eng->alloc, f->data, r->usable);
 		f->data = NULL;
 		r->state = ST_DISK;
 		atomic_fetch_add_explicit(&s->on_disk, 1, memory_order_relaxed);
@@ -363,6 +364,7 @@ void weft__store_track(struct weft__engine *eng, struct weft_future *f)
 	if (!r)
 		return;		/* untracked: never spilled, freed as it is */
 	r->f = f;
+	r->usable = f->usable;
 	pthread_mutex_lock(&s->lock);
 	f->st = r;
 	lru_append(s, r);
@@ -421,7 +423,7 @@ static int pin_locked(struct weft__engine *eng, struct weft__stored *r)
 	}
 	weft__spill_release(s->file, r->item.off, r->item.len);
 	f->data = buf;
-	f->usable = usable;
+	r->usable = usable;
 	r->state = ST_MEM;
 	atomic_fetch_sub_explicit(&s->on_disk, 1, memory_order_relaxed);
 	s->st.restored_bytes += f->len;
@@ -580,7 +582,7 @@ void weft__store_drop(struct weft__engine *eng, struct weft_future *f)
 		atomic_fetch_sub_explicit(&s->on_disk, 1, memory_order_relaxed);
 		break;
 	default:
-		weft__free(eng->alloc, f->data, f->usable);
+		weft__free(eng->alloc, f->data, r->usable);
 		break;
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -76,10 +76,13 @@ static void spill_loop(const char *dir, size_t total, double *w, double *r,
 	enum { BATCH = 64 };
 	size_t n = total / MB;
 	struct weft__spill_item *items = calloc(n, sizeof(*items));
-	unsigned char *buf = malloc((size_t)BATCH * MB);
+	unsigned char *buf;
 	struct weft__spill *s;
 	double t0;
 
+	/* Page-aligned, as the engine's large results are (jemalloc's large extents). */
+	if (posix_memalign((void **)&buf, 4096, (size_t)BATCH * MB))
+		exit(1);
 	sync();		/* no one else's dirty pages flushed on our time */
 	bench_check(weft__spill_open(dir, WEFT_SPILL_AUTO, &s), "spill open");
 	*backend = weft__spill_backend_name(s);

@@ -19,6 +19,8 @@
 #include "backend.h"
 
 #define ITEM_ALIGN 64			/* items start on cache-line boundaries */
+#define BLOCK 4096			/* O_DIRECT alignment of offsets, lengths, buffers */
+#define STAGE (8u << 20)		/* direct writes go out this much at a time */
 
 struct range {
 	uint64_t off, len;
@@ -29,6 +31,8 @@ struct weft__spill {
 	int fd;
 	const struct spill_ops *ops;
 	void *ctx;
+	bool direct;			/* O_DIRECT: writes staged, reads bounced */
+	void *stage;			/* direct: the writer's aligned staging buffer */
 	struct range *free;		/* free ranges, sorted by offset, never adjacent */
 	size_t nfree, free_cap;
 	uint64_t end;			/* the file's used length */
@@ -50,25 +54,47 @@ static uint64_t span(size_t len)
 
 /* ---- space ---- */
 
-/* First fit; else the end of the file grows. Return: the offset. */
-static uint64_t space_alloc(struct weft__spill *s, uint64_t len)
+static void space_free(struct weft__spill *s, uint64_t off, uint64_t len);
+
+static uint64_t round_up(uint64_t v, uint64_t a)
 {
+	return (v + a - 1) & ~(a - 1);
+}
+
+/* First fit at @align; else the end of the file grows. Return: the offset. */
+static uint64_t space_alloc(struct weft__spill *s, uint64_t len, uint64_t align)
+{
+	uint64_t start, old_end;
+
 	for (size_t i = 0; i < s->nfree; i++) {
 		struct range *r = &s->free[i];
-		uint64_t off = r->off;
+		uint64_t head, tail;
 
-		if (r->len < len)
+		start = round_up(r->off, align);
+		if (start + len > r->off + r->len)
 			continue;
-		r->off += len;
-		r->len -= len;
-		if (!r->len) {
+		head = start - r->off;
+		tail = r->off + r->len - (start + len);
+		if (head) {
+			r->len = head;		/* the tail, if any, goes back below */
+		} else if (tail) {
+			r->off += len;
+			r->len -= len;
+			return start;
+		} else {
 			memmove(r, r + 1, (s->nfree - i - 1) * sizeof(*r));
 			s->nfree--;
 		}
-		return off;
+		if (head && tail)
+			space_free(s, start + len, tail);
+		return start;
 	}
-	s->end += len;
-	return s->end - len;
+	old_end = s->end;
+	start = round_up(old_end, align);
+	s->end = start + len;
+	if (start > old_end)
+		space_free(s, old_end, start - old_end);	/* the alignment gap */
+	return start;
 }
 
 /* Give a range back, merging it with its neighbours or with the end of the file. */
@@ -120,11 +146,28 @@ static void space_free(struct weft__spill *s, uint64_t off, uint64_t len)
 
 /* ---- open and close ---- */
 
-static int create_file(const char *dir)
+/* Direct I/O unless $WEFT_SPILL_DIRECT is 0. */
+static bool want_direct(void)
+{
+	const char *e = getenv("WEFT_SPILL_DIRECT");
+
+	return !(e && !strcmp(e, "0"));
+}
+
+static int create_file(const char *dir, bool *direct)
 {
 	char path[PATH_MAX];
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	int fd = -1;
 
+	/* O_DIRECT, so that spilled bytes leave memory rather than sit in the page
+	 * cache; filesystems that refuse it (tmpfs) get buffered I/O. */
+	if (*direct) {
+		fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC | O_DIRECT, 0600);
+		if (fd < 0)
+			*direct = false;
+	}
+	if (fd < 0)
+		fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd >= 0)
 		return fd;
 	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
@@ -136,6 +179,8 @@ static int create_file(const char *dir)
 	if (fd < 0)
 		return -errno;
 	unlink(path);
+	if (*direct && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_DIRECT))
+		*direct = false;
 	return fd;
 }
 
@@ -151,10 +196,15 @@ int weft__spill_open(const char *dir, enum weft__spill_backend backend,
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
-	s->fd = create_file(dir);
+	s->direct = want_direct();
+	s->fd = create_file(dir, &s->direct);
 	if (s->fd < 0) {
 		ret = s->fd;
 		goto err_free;
+	}
+	if (s->direct && posix_memalign(&s->stage, BLOCK, STAGE)) {
+		ret = -ENOMEM;
+		goto err_close;
 	}
 	s->ops = backend == WEFT_SPILL_PREAD ? &spill_pread_ops : &spill_uring_ops;
 	ret = s->ops->init(&s->ctx);
@@ -168,6 +218,7 @@ int weft__spill_open(const char *dir, enum weft__spill_backend backend,
 	return 0;
 
 err_close:
+	free(s->stage);
 	close(s->fd);
 err_free:
 	pthread_mutex_destroy(&s->lock);
@@ -182,6 +233,7 @@ void weft__spill_close(struct weft__spill *s)
 	s->ops->fini(s->ctx);
 	close(s->fd);		/* the file has no name: closing removes it */
 	pthread_mutex_destroy(&s->lock);
+	free(s->stage);
 	free(s->free);
 	free(s);
 }
@@ -189,6 +241,11 @@ void weft__spill_close(struct weft__spill *s)
 const char *weft__spill_backend_name(const struct weft__spill *s)
 {
 	return s->ops->name;
+}
+
+bool weft__spill_direct(const struct weft__spill *s)
+{
+	return s->direct;
 }
 
 int weft__spill_fd(const struct weft__spill *s)
@@ -278,6 +335,90 @@ out_free:
 	return ret;
 }
 
+/*
+ * Direct mode: the batch [base, base + len) - items at their offsets, zeros between
+ * - copied through the aligned staging buffer and written a stage at a time.
+ */
+static int write_staged(struct weft__spill *s, struct weft__spill_item *items, unsigned n,
+			uint64_t base, uint64_t len, unsigned *nreq)
+{
+	unsigned char *stage = s->stage;
+	uint64_t pos = 0;
+	unsigned k = 0, i;
+	int err = 0;
+
+	while (pos < len && !err) {
+		size_t chunk = len - pos < STAGE ? (size_t)(len - pos) : STAGE, fill = 0;
+		struct iovec iov;
+		struct spill_io io;
+
+		while (fill < chunk) {
+			uint64_t at = pos + fill, start, c;
+
+			if (k < n && at >= items[k].off - base + items[k].len) {
+				k++;
+				continue;
+			}
+			start = k < n ? items[k].off - base : len;
+			if (at < start) {	/* padding */
+				c = start - at < chunk - fill ? start - at : chunk - fill;
+				memset(stage + fill, 0, c);
+			} else {
+				c = items[k].len - (at - start);
+				if (c > chunk - fill)
+					c = chunk - fill;
+				memcpy(stage + fill, (char *)items[k].data + (at - start), c);
+			}
+			fill += c;
+		}
+		iov = (struct iovec){ stage, chunk };
+		io = (struct spill_io){ .iov = &iov, .iovcnt = 1, .off = base + pos, .len = chunk };
+		s->ops->submit(s->ctx, s->fd, true, &io, 1);
+		(*nreq)++;
+		err = io.err;
+		pos += chunk;
+	}
+	for (i = 0; i < n; i++)
+		items[i].err = err;
+	return err;
+}
+
+/* Direct I/O can use the caller's buffer as it is: aligned address, offset, length. */
+static bool block_aligned(const struct weft__spill_item *it)
+{
+	return !((uintptr_t)it->data % BLOCK) && !(it->off % BLOCK) && !(it->len % BLOCK);
+}
+
+/* Direct mode: one item, through an aligned bounce buffer of its enclosing blocks. */
+static int read_bounced(struct weft__spill *s, struct weft__spill_item *it)
+{
+	uint64_t a0 = it->off & ~(uint64_t)(BLOCK - 1), a1 = round_up(it->off + it->len, BLOCK);
+	size_t cap = a1 - a0 < STAGE ? (size_t)(a1 - a0) : STAGE;
+	void *b;
+
+	if (posix_memalign(&b, BLOCK, cap))
+		return -ENOMEM;
+	for (uint64_t pos = a0; pos < a1;) {
+		size_t c = a1 - pos < cap ? (size_t)(a1 - pos) : cap;
+		struct iovec iov = { b, c };
+		struct spill_io io = { .iov = &iov, .iovcnt = 1, .off = pos, .len = c };
+		uint64_t lo, hi;
+
+		spill_pread_ops.submit(NULL, s->fd, false, &io, 1);
+		if (io.err) {
+			free(b);
+			return io.err;
+		}
+		lo = pos > it->off ? pos : it->off;
+		hi = pos + c < it->off + it->len ? pos + c : it->off + it->len;
+		if (hi > lo)
+			memcpy((char *)it->data + (lo - it->off), (char *)b + (lo - pos), hi - lo);
+		pos += c;
+	}
+	free(b);
+	return 0;
+}
+
 int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, unsigned n)
 {
 	uint64_t t0 = now_ns(), total = 0, base;
@@ -291,9 +432,14 @@ int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, uns
 			return -EINVAL;
 		total += span(items[i].len);
 	}
-	/* One range for the whole batch, so that it goes out as one request. */
+	/*
+	 * One range for the whole batch, so that it goes out as one request (or a
+	 * stage at a time); direct I/O wants it in whole aligned blocks.
+	 */
+	uint64_t alloc_len = s->direct ? round_up(total, BLOCK) : total, start;
+
 	pthread_mutex_lock(&s->lock);
-	base = space_alloc(s, total);
+	start = base = space_alloc(s, alloc_len, s->direct ? BLOCK : ITEM_ALIGN);
 	pthread_mutex_unlock(&s->lock);
 	for (i = 0; i < n; i++) {
 		items[i].off = base;
@@ -301,8 +447,16 @@ int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, uns
 		items[i].sum = XXH3_64bits(items[i].data, items[i].len);
 		items[i].err = 0;
 	}
-	ret = run(s, items, n, true, &nreq);
+	/* Large results (page-aligned from jemalloc) need no staging copy. */
+	bool aligned = s->direct;
+
+	for (i = 0; i < n && aligned; i++)
+		aligned = block_aligned(&items[i]);
+	ret = s->direct && !aligned ? write_staged(s, items, n, start, alloc_len, &nreq)
+				    : run(s, items, n, true, &nreq);
 	pthread_mutex_lock(&s->lock);
+	/* The rounding after the last item belongs to no item: free it now. */
+	space_free(s, start + total, alloc_len - total);
 	if (ret) {
 		/* Nothing is kept: the caller still has every item in memory. */
 		for (i = 0; i < n; i++)
@@ -335,7 +489,22 @@ int weft__spill_read(struct weft__spill *s, struct weft__spill_item *items, unsi
 		total += items[i].len;
 	}
 	pthread_mutex_unlock(&s->lock);
-	ret = run(s, items, n, false, &nreq);
+	if (s->direct) {
+		ret = 0;
+		for (i = 0; i < n; i++) {
+			unsigned one;
+
+			if (block_aligned(&items[i]))
+				items[i].err = run(s, &items[i], 1, false, &one);
+			else
+				items[i].err = read_bounced(s, &items[i]);
+			if (items[i].err && !ret)
+				ret = items[i].err;
+		}
+		nreq = n;
+	} else {
+		ret = run(s, items, n, false, &nreq);
+	}
 	for (i = 0; i < n; i++) {
 		if (items[i].err)
 			continue;

@@ -51,6 +51,9 @@ int weft__spill_open(const char *dir, enum weft__spill_backend backend,
 /* Closes (and so removes) the file. NULL does nothing. */
 void weft__spill_close(struct weft__spill *s);
 const char *weft__spill_backend_name(const struct weft__spill *s);
+/* True when the file is written with O_DIRECT (off with $WEFT_SPILL_DIRECT=0, or on
+ * filesystems that refuse it, such as tmpfs). */
+bool weft__spill_direct(const struct weft__spill *s);
 
 /*
  * Concurrency: one thread at a time may write; reads and releases may come from
