@@ -130,7 +130,7 @@ struct weft__edge {
 /*
  * A task record. Records come from per-thread caches and never return to malloc
  * before the engine closes. refs counts the futures handed out, one reference per
- * dependent that has not yet run, and one held by the engine while the task is
+ * dependent that has not yet retired, and one held by the engine while the task is
  * still in its scheduling structures (a deque, a dependency list, the heap).
  */
 struct weft_task {

@@ -361,9 +361,16 @@ static inline void task_unref(struct weft__cache *c, struct weft_task *t)
 	}
 }
 
-/* The task leaves the scheduling structures: drop the engine's reference. */
+/*
+ * The task leaves the scheduling structures: it lets go of its inputs and drops
+ * the engine's reference. Inputs go here, not when the task ends: a thread that
+ * made the task ready may still be looking at them (prefetch) until it is queued,
+ * and retiring comes after that, exactly once.
+ */
 static inline void retire(struct weft__cache *c, struct weft_task *t)
 {
+	for (uint32_t i = 0; i < t->nin; i++)
+		task_unref(c, weft__future_task(t->in[i]));
 	counter_inc(&c->retired);
 	task_unref(c, t);
 }
@@ -410,19 +417,16 @@ static void became_ready(struct weft__cache *c, struct weft__worker *w,
 }
 
 /*
- * End one claimed task (running or ENDING): publish its state, wake waiters, release
- * its inputs, and pass its end on to its dependents. Dependents that fail with it are
+ * End one claimed task (running or ENDING): publish its state, wake waiters and pass
+ * its end on to its dependents (its inputs are let go when it retires). Dependents that fail with it are
  * claimed and pushed on *stack, each with a reference, instead of recursing.
  */
 static void end_one(struct weft__cache *c, struct weft__worker *w, struct weft_task *t,
 		    uint32_t final, struct weft_task **stack)
 {
 	struct weft__edge *e, *next;
-	uint32_t old, i;
+	uint32_t old;
 
-	for (i = 0; i < t->nin; i++)
-		task_unref(c, weft__future_task(t->in[i]));
-	t->nin = 0;
 	if (final == WT_FAILED)
 		counter_inc(&c->failed);
 	else if (final == WT_CANCELLED)
