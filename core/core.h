@@ -367,6 +367,8 @@ void weft__store_track(struct weft__engine *eng, struct weft_future *f);
 /* Keep the bytes in memory (reading them back if spilled): 0, -EBADMSG, -EIO. */
 int weft__store_pin(struct weft__engine *eng, struct weft_future *f, bool view);
 void weft__store_unpin(struct weft__engine *eng, struct weft_future *f, bool view);
+/* While spilling is blocked (full disk, I/O error): why tasks wait; else NULL. */
+const char *weft__store_blocked(struct weft__engine *eng);
 /* A task became ready: read its spilled inputs back ahead of it. */
 void weft__store_prefetch(struct weft__engine *eng, struct weft_future *const *in,
 			  uint32_t n);

@@ -35,6 +35,13 @@ struct weft__stored {
 	struct weft__spill_item item;	/* where it is on disk */
 };
 
+/* What weft_future_error() says of a waiting task while spilling is blocked. */
+struct blocked_msg {
+	struct blocked_msg *next;
+	int err;
+	char msg[];
+};
+
 struct weft__store {
 	pthread_mutex_t lock;		/* everything here and in every stored record */
 	pthread_cond_t wake;		/* the spill thread waits here */
@@ -51,8 +58,11 @@ struct weft__store {
 	bool started, stop;
 	bool nospace;			/* the last batch failed: disk full or I/O error */
 	char why[256];			/* ... and why */
+	struct blocked_msg *msgs;	/* one immutable message per error seen */
+	_Atomic(const char *) blocked;	/* the message while spilling is blocked */
 	_Atomic bool paused;		/* workers start no new task */
 	size_t target, pause, hard;	/* thresholds in bytes */
+	enum weft__spill_backend backend;	/* $WEFT_SPILL_BACKEND, else auto */
 	struct weft__store_stats st;
 };
 
@@ -158,6 +168,37 @@ static void settle(struct weft__engine *eng, struct weft__stored **batch, unsign
 	}
 }
 
+/*
+ * With the lock held: say why waiting tasks wait. Messages are never changed or
+ * freed before close, so a pointer handed out stays valid; one per distinct error.
+ */
+static void publish_blocked(struct weft__store *s, int err)
+{
+	static const char fmt[] = "not started yet: the engine is paused because it %s";
+	struct blocked_msg *m;
+
+	for (m = s->msgs; m && m->err != err; m = m->next)
+		;
+	if (!m) {
+		size_t len = sizeof(fmt) + strlen(s->why);
+
+		m = malloc(sizeof(*m) + len);
+		if (!m)
+			return;
+		m->err = err;
+		snprintf(m->msg, len, fmt, s->why);
+		m->next = s->msgs;
+		s->msgs = m;
+	}
+	/* Release pairs with the acquire in weft__store_blocked(). */
+	atomic_store_explicit(&s->blocked, m->msg, memory_order_release);
+}
+
+const char *weft__store_blocked(struct weft__engine *eng)
+{
+	return atomic_load_explicit(&eng->store->blocked, memory_order_acquire);
+}
+
 static void *spill_main(void *arg)
 {
 	struct weft__engine *eng = arg;
@@ -203,7 +244,7 @@ static void *spill_main(void *arg)
 		int64_t t0 = now_ns();
 
 		if (!file)
-			err = weft__spill_open(eng->spill_dir, WEFT_SPILL_AUTO, &file);
+			err = weft__spill_open(eng->spill_dir, s->backend, &file);
 		if (!err)
 			err = weft__spill_write(file, items, n);
 		pthread_mutex_lock(&s->lock);
@@ -216,8 +257,10 @@ static void *spill_main(void *arg)
 			snprintf(s->why, sizeof(s->why), "cannot spill to %s: %s",
 				 eng->spill_dir, weft_strerror(err));
 			weft__log(WEFT_LOG_ERROR, "spill", "%s; paused until it can", s->why);
+			publish_blocked(s, err);
 		} else if (!err && s->nospace) {
 			weft__log(WEFT_LOG_WARN, "spill", "spilling to %s again", eng->spill_dir);
+			atomic_store_explicit(&s->blocked, NULL, memory_order_release);
 		}
 		s->nospace = err != 0;
 		retry_at = err ? now_ns() + RETRY_NS : 0;
@@ -235,10 +278,23 @@ static void *spill_main(void *arg)
 
 int weft__store_create(struct weft__engine *eng)
 {
-	struct weft__store *s = calloc(1, sizeof(*s));
+	const char *b = getenv("WEFT_SPILL_BACKEND");
+	enum weft__spill_backend backend = WEFT_SPILL_AUTO;
+	struct weft__store *s;
 
+	if (b && !strcmp(b, "uring")) {
+		backend = WEFT_SPILL_URING;
+	} else if (b && !strcmp(b, "pread")) {
+		backend = WEFT_SPILL_PREAD;
+	} else if (b && *b && strcmp(b, "auto")) {
+		weft__log(WEFT_LOG_ERROR, "spill",
+			  "WEFT_SPILL_BACKEND=%s: not uring, pread or auto", b);
+		return -EINVAL;
+	}
+	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	s->backend = backend;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
 	pthread_cond_init(&s->restored, NULL);
@@ -280,6 +336,12 @@ void weft__store_destroy(struct weft__engine *eng)
 		free(r);
 	}
 	weft__spill_close(s->file);
+	while (s->msgs) {
+		struct blocked_msg *m = s->msgs;
+
+		s->msgs = m->next;
+		free(m);
+	}
 	free(s->pf);
 	pthread_cond_destroy(&s->room);
 	pthread_cond_destroy(&s->restored);

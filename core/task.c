@@ -1075,14 +1075,18 @@ int weft_result(struct weft_future *f, struct weft_buf *out)
 
 const char *weft_future_error(struct weft_future *f)
 {
+	struct weft_task *t;
 	uint32_t s;
 
 	if (!f)
 		return NULL;
-	s = atomic_load_explicit(&weft__future_task(f)->state, memory_order_acquire);
-	if (!wt_final(s) || (s & WT_STATE_MASK) == WT_DONE)
+	t = weft__future_task(f);
+	s = atomic_load_explicit(&t->state, memory_order_acquire);
+	if (!wt_final(s))
+		return t->eng->closed ? NULL : weft__store_blocked(t->eng);
+	if ((s & WT_STATE_MASK) == WT_DONE)
 		return NULL;
-	return weft__future_task(f)->err->msg;
+	return t->err->msg;
 }
 
 int weft_cancel(struct weft_future *f)

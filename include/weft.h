@@ -297,11 +297,15 @@ WEFT_API int weft_result(struct weft_future *f, struct weft_buf *out);
 WEFT_API int weft_cancel(struct weft_future *f);
 
 /**
- * weft_future_error() - Why the future's task failed.
+ * weft_future_error() - Why the future's task failed, or why it is held up.
+ *
+ * For a task that has not ended, the message says why it waits when the engine is
+ * paused because spilling fails (a full disk, an I/O error); the pause lifts, and
+ * the message goes, when spilling works again.
  *
  * Context: any thread.
  * Return: the message (valid until the future is released), or NULL if it has not
- * failed (or @f is NULL).
+ * failed and is not held up (or @f is NULL).
  */
 WEFT_API const char *weft_future_error(struct weft_future *f);
 

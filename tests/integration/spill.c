@@ -59,7 +59,7 @@ static struct weft_client *open_limited(size_t limit, const char *dir)
 	return c;
 }
 
-Test(spill, live_results_four_times_the_limit, .timeout = 120)
+static void four_times_the_limit(void)
 {
 	char dir[] = "/tmp/weft-spill-XXXXXX";
 	enum { N = 64 };
@@ -113,6 +113,27 @@ Test(spill, live_results_four_times_the_limit, .timeout = 120)
 	rmdir(dir);
 }
 
+Test(spill, live_results_four_times_the_limit, .timeout = 120)
+{
+	four_times_the_limit();
+}
+
+Test(spill, four_times_the_limit_with_pread_and_the_page_cache, .timeout = 120)
+{
+	setenv("WEFT_SPILL_BACKEND", "pread", 1);
+	setenv("WEFT_SPILL_DIRECT", "0", 1);
+	four_times_the_limit();
+}
+
+Test(spill, bad_backend_name_returns_einval)
+{
+	struct weft_client *c = NULL;
+
+	setenv("WEFT_SPILL_BACKEND", "floppy", 1);
+	cr_assert_eq(weft_client_open(NULL, NULL, &c), -EINVAL);
+	cr_assert_null(c);
+}
+
 Test(spill, result_over_the_hard_limit_fails_its_task, .timeout = 30)
 {
 	struct weft_client *c = open_limited(8 * MB, "/tmp");
@@ -159,6 +180,15 @@ Test(spill, full_disk_pauses_and_resumes_when_space_returns, .timeout = 120)
 	cr_assert(st.spill_blocked, "a spill to a full disk did not fail");
 	cr_assert(st.paused, "the engine did not pause");
 	cr_assert_leq(st.mem_peak, 16 * MB);
+	/* A task that cannot start says why. */
+	struct weft_future *waiting = submit_u64(c, sum, NULL, 0, 1);
+
+	/* Paused with memory that cannot fall while the disk is full: it cannot start. */
+	cr_assert_eq(weft_wait(waiting, 50 * 1000 * 1000), -ETIMEDOUT);
+	cr_assert_not_null(weft_future_error(waiting) ?
+			   strstr(weft_future_error(waiting), "No space left") : NULL,
+			   "a held-up task does not say why: %s",
+			   weft_future_error(waiting) ?: "(null)");
 	/* Space returns: work resumes and every result is intact. */
 	cr_assert_eq(mount("tmpfs", dir, "tmpfs", MS_REMOUNT, "size=64m"), 0);
 	for (int i = 0; i < N; i++)
@@ -167,6 +197,9 @@ Test(spill, full_disk_pauses_and_resumes_when_space_returns, .timeout = 120)
 		cr_assert_eq(result_u64(checks[i]), (uint64_t)i + 1);
 	cr_assert_eq(weft_stats(c, &st), 0);
 	cr_assert_not(st.spill_blocked);
+	cr_assert_eq(result_u64(waiting), 1);
+	cr_assert_null(weft_future_error(waiting));
+	weft_release(waiting);
 	for (int i = 0; i < N; i++) {
 		weft_release(blocks[i]);
 		weft_release(checks[i]);
