@@ -1,17 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
- * config.c - option values given as text (environment variables), and what the
- * machine offers: memory, and whether a spill directory can take files.
+ * config.c - option values given as text (environment variables), and the memory
+ * this process may use.
  */
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -143,32 +141,4 @@ size_t weft__memory_available(void)
 	if (cg && (!phys || cg < phys))
 		return cg;
 	return phys;
-}
-
-int weft__spill_dir_check(const char *dir)
-{
-	char path[4096];
-	struct stat st;
-	int fd;
-
-	if (stat(dir, &st))
-		return -errno;
-	if (!S_ISDIR(st.st_mode))
-		return -ENOTDIR;
-	/* Root passes access(2) checks; only creating a file tells the truth. */
-	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0) {
-		close(fd);
-		return 0;
-	}
-	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
-		return -errno;
-	if (snprintf(path, sizeof(path), "%s/.weft-check-XXXXXX", dir) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	fd = mkstemp(path);
-	if (fd < 0)
-		return -errno;
-	unlink(path);
-	close(fd);
-	return 0;
 }

@@ -16,6 +16,7 @@
 #include "compiler.h"
 #include "deque.h"
 #include "../alloc/alloc.h"
+#include "../spill/spill.h"
 
 /* ---- logging (log.c) ---- */
 
@@ -35,8 +36,6 @@ int weft__parse_uint(const char *s, unsigned *out) __must_check;
 int weft__parse_fraction(const char *s, double *out) __must_check;
 /* Memory this process may use: physical memory, or its cgroup's limit if lower. */
 size_t weft__memory_available(void);
-/* 0 if files can be created in @dir; else -ENOENT, -ENOTDIR, -EACCES, -EROFS, ... */
-int weft__spill_dir_check(const char *dir) __must_check;
 
 /* Memory thresholds, as fractions of the memory limit (DESIGN.md section 6). */
 #define WEFT_DEFAULT_TARGET 0.6		/* spill least recently used results above */

@@ -13,7 +13,6 @@
 #include <time.h>
 
 #include "core.h"
-#include "../spill/spill.h"
 
 #define BATCH_ITEMS 256			/* results per spill batch at most */
 #define BATCH_BYTES (64u << 20)		/* bytes per spill batch at most */

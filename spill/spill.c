@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -182,6 +183,24 @@ static int create_file(const char *dir, bool *direct)
 	if (*direct && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_DIRECT))
 		*direct = false;
 	return fd;
+}
+
+int weft__spill_dir_check(const char *dir)
+{
+	struct stat st;
+	bool direct = false;
+	int fd;
+
+	if (stat(dir, &st))
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	/* Root passes access(2) checks; only creating a file tells the truth. */
+	fd = create_file(dir, &direct);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
 }
 
 int weft__spill_open(const char *dir, enum weft__spill_backend backend,

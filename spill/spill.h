@@ -48,6 +48,8 @@ struct weft__spill_stats {
  */
 int weft__spill_open(const char *dir, enum weft__spill_backend backend,
 		     struct weft__spill **out) __attribute__((warn_unused_result));
+/* 0 if a spill file can be made in @dir; else -ENOENT, -ENOTDIR, -EACCES, -EROFS... */
+int weft__spill_dir_check(const char *dir) __attribute__((warn_unused_result));
 /* Closes (and so removes) the file. NULL does nothing. */
 void weft__spill_close(struct weft__spill *s);
 const char *weft__spill_backend_name(const struct weft__spill *s);
