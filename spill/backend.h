@@ -24,6 +24,13 @@ struct spill_ops {
 	void (*fini)(void *ctx);
 	/* Carry out every request, all of it or with its error; requests run at once. */
 	void (*submit)(void *ctx, int fd, bool write, struct spill_io *ios, unsigned n);
+	/*
+	 * One request in two steps, so that the caller can work while it is under
+	 * way: start() (which may do it all) and finish(), which completes it.
+	 * Nothing else may use the backend in between.
+	 */
+	void (*start)(void *ctx, int fd, bool write, struct spill_io *io);
+	void (*finish)(void *ctx, int fd, bool write, struct spill_io *io);
 };
 
 extern const struct spill_ops spill_uring_ops;

@@ -56,9 +56,24 @@ static void pread_submit(void *ctx, int fd, bool write, struct spill_io *ios, un
 		ios[i].err = transfer(fd, write, &ios[i]);
 }
 
+static void pread_start(void *ctx, int fd, bool write, struct spill_io *io)
+{
+	pread_submit(ctx, fd, write, io, 1);
+}
+
+static void pread_finish(void *ctx, int fd, bool write, struct spill_io *io)
+{
+	(void)ctx;
+	(void)fd;
+	(void)write;
+	(void)io;
+}
+
 const struct spill_ops spill_pread_ops = {
 	.name = "pread",
 	.init = pread_init,
 	.fini = pread_fini,
 	.submit = pread_submit,
+	.start = pread_start,
+	.finish = pread_finish,
 };

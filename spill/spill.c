@@ -463,7 +463,6 @@ int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, uns
 	for (i = 0; i < n; i++) {
 		items[i].off = base;
 		base += span(items[i].len);
-		items[i].sum = XXH3_64bits(items[i].data, items[i].len);
 		items[i].err = 0;
 	}
 	/* Large results (page-aligned from jemalloc) need no staging copy. */
@@ -471,8 +470,33 @@ int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, uns
 
 	for (i = 0; i < n && aligned; i++)
 		aligned = block_aligned(&items[i]);
-	ret = s->direct && !aligned ? write_staged(s, items, n, start, alloc_len, &nreq)
-				    : run(s, items, n, true, &nreq);
+	if (aligned && n <= IOV_MAX) {
+		/* One request: checksums are computed while it is under way. */
+		struct iovec *iov = malloc(n * sizeof(*iov));
+		struct spill_io io = { .iov = iov, .iovcnt = (int)n, .off = start,
+				       .len = total };
+
+		if (!iov) {
+			ret = -ENOMEM;
+		} else {
+			for (i = 0; i < n; i++)
+				iov[i] = (struct iovec){ items[i].data, items[i].len };
+			s->ops->start(s->ctx, s->fd, true, &io);
+			for (i = 0; i < n; i++)
+				items[i].sum = XXH3_64bits(items[i].data, items[i].len);
+			s->ops->finish(s->ctx, s->fd, true, &io);
+			ret = io.err;
+			nreq = 1;
+			free(iov);
+		}
+	} else {
+		for (i = 0; i < n; i++)
+			items[i].sum = XXH3_64bits(items[i].data, items[i].len);
+		ret = s->direct && !aligned ? write_staged(s, items, n, start, alloc_len, &nreq)
+					    : run(s, items, n, true, &nreq);
+	}
+	for (i = 0; i < n; i++)
+		items[i].err = ret;
 	pthread_mutex_lock(&s->lock);
 	/* The rounding after the last item belongs to no item: free it now. */
 	space_free(s, start + total, alloc_len - total);

@@ -138,9 +138,59 @@ static void uring_submit(void *ctx, int fd, bool write, struct spill_io *ios, un
 	free(redo);
 }
 
+/* The request goes to the kernel; -EINPROGRESS marks it under way. */
+static void uring_start(void *ctx, int fd, bool write, struct spill_io *io)
+{
+	struct io_uring *ring = ctx;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	int cnt = io->iovcnt > IOV_MAX ? IOV_MAX : io->iovcnt;
+
+	io->err = 0;
+	if (!sqe || !io->len)
+		return;		/* finish() does it the plain way */
+	if (write)
+		io_uring_prep_writev(sqe, fd, io->iov, cnt, io->off);
+	else
+		io_uring_prep_readv(sqe, fd, io->iov, cnt, io->off);
+	io_uring_sqe_set_data64(sqe, 0);
+	if (io_uring_submit(ring) == 1)
+		io->err = -EINPROGRESS;
+}
+
+static void uring_finish(void *ctx, int fd, bool write, struct spill_io *io)
+{
+	struct io_uring *ring = ctx;
+	struct io_uring_cqe *cqe;
+	int ret;
+
+	if (io->err == -EINPROGRESS) {
+		do {
+			ret = io_uring_wait_cqe(ring, &cqe);
+		} while (ret == -EINTR);
+		if (ret) {
+			io->err = ret;
+			return;
+		}
+		ret = cqe->res;
+		io_uring_cqe_seen(ring, cqe);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN) {
+			io->err = ret;
+			return;
+		}
+		io->err = 0;
+		if (ret > 0)
+			advance(io, (size_t)ret);
+	}
+	/* Not started, or a short transfer: the rest the plain way. */
+	if (io->len)
+		uring_submit(ctx, fd, write, io, 1);
+}
+
 const struct spill_ops spill_uring_ops = {
 	.name = "io_uring",
 	.init = uring_init,
 	.fini = uring_fini,
 	.submit = uring_submit,
+	.start = uring_start,
+	.finish = uring_finish,
 };

@@ -284,3 +284,74 @@ Test(spill, bad_items_return_einval)
 	cr_assert_eq(weft__spill_write(s, NULL, 0), 0);
 	weft__spill_close(s);
 }
+
+Test(spill, aligned_batch_is_one_request_and_checksummed, .timeout = 30)
+{
+	enum weft__spill_backend b;
+
+	FOR_EACH_BACKEND(b) {
+		struct weft__spill *s = open_or_skip("/tmp", b);
+		struct weft__spill_item w[8], r[8];
+		struct weft__spill_stats st;
+		void *bufs[16];
+
+		if (!s)
+			continue;
+		/* Page-aligned, block-sized: written straight from the buffers. */
+		for (int i = 0; i < 16; i++)
+			cr_assert_eq(posix_memalign(&bufs[i], 4096, 64 << 10), 0);
+		for (int i = 0; i < 8; i++) {
+			fill(bufs[i], 64 << 10, i + 40);
+			w[i] = (struct weft__spill_item){ bufs[i], 64 << 10 };
+		}
+		cr_assert_eq(weft__spill_write(s, w, 8), 0);
+		weft__spill_stats(s, &st);
+		cr_assert_eq(st.writes, 1);
+		for (int i = 0; i < 8; i++) {
+			r[i] = w[i];
+			r[i].data = bufs[8 + i];
+			memset(r[i].data, 0, 64 << 10);
+		}
+		damage(s, w[5].off + 7);
+		cr_assert_eq(weft__spill_read(s, r, 8), -EBADMSG);
+		for (int i = 0; i < 8; i++) {
+			cr_assert_eq(r[i].err, i == 5 ? -EBADMSG : 0, "item %d", i);
+			if (i != 5)
+				cr_assert_eq(memcmp(r[i].data, w[i].data, 64 << 10), 0);
+		}
+		weft__spill_close(s);
+		for (int i = 0; i < 16; i++)
+			free(bufs[i]);
+	}
+}
+
+Test(spill, aligned_batch_on_a_full_disk_keeps_nothing, .timeout = 30)
+{
+	char dir[] = "/tmp/weft-full2-XXXXXX";
+	enum weft__spill_backend b;
+
+	cr_assert_not_null(mkdtemp(dir));
+	if (geteuid() != 0 || mount("tmpfs", dir, "tmpfs", 0, "size=1m")) {
+		rmdir(dir);
+		cr_skip_test("needs root to mount a small filesystem");
+	}
+	FOR_EACH_BACKEND(b) {
+		struct weft__spill *s = open_or_skip(dir, b);
+		struct weft__spill_item w[4];
+		struct weft__spill_stats st;
+		void *buf = NULL;
+
+		if (!s)
+			continue;
+		cr_assert_eq(posix_memalign(&buf, 4096, 4 << 20), 0);
+		for (int i = 0; i < 4; i++)
+			w[i] = (struct weft__spill_item){ (char *)buf + ((size_t)i << 20), 1 << 20 };
+		cr_assert_eq(weft__spill_write(s, w, 4), -ENOSPC);
+		weft__spill_stats(s, &st);
+		cr_assert_eq(st.live_bytes, 0);
+		weft__spill_close(s);
+		free(buf);
+	}
+	umount(dir);
+	rmdir(dir);
+}
