@@ -208,3 +208,42 @@ Test(spill, full_disk_pauses_and_resumes_when_space_returns, .timeout = 120)
 	umount(dir);
 	rmdir(dir);
 }
+
+Test(spill, all_memory_pinned_still_finishes, .timeout = 60)
+{
+	struct weft_client *c = open_limited(16 * MB, "/tmp");
+	enum { N = 14 };	/* 14 MiB viewed: over pause (12.8), nothing to spill */
+	struct weft_future *held[N], *more[8];
+	struct weft_stats st = { .size = sizeof(st) };
+
+	for (int i = 0; i < N; i++) {
+		uint64_t a[2] = { MB, (uint64_t)i + 1 };
+		struct weft_buf b;
+
+		cr_assert_eq(weft_submit(c, make_block, NULL, 0, a, sizeof(a), NULL, &held[i]),
+			     0);
+		cr_assert_eq(weft_result(held[i], &b), 0, "%s", weft_future_error(held[i]));
+	}
+	/* More work must still run: the pause lifts when nothing can be spilled. */
+	for (int i = 0; i < 8; i++)
+		more[i] = submit_u64(c, sum, NULL, 0, (uint64_t)i);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(weft_wait(more[i], 10ll * 1000 * 1000 * 1000), 0,
+			     "a task never ran while all memory was pinned: %s",
+			     weft_future_error(more[i]) ?: "(no reason given)");
+	/* A result that cannot fit says so rather than waiting for ever. */
+	uint64_t a[2] = { 2 * MB, 99 };
+	struct weft_future *big;
+
+	cr_assert_eq(weft_submit(c, make_block, NULL, 0, a, sizeof(a), NULL, &big), 0);
+	cr_assert_eq(weft_wait(big, 10ll * 1000 * 1000 * 1000), -ENOMEM);
+	cr_assert_not_null(strstr(weft_future_error(big), "hard memory limit"));
+	cr_assert_eq(weft_stats(c, &st), 0);
+	cr_assert_leq(st.mem_peak, 16 * MB);
+	for (int i = 0; i < 8; i++)
+		weft_release(more[i]);
+	for (int i = 0; i < N; i++)
+		weft_release(held[i]);
+	weft_release(big);
+	cr_assert_eq(weft_client_close(c), 0);
+}
