@@ -41,8 +41,6 @@ size_t weft__alloc_bytes(const struct weft__alloc *a);
 size_t weft__alloc_peak(const struct weft__alloc *a);
 /* Domains whose pages could not be bound to their node (0 on a one-node machine). */
 unsigned weft__alloc_unbound(const struct weft__alloc *a);
-/* The backend's name: "jemalloc" or "libc". */
-const char *weft__alloc_backend(void);
 
 /*
  * Test hook: make the @nth weft__alloc() from now fail (1 = the next one); 0 turns it

@@ -257,8 +257,3 @@ unsigned weft__alloc_unbound(const struct weft__alloc *a)
 		n += atomic_load_explicit(&a->hooks[i].bind_failed, memory_order_relaxed);
 	return n;
 }
-
-const char *weft__alloc_backend(void)
-{
-	return "jemalloc";
-}

@@ -72,8 +72,3 @@ unsigned weft__alloc_unbound(const struct weft__alloc *a)
 	(void)a;
 	return 0;
 }
-
-const char *weft__alloc_backend(void)
-{
-	return "libc";
-}

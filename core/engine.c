@@ -700,7 +700,7 @@ static __cold void engine_free(struct weft__engine *eng)
 	}
 	eng->ext_caches = NULL;
 	workers_free(eng);
-	weft__store_destroy(eng);	/* a no-op after close destroyed it */
+	weft__store_destroy(eng);
 	free(eng->prio);
 	eng->prio = NULL;
 	pthread_mutex_destroy(&eng->prio_lock);
@@ -811,8 +811,7 @@ void weft__engine_close(struct weft__engine *eng)
 		weft__log(WEFT_LOG_INFO, "alloc",
 			  "%u NUMA domain(s) could not bind result memory to their node",
 			  weft__alloc_unbound(eng->alloc));
-	held = weft__task_close(eng);
-	weft__store_destroy(eng);
+	held = weft__task_close(eng);	/* frees results: the store is still there */
 	engine_free(eng);
 	if (!held) {
 		weft__task_free_pool(eng);

@@ -31,19 +31,10 @@ static double gbps(double bytes, double secs)
 /* The reference: O_DIRECT sequential write, then read, of @total bytes. */
 static void direct_loop(const char *dir, size_t total, double *w, double *r)
 {
-	char path[4096];
 	void *buf;
 	double t0;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/weft-bench-XXXXXX", dir);
-	fd = mkstemp(path);
-	if (fd < 0) {
-		perror(path);
-		exit(1);
-	}
-	unlink(path);
-	close(fd);
 	fd = open(dir, O_TMPFILE | O_RDWR | O_DIRECT, 0600);
 	if (fd < 0) {
 		perror("O_DIRECT");

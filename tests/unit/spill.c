@@ -49,6 +49,16 @@ static void fill(unsigned char *p, size_t n, unsigned seed)
 		p[i] = (unsigned char)(i * 31 + seed);
 }
 
+/* A filesystem of @size at a new directory in @dir (a mkdtemp template), or skip. */
+static void small_fs(char *dir, const char *size)
+{
+	cr_assert_not_null(mkdtemp(dir));
+	if (geteuid() != 0 || mount("tmpfs", dir, "tmpfs", 0, size)) {
+		rmdir(dir);
+		cr_skip_test("needs root to mount a small filesystem");
+	}
+}
+
 static int count_entries(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -99,6 +109,8 @@ Test(spill, round_trip_of_many_sizes_fused, .timeout = 30)
 			w[i] = (struct weft__spill_item){ malloc(sizes[i]), sizes[i] };
 			fill(w[i].data, sizes[i], i);
 		}
+		if (!strcmp(getenv("WEFT_SPILL_DIRECT"), "0"))
+			cr_assert_not(weft__spill_direct(s), "WEFT_SPILL_DIRECT=0 was ignored");
 		cr_assert_eq(weft__spill_write(s, w, 9), 0);
 		weft__spill_stats(s, &st);
 		cr_assert_eq(st.writes, 1, "%s: one batch, %lu requests",
@@ -220,11 +232,7 @@ Test(spill, full_disk_returns_enospc_and_keeps_nothing, .timeout = 30)
 	char dir[] = "/tmp/weft-full-XXXXXX";
 	enum weft__spill_backend b;
 
-	cr_assert_not_null(mkdtemp(dir));
-	if (geteuid() != 0 || mount("tmpfs", dir, "tmpfs", 0, "size=1m")) {
-		rmdir(dir);
-		cr_skip_test("needs root to mount a small filesystem");
-	}
+	small_fs(dir, "size=1m");
 	FOR_EACH_BACKEND(b) {
 		struct weft__spill *s = open_or_skip(dir, b);
 		unsigned char *big = malloc(2 << 20);
@@ -330,11 +338,7 @@ Test(spill, aligned_batch_on_a_full_disk_keeps_nothing, .timeout = 30)
 	char dir[] = "/tmp/weft-full2-XXXXXX";
 	enum weft__spill_backend b;
 
-	cr_assert_not_null(mkdtemp(dir));
-	if (geteuid() != 0 || mount("tmpfs", dir, "tmpfs", 0, "size=1m")) {
-		rmdir(dir);
-		cr_skip_test("needs root to mount a small filesystem");
-	}
+	small_fs(dir, "size=1m");
 	FOR_EACH_BACKEND(b) {
 		struct weft__spill *s = open_or_skip(dir, b);
 		struct weft__spill_item w[4];
