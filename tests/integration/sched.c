@@ -26,6 +26,13 @@ Test(sched, higher_priority_runs_first, .timeout = 10)
 	atomic_store(&gate_open, 0);
 	atomic_store(&norder, 0);
 	cr_assert_eq(weft_submit(c, gate, NULL, 0, NULL, 0, NULL, &g), 0);
+	/* The only thread must be inside the gate before the others arrive, or a
+	 * positive priority rightly runs before the gate itself. */
+	struct weft_stats st = { .size = sizeof(st) };
+
+	do {
+		cr_assert_eq(weft_stats(c, &st), 0);
+	} while (!st.tasks_run);
 	for (int i = 0; i < 7; i++) {
 		struct weft_task_opts o = { .size = sizeof(o), .priority = prios[i] };
 
