@@ -60,7 +60,11 @@ UNIT := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(wildcard tests/unit/*.c))
 INTEG := $(patsubst tests/integration/%.c,$(B)/tests/integration/%,$(wildcard tests/integration/*.c))
 STRESS := $(patsubst tests/stress/%.c,$(B)/tests/stress/%,$(wildcard tests/stress/*.c))
 PERF := $(patsubst perf/%.c,$(B)/perf/%,$(wildcard perf/*.c))
-TOOLS := $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c))
+TOOLS := $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c)) $(B)/tools/weft-join
+# join/ is built on weft.h alone; weft-join is its command line.
+JOIN_OBJS := $(patsubst %.c,$(B)/%.o,$(filter-out join/cli.c,$(wildcard join/*.c)))
+$(JOIN_OBJS): override CFLAGS += $(XFLAGS)
+JOINTEST := $(patsubst tests/join/%.c,$(B)/tests/join/%,$(wildcard tests/join/*.c))
 
 ifneq ($(V),1)
 Q := @
@@ -69,7 +73,7 @@ QUIET_LINK = @echo '  LINK   $@';
 QUIET_AR = @echo '  AR     $@';
 endif
 
-.PHONY: all deps check check-unit check-integration check-stress check-concurrency \
+.PHONY: all deps check check-unit check-integration check-stress check-join check-concurrency \
 	bench demo install uninstall clean
 .SUFFIXES:
 
@@ -108,21 +112,30 @@ $(B)/tests/stress/%: tests/stress/%.c $(B)/lib$(NAME).so $(B)/.flags
 	@mkdir -p $(dir $@)
 	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< $(TESTEXTRA) -L$(B) -Wl,-rpath,'$$ORIGIN/../..' -l$(NAME) -lpthread $(CRITERION)
 
-$(B)/perf/%: perf/%.c perf/bench.h $(A) $(B)/.flags
+$(B)/perf/%: perf/%.c perf/bench.h $(JOIN_OBJS) $(A) $(B)/.flags
 	@mkdir -p $(dir $@)
-	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< $(A) $(LIBS) -lm
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) -Ijoin $(LDFLAGS) -o $@ $< $(JOIN_OBJS) $(A) $(LIBS) -lm
 
 $(B)/tools/%: tools/%.c $(A) $(B)/.flags
 	@mkdir -p $(dir $@)
-	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< $(A) $(LIBS)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< $(A) $(LIBS) -lm
+
+$(B)/tools/weft-join: join/cli.c $(JOIN_OBJS) $(A) $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< $(JOIN_OBJS) $(A) $(LIBS)
+
+# Join tests call join_run() and the two programs; they link the static library.
+$(B)/tests/join/%: tests/join/%.c $(JOIN_OBJS) $(A) $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) -Ijoin $(LDFLAGS) -o $@ $< $(TESTEXTRA) $(JOIN_OBJS) $(A) $(LIBS) $(CRITERION)
 
 deps:
 	@if [ -z "$$WEFT_SKIP_DEPS" ]; then ./tools/deps.sh $(DEPS_PKGS); fi
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(MAKE) --no-print-directory $(UNIT) $(INTEG) $(STRESS)
-	$(Q)./tests/run.sh $(B) unit integration stress
+	$(Q)$(MAKE) --no-print-directory $(UNIT) $(INTEG) $(STRESS) $(JOINTEST)
+	$(Q)./tests/run.sh $(B) unit integration stress join
 	$(Q)[ -n "$(SAN)" ] || ./tests/install.sh
 
 check-unit: all $(UNIT)
@@ -131,6 +144,8 @@ check-integration: all $(INTEG)
 	$(Q)./tests/run.sh $(B) integration
 check-stress: all $(STRESS)
 	$(Q)./tests/run.sh $(B) stress
+check-join: all $(JOINTEST)
+	$(Q)./tests/run.sh $(B) join
 # The tests whose subject is concurrency, for ThreadSanitizer runs.
 check-concurrency: deps
 	$(Q)$(MAKE) --no-print-directory all $(UNIT) $(INTEG) $(STRESS)
@@ -154,15 +169,18 @@ install: all
 	ln -sf lib$(NAME).so.$(VERSION) $(DESTDIR)$(libdir)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(libdir)/lib$(NAME).so
 	install -m 644 $(A) $(DESTDIR)$(libdir)/lib$(NAME).a
+	install -d $(DESTDIR)$(bindir)
+	install -m 755 $(B)/tools/weft-join $(B)/tools/weft-gen $(DESTDIR)$(bindir)/
 	sed -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
 		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
 		-e 's|@LIBS@|$(LIBS)|' $(NAME).pc.in > $(DESTDIR)$(libdir)/pkgconfig/$(NAME).pc
 
 uninstall:
 	rm -f $(DESTDIR)$(includedir)/weft.h $(DESTDIR)$(libdir)/lib$(NAME).so* \
-		$(DESTDIR)$(libdir)/lib$(NAME).a $(DESTDIR)$(libdir)/pkgconfig/$(NAME).pc
+		$(DESTDIR)$(libdir)/lib$(NAME).a $(DESTDIR)$(libdir)/pkgconfig/$(NAME).pc \
+		$(DESTDIR)$(bindir)/weft-join $(DESTDIR)$(bindir)/weft-gen
 
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(JOIN_OBJS:.o=.d)

@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: MIT
+/*
+ * weft-join - join two tables on a 64-bit integer key, out of core.
+ *
+ * Exit status: 0 joined; 1 the join failed (I/O error, out of disk or memory, an
+ * engine error); 2 bad usage; 3 an input is missing or malformed.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <weft.h>
+
+#include "join.h"
+
+enum { EXIT_JOIN = 1, EXIT_USAGE = 2, EXIT_INPUT = 3 };
+
+static const char usage[] =
+"usage: weft-join --left FILE --right FILE (--output FILE | --count) [options]\n"
+"\n"
+"Joins the rows of two tables whose keys are equal (an inner equi-join on a\n"
+"64-bit integer key), using at most about --memory-limit of memory: what does not\n"
+"fit is spilled to disk.\n"
+"\n"
+"  --left FILE, --right FILE   the two tables\n"
+"  --output FILE               write the joined rows: the key, the rest of the left\n"
+"                              row, the rest of the right row (same format as the\n"
+"                              inputs; replaced only when the join succeeds)\n"
+"  --count                     write no rows; print {\"rows\": N, \"left_sum\": A,\n"
+"                              \"right_sum\": B}: A and B are the wrapping 64-bit sums,\n"
+"                              over joined rows, of the word after the key\n"
+"  --format bin|csv            input format (default bin)\n"
+"  --row-bytes W               bin: bytes per row, both inputs (default 16)\n"
+"  --key-offset K              bin: the little-endian int64 key's offset (default 0)\n"
+"  --left-row-bytes W, --right-row-bytes W, --left-key-offset K,\n"
+"  --right-key-offset K        the same, for one input\n"
+"  --key NAME                  csv: the key column's name in the header\n"
+"  --key-column N              csv: the key column's number, from 1 (default 1)\n"
+"  --memory-limit SIZE         e.g. 64M, 1G (default: the engine's, half of memory)\n"
+"  --threads N                 worker threads (default: one per core)\n"
+"  --spill-dir DIR             where spilled data goes (default $TMPDIR or /tmp)\n"
+"  --progress, --no-progress   draw a progress bar (default: when stderr is a tty)\n"
+"  --quiet                     no summary on stderr\n"
+"  --help                      this text\n"
+"\n"
+"Exit status: 0 joined; 1 the join failed; 2 bad usage; 3 an input is missing or\n"
+"malformed (the message names the file and the row).\n";
+
+static int bad(const char *fmt, const char *a, const char *b)
+{
+	fprintf(stderr, "weft-join: ");
+	fprintf(stderr, fmt, a, b);
+	fprintf(stderr, "\nTry 'weft-join --help'.\n");
+	return EXIT_USAGE;
+}
+
+/* A size with an optional K, M, G or T (powers of 1024), e.g. "512M". */
+static int parse_size(const char *s, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+	int shift = 0;
+
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	}
+	if (shift && *end == 'i')
+		end++;
+	if (*end == 'B' || (*end == 'b' && !shift))
+		end++;
+	if (*end || (shift && v > (SIZE_MAX >> shift)))
+		return -EINVAL;
+	*out = (size_t)v << shift;
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned *out, unsigned lo, unsigned hi)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static void human(char *buf, size_t n, double bytes)
+{
+	const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int u = 0;
+
+	while (bytes >= 1024 && u < 4) {
+		bytes /= 1024;
+		u++;
+	}
+	snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+}
+
+enum {
+	OPT_LEFT = 256, OPT_RIGHT, OPT_OUTPUT, OPT_COUNT, OPT_FORMAT, OPT_ROW, OPT_KOFF,
+	OPT_LROW, OPT_RROW, OPT_LKOFF, OPT_RKOFF, OPT_KEY, OPT_KEYCOL, OPT_MEM,
+	OPT_THREADS, OPT_SPILL, OPT_PROGRESS, OPT_NOPROGRESS, OPT_QUIET, OPT_HELP,
+	OPT_PARTS,
+};
+
+static const struct option longopts[] = {
+	{ "left", required_argument, NULL, OPT_LEFT },
+	{ "right", required_argument, NULL, OPT_RIGHT },
+	{ "output", required_argument, NULL, OPT_OUTPUT },
+	{ "count", no_argument, NULL, OPT_COUNT },
+	{ "format", required_argument, NULL, OPT_FORMAT },
+	{ "row-bytes", required_argument, NULL, OPT_ROW },
+	{ "key-offset", required_argument, NULL, OPT_KOFF },
+	{ "left-row-bytes", required_argument, NULL, OPT_LROW },
+	{ "right-row-bytes", required_argument, NULL, OPT_RROW },
+	{ "left-key-offset", required_argument, NULL, OPT_LKOFF },
+	{ "right-key-offset", required_argument, NULL, OPT_RKOFF },
+	{ "key", required_argument, NULL, OPT_KEY },
+	{ "key-column", required_argument, NULL, OPT_KEYCOL },
+	{ "memory-limit", required_argument, NULL, OPT_MEM },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "spill-dir", required_argument, NULL, OPT_SPILL },
+	{ "progress", no_argument, NULL, OPT_PROGRESS },
+	{ "no-progress", no_argument, NULL, OPT_NOPROGRESS },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "partitions", required_argument, NULL, OPT_PARTS },	/* for tests */
+	{ NULL, 0, NULL, 0 },
+};
+
+int main(int argc, char **argv)
+{
+	struct join_spec spec = { .format = JOIN_BIN };
+	struct join_result res;
+	int progress = isatty(STDERR_FILENO), quiet = 0, count = 0, opt, ret;
+	unsigned row = 0, koff = 0;
+	int have_koff = 0;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		unsigned *u = NULL, lo = 0, hi = 1u << 20;
+
+		switch (opt) {
+		case OPT_LEFT: spec.left.path = optarg; break;
+		case OPT_RIGHT: spec.right.path = optarg; break;
+		case OPT_OUTPUT: spec.output = optarg; break;
+		case OPT_COUNT: count = 1; break;
+		case OPT_FORMAT:
+			if (!strcmp(optarg, "bin"))
+				spec.format = JOIN_BIN;
+			else if (!strcmp(optarg, "csv"))
+				spec.format = JOIN_CSV;
+			else
+				return bad("unknown format '%s'%s: use bin or csv", optarg, "");
+			break;
+		case OPT_ROW: u = &row; lo = 8; break;
+		case OPT_KOFF: u = &koff; have_koff = 1; break;
+		case OPT_LROW: u = &spec.left.row_bytes; lo = 8; break;
+		case OPT_RROW: u = &spec.right.row_bytes; lo = 8; break;
+		case OPT_LKOFF: u = &spec.left.key_offset; break;
+		case OPT_RKOFF: u = &spec.right.key_offset; break;
+		case OPT_KEY: spec.left.key_name = spec.right.key_name = optarg; break;
+		case OPT_KEYCOL: u = &spec.left.key_column; lo = 1; hi = 1u << 20; break;
+		case OPT_MEM:
+			if (parse_size(optarg, &spec.memory_limit) ||
+			    spec.memory_limit < JOIN_MIN_MEMORY)
+				return bad("bad --memory-limit '%s': a size of at least 4M,"
+					   " such as 64M or 2G%s", optarg, "");
+			break;
+		case OPT_THREADS: u = &spec.nthreads; lo = 1; hi = 1024; break;
+		case OPT_SPILL: spec.spill_dir = optarg; break;
+		case OPT_PROGRESS: progress = 1; break;
+		case OPT_NOPROGRESS: progress = 0; break;
+		case OPT_QUIET: quiet = 1; break;
+		case OPT_HELP: fputs(usage, stdout); return 0;
+		case OPT_PARTS: u = &spec.partitions; lo = 1; hi = 4096; break;
+		default:
+			return bad("unknown or incomplete option '%s'%s", argv[optind - 1], "");
+		}
+		if (u && parse_uint(optarg, u, lo, hi))
+			return bad("bad value '%s' for %s", optarg, argv[optind - 2][1] == '-' ?
+				   argv[optind - 2] : "an option");
+	}
+	if (optind < argc)
+		return bad("unexpected argument '%s'%s", argv[optind], "");
+	if (!spec.left.path || !spec.right.path)
+		return bad("both --left and --right are needed%s%s", "", "");
+	if (!!spec.output == count)
+		return bad("give exactly one of --output FILE and --count%s%s", "", "");
+	if (row) {
+		spec.left.row_bytes = spec.left.row_bytes ? spec.left.row_bytes : row;
+		spec.right.row_bytes = spec.right.row_bytes ? spec.right.row_bytes : row;
+	}
+	if (have_koff) {
+		spec.left.key_offset = spec.left.key_offset ? spec.left.key_offset : koff;
+		spec.right.key_offset = spec.right.key_offset ? spec.right.key_offset : koff;
+	}
+	spec.right.key_column = spec.left.key_column;
+	if (spec.partitions & (spec.partitions - 1))
+		return bad("--partitions must be a power of two%s%s", "", "");
+	spec.progress = progress;
+
+	ret = join_run(&spec, &res);
+	if (ret) {
+		fprintf(stderr, "weft-join: %s\n", res.error[0] ? res.error :
+			weft_strerror(ret));
+		return res.bad_input ? EXIT_INPUT : EXIT_JOIN;
+	}
+	if (count)
+		printf("{\"rows\": %" PRIu64 ", \"left_sum\": %" PRIu64 ", \"right_sum\": %"
+		       PRIu64 "}\n", res.rows, res.left_sum, res.right_sum);
+	if (!quiet) {
+		char spilled[32], peak[32], limit[32];
+
+		human(spilled, sizeof(spilled), res.spilled_bytes);
+		human(peak, sizeof(peak), join_peak_rss());
+		human(limit, sizeof(limit), res.memory_limit);
+		fprintf(stderr, "weft-join: %" PRIu64 " rows from %" PRIu64 " + %" PRIu64
+			" in %.2f s, %.1f Mtuples/s; spilled %s; peak memory %s"
+			" (limit %s, %u threads)\n", res.rows, res.left_rows, res.right_rows,
+			res.seconds, (res.left_rows + res.right_rows) / res.seconds / 1e6,
+			spilled, peak, limit, res.nthreads);
+	}
+	if (fflush(stdout) || ferror(stdout)) {
+		fprintf(stderr, "weft-join: writing the count: %s\n", strerror(errno));
+		return EXIT_JOIN;
+	}
+	return 0;
+}

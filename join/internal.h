@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/* join/ internals: inputs, records, the output file and the progress bar. */
+#ifndef WEFT_JOIN_INTERNAL_H
+#define WEFT_JOIN_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "join.h"
+
+/*
+ * A record is how a row travels through the graph: its key, then what the join
+ * needs of the rest of the row. Counting needs only the word after the key (16
+ * bytes in all); writing rows needs the rest of the row: for bin the row without
+ * its key, for csv a 4-byte length and the row's text without its key field.
+ */
+#define REC_KEY 8
+
+/* A run of whole rows of a file, the unit a partition task reads. */
+struct chunk {
+	uint64_t off, len;		/* bytes of the file */
+	uint64_t first_row;		/* 1-based number of its first row */
+	uint64_t rows;
+};
+
+struct side {
+	const struct join_input *in;
+	const char *name;		/* "left" or "right" */
+	int fd;
+	uint64_t size;			/* bytes of the file */
+	uint64_t rows;
+	unsigned width;			/* bytes per record */
+	bool raw;			/* records are the rows as read (bin, key first) */
+
+	/* bin */
+	unsigned row_bytes, key_offset;
+
+	/* csv */
+	unsigned key_col;		/* 0-based */
+	char *key_title;		/* the key column's header */
+	char *rest_title;		/* the header without it */
+	size_t max_rest;		/* longest row text without its key field */
+
+	struct chunk *chunks;
+	size_t nchunks;
+};
+
+/* Sides: open, check and cut into chunks of at most @chunk_bytes (input.c). */
+int side_open(struct side *s, const struct join_input *in, const char *name,
+	      enum join_format fmt, bool count_only, size_t chunk_bytes,
+	      char *err, size_t errlen);
+void side_close(struct side *s);
+
+/*
+ * Turn @c's bytes @buf into records at @out (room for c->rows records).
+ * Return: 0, or -EBADMSG with @err naming the file and row.
+ */
+int side_records(const struct side *s, enum join_format fmt, bool count_only,
+		 const struct chunk *c, const char *buf, char *out,
+		 char *err, size_t errlen);
+
+/* Parse a decimal int64 (optional sign, quotes and blanks around). 0 or -ERANGE/-EINVAL. */
+int parse_key(const char *p, size_t len, int64_t *out);
+
+static inline uint64_t rec_key(const char *rec)
+{
+	uint64_t k;
+
+	memcpy(&k, rec, 8);
+	return k;
+}
+
+static inline uint64_t rec_word(const char *rec)
+{
+	uint64_t w;
+
+	memcpy(&w, rec + REC_KEY, 8);
+	return w;
+}
+
+/* The joined rows' file (output.c). */
+struct writer {
+	int fd;
+	pthread_mutex_t lock;
+	char *path, *tmp;
+	uint64_t bytes;
+	int err;			/* first write error, a negative errno */
+};
+
+int writer_open(struct writer *w, const char *path, char *err, size_t errlen);
+int writer_put(struct writer *w, const void *buf, size_t len);
+/* Keep the file (rename over its path) if @ok, else remove it. */
+int writer_close(struct writer *w, bool ok, char *err, size_t errlen);
+
+/* The progress bar (output.c): a thread that redraws one line of stderr. */
+struct progress {
+	_Atomic uint64_t done, total;	/* bytes of the current phase */
+	const char *_Atomic phase;
+	_Atomic double phase_t0;	/* when it began */
+	bool on;
+	atomic_bool stop;
+	pthread_mutex_t draw;		/* one line at a time */
+	pthread_t thread;
+};
+
+void progress_start(struct progress *p, bool on);
+void progress_phase(struct progress *p, const char *phase, uint64_t total);
+void progress_stop(struct progress *p);
+
+double join_now(void);
+
+#endif /* WEFT_JOIN_INTERNAL_H */

@@ -1,0 +1,1292 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The join as a task graph: a grace hash join.
+ *
+ * 1. One partition task per chunk of each file reads its rows, turns them into
+ *    records and splits them by a hash of the key into P outputs (one multi-output
+ *    task), plus one more output with each part's row count and key range.
+ * 2. The client reads those counts and plans each part: a build task makes a hash
+ *    table of the smaller side's records, a result like any other (it holds no
+ *    pointers, so it can spill), and probe tasks each take the table and a group of
+ *    the other side's records. A part whose smaller side is larger than a task's
+ *    share of memory is split again with a new hash (its records go through
+ *    partition tasks once more), and a part that splitting cannot shrink (one key on
+ *    all its rows) is joined block by block: a table per block of the smaller side,
+ *    each probed with all of the other side.
+ *
+ * Every result lives in the engine's memory and spills when it is cold; what a task
+ * keeps for itself (read buffers, a table's sort space) is bounded and reused per
+ * thread. The sizes follow the memory limit: see budgets().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <weft.h>
+
+#include "internal.h"
+
+#define MAX_LEVEL 8		/* splits of one part before it is joined in blocks */
+#define MAX_FANOUT 4096
+#define CACHE_PART (1u << 20)	/* an in-memory part's smaller side: fits in cache */
+#define MIN_PIECE (256u << 10)	/* pieces that may spill are at least this, on average */
+#define MAX_CHUNK (16u << 20)
+
+enum { LEFT, RIGHT };
+
+struct join {
+	const struct join_spec *spec;
+	struct join_result *res;
+	struct weft_client *c;
+	struct side side[2];
+	enum join_format fmt;
+	bool count_only;
+	struct writer out;
+	bool writing;
+	struct progress prog;
+	unsigned nthreads;
+	size_t limit;		/* the user's */
+	size_t elimit;		/* the engine's share of it, for results */
+	size_t share;		/* input bytes of one task */
+	size_t chunk;		/* bytes of a file a partition task reads */
+	size_t emit;		/* a probe task's buffer of output rows */
+	unsigned out_row;	/* most bytes of one output row */
+};
+
+/* Splits a key's hash: the top bits choose a part, the low bits a table bucket. */
+static inline uint64_t mix(uint64_t k, unsigned level)
+{
+	k += 0x9e3779b97f4a7c15ull * (level + 1);
+	k = (k ^ (k >> 30)) * 0xbf58476d1ce4e5b9ull;
+	k = (k ^ (k >> 27)) * 0x94d049bb133111ebull;
+	return k ^ (k >> 31);
+}
+
+static inline unsigned part_of(uint64_t h, unsigned bits)
+{
+	return bits ? (unsigned)(h >> (64 - bits)) : 0;
+}
+
+static unsigned log2_ceil(uint64_t n)
+{
+	unsigned b = 0;
+
+	while ((1ull << b) < n)
+		b++;
+	return b;
+}
+
+/* The most bits of fan-out that keep pieces of a @bytes input large. */
+static unsigned split_cap(size_t bytes)
+{
+	unsigned b = 0;
+
+	while (b < 12 && bytes >> (b + 1) >= MIN_PIECE)
+		b++;
+	return b > 2 ? b : 2;
+}
+
+/*
+ * Per-thread scratch space, kept between tasks so that its pages are faulted in
+ * once. Slots let one task hold several buffers; tasks never nest here.
+ */
+enum { SLOT_READ, SLOT_RECS, SLOT_IDS, SLOT_AUX, NSLOTS };
+
+struct scratch {
+	void *p[NSLOTS];
+	size_t cap[NSLOTS];
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *arg)
+{
+	struct scratch *s = arg;
+
+	for (int i = 0; i < NSLOTS; i++)
+		if (s->p[i])
+			munmap(s->p[i], s->cap[i]);
+	free(s);
+}
+
+static void scratch_init(void)
+{
+	pthread_key_create(&scratch_key, scratch_free);
+}
+
+static void *scratch(unsigned slot, size_t len)
+{
+	struct scratch *s;
+
+	pthread_once(&scratch_once, scratch_init);
+	s = pthread_getspecific(scratch_key);
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s || pthread_setspecific(scratch_key, s)) {
+			free(s);
+			return NULL;
+		}
+	}
+	if (s->cap[slot] < len) {
+		size_t cap = (len + 4095) & ~(size_t)4095;
+		void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p == MAP_FAILED)
+			return NULL;
+		if (s->p[slot])
+			munmap(s->p[slot], s->cap[slot]);
+		s->p[slot] = p;
+		s->cap[slot] = cap;
+	}
+	return s->p[slot];
+}
+
+/* What a partition task says of each of its parts. */
+struct part_stat {
+	uint64_t rows;
+	uint64_t min, max;	/* key range, to tell a part of one key */
+};
+
+struct part_arg {
+	struct join *j;
+	unsigned side;
+	unsigned level;		/* the hash that splits */
+	unsigned bits;		/* into 2^bits parts */
+	size_t chunk;		/* file chunk (level 0) */
+};
+
+/* Split @n records by their hash into the task's outputs; the last output is stats. */
+static int scatter(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		   unsigned width, unsigned level, unsigned bits)
+{
+	unsigned nparts = 1u << bits;
+	size_t n = 0;
+	struct part_stat *st;
+	uint16_t *ids;
+	char **dst;
+	uint64_t *fill;
+
+	for (size_t i = 0; i < nin; i++)
+		n += in[i].len / width;
+	ids = scratch(SLOT_IDS, n * sizeof(*ids) + 1);
+	dst = scratch(SLOT_AUX, nparts * (sizeof(*dst) + sizeof(*fill)));
+	st = weft_output_n(ctx, nparts, nparts * sizeof(*st));
+	if (!ids || !dst || !st)
+		return weft_fail(ctx, "partition: out of memory for %zu rows", n);
+	fill = (uint64_t *)(dst + nparts);
+	for (unsigned p = 0; p < nparts; p++)
+		st[p] = (struct part_stat){ 0, UINT64_MAX, 0 };
+
+	size_t r = 0;
+
+	for (size_t i = 0; i < nin; i++) {
+		const char *rec = in[i].data;
+
+		for (size_t k = 0; k < in[i].len / width; k++, rec += width) {
+			uint64_t key = rec_key(rec);
+			unsigned p = part_of(mix(key, level), bits);
+			struct part_stat *s = &st[p];
+
+			ids[r++] = p;
+			s->rows++;
+			s->min = key < s->min ? key : s->min;
+			s->max = key > s->max ? key : s->max;
+		}
+	}
+	for (unsigned p = 0; p < nparts; p++) {
+		fill[p] = 0;
+		dst[p] = NULL;
+		if (!st[p].rows)
+			continue;
+		dst[p] = weft_output_n(ctx, p, st[p].rows * width);
+		if (!dst[p])
+			return weft_fail(ctx, "partition: no memory for part %u (%" PRIu64
+					 " rows)", p, st[p].rows);
+	}
+	r = 0;
+	for (size_t i = 0; i < nin; i++) {
+		const char *rec = in[i].data;
+		size_t m = in[i].len / width;
+
+		if (width == 16) {
+			/* The common case: let the copy be two words. */
+			for (size_t k = 0; k < m; k++, rec += 16) {
+				unsigned p = ids[r++];
+
+				memcpy(dst[p] + fill[p], rec, 16);
+				fill[p] += 16;
+			}
+			continue;
+		}
+		for (size_t k = 0; k < m; k++, rec += width) {
+			unsigned p = ids[r++];
+
+			memcpy(dst[p] + fill[p], rec, width);
+			fill[p] += width;
+		}
+	}
+	return 0;
+}
+
+static void progress_add(struct join *j, uint64_t bytes)
+{
+	atomic_fetch_add_explicit(&j->prog.done, bytes, memory_order_relaxed);
+}
+
+/* Level 0: read a chunk of a file and split its rows. */
+static int part_file(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		     const void *arg, size_t arglen)
+{
+	const struct part_arg *a = arg;
+	struct join *j = a->j;
+	const struct side *s = &j->side[a->side];
+	const struct chunk *c = &s->chunks[a->chunk];
+	char *buf = scratch(SLOT_READ, c->len + 1), *recs;
+	struct weft_buf view;
+	char err[512];
+	size_t got = 0;
+
+	if (!buf)
+		return weft_fail(ctx, "%s: no memory to read %" PRIu64 " bytes",
+				 s->in->path, c->len);
+	/* Keep the disk busy: the chunk a thread reads next is read ahead now. */
+	if (a->chunk + j->nthreads < s->nchunks) {
+		const struct chunk *ahead = &s->chunks[a->chunk + j->nthreads];
+
+		posix_fadvise(s->fd, ahead->off, ahead->len, POSIX_FADV_WILLNEED);
+	}
+	while (got < c->len) {
+		ssize_t n = pread(s->fd, buf + got, c->len - got, c->off + got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return weft_fail(ctx, "%s: reading rows %" PRIu64 "-%" PRIu64 ": %s",
+					 s->in->path, c->first_row, c->first_row + c->rows - 1,
+					 n ? strerror(errno) : "the file got shorter");
+		got += n;
+	}
+	recs = buf;
+	if (!s->raw) {
+		recs = scratch(SLOT_RECS, c->rows * s->width + 1);
+		if (!recs)
+			return weft_fail(ctx, "%s: no memory for %" PRIu64 " records",
+					 s->in->path, c->rows);
+		if (side_records(s, j->fmt, j->count_only, c, buf, recs, err, sizeof(err)))
+			return weft_fail(ctx, "%s", err);
+	}
+	progress_add(j, c->len);
+	view = (struct weft_buf){ recs, c->rows * s->width };
+	return scatter(ctx, &view, 1, s->width, a->level, a->bits);
+}
+
+/* Deeper levels: split a part's records again, with another hash. */
+static int part_again(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		      const void *arg, size_t arglen)
+{
+	const struct part_arg *a = arg;
+	size_t bytes = 0;
+
+	for (size_t i = 0; i < nin; i++)
+		bytes += in[i].len;
+	progress_add(a->j, bytes);
+	return scatter(ctx, in, nin, a->j->side[a->side].width, a->level, a->bits);
+}
+
+/*
+ * A hash table, as one result: rows grouped by bucket (a counting sort), with
+ * start[b]..start[b+1] the rows of bucket b. Keys apart from the rest of the rows,
+ * so that a probe touches one line per bucket. For counting, rows of one key are
+ * folded into one entry: its count and the sum of its words.
+ */
+struct table {
+	uint64_t nrows;		/* entries */
+	uint32_t bucket_bits;
+	uint32_t level;		/* the hash of the part, whose low bits pick buckets */
+	uint32_t rest;		/* bytes after the key of each row (rows only) */
+	uint32_t pad;
+};
+
+static inline const uint32_t *tab_start(const struct table *t)
+{
+	return (const uint32_t *)(t + 1);
+}
+
+static inline const uint64_t *tab_keys(const struct table *t)
+{
+	size_t nb = (size_t)1 << t->bucket_bits;
+
+	return (const uint64_t *)((const char *)tab_start(t) + ((nb + 2) * 4 & ~(size_t)7));
+}
+
+static size_t tab_size(uint32_t bucket_bits, uint64_t n, size_t per)
+{
+	size_t nb = (size_t)1 << bucket_bits;
+
+	return sizeof(struct table) + ((nb + 2) * 4 & ~(size_t)7) + n * (8 + per);
+}
+
+struct build_arg {
+	struct join *j;
+	unsigned side;
+	unsigned level;
+};
+
+/* Turn bucket counts into starts, as a counting sort's first half. */
+static void starts(uint32_t *start, size_t nb)
+{
+	uint32_t sum = 0;
+
+	for (size_t b = 0; b < nb; b++) {
+		uint32_t c = start[b];
+
+		start[b] = sum;
+		sum += c;
+	}
+	start[nb] = sum;
+}
+
+static int build_rows(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		      const struct build_arg *a, uint64_t n)
+{
+	unsigned width = a->j->side[a->side].width, rest = width - REC_KEY;
+	unsigned bits = log2_ceil(n);
+	size_t nb = (size_t)1 << bits, mask = nb - 1;
+	struct table *t = weft_output(ctx, tab_size(bits, n, rest));
+	uint32_t *start, *cur;
+	uint64_t *keys;
+	char *rests;
+
+	if (!t)
+		return weft_fail(ctx, "build: no memory for a table of %" PRIu64 " rows", n);
+	*t = (struct table){ n, bits, a->level, rest, 0 };
+	start = (uint32_t *)tab_start(t);
+	keys = (uint64_t *)tab_keys(t);
+	rests = (char *)(keys + n);
+	cur = scratch(SLOT_AUX, (nb + 1) * 4);
+	if (!cur)
+		return weft_fail(ctx, "build: out of memory");
+	memset(start, 0, (nb + 1) * 4);
+	for (size_t i = 0; i < nin; i++)
+		for (const char *r = in[i].data, *e = r + in[i].len; r < e; r += width)
+			start[mix(rec_key(r), a->level) & mask]++;
+	starts(start, nb);
+	memcpy(cur, start, (nb + 1) * 4);
+	for (size_t i = 0; i < nin; i++) {
+		for (const char *r = in[i].data, *e = r + in[i].len; r < e; r += width) {
+			uint64_t k = rec_key(r);
+			uint32_t at = cur[mix(k, a->level) & mask]++;
+
+			keys[at] = k;
+			memcpy(rests + (size_t)at * rest, r + REC_KEY, rest);
+		}
+	}
+	return 0;
+}
+
+static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+			const struct build_arg *a, uint64_t n)
+{
+	unsigned bits = log2_ceil(n), dbits;
+	size_t nb = (size_t)1 << bits, mask = nb - 1, d = 0;
+	uint32_t *start = scratch(SLOT_AUX, (nb + 1) * 4);
+	uint64_t *keys = scratch(SLOT_READ, n * 8 + 1);
+	uint64_t *sums = scratch(SLOT_RECS, n * 8 + 1);
+	uint64_t *cnts = scratch(SLOT_IDS, n * 8 + 1);
+	struct table *t;
+
+	if (!start || !keys || !sums || !cnts)
+		return weft_fail(ctx, "build: out of memory for %" PRIu64 " rows", n);
+	/* Group the rows by bucket. */
+	memset(start, 0, (nb + 1) * 4);
+	for (size_t i = 0; i < nin; i++)
+		for (const char *r = in[i].data, *e = r + in[i].len; r < e; r += 16)
+			start[mix(rec_key(r), a->level) & mask]++;
+	starts(start, nb);
+	for (size_t i = 0; i < nin; i++) {
+		for (const char *r = in[i].data, *e = r + in[i].len; r < e; r += 16) {
+			uint64_t k = rec_key(r);
+			uint32_t at = start[mix(k, a->level) & mask]++;
+
+			keys[at] = k;
+			sums[at] = rec_word(r);
+		}
+	}
+	/* Fold each bucket's rows into one entry per key (start[b] is now b's end). */
+	size_t from = 0;
+
+	for (size_t b = 0; b < nb; b++) {
+		size_t first = d;
+
+		for (size_t i = from; i < start[b]; i++) {
+			uint64_t k = keys[i], w = sums[i];	/* d <= i: read first */
+			size_t e = first;
+
+			while (e < d && keys[e] != k)
+				e++;
+			if (e == d) {
+				keys[d] = k;
+				cnts[d] = 0;
+				sums[d++] = 0;
+			}
+			cnts[e]++;
+			sums[e] += w;
+		}
+		from = start[b];
+	}
+	/* The table: sized for the distinct keys. */
+	dbits = log2_ceil(d);
+	nb = (size_t)1 << dbits;
+	mask = nb - 1;
+	t = weft_output(ctx, tab_size(dbits, d, 16));
+	if (!t)
+		return weft_fail(ctx, "build: no memory for a table of %zu keys", d);
+	*t = (struct table){ d, dbits, a->level, 16, 0 };
+
+	uint32_t *ts = (uint32_t *)tab_start(t);
+	uint64_t *tk = (uint64_t *)tab_keys(t), *tc = tk + d, *tsum = tc + d;
+
+	memset(ts, 0, (nb + 1) * 4);
+	for (size_t i = 0; i < d; i++)
+		ts[mix(keys[i], a->level) & mask]++;
+	starts(ts, nb);
+	memcpy(start, ts, (nb + 1) * 4);
+	for (size_t i = 0; i < d; i++) {
+		uint32_t at = start[mix(keys[i], a->level) & mask]++;
+
+		tk[at] = keys[i];
+		tc[at] = cnts[i];
+		tsum[at] = sums[i];
+	}
+	return 0;
+}
+
+static int build(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		 const void *arg, size_t arglen)
+{
+	const struct build_arg *a = arg;
+	unsigned width = a->j->side[a->side].width;
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < nin; i++)
+		n += in[i].len / width;
+	if (n > UINT32_MAX)
+		return weft_fail(ctx, "build: %" PRIu64 " rows in one table", n);
+	progress_add(a->j, n * width);
+	if (a->j->count_only)
+		return build_counts(ctx, in, nin, a, n);
+	return build_rows(ctx, in, nin, a, n);
+}
+
+struct probe_arg {
+	struct join *j;
+	unsigned side;		/* of the records probing; the table is the other's */
+};
+
+/* Sums of joined rows, as build/probe or left/right. */
+struct sums {
+	uint64_t rows, left, right;
+};
+
+static int probe_counts(struct weft_ctx *ctx, const struct table *t,
+			const struct weft_buf *in, size_t nin, unsigned side)
+{
+	const uint32_t *start = tab_start(t);
+	const uint64_t *keys = tab_keys(t), *cnts = keys + t->nrows, *sums = cnts + t->nrows;
+	uint64_t mask = ((uint64_t)1 << t->bucket_bits) - 1;
+	uint64_t rows = 0, tsum = 0, psum = 0;
+	struct sums *out;
+
+	for (size_t i = 0; i < nin; i++) {
+		for (const char *r = in[i].data, *e = r + in[i].len; r < e; r += 16) {
+			uint64_t k = rec_key(r), b = mix(k, t->level) & mask;
+
+			for (uint32_t x = start[b]; x < start[b + 1]; x++) {
+				if (keys[x] == k) {
+					rows += cnts[x];
+					tsum += sums[x];
+					psum += cnts[x] * rec_word(r);
+					break;
+				}
+			}
+		}
+	}
+	out = weft_output(ctx, sizeof(*out));
+	if (!out)
+		return weft_fail(ctx, "probe: out of memory");
+	*out = side == RIGHT ? (struct sums){ rows, tsum, psum } :
+			       (struct sums){ rows, psum, tsum };
+	return 0;
+}
+
+/* One output row: key, then the rest of the left row, then the right's. */
+static size_t emit(const struct join *j, char *o, uint64_t key, const char *lrest,
+		   const char *rrest)
+{
+	unsigned lr = j->side[LEFT].width - REC_KEY, rr = j->side[RIGHT].width - REC_KEY;
+	char *p = o;
+
+	if (j->fmt == JOIN_BIN) {
+		memcpy(p, &key, 8);
+		memcpy(p + 8, lrest, lr);
+		memcpy(p + 8 + lr, rrest, rr);
+		return 8 + lr + rr;
+	}
+	uint32_t ln, rn;
+
+	memcpy(&ln, lrest, 4);
+	memcpy(&rn, rrest, 4);
+	p += sprintf(p, "%" PRId64, (int64_t)key);
+	if (ln) {
+		*p++ = ',';
+		memcpy(p, lrest + 4, ln);
+		p += ln;
+	}
+	if (rn) {
+		*p++ = ',';
+		memcpy(p, rrest + 4, rn);
+		p += rn;
+	}
+	*p++ = '\n';
+	return p - o;
+}
+
+static int probe_rows(struct weft_ctx *ctx, struct join *j, const struct table *t,
+		      const struct weft_buf *in, size_t nin, unsigned side)
+{
+	const uint32_t *start = tab_start(t);
+	const uint64_t *keys = tab_keys(t);
+	const char *rests = (const char *)(keys + t->nrows);
+	unsigned width = j->side[side].width;
+	uint64_t mask = ((uint64_t)1 << t->bucket_bits) - 1;
+	char *buf = scratch(SLOT_AUX, j->emit);
+	uint64_t rows = 0;
+	size_t fill = 0;
+	int err;
+
+	if (!buf)
+		return weft_fail(ctx, "probe: out of memory");
+	for (size_t i = 0; i < nin; i++) {
+		for (const char *r = in[i].data, *e = r + in[i].len; r < e; r += width) {
+			uint64_t k = rec_key(r), b = mix(k, t->level) & mask;
+
+			for (uint32_t x = start[b]; x < start[b + 1]; x++) {
+				const char *tr = rests + (size_t)x * t->rest;
+
+				if (keys[x] != k)
+					continue;
+				rows++;
+				if (fill + j->out_row > j->emit) {
+					err = writer_put(&j->out, buf, fill);
+					if (err)
+						goto fail;
+					fill = 0;
+				}
+				fill += side == RIGHT ?
+					emit(j, buf + fill, k, tr, r + REC_KEY) :
+					emit(j, buf + fill, k, r + REC_KEY, tr);
+			}
+		}
+	}
+	err = writer_put(&j->out, buf, fill);
+	if (!err) {
+		struct sums *s = weft_output(ctx, sizeof(*s));
+
+		if (!s)
+			return weft_fail(ctx, "probe: out of memory");
+		*s = (struct sums){ rows, 0, 0 };
+		return 0;
+	}
+fail:
+	return weft_fail(ctx, "output %s: %s", j->spec->output, strerror(-err));
+}
+
+static int probe(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		 const void *arg, size_t arglen)
+{
+	const struct probe_arg *a = arg;
+	const struct table *t = in[0].data;
+	uint64_t bytes = 0;
+
+	for (size_t i = 1; i < nin; i++)
+		bytes += in[i].len;
+	progress_add(a->j, bytes);
+	if (a->j->count_only)
+		return probe_counts(ctx, t, in + 1, nin - 1, a->side);
+	return probe_rows(ctx, a->j, t, in + 1, nin - 1, a->side);
+}
+
+/* ---- The client's side: planning parts and gathering results. ---- */
+
+struct piece {
+	struct weft_future *f;
+	uint64_t rows;
+};
+
+/* One part of both inputs, at some level of splitting. */
+struct part {
+	unsigned level;
+	struct piece *pc[2];
+	size_t n[2], cap[2];
+	uint64_t rows[2];
+	uint64_t min[2], max[2];
+};
+
+/* Partition tasks whose stats are still to be read. */
+struct split {
+	unsigned side, bits, level;
+	unsigned parent;		/* splits of one part share it */
+	struct weft_future **out;	/* (1 << bits) + 1 futures, stats last */
+};
+
+struct plan {
+	struct join *j;
+	struct split *splits;
+	size_t nsplits, cap_splits;
+	struct weft_future **ends;	/* probe tasks, whose results are the answer */
+	size_t nends, cap_ends;
+	int prio;			/* falls as parts are planned: earlier parts first */
+	unsigned parents;		/* parts split so far */
+	bool joining;			/* past the first reads */
+	int err;
+};
+
+static int grow(void **v, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return 0;
+	size_t c = *cap ? *cap * 2 : 16;
+	void *p = realloc(*v, c * size);
+
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = c;
+	return 0;
+}
+
+static int part_add(struct part *p, unsigned side, struct weft_future *f, uint64_t rows,
+		    const struct part_stat *st)
+{
+	if (grow((void **)&p->pc[side], &p->cap[side], p->n[side], sizeof(struct piece)))
+		return -ENOMEM;
+	p->pc[side][p->n[side]++] = (struct piece){ f, rows };
+	p->rows[side] += rows;
+	if (p->n[side] == 1 || st->min < p->min[side])
+		p->min[side] = st->min;
+	if (p->n[side] == 1 || st->max > p->max[side])
+		p->max[side] = st->max;
+	return 0;
+}
+
+static void part_free(struct part *p)
+{
+	for (int s = 0; s < 2; s++) {
+		for (size_t i = 0; i < p->n[s]; i++)
+			weft_release(p->pc[s][i].f);
+		free(p->pc[s]);
+	}
+	memset(p, 0, sizeof(*p));
+}
+
+static int end_add(struct plan *pl, struct weft_future *f)
+{
+	if (grow((void **)&pl->ends, &pl->cap_ends, pl->nends, sizeof(*pl->ends))) {
+		weft_release(f);
+		return -ENOMEM;
+	}
+	pl->ends[pl->nends++] = f;
+	return 0;
+}
+
+/* Submit with a plain error message on failure. */
+static int submit(struct plan *pl, weft_fn *fn, struct weft_future **deps, size_t n,
+		  const void *arg, size_t arglen, unsigned noutputs, int prio,
+		  const char *label, struct weft_future **out)
+{
+	struct weft_task_opts o = { .size = sizeof(o), .noutputs = noutputs,
+				    .priority = prio, .label = label };
+	int ret = weft_submit(pl->j->c, fn, deps, n, arg, arglen, &o, out);
+
+	if (ret)
+		snprintf(pl->j->res->error, sizeof(pl->j->res->error),
+			 "submitting a %s task: %s", label, weft_strerror(ret));
+	return ret;
+}
+
+/* Greedy groups of pieces, each at most @limit bytes (a bigger piece goes alone). */
+static size_t group_end(const struct piece *pc, size_t from, size_t n, unsigned width,
+			size_t limit)
+{
+	size_t bytes = 0, i = from;
+
+	while (i < n && (i == from || bytes + pc[i].rows * width <= limit))
+		bytes += pc[i++].rows * width;
+	return i;
+}
+
+static int deps_of(struct weft_future ***deps, size_t *cap, const struct piece *pc,
+		   size_t from, size_t to, size_t at)
+{
+	if (*cap < at + to - from) {
+		size_t c = (at + to - from) * 2;
+		void *p = realloc(*deps, c * sizeof(**deps));
+
+		if (!p)
+			return -ENOMEM;
+		*deps = p;
+		*cap = c;
+	}
+	for (size_t i = from; i < to; i++)
+		(*deps)[at + i - from] = pc[i].f;
+	return 0;
+}
+
+/* Split a part's records on both sides, with the next level's hash. */
+static int plan_split(struct plan *pl, struct part *p, unsigned bits)
+{
+	struct join *j = pl->j;
+	struct weft_future **deps = NULL;
+	size_t cap = 0;
+	int ret = 0;
+
+	for (unsigned s = 0; s < 2 && !ret; s++) {
+		unsigned width = j->side[s].width;
+
+		for (size_t i = 0, e; i < p->n[s] && !ret; i = e) {
+			struct part_arg a = { j, s, p->level + 1, bits, 0 };
+			struct split *sp;
+
+			e = group_end(p->pc[s], i, p->n[s], width, j->share);
+			ret = grow((void **)&pl->splits, &pl->cap_splits, pl->nsplits,
+				   sizeof(*pl->splits));
+			if (!ret)
+				ret = deps_of(&deps, &cap, p->pc[s], i, e, 0);
+			if (ret)
+				break;
+			sp = &pl->splits[pl->nsplits];
+			*sp = (struct split){ s, bits, p->level + 1, pl->parents,
+					      calloc((1u << bits) + 1, sizeof(*sp->out)) };
+			if (!sp->out) {
+				ret = -ENOMEM;
+				break;
+			}
+			ret = submit(pl, part_again, deps, e - i, &a, sizeof(a),
+				     (1u << bits) + 1, pl->prio, "split", sp->out);
+			if (ret) {
+				free(sp->out);
+				break;
+			}
+			pl->nsplits++;
+		}
+	}
+	pl->parents++;
+	free(deps);
+	return ret;
+}
+
+/* Build tables of blocks of side @b; probe each with all of the other side. */
+static int plan_hash(struct plan *pl, struct part *p, unsigned b, size_t block)
+{
+	struct join *j = pl->j;
+	unsigned o = !b, bw = j->side[b].width, ow = j->side[o].width;
+	struct weft_future **deps = NULL;
+	size_t cap = 0;
+	int ret = 0;
+
+	for (size_t i = 0, e; i < p->n[b] && !ret; i = e) {
+		struct build_arg ba = { j, b, p->level };
+		struct probe_arg pa = { j, o };
+		struct weft_future *table = NULL;
+
+		e = group_end(p->pc[b], i, p->n[b], bw, block);
+		ret = deps_of(&deps, &cap, p->pc[b], i, e, 0);
+		if (!ret)
+			ret = submit(pl, build, deps, e - i, &ba, sizeof(ba), 0, pl->prio,
+				     "build", &table);
+		for (size_t k = 0, f; k < p->n[o] && !ret; k = f) {
+			struct weft_future *end;
+
+			f = group_end(p->pc[o], k, p->n[o], ow, j->share);
+			ret = deps_of(&deps, &cap, p->pc[o], k, f, 1);
+			if (ret)
+				break;
+			deps[0] = table;
+			ret = submit(pl, probe, deps, f - k + 1, &pa, sizeof(pa), 0,
+				     pl->prio + 1, "probe", &end);
+			if (!ret)
+				ret = end_add(pl, end);
+		}
+		weft_release(table);
+	}
+	free(deps);
+	return ret;
+}
+
+static int plan_part(struct plan *pl, struct part *p)
+{
+	struct join *j = pl->j;
+	uint64_t bytes[2] = { p->rows[0] * j->side[0].width, p->rows[1] * j->side[1].width };
+	unsigned b = bytes[RIGHT] < bytes[LEFT];
+	int ret;
+
+	if (!p->rows[0] || !p->rows[1]) {
+		part_free(p);
+		return 0;
+	}
+	pl->prio -= 2;
+	atomic_fetch_add_explicit(&j->prog.total, bytes[0] + bytes[1], memory_order_relaxed);
+	if (bytes[b] <= j->share) {
+		ret = plan_hash(pl, p, b, j->share);
+	} else if (p->min[b] != p->max[b] && p->level + 1 < MAX_LEVEL) {
+		unsigned bits = j->spec->partitions ? log2_ceil(j->spec->partitions) :
+			log2_ceil((2 * bytes[b] + j->share - 1) / j->share);
+		unsigned cap = split_cap(j->share);
+
+		if (!j->spec->partitions)
+			bits = bits < 1 ? 1 : bits > cap ? cap : bits;
+		ret = plan_split(pl, p, bits);
+	} else {
+		/* Splitting cannot help: one key, or too many levels. */
+		j->res->block_joins++;
+		ret = plan_hash(pl, p, b, j->share);
+	}
+	part_free(p);
+	return ret;
+}
+
+/* Read the stats of @sp's task and add its pieces to @parts. */
+static int gather(struct plan *pl, struct split *sp, struct part *parts)
+{
+	unsigned nparts = 1u << sp->bits;
+	struct weft_future *sf = sp->out[nparts];
+	struct weft_buf v;
+	int ret = weft_result(sf, &v);
+
+	if (ret) {
+		const char *m = weft_future_error(sf);
+
+		snprintf(pl->j->res->error, sizeof(pl->j->res->error), "%s",
+			 m ? m : weft_strerror(ret));
+		return ret;
+	}
+	const struct part_stat *st = v.data;
+
+	for (unsigned p = 0; p < nparts; p++) {
+		if (!st[p].rows) {
+			weft_release(sp->out[p]);
+		} else {
+			ret = part_add(&parts[p], sp->side, sp->out[p], st[p].rows, &st[p]);
+			if (ret)
+				weft_release(sp->out[p]);
+		}
+		sp->out[p] = NULL;
+	}
+	weft_release(sf);
+	sp->out[nparts] = NULL;
+	return ret;
+}
+
+static void split_free(struct split *sp)
+{
+	if (!sp->out)
+		return;
+	for (unsigned p = 0; p <= 1u << sp->bits; p++)
+		weft_release(sp->out[p]);
+	free(sp->out);
+	sp->out = NULL;
+}
+
+/* Plan every part that pl->splits make, then the splits those plans made, and so on. */
+static int plan_all(struct plan *pl)
+{
+	while (pl->nsplits && !pl->err) {
+		struct split *splits = pl->splits;
+		size_t n = pl->nsplits;
+
+		pl->splits = NULL;
+		pl->nsplits = pl->cap_splits = 0;
+		/* The splits of one part are adjacent; their pieces make its subparts. */
+		for (size_t i = 0, e; i < n; i = e) {
+			unsigned nparts = 1u << splits[i].bits;
+			struct part *parts = calloc(nparts, sizeof(*parts));
+
+			for (e = i; e < n && splits[e].parent == splits[i].parent; e++)
+				;
+			if (!parts)
+				pl->err = -ENOMEM;
+			for (size_t k = i; k < e && !pl->err; k++)
+				pl->err = gather(pl, &splits[k], parts);
+			if (!pl->joining) {
+				/* Every file has been read: the join proper begins. */
+				progress_phase(&pl->j->prog, "join", 0);
+				pl->joining = true;
+			}
+			if (splits[i].level + 1 > pl->j->res->levels)
+				pl->j->res->levels = splits[i].level + 1;
+			for (unsigned p = 0; p < nparts && parts; p++) {
+				parts[p].level = splits[i].level;
+				if (!pl->err)
+					pl->err = plan_part(pl, &parts[p]);
+				part_free(&parts[p]);
+			}
+			free(parts);
+		}
+		for (size_t i = 0; i < n; i++)
+			split_free(&splits[i]);
+		free(splits);
+	}
+	return pl->err;
+}
+
+/* ---- join_run ---- */
+
+static int check_input(const struct join_input *in, const char *name,
+		       enum join_format fmt, char *err, size_t errlen)
+{
+	unsigned w = in->row_bytes ? in->row_bytes : 16;
+
+	if (!in->path || !in->path[0]) {
+		snprintf(err, errlen, "no %s input given", name);
+		return -EINVAL;
+	}
+	if (fmt == JOIN_BIN && (w < 8 || w > (1u << 20) || in->key_offset > w - 8)) {
+		snprintf(err, errlen, "%s input %s: an 8-byte key at offset %u does not fit"
+			 " in %u-byte rows (rows are 8 bytes to 1 MiB)", name, in->path,
+			 in->key_offset, w);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_spec(const struct join_spec *spec, char *err, size_t errlen)
+{
+	int ret;
+
+	if (spec->format != JOIN_BIN && spec->format != JOIN_CSV) {
+		snprintf(err, errlen, "unknown input format %d", spec->format);
+		return -EINVAL;
+	}
+	ret = check_input(&spec->left, "left", spec->format, err, errlen);
+	if (!ret)
+		ret = check_input(&spec->right, "right", spec->format, err, errlen);
+	if (ret)
+		return ret;
+	if (spec->memory_limit && spec->memory_limit < JOIN_MIN_MEMORY) {
+		snprintf(err, errlen, "a memory limit of %zu bytes is below the least, %u MiB",
+			 spec->memory_limit, JOIN_MIN_MEMORY >> 20);
+		return -EINVAL;
+	}
+	if (spec->output && !spec->output[0]) {
+		snprintf(err, errlen, "the output file's name is empty");
+		return -EINVAL;
+	}
+	if (spec->partitions & (spec->partitions - 1) || spec->partitions > MAX_FANOUT) {
+		snprintf(err, errlen, "partitions must be a power of two up to %u",
+			 MAX_FANOUT);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static size_t clamp(size_t v, size_t lo, size_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/*
+ * How the limit is shared. 5/8 goes to the engine for results (it spills them);
+ * each thread may keep up to a quarter of the limit over threads for itself, as
+ * scratch space in about four buffers of the size of one task's input (share).
+ * What is left covers the allocators' slack.
+ */
+static void budgets(struct join *j)
+{
+	size_t l = j->limit, n = j->nthreads;
+	size_t scratch = l / (4 * n);
+
+	j->elimit = l / 8 * 5 > JOIN_MIN_MEMORY ? l / 8 * 5 : JOIN_MIN_MEMORY;
+	j->share = clamp(j->elimit / (6 * n) < scratch / 4 ? j->elimit / (6 * n) :
+			 scratch / 4, 64u << 10, SIZE_MAX);
+	j->chunk = j->share < MAX_CHUNK ? j->share : MAX_CHUNK;
+	j->emit = clamp(scratch / 8, 64u << 10, 4u << 20);
+}
+
+/* The fan-out of the first split. */
+static unsigned first_bits(const struct join *j)
+{
+	uint64_t lb = j->side[LEFT].rows * j->side[LEFT].width;
+	uint64_t rb = j->side[RIGHT].rows * j->side[RIGHT].width;
+	uint64_t small = lb < rb ? lb : rb;
+	unsigned need, cache, cap = 12, bits;
+
+	if (j->spec->partitions)
+		return log2_ceil(j->spec->partitions);
+	need = log2_ceil((2 * small + j->share - 1) / j->share);
+	cache = log2_ceil(small / CACHE_PART);
+	bits = cache > need ? cache : need;
+	bits = bits > log2_ceil(4 * j->nthreads) ? bits : log2_ceil(4 * j->nthreads);
+	/*
+	 * Pieces that will spill are read back one by one, and each costs memory
+	 * for its bookkeeping: keep them large, and split twice rather than into
+	 * many small pieces.
+	 */
+	if (lb + rb > j->elimit / 2)
+		cap = split_cap(j->chunk);
+	return bits < cap ? bits : cap;
+}
+
+size_t join_peak_rss(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	size_t kb = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %zu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb * 1024;
+}
+
+/* The limit and thread count the engine would choose, when the spec leaves them. */
+static int learn_defaults(struct join *j)
+{
+	const struct join_spec *spec = j->spec;
+	struct weft_options o = { .size = sizeof(o), .nthreads = spec->nthreads,
+				  .memory_limit = spec->memory_limit,
+				  .spill_dir = spec->spill_dir };
+	struct weft_stats st = { .size = sizeof(st) };
+	struct weft_client *c;
+	int ret;
+
+	j->limit = spec->memory_limit;
+	j->nthreads = spec->nthreads;
+	if (j->limit && j->nthreads)
+		return 0;
+	ret = weft_client_open(NULL, &o, &c);
+	if (ret)
+		return ret;
+	ret = weft_stats(c, &st);
+	weft_client_close(c);
+	if (ret)
+		return ret;
+	j->limit = st.mem_limit;
+	j->nthreads = st.nthreads;
+	return 0;
+}
+
+static int write_header(struct join *j)
+{
+	const struct side *l = &j->side[LEFT], *r = &j->side[RIGHT];
+	size_t n = strlen(l->key_title) + strlen(l->rest_title) + strlen(r->rest_title) + 4;
+	char *h = malloc(n);
+	int ret;
+
+	if (!h)
+		return -ENOMEM;
+	snprintf(h, n, "%s%s%s%s%s\n", l->key_title, *l->rest_title ? "," : "",
+		 l->rest_title, *r->rest_title ? "," : "", r->rest_title);
+	ret = writer_put(&j->out, h, strlen(h));
+	free(h);
+	return ret;
+}
+
+/* Level 0: one partition task per chunk of each file. */
+static int submit_reads(struct plan *pl, unsigned bits)
+{
+	struct join *j = pl->j;
+
+	atomic_store_explicit(&j->prog.total, j->side[0].size + j->side[1].size,
+			      memory_order_relaxed);
+	for (unsigned s = 0; s < 2; s++) {
+		for (size_t i = 0; i < j->side[s].nchunks; i++) {
+			struct part_arg a = { j, s, 0, bits, i };
+			struct split *sp;
+			int ret = grow((void **)&pl->splits, &pl->cap_splits, pl->nsplits,
+				       sizeof(*pl->splits));
+
+			if (ret)
+				return ret;
+			sp = &pl->splits[pl->nsplits];
+			*sp = (struct split){ s, bits, 0, 0,
+					      calloc((1u << bits) + 1, sizeof(*sp->out)) };
+			if (!sp->out)
+				return -ENOMEM;
+			/* Earlier chunks first, so that reads go in file order. */
+			ret = submit(pl, part_file, NULL, 0, &a, sizeof(a), (1u << bits) + 1,
+				     0, "read", sp->out);
+			if (ret) {
+				free(sp->out);
+				return ret;
+			}
+			pl->nsplits++;
+		}
+	}
+	pl->parents = 1;
+	return 0;
+}
+
+/* Wait for the probe tasks and add up their sums. */
+static int gather_ends(struct plan *pl)
+{
+	struct join *j = pl->j;
+	int ret = 0;
+
+	for (size_t i = 0; i < pl->nends; i++) {
+		struct weft_future *f = pl->ends[i];
+		struct weft_buf v;
+		int e = ret ? 0 : weft_result(f, &v);
+
+		if (e) {
+			const char *m = weft_future_error(f);
+
+			snprintf(j->res->error, sizeof(j->res->error), "%s",
+				 m ? m : weft_strerror(e));
+			ret = e;
+		} else if (!ret) {
+			const struct sums *s = v.data;
+
+			j->res->rows += s->rows;
+			j->res->left_sum += s->left;
+			j->res->right_sum += s->right;
+		}
+		weft_release(f);
+	}
+	pl->nends = 0;
+	return ret;
+}
+
+static void plan_fini(struct plan *pl)
+{
+	for (size_t i = 0; i < pl->nsplits; i++)
+		split_free(&pl->splits[i]);
+	for (size_t i = 0; i < pl->nends; i++)
+		weft_release(pl->ends[i]);
+	free(pl->splits);
+	free(pl->ends);
+}
+
+static int run(struct join *j)
+{
+	struct join_result *res = j->res;
+	struct plan pl = { .j = j };
+	struct weft_options o = { .size = sizeof(o), .nthreads = j->nthreads,
+				  .memory_limit = j->elimit,
+				  .spill_dir = j->spec->spill_dir };
+	struct weft_stats st = { .size = sizeof(st) };
+	int ret, cret;
+
+	ret = weft_client_open(NULL, &o, &j->c);
+	if (ret) {
+		snprintf(res->error, sizeof(res->error), "starting the engine: %s%s%s",
+			 weft_strerror(ret), j->spec->spill_dir ? " (spill dir " : "",
+			 j->spec->spill_dir ? j->spec->spill_dir : "");
+		if (j->spec->spill_dir)
+			strncat(res->error, ")", sizeof(res->error) - strlen(res->error) - 1);
+		return ret;
+	}
+	progress_phase(&j->prog, "partition", j->side[0].size + j->side[1].size);
+	res->partitions = 1u << first_bits(j);
+	ret = submit_reads(&pl, first_bits(j));
+	if (!ret)
+		ret = plan_all(&pl);
+	if (!ret)
+		ret = gather_ends(&pl);
+	plan_fini(&pl);
+	if (!weft_stats(j->c, &st)) {
+		res->spilled_bytes = st.spilled_bytes;
+		res->restored_bytes = st.restored_bytes;
+		res->mem_peak = st.mem_peak;
+	}
+	cret = weft_client_close(j->c);
+	if (!ret && cret) {
+		snprintf(res->error, sizeof(res->error), "closing the engine: %s",
+			 weft_strerror(cret));
+		ret = cret;
+	}
+	return ret;
+}
+
+int join_run(const struct join_spec *spec, struct join_result *res)
+{
+	struct join j = { .spec = spec, .res = res, .fmt = spec ? spec->format : 0 };
+	double t0 = join_now();
+	int ret;
+
+	if (!res)
+		return -EINVAL;
+	memset(res, 0, sizeof(*res));
+	if (!spec) {
+		snprintf(res->error, sizeof(res->error), "no join spec");
+		return -EINVAL;
+	}
+	ret = check_spec(spec, res->error, sizeof(res->error));
+	if (ret)
+		return ret;
+	j.count_only = !spec->output;
+	ret = learn_defaults(&j);
+	if (ret) {
+		snprintf(res->error, sizeof(res->error), "starting the engine: %s",
+			 weft_strerror(ret));
+		return ret;
+	}
+	budgets(&j);
+	res->memory_limit = j.limit;
+	res->engine_limit = j.elimit;
+	res->nthreads = j.nthreads;
+	ret = side_open(&j.side[LEFT], &spec->left, "left", j.fmt, j.count_only, j.chunk,
+			res->error, sizeof(res->error));
+	if (ret) {
+		res->bad_input = ret != -ENOMEM;
+		return ret;
+	}
+	ret = side_open(&j.side[RIGHT], &spec->right, "right", j.fmt, j.count_only, j.chunk,
+			res->error, sizeof(res->error));
+	if (ret) {
+		res->bad_input = ret != -ENOMEM;
+		goto close_left;
+	}
+	res->left_rows = j.side[LEFT].rows;
+	res->right_rows = j.side[RIGHT].rows;
+	res->input_bytes = j.side[LEFT].size + j.side[RIGHT].size;
+	if (spec->output) {
+		j.out_row = j.fmt == JOIN_BIN ? j.side[LEFT].width + j.side[RIGHT].width - 8 :
+			    j.side[LEFT].max_rest + j.side[RIGHT].max_rest + 24;
+		if (j.emit < j.out_row)
+			j.emit = j.out_row;
+		ret = writer_open(&j.out, spec->output, res->error, sizeof(res->error));
+		if (ret)
+			goto close_right;
+		if (j.fmt == JOIN_CSV && (ret = write_header(&j))) {
+			snprintf(res->error, sizeof(res->error), "output %s: %s", spec->output,
+				 strerror(-ret));
+			writer_close(&j.out, false, NULL, 0);
+			goto close_right;
+		}
+	}
+	res->levels = 1;
+	progress_start(&j.prog, spec->progress);
+	ret = run(&j);
+	progress_stop(&j.prog);
+	if (spec->output) {
+		int wret = writer_close(&j.out, !ret, res->error, sizeof(res->error));
+
+		ret = ret ? ret : wret;
+	}
+	res->seconds = join_now() - t0;
+close_right:
+	side_close(&j.side[RIGHT]);
+close_left:
+	side_close(&j.side[LEFT]);
+	return ret;
+}

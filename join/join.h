@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * join/ - an out-of-core equi-join of two tables on a 64-bit integer key, run as a
+ * task graph on weft. Written only against weft.h. weft-join (join/cli.c) is its
+ * command line; tests and benchmarks call join_run() directly.
+ */
+#ifndef WEFT_JOIN_H
+#define WEFT_JOIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum join_format {
+	JOIN_BIN,		/* fixed-width rows, little-endian int64 key */
+	JOIN_CSV,		/* a header line, then comma-separated rows */
+};
+
+/* Where one input is and how its rows look. */
+struct join_input {
+	const char *path;
+	unsigned row_bytes;	/* bin: bytes per row; 0 means 16 */
+	unsigned key_offset;	/* bin: where the key starts in a row */
+	const char *key_name;	/* csv: the key column's name; NULL: see key_column */
+	unsigned key_column;	/* csv: 1-based column when key_name is NULL; 0 means 1 */
+};
+
+struct join_spec {
+	struct join_input left, right;
+	enum join_format format;	/* of the inputs and of the output */
+	size_t memory_limit;		/* bytes; 0: the engine's default */
+	unsigned nthreads;		/* 0: one per core */
+	const char *spill_dir;		/* NULL: the engine's default */
+	const char *output;		/* joined rows go here; NULL: count only */
+	bool progress;			/* draw a progress bar on stderr */
+	unsigned partitions;		/* tests: force the fan-out of every level (power of 2) */
+};
+
+struct join_result {
+	uint64_t rows;			/* joined rows */
+	uint64_t left_sum;		/* counting only: wrapping sums of the word */
+	uint64_t right_sum;		/* after each joined row's key */
+	uint64_t left_rows, right_rows;	/* input rows */
+	uint64_t input_bytes;		/* bytes of both files */
+	double seconds;			/* from open to the last row */
+	uint64_t spilled_bytes;		/* written to the spill file */
+	uint64_t restored_bytes;	/* read back from it */
+	size_t mem_peak;		/* the engine's peak of results in memory */
+	size_t memory_limit;		/* the limit in force */
+	size_t engine_limit;		/* the part of it given to the engine's results */
+	unsigned nthreads;
+	unsigned partitions;		/* the first level's fan-out */
+	unsigned levels;		/* 1 + the deepest re-partitioning */
+	unsigned block_joins;		/* partitions joined block by block (heavy keys) */
+	bool bad_input;			/* the error is in an input: missing or malformed */
+	char error[1024];		/* on failure: what failed, naming the file and row */
+};
+
+/* The least memory limit a join accepts. */
+#define JOIN_MIN_MEMORY (4u << 20)
+
+/**
+ * join_run() - Join spec->left with spec->right on their keys.
+ *
+ * With spec->output the joined rows are written to a temporary file beside it, which
+ * is renamed over spec->output only when the join succeeds; on failure no file is
+ * left. The counts and sums in @res are filled in either way.
+ *
+ * Return: 0; -EINVAL for a bad spec (res->error says why); a negative errno or WEFT_E*
+ * code when an input is missing or malformed, an I/O error or a task failure (the
+ * message in res->error names the file and, for bad data, the row).
+ */
+int join_run(const struct join_spec *spec, struct join_result *res);
+
+/* The peak resident set of this process so far, in bytes (VmHWM). */
+size_t join_peak_rss(void);
+
+#endif /* WEFT_JOIN_H */

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The joined rows' file and the progress bar.
+ *
+ * Rows go to a temporary file beside the output, renamed over it only when the
+ * whole join has succeeded, so that a failed join never leaves a file that looks
+ * complete.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+double join_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int writer_open(struct writer *w, const char *path, char *err, size_t errlen)
+{
+	size_t n = strlen(path);
+
+	memset(w, 0, sizeof(*w));
+	w->fd = -1;
+	w->path = strdup(path);
+	w->tmp = malloc(n + sizeof(".partial-XXXXXX"));
+	if (!w->path || !w->tmp) {
+		free(w->path);
+		free(w->tmp);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(w->tmp, path, n);
+	memcpy(w->tmp + n, ".partial-XXXXXX", sizeof(".partial-XXXXXX"));
+	w->fd = mkostemp(w->tmp, O_CLOEXEC);
+	if (w->fd < 0) {
+		int e = -errno;
+
+		snprintf(err, errlen, "output %s: %s", path, strerror(errno));
+		free(w->path);
+		free(w->tmp);
+		return e;
+	}
+	pthread_mutex_init(&w->lock, NULL);
+	return 0;
+}
+
+int writer_put(struct writer *w, const void *buf, size_t len)
+{
+	const char *p = buf;
+	int ret = 0;
+
+	pthread_mutex_lock(&w->lock);
+	while (len && !w->err) {
+		ssize_t n = write(w->fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			w->err = -errno;
+			break;
+		}
+		p += n;
+		len -= n;
+		w->bytes += n;
+	}
+	ret = w->err;
+	pthread_mutex_unlock(&w->lock);
+	return ret;
+}
+
+int writer_close(struct writer *w, bool ok, char *err, size_t errlen)
+{
+	int ret = ok ? w->err : 0;
+
+	if (ok && !ret && fsync(w->fd))
+		ret = -errno;
+	if (close(w->fd) && ok && !ret)
+		ret = -errno;
+	if (ok && !ret && rename(w->tmp, w->path))
+		ret = -errno;
+	if (ok && ret)
+		snprintf(err, errlen, "output %s: %s", w->path, strerror(-ret));
+	if (!ok || ret)
+		unlink(w->tmp);
+	pthread_mutex_destroy(&w->lock);
+	free(w->path);
+	free(w->tmp);
+	return ret;
+}
+
+static void human(char *buf, size_t n, double bytes)
+{
+	const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int u = 0;
+
+	while (bytes >= 1024 && u < 4) {
+		bytes /= 1024;
+		u++;
+	}
+	snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+}
+
+static void draw(struct progress *p, bool last)
+{
+	uint64_t done = atomic_load_explicit(&p->done, memory_order_relaxed);
+	uint64_t total = atomic_load_explicit(&p->total, memory_order_relaxed);
+	const char *phase = atomic_load_explicit(&p->phase, memory_order_acquire);
+	double t = join_now(), dt = t - atomic_load_explicit(&p->phase_t0,
+							      memory_order_relaxed);
+	double rate = dt > 0 ? done / dt : 0;
+	char bar[31], d[32], tt[32], r[32], eta[32] = "";
+	int fill = total ? (int)(30.0 * (done > total ? total : done) / total) : 0;
+
+	if (!phase)
+		return;
+	for (int i = 0; i < 30; i++)
+		bar[i] = i < fill ? '#' : '-';
+	bar[30] = 0;
+	human(d, sizeof(d), done);
+	human(tt, sizeof(tt), total);
+	human(r, sizeof(r), rate);
+	if (rate > 0 && total > done)
+		snprintf(eta, sizeof(eta), " ETA %.0fs", (total - done) / rate);
+	pthread_mutex_lock(&p->draw);
+	fprintf(stderr, "\r\033[K%-9s [%s] %s / %s  %s/s%s", phase, bar, d, tt, r, eta);
+	if (last)
+		fputc('\n', stderr);
+	fflush(stderr);
+	pthread_mutex_unlock(&p->draw);
+}
+
+static void *progress_main(void *arg)
+{
+	struct progress *p = arg;
+	struct timespec tick = { 0, 200 * 1000 * 1000 };
+
+	while (!atomic_load_explicit(&p->stop, memory_order_relaxed)) {
+		draw(p, false);
+		nanosleep(&tick, NULL);
+	}
+	return NULL;
+}
+
+void progress_start(struct progress *p, bool on)
+{
+	memset(p, 0, sizeof(*p));
+	pthread_mutex_init(&p->draw, NULL);
+	atomic_init(&p->phase_t0, join_now());
+	p->on = on && !pthread_create(&p->thread, NULL, progress_main, p);
+}
+
+/* A new phase: the bar ends the last one's line and starts again from 0. */
+void progress_phase(struct progress *p, const char *phase, uint64_t total)
+{
+	if (p->on && atomic_load_explicit(&p->phase, memory_order_relaxed))
+		draw(p, true);
+	atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->total, total, memory_order_relaxed);
+	atomic_store_explicit(&p->phase_t0, join_now(), memory_order_relaxed);
+	/* Release pairs with the acquire in draw(): the counters are the new phase's. */
+	atomic_store_explicit(&p->phase, phase, memory_order_release);
+}
+
+void progress_stop(struct progress *p)
+{
+	if (p->on) {
+		atomic_store_explicit(&p->stop, true, memory_order_relaxed);
+		pthread_join(p->thread, NULL);
+		draw(p, true);
+		p->on = false;
+	}
+	pthread_mutex_destroy(&p->draw);
+}

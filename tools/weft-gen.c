@@ -1,0 +1,376 @@
+// SPDX-License-Identifier: MIT
+/*
+ * weft-gen - write tables for weft-join: a number of rows whose keys are unique
+ * (a shuffle of 0..rows-1), uniform over a range, or Zipf-distributed with a given
+ * exponent. The same seed gives the same bytes.
+ *
+ * With --pair it writes two tables to join: a left one of unique keys, and a right
+ * one whose keys are drawn from the left's, and prints what joining them must give,
+ * as weft-join --count prints it.
+ *
+ * Rows are as weft-join reads them by default: 16 bytes (little-endian int64 key,
+ * int64 payload), or wider with --row-bytes (the extra bytes are filler); or CSV
+ * with a header "key,payload".
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum dist { UNIQUE, UNIFORM, ZIPF };
+
+struct table {
+	const char *path;
+	FILE *f;
+	bool csv;
+	unsigned row_bytes;
+	char *buf;
+};
+
+static uint64_t mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t next(uint64_t *s)
+{
+	return mix(*s += 0x9e3779b97f4a7c15ull);
+}
+
+/* A number in [0, n) without modulo bias worth speaking of (Lemire). */
+static uint64_t below(uint64_t *s, uint64_t n)
+{
+	return (uint64_t)(((unsigned __int128)next(s) * n) >> 64);
+}
+
+/*
+ * A shuffle of 0..n-1 without a table: a 4-round Feistel network permutes the
+ * smallest even power of two >= n, and values past n walk the cycle until they
+ * land below n.
+ */
+struct perm {
+	uint64_t n;
+	unsigned half;
+	uint64_t keys[4];
+};
+
+static void perm_init(struct perm *p, uint64_t n, uint64_t seed)
+{
+	p->n = n;
+	p->half = 1;
+	while (p->half < 32 && (1ull << (2 * p->half)) < n)
+		p->half++;
+	for (int i = 0; i < 4; i++)
+		p->keys[i] = mix(seed + i + 1);
+}
+
+static uint64_t perm_at(const struct perm *p, uint64_t x)
+{
+	uint64_t mask = (1ull << p->half) - 1;
+
+	do {
+		uint64_t l = x >> p->half, r = x & mask;
+
+		for (int i = 0; i < 4; i++) {
+			uint64_t t = l ^ (mix(r ^ p->keys[i]) & mask);
+
+			l = r;
+			r = t;
+		}
+		x = l << p->half | r;
+	} while (x >= p->n);
+	return x;
+}
+
+/* Zipf ranks 1..n with exponent s: rejection-inversion (Hormann and Derflinger). */
+struct zipf {
+	double n, s, hx1, hn, sq;
+};
+
+static double zh(const struct zipf *z, double x)
+{
+	return exp(-z->s * log(x));
+}
+
+static double helper1(double x)
+{
+	return fabs(x) > 1e-8 ? log1p(x) / x : 1 - x / 2;
+}
+
+static double helper2(double x)
+{
+	return fabs(x) > 1e-8 ? expm1(x) / x : 1 + x / 2;
+}
+
+static double zH(const struct zipf *z, double x)
+{
+	double lx = log(x);
+
+	return helper2((1 - z->s) * lx) * lx;
+}
+
+static double zHinv(const struct zipf *z, double x)
+{
+	double t = x * (1 - z->s);
+
+	if (t < -1)
+		t = -1;
+	return exp(helper1(t) * x);
+}
+
+static void zipf_init(struct zipf *z, uint64_t n, double s)
+{
+	z->n = n;
+	z->s = s;
+	z->hx1 = zH(z, 1.5) - 1;
+	z->hn = zH(z, n + 0.5);
+	z->sq = 2 - zHinv(z, zH(z, 2.5) - zh(z, 2));
+}
+
+static uint64_t zipf_rank(const struct zipf *z, uint64_t *rng)
+{
+	for (;;) {
+		double u = z->hn + (next(rng) >> 11) * 0x1.0p-53 * (z->hx1 - z->hn);
+		double x = zHinv(z, u);
+		double k = floor(x + 0.5);
+
+		if (k < 1)
+			k = 1;
+		else if (k > z->n)
+			k = z->n;
+		if (k - x <= z->sq || u >= zH(z, k + 0.5) - zh(z, k))
+			return (uint64_t)k;
+	}
+}
+
+static int table_open(struct table *t, const char *path, bool csv, unsigned row_bytes)
+{
+	t->path = path;
+	t->csv = csv;
+	t->row_bytes = row_bytes;
+	t->f = fopen(path, "wb");
+	t->buf = malloc(1 << 20);
+	if (!t->f || !t->buf) {
+		fprintf(stderr, "weft-gen: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	setvbuf(t->f, t->buf, _IOFBF, 1 << 20);
+	if (csv)
+		fputs("key,payload\n", t->f);
+	return 0;
+}
+
+static void table_row(struct table *t, uint64_t key, uint64_t payload)
+{
+	if (t->csv) {
+		fprintf(t->f, "%" PRId64 ",%" PRId64 "\n", (int64_t)key, (int64_t)payload);
+		return;
+	}
+	unsigned char row[64];
+	unsigned done = 16;
+
+	memcpy(row, &key, 8);
+	memcpy(row + 8, &payload, 8);
+	fwrite(row, 1, 16, t->f);
+	/* Filler for wider rows: bytes that depend on the key. */
+	while (done < t->row_bytes) {
+		unsigned n = t->row_bytes - done < 64 ? t->row_bytes - done : 64;
+
+		for (unsigned i = 0; i < n; i++)
+			row[i] = (unsigned char)(key >> (8 * ((done + i) % 8))) ^ (done + i);
+		fwrite(row, 1, n, t->f);
+		done += n;
+	}
+}
+
+static int table_close(struct table *t)
+{
+	int bad = ferror(t->f);
+
+	if (fclose(t->f))
+		bad = 1;
+	free(t->buf);
+	if (bad) {
+		fprintf(stderr, "weft-gen: writing %s: %s\n", t->path, strerror(errno));
+		remove(t->path);
+		return -1;
+	}
+	return 0;
+}
+
+static const char usage[] =
+"usage: weft-gen --rows N --output FILE [options]\n"
+"       weft-gen --pair --left FILE --right FILE --left-rows M --rows N [options]\n"
+"\n"
+"  --keys unique|uniform|zipf  how keys are drawn (default unique; --pair: uniform)\n"
+"  --key-range M               uniform and zipf keys fall in [0, M) (default: rows;\n"
+"                              with --pair, the left table's keys)\n"
+"  --zipf S                    the Zipf exponent (default 1.0; S > 0)\n"
+"  --seed X                    the same seed gives the same tables (default 1)\n"
+"  --format bin|csv            16-byte rows (default) or CSV\n"
+"  --row-bytes W               bin: wider rows, W >= 16\n"
+"\n"
+"A row is a key and a payload word. --pair writes a left table of unique keys and\n"
+"a right table of --rows rows whose keys are drawn from the left's, and prints the\n"
+"result weft-join --count must give for them.\n";
+
+static int bad_usage(const char *what)
+{
+	fprintf(stderr, "weft-gen: %s\nTry 'weft-gen --help'.\n", what);
+	return 2;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		return -1;
+	*out = strtoull(s, &end, 10);
+	return errno || *end ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "rows", 1, NULL, 'n' }, { "output", 1, NULL, 'o' },
+		{ "keys", 1, NULL, 'k' }, { "key-range", 1, NULL, 'r' },
+		{ "zipf", 1, NULL, 'z' }, { "seed", 1, NULL, 's' },
+		{ "format", 1, NULL, 'f' }, { "row-bytes", 1, NULL, 'w' },
+		{ "pair", 0, NULL, 'p' }, { "left", 1, NULL, 'L' },
+		{ "right", 1, NULL, 'R' }, { "left-rows", 1, NULL, 'm' },
+		{ "help", 0, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	uint64_t rows = 0, range = 0, seed = 1, left_rows = 0, w = 16;
+	const char *out = NULL, *lpath = NULL, *rpath = NULL;
+	enum dist dist = UNIQUE;
+	bool csv = false, pair = false, have_dist = false, have_rows = false;
+	double s = 1.0;
+	char *end;
+	int o;
+
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 'n':
+			if (parse_u64(optarg, &rows))
+				return bad_usage("bad --rows");
+			have_rows = true;
+			break;
+		case 'o': out = optarg; break;
+		case 'k':
+			have_dist = true;
+			if (!strcmp(optarg, "unique"))
+				dist = UNIQUE;
+			else if (!strcmp(optarg, "uniform"))
+				dist = UNIFORM;
+			else if (!strcmp(optarg, "zipf"))
+				dist = ZIPF;
+			else
+				return bad_usage("--keys is unique, uniform or zipf");
+			break;
+		case 'r':
+			if (parse_u64(optarg, &range) || !range)
+				return bad_usage("bad --key-range (at least 1)");
+			break;
+		case 'z':
+			s = strtod(optarg, &end);
+			if (*end || !(s > 0) || s > 100)
+				return bad_usage("bad --zipf (an exponent in (0, 100])");
+			break;
+		case 's':
+			if (parse_u64(optarg, &seed))
+				return bad_usage("bad --seed");
+			break;
+		case 'f':
+			if (!strcmp(optarg, "csv"))
+				csv = true;
+			else if (strcmp(optarg, "bin"))
+				return bad_usage("--format is bin or csv");
+			break;
+		case 'w':
+			if (parse_u64(optarg, &w) || w < 16 || w > (1u << 20))
+				return bad_usage("bad --row-bytes (16 to 1048576)");
+			break;
+		case 'p': pair = true; break;
+		case 'L': lpath = optarg; break;
+		case 'R': rpath = optarg; break;
+		case 'm':
+			if (parse_u64(optarg, &left_rows) || !left_rows)
+				return bad_usage("bad --left-rows (at least 1)");
+			break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: return bad_usage("unknown or incomplete option");
+		}
+	}
+	if (optind < argc)
+		return bad_usage("unexpected argument");
+	if (!have_rows)
+		return bad_usage("--rows is needed");
+
+	struct table t;
+	uint64_t rng = mix(seed * 0x2545f4914f6cdd1dull + 17);
+	struct perm p;
+	struct zipf z;
+
+	if (!pair) {
+		if (!out)
+			return bad_usage("--output is needed");
+		range = range ? range : rows ? rows : 1;
+		perm_init(&p, rows ? rows : 1, seed);
+		zipf_init(&z, range, s);
+		if (table_open(&t, out, csv, w))
+			return 1;
+		for (uint64_t i = 0; i < rows; i++) {
+			uint64_t key = dist == UNIQUE ? perm_at(&p, i) : dist == UNIFORM ?
+				below(&rng, range) : zipf_rank(&z, &rng) - 1;
+
+			table_row(&t, key, next(&rng));
+		}
+		return table_close(&t) ? 1 : 0;
+	}
+
+	/* --pair: unique left keys 0..M-1; right keys drawn from them. */
+	uint64_t lsalt = mix(seed ^ 0x6c656674), jrows = 0, lsum = 0, rsum = 0;
+
+	if (!lpath || !rpath || !left_rows)
+		return bad_usage("--pair needs --left, --right and --left-rows");
+	if (dist == UNIQUE && have_dist)
+		return bad_usage("--pair draws right keys uniform or zipf");
+	dist = have_dist ? dist : UNIFORM;
+	range = range ? range : left_rows;
+	if (range > left_rows)
+		return bad_usage("--key-range may not pass --left-rows with --pair");
+	perm_init(&p, left_rows, seed);
+	zipf_init(&z, range, s);
+	if (table_open(&t, lpath, csv, w))
+		return 1;
+	for (uint64_t i = 0; i < left_rows; i++) {
+		uint64_t key = perm_at(&p, i);
+
+		table_row(&t, key, mix(key ^ lsalt));
+	}
+	if (table_close(&t) || table_open(&t, rpath, csv, w))
+		return 1;
+	for (uint64_t i = 0; i < rows; i++) {
+		uint64_t key = dist == UNIFORM ? below(&rng, range) : zipf_rank(&z, &rng) - 1;
+		uint64_t payload = next(&rng);
+
+		table_row(&t, key, payload);
+		jrows++;
+		lsum += mix(key ^ lsalt);
+		rsum += payload;
+	}
+	if (table_close(&t))
+		return 1;
+	printf("{\"rows\": %" PRIu64 ", \"left_sum\": %" PRIu64 ", \"right_sum\": %" PRIu64
+	       "}\n", jrows, lsum, rsum);
+	return 0;
+}
