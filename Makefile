@@ -125,9 +125,9 @@ $(B)/tools/weft-join: join/cli.c $(JOIN_OBJS) $(A) $(B)/.flags
 	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< $(JOIN_OBJS) $(A) $(LIBS)
 
 # Join tests call join_run() and the two programs; they link the static library.
-$(B)/tests/join/%: tests/join/%.c $(JOIN_OBJS) $(A) $(B)/.flags
+$(B)/tests/join/%: tests/join/%.c tests/join/helpers.h $(JOIN_OBJS) $(A) $(B)/.flags
 	@mkdir -p $(dir $@)
-	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) -Ijoin $(LDFLAGS) -o $@ $< $(TESTEXTRA) $(JOIN_OBJS) $(A) $(LIBS) $(CRITERION)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) -Ijoin $(LDFLAGS) -o $@ $< $(TESTEXTRA) $(JOIN_OBJS) $(A) $(LIBS) $(CRITERION) -lm
 
 deps:
 	@if [ -z "$$WEFT_SKIP_DEPS" ]; then ./tools/deps.sh $(DEPS_PKGS); fi

@@ -1015,6 +1015,8 @@ static void budgets(struct join *j)
 	j->elimit = l / 8 * 5 > JOIN_MIN_MEMORY ? l / 8 * 5 : JOIN_MIN_MEMORY;
 	j->share = clamp(j->elimit / (6 * n) < scratch / 4 ? j->elimit / (6 * n) :
 			 scratch / 4, 64u << 10, SIZE_MAX);
+	if (j->spec->task_bytes)
+		j->share = j->spec->task_bytes;
 	j->chunk = j->share < MAX_CHUNK ? j->share : MAX_CHUNK;
 	j->emit = clamp(scratch / 8, 64u << 10, 4u << 20);
 }

@@ -34,6 +34,7 @@ struct join_spec {
 	const char *output;		/* joined rows go here; NULL: count only */
 	bool progress;			/* draw a progress bar on stderr */
 	unsigned partitions;		/* tests: force the fan-out of every level (power of 2) */
+	size_t task_bytes;		/* tests: most input bytes of one task; 0: from the limit */
 };
 
 struct join_result {

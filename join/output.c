@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +23,21 @@ double join_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The umask, read without changing it (umask(2) would race other threads). */
+static mode_t process_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	unsigned mask = 022;
+	char line[128];
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Umask: %o", &mask) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return mask;
 }
 
 int writer_open(struct writer *w, const char *path, char *err, size_t errlen)
@@ -49,6 +65,8 @@ int writer_open(struct writer *w, const char *path, char *err, size_t errlen)
 		free(w->tmp);
 		return e;
 	}
+	/* As open(2) would make it, not mkstemp's 0600. */
+	fchmod(w->fd, 0666 & ~process_umask());
 	pthread_mutex_init(&w->lock, NULL);
 	return 0;
 }

@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: MIT
+/*
+ * weft-join and weft-gen as programs: malformed inputs and bad usage (messages and
+ * exit codes, and no output left behind), a full disk, the memory a join takes,
+ * and the generator's determinism and expectation.
+ */
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "helpers.h"
+
+struct env {
+	char *dir, *join, *gen;
+};
+
+static struct env setup(void)
+{
+	struct env e = { t_dir(), t_tool("weft-join"), t_tool("weft-gen") };
+
+	cr_assert_eq(access(e.join, X_OK), 0, "%s", e.join);
+	return e;
+}
+
+static void teardown(struct env *e)
+{
+	t_rmdir(e->dir);
+	free(e->join);
+	free(e->gen);
+}
+
+/* Run weft-join on @dir with @args; it must fail with @code, say @says, leave no file. */
+static void expect_failure(struct env *e, int code, const char *says, const char *args)
+{
+	char *out;
+	int rc = t_run(&out, "cd '%s' && '%s' %s", e->dir, e->join, args);
+
+	cr_expect_eq(rc, code, "weft-join %s: exit %d, want %d; said: %s", args, rc, code, out);
+	cr_expect(strstr(out, says), "weft-join %s said '%s', not '%s'", args, out, says);
+	cr_expect_eq(t_count_files(e->dir, "out"), 0, "weft-join %s left an output file",
+		     args);
+	free(out);
+}
+
+static void put(struct env *e, const char *name, const char *text)
+{
+	char *p = t_path(e->dir, name);
+
+	t_write(p, text, strlen(text));
+	free(p);
+}
+
+Test(cli, malformed_inputs_name_the_file_and_row)
+{
+	struct env e = setup();
+	struct row rows[4] = { { 1, 2 }, { 3, 4 }, { 5, 6 }, { 7, 8 } };
+	char *good = t_path(e.dir, "good.bin");
+
+	t_write(good, rows, sizeof(rows));
+	put(&e, "cut.bin", "0123456789abcdef0123456789");	/* 26 bytes: row 2 is cut */
+	expect_failure(&e, 3, "cut.bin: 26 bytes is not a whole number of 16-byte rows: row 2",
+		       "--left good.bin --right cut.bin --output out.bin");
+	expect_failure(&e, 3, "missing.bin: No such file",
+		       "--left missing.bin --right good.bin --count");
+	put(&e, "badkey.csv", "k,v\n1,2\n2,3\n3x,4\n");
+	put(&e, "good.csv", "k,v\n1,2\n");
+	expect_failure(&e, 3, "badkey.csv: row 3 (line 4): key '3x' is not an",
+		       "--format csv --left good.csv --right badkey.csv --output out.csv");
+	put(&e, "big.csv", "k,v\n99999999999999999999,1\n");
+	expect_failure(&e, 3, "big.csv: row 1 (line 2): key '99999999999999999999' is not a 64",
+		       "--format csv --left good.csv --right big.csv --count");
+	put(&e, "quote.csv", "k,v\n1,\"open\n2,3\n");
+	expect_failure(&e, 3, "quote.csv: row 1 (line 2): a quoted field is not closed",
+		       "--format csv --left quote.csv --right good.csv --output out.csv");
+	put(&e, "short.csv", "a,k\n1,2\n3\n");
+	expect_failure(&e, 3, "short.csv: row 2 (line 3) has 1 fields; the key is field 2",
+		       "--format csv --key k --left short.csv --right short.csv --count");
+	expect_failure(&e, 3, "no column named 'nope'",
+		       "--format csv --key nope --left good.csv --right good.csv --count");
+	put(&e, "empty.csv", "");
+	expect_failure(&e, 3, "empty.csv: empty file; a header line is needed",
+		       "--format csv --left empty.csv --right good.csv --count");
+	free(good);
+	teardown(&e);
+}
+
+Test(cli, bad_usage_exits_2)
+{
+	struct env e = setup();
+	char *out;
+
+	put(&e, "a.bin", "");
+	expect_failure(&e, 2, "both --left and --right", "--right a.bin --count");
+	expect_failure(&e, 2, "exactly one of", "--left a.bin --right a.bin");
+	expect_failure(&e, 2, "exactly one of",
+		       "--left a.bin --right a.bin --count --output out.bin");
+	expect_failure(&e, 2, "bad --memory-limit '1M'",
+		       "--left a.bin --right a.bin --count --memory-limit 1M");
+	expect_failure(&e, 2, "bad --memory-limit 'lots'",
+		       "--left a.bin --right a.bin --count --memory-limit lots");
+	expect_failure(&e, 2, "unknown format 'xml'",
+		       "--left a.bin --right a.bin --count --format xml");
+	expect_failure(&e, 2, "bad value '4'", "--left a.bin --right a.bin --count --row-bytes 4");
+	expect_failure(&e, 2, "bad value '0'", "--left a.bin --right a.bin --count --threads 0");
+	expect_failure(&e, 2, "unknown or incomplete option '--frobnicate'",
+		       "--left a.bin --right a.bin --count --frobnicate");
+	expect_failure(&e, 1, "does not fit in 16-byte rows",
+		       "--left a.bin --right a.bin --count --key-offset 9");
+	cr_expect_eq(t_run(&out, "'%s' --help", e.join), 0);
+	cr_expect(strstr(out, "usage: weft-join"), "%s", out);
+	free(out);
+	teardown(&e);
+}
+
+Test(cli, counts_json_and_summary)
+{
+	struct env e = setup();
+	char *out;
+	int rc = t_run(NULL, "cd '%s' && '%s' --pair --left l.bin --right r.bin --left-rows 1000"
+		       " --rows 5000 --seed 5 > want.json", e.dir, e.gen);
+
+	cr_assert_eq(rc, 0);
+	rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --count --memory-limit 4M"
+		   " 2>summary.txt", e.dir, e.join);
+	cr_assert_eq(rc, 0, "%s", out);
+
+	size_t len;
+	char *want = t_read(t_path(e.dir, "want.json"), &len);
+	char *summary = t_read(t_path(e.dir, "summary.txt"), &len);
+
+	cr_expect_str_eq(out, want);
+	cr_expect(strstr(summary, "5000 rows from 1000 + 5000 in"), "%s", summary);
+	cr_expect(strstr(summary, "Mtuples/s; spilled"), "%s", summary);
+	cr_expect(strstr(summary, "peak memory"), "%s", summary);
+	free(want);
+	free(summary);
+	free(out);
+	teardown(&e);
+}
+
+Test(cli, output_replaces_the_file_only_on_success)
+{
+	struct env e = setup();
+	struct row rows[2] = { { 1, 2 }, { 1, 3 } };
+	char *lp = t_path(e.dir, "l.bin"), *op = t_path(e.dir, "out.bin"), *out;
+	size_t len;
+
+	t_write(lp, rows, sizeof(rows));
+	t_write(op, "old", 3);
+	put(&e, "cut.bin", "123");
+	cr_expect_eq(t_run(&out, "cd '%s' && '%s' --left l.bin --right cut.bin --output out.bin",
+			   e.dir, e.join), 3);
+	free(out);
+	free(t_read(op, &len));
+	cr_expect_eq(len, 3, "a failed join leaves the old file alone");
+	cr_expect_eq(t_count_files(e.dir, "out.bin.partial"), 0);
+	cr_expect_eq(t_run(&out, "cd '%s' && '%s' --left l.bin --right l.bin --output out.bin",
+			   e.dir, e.join), 0, "%s", out);
+	free(out);
+	free(t_read(op, &len));
+	cr_expect_eq(len, 4 * 24);
+	cr_expect_eq(t_count_files(e.dir, "out.bin.partial"), 0);
+	free(lp);
+	free(op);
+	teardown(&e);
+}
+
+Test(cli, full_disk_fails_cleanly, .timeout = 60)
+{
+	struct env e = setup();
+	char *mnt = t_path(e.dir, "small"), *out;
+	int rc;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to mount a tmpfs");
+	mkdir(mnt, 0755);
+	if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m"))
+		cr_skip_test("cannot mount a tmpfs here");
+	rc = t_run(NULL, "cd '%s' && '%s' --pair --left l.bin --right r.bin --left-rows 20000"
+		   " --rows 100000", e.dir, e.gen);
+	cr_assert_eq(rc, 0);
+	/* 100000 joined rows of 24 bytes do not fit in 1 MiB. */
+	rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --output small/out.bin",
+		   e.dir, e.join);
+	cr_expect_eq(rc, 1, "exit %d: %s", rc, out);
+	cr_expect(strstr(out, "No space left on device"), "%s", out);
+	cr_expect_eq(t_count_files(mnt, "out"), 0, "nothing is left on the full disk");
+	free(out);
+	umount2(mnt, MNT_DETACH);
+	free(mnt);
+	teardown(&e);
+}
+
+/* Peak RSS from the summary line, in MiB. */
+static double summary_peak(const char *s)
+{
+	const char *p = strstr(s, "peak memory ");
+	double v;
+	char unit[8];
+
+	cr_assert(p, "%s", s);
+	cr_assert_eq(sscanf(p, "peak memory %lf %7s", &v, unit), 2);
+	return !strcmp(unit, "GiB") ? v * 1024 : !strcmp(unit, "KiB") ? v / 1024 : v;
+}
+
+/*
+ * Peak memory stays within 1.2 times the limit plus the documented fixed overhead
+ * (16 MiB), on inputs six times the limit. Sanitizers add shadow memory: skipped.
+ */
+Test(cli, peak_memory_follows_the_limit, .timeout = 120)
+{
+	struct env e = setup();
+	char *out;
+	int rc;
+
+	if (T_SANITIZED)
+		cr_skip_test("sanitizers add their own memory");
+	rc = t_run(NULL, "cd '%s' && '%s' --pair --left l.bin --right r.bin --left-rows 1000000"
+		   " --rows 5000000 --keys zipf --zipf 0.8", e.dir, e.gen);
+	cr_assert_eq(rc, 0);
+	for (int limit = 8; limit <= 32; limit *= 4) {
+		rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --count"
+			   " --memory-limit %dM", e.dir, e.join, limit);
+		cr_assert_eq(rc, 0, "%s", out);
+		cr_expect_leq(summary_peak(out), 1.2 * limit + 16, "limit %d MiB: %s", limit,
+			      out);
+		free(out);
+	}
+	teardown(&e);
+}
+
+Test(gen, deterministic_for_a_seed)
+{
+	struct env e = setup();
+	size_t la, lb, lc;
+	char *a, *b, *c;
+
+	for (int i = 0; i < 3; i++) {
+		int rc = t_run(NULL, "cd '%s' && '%s' --rows 100000 --keys zipf --zipf 1.2"
+			       " --seed %d --output g%d.bin", e.dir, e.gen, i < 2 ? 1 : 2, i);
+
+		cr_assert_eq(rc, 0);
+	}
+	a = t_read(t_path(e.dir, "g0.bin"), &la);
+	b = t_read(t_path(e.dir, "g1.bin"), &lb);
+	c = t_read(t_path(e.dir, "g2.bin"), &lc);
+	cr_expect_eq(la, 100000 * 16);
+	cr_expect(la == lb && !memcmp(a, b, la), "the same seed, the same bytes");
+	cr_expect(la == lc && memcmp(a, c, la), "another seed, other bytes");
+	free(a);
+	free(b);
+	free(c);
+	teardown(&e);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+Test(gen, key_distributions)
+{
+	struct env e = setup();
+	size_t len;
+	struct row *r;
+	uint64_t *keys = malloc(50000 * 8);
+
+	cr_assert_eq(t_run(NULL, "cd '%s' && '%s' --rows 50000 --keys unique --output u.bin",
+			   e.dir, e.gen), 0);
+	r = t_read(t_path(e.dir, "u.bin"), &len);
+	cr_assert_eq(len, 50000 * 16);
+	for (int i = 0; i < 50000; i++)
+		keys[i] = r[i].key;
+	cr_expect_neq(keys[0], 0, "shuffled");
+	qsort(keys, 50000, 8, cmp_u64);
+	for (int i = 0; i < 50000; i++)
+		cr_assert_eq(keys[i], (uint64_t)i, "unique keys are 0..n-1");
+	free(r);
+
+	cr_assert_eq(t_run(NULL, "cd '%s' && '%s' --rows 50000 --keys zipf --zipf 1.5"
+			   " --key-range 1000 --output z.bin", e.dir, e.gen), 0);
+	r = t_read(t_path(e.dir, "z.bin"), &len);
+	size_t first = 0, last = 0;
+
+	for (int i = 0; i < 50000; i++) {
+		cr_assert_lt(r[i].key, 1000);
+		first += r[i].key == 0;
+		last += r[i].key == 999;
+	}
+	/* P(rank 1) with s = 1.5 over 1000 keys is about 0.39. */
+	cr_expect(first > 17000 && first < 22000, "key 0 drawn %zu times", first);
+	cr_expect_lt(last, 50, "key 999 drawn %zu times", last);
+	free(r);
+	free(keys);
+	cr_expect_eq(t_run(NULL, "'%s' --rows 10 --keys zipf --zipf 0 --output /dev/null",
+			   e.gen), 2);
+	teardown(&e);
+}

@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: MIT
+/*
+ * join_run() against the reference join: random inputs with duplicates on both
+ * sides, empty inputs, no matches, one key on every row, skew, and memory limits
+ * small enough to split parts again and to join a heavy key block by block.
+ */
+#include <math.h>
+
+#include "helpers.h"
+
+static struct row *random_rows(size_t n, uint64_t range, uint64_t *seed)
+{
+	struct row *r = malloc((n ? n : 1) * sizeof(*r));
+
+	for (size_t i = 0; i < n; i++)
+		r[i] = (struct row){ t_rand(seed) % range, t_rand(seed) };
+	return r;
+}
+
+/* Join @l and @r through files with @spec's settings and check the counts. */
+static struct join_result join_rows(struct join_spec spec, const char *dir,
+				    const struct row *l, size_t nl,
+				    const struct row *r, size_t nr)
+{
+	char *lp = t_path(dir, "l.bin"), *rp = t_path(dir, "r.bin");
+	struct expect e = t_reference(l, nl, r, nr);
+	struct join_result res;
+	int ret;
+
+	t_write(lp, l, nl * sizeof(*l));
+	t_write(rp, r, nr * sizeof(*r));
+	spec.left.path = lp;
+	spec.right.path = rp;
+	ret = join_run(&spec, &res);
+	cr_assert_eq(ret, 0, "join_run: %d %s", ret, res.error);
+	cr_expect_eq(res.rows, e.rows, "rows %" PRIu64 ", want %" PRIu64, res.rows, e.rows);
+	if (!spec.output) {
+		cr_expect_eq(res.left_sum, e.left_sum);
+		cr_expect_eq(res.right_sum, e.right_sum);
+	}
+	cr_expect_eq(res.left_rows, nl);
+	cr_expect_eq(res.right_rows, nr);
+	free(lp);
+	free(rp);
+	return res;
+}
+
+Test(join, random_small_inputs_with_duplicates, .timeout = 120)
+{
+	uint64_t seed = 42;
+	char *dir = t_dir();
+
+	for (int it = 0; it < 30; it++) {
+		size_t nl = t_rand(&seed) % 3000, nr = t_rand(&seed) % 5000;
+		uint64_t range = 1 + t_rand(&seed) % 2000;
+		struct row *l = random_rows(nl, range, &seed), *r = random_rows(nr, range, &seed);
+		struct join_spec spec = t_spec(NULL, NULL);
+		static const unsigned parts[] = { 0, 1, 2, 8 };
+
+		spec.nthreads = 1 + it % 2;
+		spec.memory_limit = it % 3 ? (size_t)4 << 20 : 0;
+		spec.partitions = parts[it % 4];
+		spec.task_bytes = it % 5 == 1 ? 4096 : 0;
+		join_rows(spec, dir, l, nl, r, nr);
+
+		/* And the rows themselves, every few rounds. */
+		if (it % 3 == 0) {
+			char *op = t_path(dir, "out.bin");
+			size_t n;
+			uint64_t *want = t_reference_rows(l, nl, r, nr, &n);
+
+			spec.output = op;
+			join_rows(spec, dir, l, nl, r, nr);
+			t_check_rows(op, want, n);
+			free(want);
+			free(op);
+		}
+		free(l);
+		free(r);
+	}
+	t_rmdir(dir);
+}
+
+Test(join, empty_inputs)
+{
+	char *dir = t_dir(), *op = t_path(dir, "out.bin");
+	struct row one = { 5, 6 };
+	struct join_spec spec = t_spec(NULL, NULL);
+	struct join_result res;
+	size_t len;
+
+	res = join_rows(spec, dir, NULL, 0, NULL, 0);
+	cr_expect_eq(res.rows, 0);
+	join_rows(spec, dir, &one, 1, NULL, 0);
+	join_rows(spec, dir, NULL, 0, &one, 1);
+	spec.output = op;
+	join_rows(spec, dir, NULL, 0, &one, 1);
+	free(t_read(op, &len));
+	cr_expect_eq(len, 0, "an empty join writes an empty file");
+	free(op);
+	t_rmdir(dir);
+}
+
+Test(join, no_matches)
+{
+	uint64_t seed = 7;
+	char *dir = t_dir();
+	struct row *l = random_rows(20000, 1000, &seed), *r = random_rows(30000, 1000, &seed);
+	struct join_spec spec = t_spec(NULL, NULL);
+	struct join_result res;
+
+	for (size_t i = 0; i < 30000; i++)
+		r[i].key += 1000;	/* disjoint key ranges */
+	res = join_rows(spec, dir, l, 20000, r, 30000);
+	cr_expect_eq(res.rows, 0);
+	free(l);
+	free(r);
+	t_rmdir(dir);
+}
+
+Test(join, one_key_on_every_row, .timeout = 120)
+{
+	uint64_t seed = 9;
+	char *dir = t_dir(), *op = t_path(dir, "out.bin");
+	size_t nl = 3000, nr = 4000;
+	struct row *l = random_rows(nl, 1, &seed), *r = random_rows(nr, 1, &seed);
+	struct join_spec spec = t_spec(NULL, NULL);
+	struct join_result res;
+
+	for (size_t i = 0; i < nl; i++)
+		l[i].key = (uint64_t)-77;
+	for (size_t i = 0; i < nr; i++)
+		r[i].key = (uint64_t)-77;
+	spec.memory_limit = 4 << 20;
+	res = join_rows(spec, dir, l, nl, r, nr);
+	cr_expect_eq(res.rows, (uint64_t)nl * nr);
+
+	/* The rows too, with tasks too small for one side: block by block. */
+	size_t n;
+	uint64_t *want = t_reference_rows(l, nl, r, nr, &n);
+
+	spec.output = op;
+	spec.task_bytes = 8192;
+	res = join_rows(spec, dir, l, nl, r, nr);
+	cr_expect_geq(res.block_joins, 1, "one key cannot be split: blocks");
+	t_check_rows(op, want, n);
+	free(want);
+	free(op);
+	free(l);
+	free(r);
+	t_rmdir(dir);
+}
+
+/* Zipf-like keys: a few keys take most rows. */
+static struct row *skewed_rows(size_t n, uint64_t range, double s, uint64_t *seed)
+{
+	struct row *r = malloc(n * sizeof(*r));
+
+	for (size_t i = 0; i < n; i++) {
+		double u = ((t_rand(seed) >> 11) + 1) * 0x1.0p-53;
+
+		r[i].key = (uint64_t)(range * pow(u, s)) % range;
+		r[i].payload = t_rand(seed);
+	}
+	return r;
+}
+
+Test(join, skewed_build_and_probe_sides, .timeout = 120)
+{
+	uint64_t seed = 11;
+	char *dir = t_dir();
+	size_t nl = 60000, nr = 100000;
+	struct row *l = skewed_rows(nl, 50000, 6, &seed), *r = skewed_rows(nr, 50000, 6, &seed);
+	struct join_spec spec = t_spec(NULL, NULL);
+
+	spec.memory_limit = 4 << 20;
+	join_rows(spec, dir, l, nl, r, nr);
+	/* Small tasks: the heavy keys' parts must be split, then joined in blocks. */
+	spec.task_bytes = 32 << 10;
+	struct join_result res = join_rows(spec, dir, l, nl, r, nr);
+
+	cr_expect_gt(res.levels, 1, "parts were split again");
+	cr_expect_geq(res.block_joins, 1, "a heavy key was joined in blocks");
+	free(l);
+	free(r);
+	t_rmdir(dir);
+}
+
+Test(join, small_limit_splits_parts_again, .timeout = 120)
+{
+	uint64_t seed = 13;
+	char *dir = t_dir();
+	size_t nl = 200000, nr = 400000;
+	struct row *l = random_rows(nl, 150000, &seed), *r = random_rows(nr, 150000, &seed);
+	struct join_spec spec = t_spec(NULL, NULL);
+	struct join_result res;
+
+	spec.memory_limit = 4 << 20;
+	spec.partitions = 2;
+	res = join_rows(spec, dir, l, nl, r, nr);
+	cr_expect_gt(res.levels, 2, "a fan-out of 2 under 4 MiB splits several times");
+	cr_expect_gt(res.spilled_bytes, 0, "6 MiB of input under 4 MiB spills");
+	cr_expect_eq(res.block_joins, 0, "distinct keys split until they fit");
+	free(l);
+	free(r);
+	t_rmdir(dir);
+}
+
+Test(join, wide_rows_with_the_key_inside)
+{
+	char *dir = t_dir();
+	char *lp = t_path(dir, "l.bin"), *rp = t_path(dir, "r.bin"), *op = t_path(dir, "o.bin");
+	enum { NL = 500, NR = 700, WL = 32, WR = 20 };
+	unsigned char l[NL][WL], r[NR][WR];
+	uint64_t seed = 3, rows = 0, lsum = 0, rsum = 0;
+	struct join_spec spec = t_spec(lp, rp);
+	struct join_result res;
+
+	/* Left: key at 8 of 32 bytes; right: key at 12 of 20 (no whole word after). */
+	for (int i = 0; i < NL; i++) {
+		uint64_t k = t_rand(&seed) % 100;
+
+		for (int b = 0; b < WL; b++)
+			l[i][b] = t_rand(&seed);
+		memcpy(&l[i][8], &k, 8);
+	}
+	for (int i = 0; i < NR; i++) {
+		uint64_t k = t_rand(&seed) % 100;
+
+		for (int b = 0; b < WR; b++)
+			r[i][b] = t_rand(&seed);
+		memcpy(&r[i][12], &k, 8);
+	}
+	for (int i = 0; i < NL; i++) {
+		for (int k = 0; k < NR; k++) {
+			uint64_t lw, rw = 0;
+
+			if (memcmp(&l[i][8], &r[k][12], 8))
+				continue;
+			memcpy(&lw, &l[i][16], 8);
+			rows++;
+			lsum += lw;
+			rsum += rw;	/* nothing follows the right key: 0 */
+		}
+	}
+	t_write(lp, l, sizeof(l));
+	t_write(rp, r, sizeof(r));
+	spec.left.row_bytes = WL;
+	spec.left.key_offset = 8;
+	spec.right.row_bytes = WR;
+	spec.right.key_offset = 12;
+	cr_assert_eq(join_run(&spec, &res), 0, "%s", res.error);
+	cr_expect_eq(res.rows, rows);
+	cr_expect_eq(res.left_sum, lsum);
+	cr_expect_eq(res.right_sum, rsum);
+
+	/* Output rows: key, the left row without its key, the right row without it. */
+	size_t len;
+	unsigned char *o;
+
+	spec.output = op;
+	cr_assert_eq(join_run(&spec, &res), 0, "%s", res.error);
+	o = t_read(op, &len);
+	cr_assert_eq(len, rows * (8 + WL - 8 + WR - 8));
+	for (size_t x = 0; x < rows; x++) {
+		unsigned char *row = o + x * (WL + WR - 8);
+		bool found = false;
+
+		for (int i = 0; i < NL && !found; i++) {
+			if (memcmp(&l[i][8], row, 8) || memcmp(l[i], row + 8, 8) ||
+			    memcmp(&l[i][16], row + 16, 16))
+				continue;
+			for (int k = 0; k < NR && !found; k++)
+				found = !memcmp(&r[k][12], row, 8) &&
+					!memcmp(r[k], row + 32, 12);
+		}
+		cr_assert(found, "output row %zu is no joined pair", x);
+	}
+	free(o);
+	free(lp);
+	free(rp);
+	free(op);
+	t_rmdir(dir);
+}
+
+/* CSV: the same rows as text, with quoted fields, in other column orders. */
+Test(join, csv_matches_the_reference, .timeout = 60)
+{
+	uint64_t seed = 21;
+	char *dir = t_dir(), *lp = t_path(dir, "l.csv"), *rp = t_path(dir, "r.csv");
+	char *op = t_path(dir, "o.csv");
+	size_t nl = 3000, nr = 5000;
+	struct row *l = random_rows(nl, 700, &seed), *r = random_rows(nr, 700, &seed);
+	struct expect e;
+	FILE *f = fopen(lp, "w");
+	struct join_spec spec = t_spec(lp, rp);
+	struct join_result res;
+
+	for (size_t i = 0; i < nl; i++)
+		l[i].key -= 350;	/* negative keys too */
+	for (size_t i = 0; i < nr; i++)
+		r[i].key -= 350;
+	e = t_reference(l, nl, r, nr);
+	fprintf(f, "id,payload,\"note, quoted\"\r\n");
+	for (size_t i = 0; i < nl; i++)
+		fprintf(f, "%" PRId64 ",%" PRId64 ",\"a, \"\"b\"\"\nc\"\r\n", (int64_t)l[i].key,
+			(int64_t)l[i].payload);
+	fclose(f);
+	f = fopen(rp, "w");
+	fprintf(f, "x,\"id\",payload\n");
+	for (size_t i = 0; i < nr; i++)
+		fprintf(f, "x%zu,\"%" PRId64 "\",%" PRId64 "\n", i, (int64_t)r[i].key,
+			(int64_t)r[i].payload);
+	fprintf(f, "\n");	/* a blank last line is no row */
+	fclose(f);
+	spec.format = JOIN_CSV;
+	spec.left.key_name = spec.right.key_name = "id";
+	spec.memory_limit = 4 << 20;
+	cr_assert_eq(join_run(&spec, &res), 0, "%s", res.error);
+	cr_expect_eq(res.rows, e.rows);
+	cr_expect_eq(res.left_sum, e.left_sum);
+	cr_expect_eq(res.right_sum, e.right_sum);
+	cr_expect_eq(res.left_rows, nl);
+	cr_expect_eq(res.right_rows, nr);
+
+	spec.output = op;
+	cr_assert_eq(join_run(&spec, &res), 0, "%s", res.error);
+	cr_expect_eq(res.rows, e.rows);
+
+	size_t len, lines = 0;
+	char *o = t_read(op, &len);
+
+	cr_expect(!strncmp(o, "id,payload,\"note, quoted\",x,payload\n", 36), "header: %.40s", o);
+	/* Each row: key, payload, the quoted note (with its newline), x<i>, payload. */
+	for (char *p = strchr(o, '\n'); (p = strstr(p, ",x")); p++)
+		lines++;
+	cr_expect_eq(lines, e.rows);
+	free(o);
+	free(l);
+	free(r);
+	free(lp);
+	free(rp);
+	free(op);
+	t_rmdir(dir);
+}
+
+Test(join, bad_specs_are_refused)
+{
+	struct join_spec spec = t_spec("/nonexistent/l", "/nonexistent/r");
+	struct join_result res;
+
+	cr_expect_eq(join_run(NULL, &res), -EINVAL);
+	cr_expect_eq(join_run(&spec, NULL), -EINVAL);
+	spec.memory_limit = 1 << 20;
+	cr_expect_eq(join_run(&spec, &res), -EINVAL);
+	cr_expect(strstr(res.error, "memory limit"), "%s", res.error);
+	spec.memory_limit = 0;
+	spec.left.row_bytes = 12;
+	spec.left.key_offset = 8;
+	cr_expect_eq(join_run(&spec, &res), -EINVAL);
+	cr_expect(strstr(res.error, "does not fit"), "%s", res.error);
+	spec.left.row_bytes = 0;
+	spec.left.key_offset = 0;
+	spec.partitions = 3;
+	cr_expect_eq(join_run(&spec, &res), -EINVAL);
+	spec.partitions = 0;
+	spec.left.path = NULL;
+	cr_expect_eq(join_run(&spec, &res), -EINVAL);
+	spec.left.path = "/nonexistent/l";
+	cr_expect_eq(join_run(&spec, &res), -ENOENT);
+	cr_expect(strstr(res.error, "/nonexistent/l"), "%s", res.error);
+	cr_expect(res.bad_input);
+}
