@@ -148,18 +148,19 @@ check-join: all $(JOINTEST)
 	$(Q)./tests/run.sh $(B) join
 # The tests whose subject is concurrency, for ThreadSanitizer runs.
 check-concurrency: deps
-	$(Q)$(MAKE) --no-print-directory all $(UNIT) $(INTEG) $(STRESS)
-	$(Q)WEFT_TEST_FILTER='$(CONCURRENCY_TESTS)' ./tests/run.sh $(B) unit integration stress
+	$(Q)$(MAKE) --no-print-directory all $(UNIT) $(INTEG) $(STRESS) $(JOINTEST)
+	$(Q)WEFT_TEST_FILTER='$(CONCURRENCY_TESTS)' ./tests/run.sh $(B) unit integration stress join
 CONCURRENCY_TESTS := unit/deque unit/engine unit/spill unit/store unit/topo integration/api integration/cancel \
 	integration/close integration/deps integration/fail integration/sched \
-	integration/memory integration/spawn integration/spill stress/dag stress/million stress/regress stress/spill
+	integration/memory integration/spawn integration/spill stress/dag stress/million stress/regress stress/spill \
+	join/correct join/cli
 
 bench: deps all $(PERF)
 	@if [ -z "$$WEFT_SKIP_DEPS" ]; then ./tools/deps.sh libtbb-dev g++; fi
 	$(Q)./perf/run.sh $(B)
 
 demo: deps all
-	$(Q)$(B)/tools/weft-demo
+	$(Q)./tools/demo.sh $(B)
 
 # The .pc names the prefix, so it is written at each install, never kept.
 install: all

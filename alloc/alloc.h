@@ -39,6 +39,12 @@ void weft__free(struct weft__alloc *a, void *p, size_t usable);
 /* Bytes allocated and not yet freed, exactly; and the most there have been. */
 size_t weft__alloc_bytes(const struct weft__alloc *a);
 size_t weft__alloc_peak(const struct weft__alloc *a);
+/*
+ * Give the pages of freed memory back to the system now, rather than after the
+ * allocator's decay time: the spill manager frees memory to bring the process
+ * under its limit, and that only counts once the pages are gone.
+ */
+void weft__alloc_purge(struct weft__alloc *a);
 /* Domains whose pages could not be bound to their node (0 on a one-node machine). */
 unsigned weft__alloc_unbound(const struct weft__alloc *a);
 

@@ -249,6 +249,16 @@ size_t weft__alloc_peak(const struct weft__alloc *a)
 	return atomic_load_explicit(&a->acct.peak, memory_order_relaxed);
 }
 
+void weft__alloc_purge(struct weft__alloc *a)
+{
+	char name[64];
+
+	for (unsigned i = 0; i < a->nnuma; i++) {
+		snprintf(name, sizeof(name), "arena.%u.purge", a->arena[i]);
+		(void)mallctl(name, NULL, NULL, NULL, 0);
+	}
+}
+
 unsigned weft__alloc_unbound(const struct weft__alloc *a)
 {
 	unsigned i, n = 0;

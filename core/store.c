@@ -251,6 +251,12 @@ static void *spill_main(void *arg)
 		for (unsigned i = 0; i < n; i++)
 			batch[i]->item = items[i];
 		settle(eng, batch, n, err);
+		if (!err) {
+			/* Spilled memory counts as gone only once its pages are. */
+			pthread_mutex_unlock(&s->lock);
+			weft__alloc_purge(eng->alloc);
+			pthread_mutex_lock(&s->lock);
+		}
 		s->st.spill_ns += (uint64_t)(now_ns() - t0);
 		if (err && !s->nospace) {
 			snprintf(s->why, sizeof(s->why), "cannot spill to %s: %s",

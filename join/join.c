@@ -34,7 +34,8 @@
 #define MAX_LEVEL 8		/* splits of one part before it is joined in blocks */
 #define MAX_FANOUT 4096
 #define CACHE_PART (1u << 20)	/* an in-memory part's smaller side: fits in cache */
-#define MIN_PIECE (256u << 10)	/* pieces that may spill are at least this, on average */
+#define MIN_PIECE (16u << 10)	/* pieces that may spill are at least this, on average */
+#define PIECE_COST 4096		/* bytes of limit per piece: its bookkeeping is ~1/16 */
 #define MAX_CHUNK (16u << 20)
 
 enum { LEFT, RIGHT };
@@ -1037,11 +1038,19 @@ static unsigned first_bits(const struct join *j)
 	bits = bits > log2_ceil(4 * j->nthreads) ? bits : log2_ceil(4 * j->nthreads);
 	/*
 	 * Pieces that will spill are read back one by one, and each costs memory
-	 * for its bookkeeping: keep them large, and split twice rather than into
-	 * many small pieces.
+	 * for its bookkeeping: keep them large and not too many, and split twice
+	 * rather than into many small pieces.
 	 */
-	if (lb + rb > j->elimit / 2)
+	if (lb + rb > j->elimit / 2) {
+		size_t chunks = j->side[LEFT].nchunks + j->side[RIGHT].nchunks;
+		size_t most = j->limit / PIECE_COST > 4096 ? j->limit / PIECE_COST : 4096;
+		unsigned by_count = 0;
+
+		while (by_count < 12 && (chunks << (by_count + 1)) <= most)
+			by_count++;
 		cap = split_cap(j->chunk);
+		cap = cap < by_count ? cap : by_count > 2 ? by_count : 2;
+	}
 	return bits < cap ? bits : cap;
 }
 
