@@ -41,10 +41,11 @@ size_t weft__alloc_bytes(const struct weft__alloc *a);
 size_t weft__alloc_peak(const struct weft__alloc *a);
 /*
  * Give the pages of freed memory back to the system now, rather than after the
- * allocator's decay time: the spill manager frees memory to bring the process
- * under its limit, and that only counts once the pages are gone.
+ * allocator's decay time, when more than @keep bytes of them are held: the spill
+ * manager frees memory to bring the process under its limit, and that counts only
+ * once the pages are gone; below that, keeping them saves faulting them in again.
  */
-void weft__alloc_purge(struct weft__alloc *a);
+void weft__alloc_purge(struct weft__alloc *a, size_t keep);
 /* Domains whose pages could not be bound to their node (0 on a one-node machine). */
 unsigned weft__alloc_unbound(const struct weft__alloc *a);
 

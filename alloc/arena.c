@@ -249,10 +249,31 @@ size_t weft__alloc_peak(const struct weft__alloc *a)
 	return atomic_load_explicit(&a->acct.peak, memory_order_relaxed);
 }
 
-void weft__alloc_purge(struct weft__alloc *a)
+/* Pages freed but still held by the domain arenas (jemalloc's stats, refreshed). */
+static size_t dirty_bytes(struct weft__alloc *a)
+{
+	uint64_t epoch = 1;
+	size_t total = 0, sz = sizeof(epoch);
+	char name[64];
+
+	(void)mallctl("epoch", &epoch, &sz, &epoch, sz);
+	for (unsigned i = 0; i < a->nnuma; i++) {
+		size_t pages = 0, psz = sizeof(pages);
+
+		snprintf(name, sizeof(name), "stats.arenas.%u.pdirty", a->arena[i]);
+		if (mallctl(name, &pages, &psz, NULL, 0))
+			return SIZE_MAX;	/* no stats: purge to be sure */
+		total += pages * (size_t)sysconf(_SC_PAGESIZE);
+	}
+	return total;
+}
+
+void weft__alloc_purge(struct weft__alloc *a, size_t keep)
 {
 	char name[64];
 
+	if (dirty_bytes(a) <= keep)
+		return;
 	for (unsigned i = 0; i < a->nnuma; i++) {
 		snprintf(name, sizeof(name), "arena.%u.purge", a->arena[i]);
 		(void)mallctl(name, NULL, NULL, NULL, 0);

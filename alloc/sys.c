@@ -74,7 +74,8 @@ unsigned weft__alloc_unbound(const struct weft__alloc *a)
 }
 
 /* libc's malloc returns large blocks to the system at free already. */
-void weft__alloc_purge(struct weft__alloc *a)
+void weft__alloc_purge(struct weft__alloc *a, size_t keep)
 {
 	(void)a;
+	(void)keep;
 }

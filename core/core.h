@@ -194,6 +194,22 @@ static inline struct weft_task *weft__future_task(const struct weft_future *f)
 	return f->task;
 }
 
+/*
+ * An output of a multi-output task also counts its own references (its future and
+ * each dependent's input), so that it is freed once nothing refers to it, not when
+ * the task's last output goes: one task may feed many consumers at different times.
+ */
+struct weft__out_slot {
+	struct weft_future f;
+	_Atomic uint32_t refs;
+};
+_Static_assert(sizeof(struct weft__out_slot) <= WEFT_OUT_STRIDE, "slots fit their stride");
+
+static inline _Atomic uint32_t *weft__out_refs(struct weft_future *f)
+{
+	return &container_of(f, struct weft__out_slot, f)->refs;
+}
+
 /* Output @i of @t. */
 static inline struct weft_future *weft__task_out(struct weft_task *t, unsigned i)
 {

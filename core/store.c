@@ -22,12 +22,14 @@ enum { ST_MEM, ST_SPILLING, ST_DISK, ST_RESTORING };
 
 struct weft__stored {
 	struct weft_future *f;		/* the result's slot */
-	struct weft__stored *prev, *next;	/* LRU order: head is coldest */
+	struct weft__stored *prev, *next;	/* in s->lru, or s->disk when cold */
 	unsigned pins;			/* readers that need the bytes in memory */
 	uint8_t state;			/* ST_* */
 	bool viewed;			/* a weft_result view holds one of the pins */
 	bool dropped;			/* freed while being spilled or read back */
 	bool queued;			/* waiting in the prefetch queue */
+	bool cold;			/* on disk: in s->disk, not in s->lru */
+	bool held;			/* one pin is a prefetch's, for the next reader */
 	size_t usable;			/* accounted bytes of the buffer while in memory; the
 					 * future's usable is only a marker once tracked, never
 					 * written again (readers check it unlocked) */
@@ -41,6 +43,10 @@ struct blocked_msg {
 	char msg[];
 };
 
+struct stored_list {
+	struct weft__stored *head, *tail;
+};
+
 struct weft__store {
 	pthread_mutex_t lock;		/* everything here and in every stored record */
 	pthread_cond_t wake;		/* the spill thread waits here */
@@ -51,7 +57,11 @@ struct weft__store {
 	size_t pf_len, pf_cap;
 	_Atomic uint64_t on_disk;	/* results on disk now: 0 skips prefetch checks */
 	uint64_t rounds;		/* passes of the spill thread, for waiters */
-	struct weft__stored *head, *tail;
+	/*
+	 * Results in memory in LRU order (head is coldest), and apart from them the
+	 * results on disk, so that picking what to spill never walks past those.
+	 */
+	struct stored_list lru, disk;
 	struct weft__spill *file;	/* opened at the first spill */
 	pthread_t thread;
 	bool started, stop;
@@ -73,28 +83,41 @@ static int64_t now_ns(void)
 	return weft__now_ns();
 }
 
-static void lru_unlink(struct weft__store *s, struct weft__stored *r)
+static struct stored_list *list_of(struct weft__store *s, struct weft__stored *r)
+{
+	return r->cold ? &s->disk : &s->lru;
+}
+
+static void list_unlink(struct stored_list *l, struct weft__stored *r)
 {
 	if (r->prev)
 		r->prev->next = r->next;
 	else
-		s->head = r->next;
+		l->head = r->next;
 	if (r->next)
 		r->next->prev = r->prev;
 	else
-		s->tail = r->prev;
+		l->tail = r->prev;
 	r->prev = r->next = NULL;
 }
 
-static void lru_append(struct weft__store *s, struct weft__stored *r)
+static void list_append(struct stored_list *l, struct weft__stored *r)
 {
-	r->prev = s->tail;
+	r->prev = l->tail;
 	r->next = NULL;
-	if (s->tail)
-		s->tail->next = r;
+	if (l->tail)
+		l->tail->next = r;
 	else
-		s->head = r;
-	s->tail = r;
+		l->head = r;
+	l->tail = r;
+}
+
+/* Move @r to the list it belongs in now (@cold: on disk), at its warm end. */
+static void list_move(struct weft__store *s, struct weft__stored *r, bool cold)
+{
+	list_unlink(list_of(s, r), r);
+	r->cold = cold;
+	list_append(list_of(s, r), r);
 }
 
 /* ---- the spill thread ---- */
@@ -119,7 +142,7 @@ static unsigned pick(struct weft__store *s, size_t need, struct weft__stored **b
 	size_t got = 0;
 	unsigned n = 0;
 
-	for (struct weft__stored *r = s->head; r && got < need && n < BATCH_ITEMS &&
+	for (struct weft__stored *r = s->lru.head; r && got < need && n < BATCH_ITEMS &&
 	     got < BATCH_BYTES; r = r->next) {
 		if (r->state != ST_MEM || r->pins)
 			continue;
@@ -161,6 +184,7 @@ static void settle(struct weft__engine *eng, struct weft__stored **batch, unsign
 		weft__free(eng->alloc, f->data, r->usable);
 		f->data = NULL;
 		r->state = ST_DISK;
+		list_move(s, r, true);
 		atomic_fetch_add_explicit(&s->on_disk, 1, memory_order_relaxed);
 		s->st.spilled_bytes += f->len;
 		s->st.spilled_items++;
@@ -252,9 +276,11 @@ static void *spill_main(void *arg)
 			batch[i]->item = items[i];
 		settle(eng, batch, n, err);
 		if (!err) {
-			/* Spilled memory counts as gone only once its pages are. */
+			/* Spilled memory is gone only once its pages are: keep what fits. */
+			size_t bytes = weft__alloc_bytes(eng->alloc);
+
 			pthread_mutex_unlock(&s->lock);
-			weft__alloc_purge(eng->alloc);
+			weft__alloc_purge(eng->alloc, s->hard > bytes ? s->hard - bytes : 0);
 			pthread_mutex_lock(&s->lock);
 		}
 		s->st.spill_ns += (uint64_t)(now_ns() - t0);
@@ -335,7 +361,12 @@ void weft__store_destroy(struct weft__engine *eng)
 		return;
 	weft__store_stop(eng);
 	/* Results still tracked belong to futures held past close: forget them. */
-	for (r = s->head; r; r = next) {
+	for (r = s->lru.head; r; r = next) {
+		next = r->next;
+		r->f->st = NULL;
+		free(r);
+	}
+	for (r = s->disk.head; r; r = next) {
 		next = r->next;
 		r->f->st = NULL;
 		free(r);
@@ -434,7 +465,7 @@ void weft__store_track(struct weft__engine *eng, struct weft_future *f)
 	r->usable = f->usable;
 	pthread_mutex_lock(&s->lock);
 	f->st = r;
-	lru_append(s, r);
+	list_append(&s->lru, r);
 	pthread_mutex_unlock(&s->lock);
 	weft__store_kick(eng);
 }
@@ -450,9 +481,16 @@ static int pin_locked(struct weft__engine *eng, struct weft__stored *r)
 	void *buf;
 	int ret;
 
-	r->pins++;
-	lru_unlink(s, r);
-	lru_append(s, r);
+	/*
+	 * A prefetch kept its pin so that what it read is not spilled again before
+	 * the task that wanted it runs: the first reader takes that pin over.
+	 */
+	if (r->held)
+		r->held = false;
+	else
+		r->pins++;
+	if (!r->cold)
+		list_move(s, r, false);		/* just used: the warm end */
 	while (r->state == ST_RESTORING)
 		pthread_cond_wait(&s->restored, &s->lock);
 	if (r->state != ST_DISK)
@@ -492,6 +530,7 @@ static int pin_locked(struct weft__engine *eng, struct weft__stored *r)
 	f->data = buf;
 	r->usable = usable;
 	r->state = ST_MEM;
+	list_move(s, r, false);
 	atomic_fetch_sub_explicit(&s->on_disk, 1, memory_order_relaxed);
 	s->st.restored_bytes += f->len;
 	s->st.restored_items++;
@@ -616,9 +655,10 @@ static void prefetch_some(struct weft__engine *eng)
 		r->queued = false;
 		if (r->state != ST_DISK)
 			continue;
-		if (!pin_locked(eng, r))
-			r->pins--;	/* read back; spillable again when cold */
-		s->st.prefetched_items++;
+		if (!pin_locked(eng, r)) {
+			r->held = true;	/* the pin waits for its reader */
+			s->st.prefetched_items++;
+		}
 	}
 }
 
@@ -633,7 +673,7 @@ void weft__store_drop(struct weft__engine *eng, struct weft_future *f)
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
-	lru_unlink(s, r);
+	list_unlink(list_of(s, r), r);
 	f->st = NULL;
 	if (r->queued)
 		unqueue(s, r);

@@ -334,6 +334,36 @@ static void task_free(struct weft__cache *c, struct weft_task *t)
 	record_put(eng, c, t);
 }
 
+/* One more reference to output @f of @t (its own count, when it has one). */
+static inline void output_ref(struct weft_task *t, struct weft_future *f)
+{
+	/* Relaxed: the caller holds a reference to the output already. */
+	if (unlikely(t->noutputs > 1))
+		atomic_fetch_add_explicit(weft__out_refs(f), 1, memory_order_relaxed);
+}
+
+/*
+ * One reference less to output @f of @t, before the task reference goes: at the
+ * last, the output's result is freed, if the task has ended (its outputs are
+ * settled then); if not, the record frees it with the rest.
+ */
+static void output_unref(struct weft_task *t, struct weft_future *f)
+{
+	if (likely(t->noutputs <= 1))
+		return;
+	/* acq_rel: the last one out sees every reader's use of the bytes. */
+	if (atomic_fetch_sub_explicit(weft__out_refs(f), 1, memory_order_acq_rel) != 1)
+		return;
+	/* Acquire pairs with the release of the final state: outputs are settled. */
+	if (!wt_final(atomic_load_explicit(&t->state, memory_order_acquire)))
+		return;
+	if (f->usable)
+		weft__store_drop(t->eng, f);
+	f->data = NULL;
+	f->len = 0;
+	f->usable = 0;
+}
+
 static inline void task_ref(struct weft_task *t)
 {
 	/* Relaxed: the caller already holds a reference, so the record is alive. */
@@ -369,8 +399,12 @@ static inline void task_unref(struct weft__cache *c, struct weft_task *t)
  */
 static inline void retire(struct weft__cache *c, struct weft_task *t)
 {
-	for (uint32_t i = 0; i < t->nin; i++)
-		task_unref(c, weft__future_task(t->in[i]));
+	for (uint32_t i = 0; i < t->nin; i++) {
+		struct weft_task *d = weft__future_task(t->in[i]);
+
+		output_unref(d, t->in[i]);
+		task_unref(c, d);
+	}
 	counter_inc(&c->retired);
 	task_unref(c, t);
 }
@@ -626,8 +660,11 @@ int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn 
 	 */
 	atomic_store_explicit(&t->pending, (uint32_t)ndeps, memory_order_relaxed);
 	counter_inc(&c->created);
-	for (i = 0; i < t->noutputs; i++)
+	for (i = 0; i < t->noutputs; i++) {
 		out[i] = weft__task_out(t, i);
+		if (t->noutputs > 1)
+			atomic_store_explicit(weft__out_refs(out[i]), 1, memory_order_relaxed);
+	}
 	if (!ndeps)
 		goto ready_unseen;
 
@@ -637,7 +674,10 @@ int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn 
 	 * walks all of in[].
 	 */
 	for (i = 0; i < ndeps; i++) {
-		task_ref(weft__future_task(deps[i]));	/* the caller's future keeps it alive */
+		struct weft_task *d = weft__future_task(deps[i]);
+
+		task_ref(d);			/* the caller's future keeps it alive */
+		output_ref(d, deps[i]);
 		t->in[i] = deps[i];
 	}
 	for (i = 0; i < ndeps; i++) {
@@ -1142,6 +1182,7 @@ void weft_release(struct weft_future *f)
 	if (wt_final(atomic_load_explicit(&t->state, memory_order_acquire)) &&
 	    unlikely(t->flags & TF_OUTPUT) && f->usable)
 		weft__store_unpin(t->eng, f, true);
+	output_unref(t, f);
 	task_unref(weft__cache_self(t->eng), t);
 }
 

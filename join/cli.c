@@ -228,18 +228,19 @@ int main(int argc, char **argv)
 		printf("{\"rows\": %" PRIu64 ", \"left_sum\": %" PRIu64 ", \"right_sum\": %"
 		       PRIu64 "}\n", res.rows, res.left_sum, res.right_sum);
 	if (!quiet) {
-		char spilled[32], peak[32], limit[32], results[32];
+		char spilled[32], peak[32], limit[32], results[32], back[32];
 
 		human(spilled, sizeof(spilled), res.spilled_bytes);
 		human(peak, sizeof(peak), join_peak_rss());
 		human(limit, sizeof(limit), res.memory_limit);
 		human(results, sizeof(results), res.mem_peak);
+		human(back, sizeof(back), res.restored_bytes);
 		fprintf(stderr, "weft-join: %" PRIu64 " rows from %" PRIu64 " + %" PRIu64
-			" in %.2f s, %.1f Mtuples/s; spilled %s; peak memory %s"
-			" (limit %s; results %s; %u threads)\n", res.rows, res.left_rows,
+			" in %.2f s, %.1f Mtuples/s; spilled %s, read back %s; peak memory"
+			" %s (limit %s; results %s; %u threads)\n", res.rows, res.left_rows,
 			res.right_rows, res.seconds,
 			(res.left_rows + res.right_rows) / res.seconds / 1e6,
-			spilled, peak, limit, results, res.nthreads);
+			spilled, back, peak, limit, results, res.nthreads);
 	}
 	if (fflush(stdout) || ferror(stdout)) {
 		fprintf(stderr, "weft-join: writing the count: %s\n", strerror(errno));

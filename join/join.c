@@ -653,6 +653,9 @@ struct plan {
 	size_t nsplits, cap_splits;
 	struct weft_future **ends;	/* probe tasks, whose results are the answer */
 	size_t nends, cap_ends;
+	size_t gathered;		/* ends[0..gathered) are added up and released */
+	size_t *marks;			/* where each planned part's ends stop */
+	size_t nmarks, cap_marks, marks_done;
 	int prio;			/* falls as parts are planned: earlier parts first */
 	unsigned parents;		/* parts split so far */
 	bool joining;			/* past the first reads */
@@ -831,6 +834,8 @@ static int plan_hash(struct plan *pl, struct part *p, unsigned b, size_t block)
 	return ret;
 }
 
+static int part_done(struct plan *pl);
+
 static int plan_part(struct plan *pl, struct part *p)
 {
 	struct join *j = pl->j;
@@ -846,6 +851,8 @@ static int plan_part(struct plan *pl, struct part *p)
 	atomic_fetch_add_explicit(&j->prog.total, bytes[0] + bytes[1], memory_order_relaxed);
 	if (bytes[b] <= j->share) {
 		ret = plan_hash(pl, p, b, j->share);
+		if (!ret)
+			ret = part_done(pl);
 	} else if (p->min[b] != p->max[b] && p->level + 1 < MAX_LEVEL) {
 		unsigned bits = j->spec->partitions ? log2_ceil(j->spec->partitions) :
 			log2_ceil((2 * bytes[b] + j->share - 1) / j->share);
@@ -858,6 +865,8 @@ static int plan_part(struct plan *pl, struct part *p)
 		/* Splitting cannot help: one key, or too many levels. */
 		j->res->block_joins++;
 		ret = plan_hash(pl, p, b, j->share);
+		if (!ret)
+			ret = part_done(pl);
 	}
 	part_free(p);
 	return ret;
@@ -925,6 +934,14 @@ static int plan_all(struct plan *pl)
 				pl->err = -ENOMEM;
 			for (size_t k = i; k < e && !pl->err; k++)
 				pl->err = gather(pl, &splits[k], parts);
+			if (!pl->joining && getenv("WEFT_JOIN_DEBUG")) {
+				struct weft_stats st = { .size = sizeof(st) };
+
+				weft_stats(pl->j->c, &st);
+				fprintf(stderr, "after reads: spilled %zu (%zu B), restored %zu\n",
+					(size_t)st.spilled_results, (size_t)st.spilled_bytes,
+					(size_t)st.restored_results);
+			}
 			if (!pl->joining) {
 				/* Every file has been read: the join proper begins. */
 				progress_phase(&pl->j->prog, "join", 0);
@@ -1147,14 +1164,14 @@ static int submit_reads(struct plan *pl, unsigned bits)
 	return 0;
 }
 
-/* Wait for the probe tasks and add up their sums. */
-static int gather_ends(struct plan *pl)
+/* Wait for the probe tasks in ends[gathered..upto) and add up their sums. */
+static int gather_upto(struct plan *pl, size_t upto)
 {
 	struct join *j = pl->j;
-	int ret = 0;
+	int ret = pl->err;
 
-	for (size_t i = 0; i < pl->nends; i++) {
-		struct weft_future *f = pl->ends[i];
+	for (; pl->gathered < upto; pl->gathered++) {
+		struct weft_future *f = pl->ends[pl->gathered];
 		struct weft_buf v;
 		int e = ret ? 0 : weft_result(f, &v);
 
@@ -1172,19 +1189,41 @@ static int gather_ends(struct plan *pl)
 			j->res->right_sum += s->right;
 		}
 		weft_release(f);
+		pl->ends[pl->gathered] = NULL;
 	}
-	pl->nends = 0;
 	return ret;
+}
+
+/*
+ * A part's tasks are planned, and make a mark. Parts are joined a few at a time,
+ * in order: the engine reads back a task's spilled inputs when it is ready, so the
+ * tasks of parts far ahead would only have their inputs read and spilled again.
+ */
+static int part_done(struct plan *pl)
+{
+	size_t window = 2 * pl->j->nthreads + 2;
+
+	if (grow((void **)&pl->marks, &pl->cap_marks, pl->nmarks, sizeof(*pl->marks)))
+		return -ENOMEM;
+	pl->marks[pl->nmarks++] = pl->nends;
+	while (pl->nmarks - pl->marks_done > window) {
+		int ret = gather_upto(pl, pl->marks[pl->marks_done++]);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 static void plan_fini(struct plan *pl)
 {
 	for (size_t i = 0; i < pl->nsplits; i++)
 		split_free(&pl->splits[i]);
-	for (size_t i = 0; i < pl->nends; i++)
+	for (size_t i = pl->gathered; i < pl->nends; i++)
 		weft_release(pl->ends[i]);
 	free(pl->splits);
 	free(pl->ends);
+	free(pl->marks);
 }
 
 static int run(struct join *j)
@@ -1212,9 +1251,14 @@ static int run(struct join *j)
 	if (!ret)
 		ret = plan_all(&pl);
 	if (!ret)
-		ret = gather_ends(&pl);
+		ret = gather_upto(&pl, pl.nends);
 	plan_fini(&pl);
 	if (!weft_stats(j->c, &st)) {
+		if (getenv("WEFT_JOIN_DEBUG"))
+			fprintf(stderr, "spilled %zu results, restored %zu, prefetched %zu;"
+				" levels %u, blocks %u, parts %u\n", (size_t)st.spilled_results,
+				(size_t)st.restored_results, (size_t)st.prefetched_results,
+				res->levels, res->block_joins, res->partitions);
 		res->spilled_bytes = st.spilled_bytes;
 		res->restored_bytes = st.restored_bytes;
 		res->mem_peak = st.mem_peak;
