@@ -363,9 +363,10 @@ static int csv_scan_file(struct side *s, struct segs *g, char *err, size_t errle
 				int kl = (int)(r.key_end - r.key);
 
 				ret = fail(err, errlen, -EBADMSG, "%s: row %" PRIu64 " (line %"
-					   PRIu64 "): key '%.*s%s' is not a%s 64-bit integer",
-					   s->in->path, row, line, kl > 40 ? 40 : kl, r.key,
-					   kl > 40 ? "..." : "", e == -ERANGE ? "" : "n");
+					   PRIu64 "): key '%.*s%s' %s", s->in->path, row, line,
+					   kl > 40 ? 40 : kl, r.key, kl > 40 ? "..." : "",
+					   e == -ERANGE ? "does not fit in 64 bits" :
+					   "is not an integer");
 				goto out;
 			}
 			if (csv_rest_len(&r) > s->max_rest)

@@ -63,10 +63,10 @@ Test(cli, malformed_inputs_name_the_file_and_row)
 		       "--left missing.bin --right good.bin --count");
 	put(&e, "badkey.csv", "k,v\n1,2\n2,3\n3x,4\n");
 	put(&e, "good.csv", "k,v\n1,2\n");
-	expect_failure(&e, 3, "badkey.csv: row 3 (line 4): key '3x' is not an",
+	expect_failure(&e, 3, "badkey.csv: row 3 (line 4): key '3x' is not an integer",
 		       "--format csv --left good.csv --right badkey.csv --output out.csv");
 	put(&e, "big.csv", "k,v\n99999999999999999999,1\n");
-	expect_failure(&e, 3, "big.csv: row 1 (line 2): key '99999999999999999999' is not a 64",
+	expect_failure(&e, 3, "big.csv: row 1 (line 2): key '99999999999999999999' does not fit in 64 bits",
 		       "--format csv --left good.csv --right big.csv --count");
 	put(&e, "quote.csv", "k,v\n1,\"open\n2,3\n");
 	expect_failure(&e, 3, "quote.csv: row 1 (line 2): a quoted field is not closed",
@@ -129,6 +129,16 @@ Test(cli, counts_json_and_summary)
 
 	cr_expect_str_eq(out, want);
 	cr_expect(strstr(summary, "5000 rows from 1000 + 5000 in"), "%s", summary);
+	cr_expect(!strstr(summary, "partition"), "no progress bar off a terminal");
+	free(out);
+	rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --count --progress"
+		   " --quiet 2>&1 >/dev/null", e.dir, e.join);
+	cr_assert_eq(rc, 0, "%s", out);
+	/* Each phase's bar ends full, with its bytes. */
+	cr_expect(strstr(out, "partition [##############################] 93.8 KiB / 93.8 KiB"),
+		  "%s", out);
+	cr_expect(strstr(out, "join      [##############################]"), "%s", out);
+	cr_expect(!strstr(out, "rows from"), "--quiet: no summary");
 	cr_expect(strstr(summary, "Mtuples/s; spilled"), "%s", summary);
 	cr_expect(strstr(summary, "peak memory"), "%s", summary);
 	free(want);
@@ -204,7 +214,7 @@ static double summary_peak(const char *s)
 
 /*
  * Peak memory stays within 1.2 times the limit plus the documented fixed overhead
- * (16 MiB), on inputs six times the limit. Sanitizers add shadow memory: skipped.
+ * (20 MiB), on inputs six times the limit. Sanitizers add shadow memory: skipped.
  */
 Test(cli, peak_memory_follows_the_limit, .timeout = 120)
 {
@@ -221,7 +231,7 @@ Test(cli, peak_memory_follows_the_limit, .timeout = 120)
 		rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --count"
 			   " --memory-limit %dM", e.dir, e.join, limit);
 		cr_assert_eq(rc, 0, "%s", out);
-		cr_expect_leq(summary_peak(out), 1.2 * limit + 16, "limit %d MiB: %s", limit,
+		cr_expect_leq(summary_peak(out), 1.2 * limit + 20, "limit %d MiB: %s", limit,
 			      out);
 		free(out);
 	}

@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: MIT
+/*
+ * join - weft-join end to end, from files on disk to the final count, at two
+ * scales: |R| = 10M, |S| = 50M with the engine's default memory (in memory), and
+ * |R| = 50M, |S| = 250M under a 1 GiB limit. R's keys are unique, S's are uniform
+ * over R's. Beside each, in the same run and on the same files: the time to read
+ * the files sequentially, and a plain single-threaded in-memory hash join.
+ * Each figure is (|R| + |S|) / seconds; peak RSS is each run's own (a child process).
+ *
+ * usage: join [small|large|both]   ($WEFT_BENCH_DIR: where the tables go, default
+ * $TMPDIR or /tmp; $WEFT_BENCH_REPS: repetitions at the small scale, default 3)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "bench.h"
+#include "join.h"
+
+struct scale {
+	const char *name;
+	uint64_t r, s;
+	size_t limit;		/* 0: the engine's default */
+	int reps;
+};
+
+/* What a child process measured. */
+struct outcome {
+	double seconds;
+	uint64_t rows, lsum, rsum;
+	uint64_t spilled;
+	size_t peak_rss;
+	int err;
+	char error[1024];
+};
+
+typedef void measure_fn(const struct scale *sc, const char *r, const char *s,
+			struct outcome *o);
+
+/* Run @fn in a child, so that its peak RSS is its own. */
+static struct outcome in_child(measure_fn *fn, const struct scale *sc, const char *r,
+			       const char *s)
+{
+	struct outcome o = { .err = -EIO };
+	struct rusage ru;
+	int fd[2], st;
+	pid_t pid;
+
+	if (pipe(fd))
+		exit(1);
+	pid = fork();
+	if (pid == 0) {
+		close(fd[0]);
+		fn(sc, r, s, &o);
+		if (write(fd[1], &o, sizeof(o)) != sizeof(o))
+			_exit(1);
+		_exit(0);
+	}
+	close(fd[1]);
+	if (read(fd[0], &o, sizeof(o)) != sizeof(o))
+		o.err = -EIO;
+	close(fd[0]);
+	wait4(pid, &st, 0, &ru);
+	o.peak_rss = (size_t)ru.ru_maxrss * 1024;
+	return o;
+}
+
+static void measure_weft(const struct scale *sc, const char *r, const char *s,
+			 struct outcome *o)
+{
+	struct join_spec spec = { .format = JOIN_BIN, .memory_limit = sc->limit };
+	struct join_result res;
+
+	spec.left.path = r;
+	spec.right.path = s;
+	o->err = join_run(&spec, &res);
+	o->seconds = res.seconds;
+	o->rows = res.rows;
+	o->lsum = res.left_sum;
+	o->rsum = res.right_sum;
+	o->spilled = res.spilled_bytes;
+	snprintf(o->error, sizeof(o->error), "%s", res.error);
+}
+
+static void *slurp(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY);
+	struct stat st;
+	char *p;
+	size_t got = 0;
+
+	if (fd < 0 || fstat(fd, &st))
+		return NULL;
+	p = malloc(st.st_size + 1);
+	while (p && got < (size_t)st.st_size) {
+		ssize_t n = read(fd, p + got, st.st_size - got);
+
+		if (n <= 0) {
+			free(p);
+			p = NULL;
+			break;
+		}
+		got += n;
+	}
+	close(fd);
+	*len = got;
+	return p;
+}
+
+static inline uint64_t hash64(uint64_t k)
+{
+	k = (k ^ (k >> 30)) * 0xbf58476d1ce4e5b9ull;
+	k = (k ^ (k >> 27)) * 0x94d049bb133111ebull;
+	return k ^ (k >> 31);
+}
+
+/* The reference: read both files, build an open-addressing table on R, probe with S. */
+static void measure_serial(const struct scale *sc, const char *r, const char *s,
+			   struct outcome *o)
+{
+	double t0 = bench_now();
+	size_t rl, sl, cap = 1;
+	uint64_t *rv = slurp(r, &rl), *sv = slurp(s, &sl), *tab;
+
+	if (!rv || !sv)
+		return;
+	while (cap < 2 * (rl / 16))
+		cap <<= 1;
+	/* Slots of (key + 1, payload): 0 marks an empty slot. */
+	tab = calloc(cap, 16);
+	if (!tab)
+		return;
+	for (size_t i = 0; i < rl / 16; i++) {
+		uint64_t k = rv[2 * i], h = hash64(k) & (cap - 1);
+
+		while (tab[2 * h])
+			h = (h + 1) & (cap - 1);
+		tab[2 * h] = k + 1;
+		tab[2 * h + 1] = rv[2 * i + 1];
+	}
+	for (size_t i = 0; i < sl / 16; i++) {
+		uint64_t k = sv[2 * i], h = hash64(k) & (cap - 1);
+
+		for (; tab[2 * h]; h = (h + 1) & (cap - 1)) {
+			if (tab[2 * h] != k + 1)
+				continue;
+			o->rows++;
+			o->lsum += tab[2 * h + 1];
+			o->rsum += sv[2 * i + 1];
+		}
+	}
+	o->seconds = bench_now() - t0;
+	o->err = 0;
+	(void)sc;
+}
+
+/* Sequential read of both files, 1 MiB at a time: the disk's (or cache's) pace. */
+static double read_seconds(const char *r, const char *s)
+{
+	const char *paths[2] = { r, s };
+	char *buf = malloc(1 << 20);
+	double t0 = bench_now();
+
+	for (int i = 0; i < 2; i++) {
+		int fd = open(paths[i], O_RDONLY);
+
+		if (fd < 0)
+			exit(1);
+		while (read(fd, buf, 1 << 20) > 0)
+			;
+		close(fd);
+	}
+	free(buf);
+	return bench_now() - t0;
+}
+
+static void gib(char *b, size_t n, double v)
+{
+	snprintf(b, n, "%.2f GiB", v / (1u << 30));
+}
+
+static void report(const char *scale, const char *figure, double mtps, double seconds,
+		   size_t rss, uint64_t spilled, const char *note)
+{
+	char r[32] = "-", sp[32] = "-";
+
+	if (rss)
+		gib(r, sizeof(r), rss);
+	if (spilled != UINT64_MAX)
+		gib(sp, sizeof(sp), spilled);
+	printf("join %-6s %-26s %9.2f %8.2f s %11s %11s  %s\n", scale, figure, mtps, seconds,
+	       r, sp, note);
+	printf("{\"bench\":\"join\",\"scale\":\"%s\",\"figure\":\"%s\",\"mtuples_per_s\":%.3f,"
+	       "\"seconds\":%.3f,\"peak_rss\":%zu,\"spilled\":%" PRIu64 "}\n", scale, figure,
+	       mtps, seconds, rss, spilled == UINT64_MAX ? 0 : spilled);
+	fflush(stdout);
+}
+
+static int run_scale(const struct scale *sc, const char *tools, const char *dir)
+{
+	char r[PATH_MAX], s[PATH_MAX], cmd[3 * PATH_MAX], want[256] = "";
+	double tuples = (double)(sc->r + sc->s);
+	double ws[16], ss[16], rs[16];
+	struct outcome w = { 0 }, ser = { 0 };
+	FILE *p;
+
+	snprintf(r, sizeof(r), "%s/join-%s-R.bin", dir, sc->name);
+	snprintf(s, sizeof(s), "%s/join-%s-S.bin", dir, sc->name);
+	snprintf(cmd, sizeof(cmd), "'%s/weft-gen' --pair --left '%s' --right '%s' --left-rows %"
+		 PRIu64 " --rows %" PRIu64 " --seed 7", tools, r, s, sc->r, sc->s);
+	printf("# %s: |R| = %" PRIu64 "M, |S| = %" PRIu64 "M, %s; generating with weft-gen\n",
+	       sc->name, sc->r / 1000000, sc->s / 1000000,
+	       sc->limit ? "under a 1 GiB memory limit" : "in memory (default limit)");
+	fflush(stdout);
+	p = popen(cmd, "r");
+	if (!p || !fgets(want, sizeof(want), p) || pclose(p)) {
+		fprintf(stderr, "join: weft-gen failed\n");
+		return 1;
+	}
+	for (int i = 0; i < sc->reps; i++) {
+		rs[i] = read_seconds(r, s);
+		ser = in_child(measure_serial, sc, r, s);
+		ss[i] = ser.seconds;
+		w = in_child(measure_weft, sc, r, s);
+		ws[i] = w.seconds;
+		if (w.err || ser.err) {
+			fprintf(stderr, "join: %s\n", w.err ? w.error : "the reference failed");
+			return 1;
+		}
+	}
+
+	char got[256];
+
+	snprintf(got, sizeof(got), "{\"rows\": %" PRIu64 ", \"left_sum\": %" PRIu64
+		 ", \"right_sum\": %" PRIu64 "}\n", w.rows, w.lsum, w.rsum);
+	if (strcmp(got, want) || w.rows != ser.rows || w.lsum != ser.lsum) {
+		fprintf(stderr, "join: wrong result %s, want %s", got, want);
+		return 1;
+	}
+	double rm = bench_median(rs, sc->reps), sm = bench_median(ss, sc->reps);
+	double wm = bench_median(ws, sc->reps);
+	char note[160];
+	unsigned nthreads = bench_all_threads();
+
+	printf("%-11s %-26s %9s %10s %11s %11s  %s\n", "bench", "figure", "Mtuple/s",
+	       "time", "peak RSS", "spilled", "");
+	snprintf(note, sizeof(note), "%.2f GB/s", (sc->r + sc->s) * 16 / rm / 1e9);
+	report(sc->name, "sequential read", tuples / rm / 1e6, rm, 0, UINT64_MAX, note);
+	report(sc->name, "1-thread in-memory join", tuples / sm / 1e6, sm, ser.peak_rss,
+	       UINT64_MAX, "open addressing, files read whole");
+	snprintf(note, sizeof(note), "%u threads; %.2fx the 1-thread join; target %.1f",
+		 nthreads, sm / wm, sc->limit ? 1.5 * 11.6 : 1.5 * 22);
+	report(sc->name, "weft-join --count", tuples / wm / 1e6, wm, w.peak_rss, w.spilled,
+	       note);
+	printf("# the target is 1.5x DuckDB 1.5 (threads=2, 1 GB limit) on this machine,"
+	       " counting its join alone: %.1f Mtuples/s\n", sc->limit ? 11.6 : 22.0);
+	unlink(r);
+	unlink(s);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct scale scales[2] = {
+		{ "small", 10000000, 50000000, 0, 3 },
+		{ "large", 50000000, 250000000, (size_t)1 << 30, 1 },
+	};
+	const char *which = argc > 1 ? argv[1] : "both";
+	const char *dir = getenv("WEFT_BENCH_DIR");
+	char exe[PATH_MAX], tools[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	int ret = 0;
+
+	if (n <= 0)
+		return 1;
+	exe[n] = 0;
+	snprintf(tools, sizeof(tools), "%s/../tools", dirname(exe));
+	if (!dir)
+		dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	scales[0].reps = getenv("WEFT_BENCH_REPS") ? bench_reps() : 3;
+	if (scales[0].reps > 16)
+		scales[0].reps = 16;
+	printf("# join: end to end from files on disk to the count, in %s\n", dir);
+	if (strcmp(which, "large"))
+		ret |= run_scale(&scales[0], tools, dir);
+	if (strcmp(which, "small") && !ret)
+		ret |= run_scale(&scales[1], tools, dir);
+	return ret;
+}
