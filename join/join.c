@@ -34,7 +34,7 @@
 #define MAX_LEVEL 8		/* splits of one part before it is joined in blocks */
 #define MAX_FANOUT 4096
 #define CACHE_PART (1u << 20)	/* an in-memory part's smaller side: fits in cache */
-#define MIN_PIECE (16u << 10)	/* pieces that may spill are at least this, on average */
+#define MIN_PIECE (256u << 10)	/* pieces that will spill are at least this, on average */
 #define PIECE_COST 4096		/* bytes of limit per piece: its bookkeeping is ~1/16 */
 #define MAX_CHUNK (16u << 20)
 
@@ -334,6 +334,11 @@ static size_t tab_size(uint32_t bucket_bits, uint64_t n, size_t per)
 	return sizeof(struct table) + ((nb + 2) * 4 & ~(size_t)7) + n * (8 + per);
 }
 
+/* A counting table's entry: one key, its rows and the sum of their words. */
+struct tab_count {
+	uint64_t key, cnt, sum;
+};
+
 struct build_arg {
 	struct join *j;
 	unsigned side;
@@ -452,7 +457,7 @@ static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t 
 	*t = (struct table){ d, dbits, a->level, 16, 0 };
 
 	uint32_t *ts = (uint32_t *)tab_start(t);
-	uint64_t *tk = (uint64_t *)tab_keys(t), *tc = tk + d, *tsum = tc + d;
+	struct tab_count *te = (struct tab_count *)tab_keys(t);
 
 	memset(ts, 0, (nb + 1) * 4);
 	for (size_t i = 0; i < d; i++)
@@ -462,9 +467,7 @@ static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t 
 	for (size_t i = 0; i < d; i++) {
 		uint32_t at = start[mix(keys[i], a->level) & mask]++;
 
-		tk[at] = keys[i];
-		tc[at] = cnts[i];
-		tsum[at] = sums[i];
+		te[at] = (struct tab_count){ keys[i], cnts[i], sums[i] };
 	}
 	return 0;
 }
@@ -496,24 +499,49 @@ struct sums {
 	uint64_t rows, left, right;
 };
 
+/*
+ * Probes go a group at a time, in stages, so that the cache misses of a group's
+ * rows overlap: hash all and fetch their buckets' starts, then fetch their first
+ * entries, then compare. A table larger than the cache costs about one miss's
+ * latency per group instead of two per row.
+ */
+#define PROBE_GROUP 16
+
 static int probe_counts(struct weft_ctx *ctx, const struct table *t,
 			const struct weft_buf *in, size_t nin, unsigned side)
 {
 	const uint32_t *start = tab_start(t);
-	const uint64_t *keys = tab_keys(t), *cnts = keys + t->nrows, *sums = cnts + t->nrows;
+	const struct tab_count *ent = (const struct tab_count *)tab_keys(t);
 	uint64_t mask = ((uint64_t)1 << t->bucket_bits) - 1;
 	uint64_t rows = 0, tsum = 0, psum = 0;
 	struct sums *out;
 
 	for (size_t i = 0; i < nin; i++) {
-		for (const char *r = in[i].data, *e = r + in[i].len; r < e; r += 16) {
-			uint64_t k = rec_key(r), b = mix(k, t->level) & mask;
+		const char *r = in[i].data;
+		size_t n = in[i].len / 16;
 
-			for (uint32_t x = start[b]; x < start[b + 1]; x++) {
-				if (keys[x] == k) {
-					rows += cnts[x];
-					tsum += sums[x];
-					psum += cnts[x] * rec_word(r);
+		for (size_t g = 0; g < n; g += PROBE_GROUP) {
+			unsigned m = n - g < PROBE_GROUP ? n - g : PROBE_GROUP;
+			uint64_t key[PROBE_GROUP];
+			uint32_t b[PROBE_GROUP], lo[PROBE_GROUP], hi[PROBE_GROUP];
+
+			for (unsigned k = 0; k < m; k++) {
+				key[k] = rec_key(r + (g + k) * 16);
+				b[k] = mix(key[k], t->level) & mask;
+				__builtin_prefetch(&start[b[k]]);
+			}
+			for (unsigned k = 0; k < m; k++) {
+				lo[k] = start[b[k]];
+				hi[k] = start[b[k] + 1];
+				__builtin_prefetch(&ent[lo[k]]);
+			}
+			for (unsigned k = 0; k < m; k++) {
+				for (uint32_t x = lo[k]; x < hi[k]; x++) {
+					if (ent[x].key != key[k])
+						continue;
+					rows += ent[x].cnt;
+					tsum += ent[x].sum;
+					psum += ent[x].cnt * rec_word(r + (g + k) * 16);
 					break;
 				}
 			}
