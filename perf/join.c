@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -160,6 +161,23 @@ static void measure_serial(const struct scale *sc, const char *r, const char *s,
 	(void)sc;
 }
 
+/*
+ * Start from files on disk: write back and drop the page cache (root only), so
+ * that every measurement reads the files from the disk. Return: whether it could.
+ */
+static bool drop_caches(void)
+{
+	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	bool ok;
+
+	sync();
+	if (fd < 0)
+		return false;
+	ok = write(fd, "3", 1) == 1;
+	close(fd);
+	return ok;
+}
+
 /* Sequential read of both files, 1 MiB at a time: the disk's (or cache's) pace. */
 static double read_seconds(const char *r, const char *s)
 {
@@ -223,12 +241,17 @@ static int run_scale(const struct scale *sc, const char *tools, const char *dir)
 		fprintf(stderr, "join: weft-gen failed\n");
 		return 1;
 	}
+	bool cold = true;
+
 	for (int i = 0; i < sc->reps; i++) {
+		cold &= drop_caches();
 		rs[i] = read_seconds(r, s);
-		ser = in_child(measure_serial, sc, r, s);
-		ss[i] = ser.seconds;
+		cold &= drop_caches();
 		w = in_child(measure_weft, sc, r, s);
 		ws[i] = w.seconds;
+		cold &= drop_caches();
+		ser = in_child(measure_serial, sc, r, s);
+		ss[i] = ser.seconds;
 		if (w.err || ser.err) {
 			fprintf(stderr, "join: %s\n", w.err ? w.error : "the reference failed");
 			return 1;
@@ -248,6 +271,8 @@ static int run_scale(const struct scale *sc, const char *tools, const char *dir)
 	char note[160];
 	unsigned nthreads = bench_all_threads();
 
+	printf("# each measurement starts with the files %s\n", cold ?
+	       "on disk (page cache dropped)" : "as the page cache has them (not root)");
 	printf("%-11s %-26s %9s %10s %11s %11s  %s\n", "bench", "figure", "Mtuple/s",
 	       "time", "peak RSS", "spilled", "");
 	snprintf(note, sizeof(note), "%.2f GB/s", (sc->r + sc->s) * 16 / rm / 1e9);

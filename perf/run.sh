@@ -1,8 +1,9 @@
 #!/bin/sh
-# make bench: every benchmark in perf/ (join last among them: it writes ~6 GB of
-# tables to $WEFT_BENCH_DIR or $TMPDIR or /tmp and takes a few minutes), then the oneTBB yardstick from
+# make bench: every benchmark in perf/, then the oneTBB yardstick from
 # ../shared/yardsticks (when it is there and libtbb-dev is installed), in one run,
 # so that the figures can be read as ratios measured on the same machine.
+# join writes ~6 GB of tables to $WEFT_BENCH_DIR (or $TMPDIR, or /tmp) and takes
+# a few minutes.
 # usage: perf/run.sh BUILD_DIR
 set -e
 b=$1

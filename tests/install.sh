@@ -45,10 +45,15 @@ for kind in shared static; do
 	out=$("$tmp/prog-$kind")
 	[ "$out" = 42 ] || { echo "install: $kind program printed '$out'"; exit 1; }
 done
-for f in include/weft.h lib/libweft.so lib/libweft.so.0 lib/libweft.a lib/pkgconfig/weft.pc; do
+for f in include/weft.h lib/libweft.so lib/libweft.so.0 lib/libweft.a lib/pkgconfig/weft.pc \
+	bin/weft-join bin/weft-gen; do
 	[ -e "$tmp/usr/$f" ] || { echo "install: $f missing"; exit 1; }
 done
+# The installed programs run and agree.
+want=$("$tmp/usr/bin/weft-gen" --pair --left "$tmp/l" --right "$tmp/r" --left-rows 100 --rows 300)
+got=$("$tmp/usr/bin/weft-join" --left "$tmp/l" --right "$tmp/r" --count --quiet)
+[ "$want" = "$got" ] || { echo "install: weft-join printed '$got', weft-gen '$want'"; exit 1; }
 # Only the weft_ API is exported.
 bad=$(nm -D --defined-only "$tmp/usr/lib/libweft.so" | awk '$2 ~ /[TDB]/ && $3 !~ /^weft_/ { print $3 }')
 [ -z "$bad" ] || { echo "install: exported beyond weft_*: $bad"; exit 1; }
-echo "install: 2 passed, 0 failed"
+echo "install: 3 passed, 0 failed"
