@@ -102,18 +102,6 @@ static int parse_uint(const char *s, unsigned *out, unsigned lo, unsigned hi)
 	return 0;
 }
 
-static void human(char *buf, size_t n, double bytes)
-{
-	const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	int u = 0;
-
-	while (bytes >= 1024 && u < 4) {
-		bytes /= 1024;
-		u++;
-	}
-	snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
-}
-
 enum {
 	OPT_LEFT = 256, OPT_RIGHT, OPT_OUTPUT, OPT_COUNT, OPT_FORMAT, OPT_ROW, OPT_KOFF,
 	OPT_LROW, OPT_RROW, OPT_LKOFF, OPT_RKOFF, OPT_KEY, OPT_KEYCOL, OPT_MEM,
@@ -230,11 +218,11 @@ int main(int argc, char **argv)
 	if (!quiet) {
 		char spilled[32], peak[32], limit[32], results[32], back[32];
 
-		human(spilled, sizeof(spilled), res.spilled_bytes);
-		human(peak, sizeof(peak), join_peak_rss());
-		human(limit, sizeof(limit), res.memory_limit);
-		human(results, sizeof(results), res.mem_peak);
-		human(back, sizeof(back), res.restored_bytes);
+		join_human(spilled, sizeof(spilled), res.spilled_bytes);
+		join_human(peak, sizeof(peak), join_peak_rss());
+		join_human(limit, sizeof(limit), res.memory_limit);
+		join_human(results, sizeof(results), res.mem_peak);
+		join_human(back, sizeof(back), res.restored_bytes);
 		fprintf(stderr, "weft-join: %" PRIu64 " rows from %" PRIu64 " + %" PRIu64
 			" in %.2f s, %.1f Mtuples/s; spilled %s, read back %s; peak memory"
 			" %s (limit %s; results %s; %u threads)\n", res.rows, res.left_rows,

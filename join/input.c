@@ -40,24 +40,28 @@ static bool blank(char c)
 	return c == ' ' || c == '\t';
 }
 
+/* Narrow [*p, *e) to the field's value: without blanks, then quotes, then blanks. */
+static void unwrap(const char **p, const char **e)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		while (*p < *e && blank(**p))
+			(*p)++;
+		while (*e > *p && blank((*e)[-1]))
+			(*e)--;
+		if (pass || *e - *p < 2 || **p != '"' || (*e)[-1] != '"')
+			break;
+		(*p)++;
+		(*e)--;
+	}
+}
+
 int parse_key(const char *p, size_t len, int64_t *out)
 {
 	const char *e = p + len;
 	uint64_t v = 0, lim = INT64_MAX;
 	bool neg = false;
 
-	while (p < e && blank(*p))
-		p++;
-	while (e > p && blank(e[-1]))
-		e--;
-	if (e - p >= 2 && *p == '"' && e[-1] == '"') {
-		p++;
-		e--;
-		while (p < e && blank(*p))
-			p++;
-		while (e > p && blank(e[-1]))
-			e--;
-	}
+	unwrap(&p, &e);
 	if (p < e && (*p == '-' || *p == '+')) {
 		neg = *p == '-';
 		lim += neg;
@@ -182,19 +186,12 @@ static bool csv_blank_row(const struct csv_row *r)
 	return r->end == r->start;
 }
 
-/* The header's field @col, without quotes, compared with @name. */
+/* Whether a header field, without blanks and quotes, is @name. */
 static bool header_is(const char *f, const char *fe, const char *name)
 {
 	size_t n = strlen(name);
 
-	while (f < fe && blank(*f))
-		f++;
-	while (fe > f && blank(fe[-1]))
-		fe--;
-	if (fe - f >= 2 && *f == '"' && fe[-1] == '"') {
-		f++;
-		fe--;
-	}
+	unwrap(&f, &fe);
 	return (size_t)(fe - f) == n && !memcmp(f, name, n);
 }
 

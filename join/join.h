@@ -73,6 +73,9 @@ struct join_result {
  */
 int join_run(const struct join_spec *spec, struct join_result *res);
 
+/* @bytes for people, in B, KiB, MiB, GiB or TiB, e.g. "1.5 GiB". */
+void join_human(char *buf, size_t n, double bytes);
+
 /* The peak resident set of this process so far, in bytes (VmHWM). */
 size_t join_peak_rss(void);
 

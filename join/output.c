@@ -115,7 +115,7 @@ int writer_close(struct writer *w, bool ok, char *err, size_t errlen)
 	return ret;
 }
 
-static void human(char *buf, size_t n, double bytes)
+void join_human(char *buf, size_t n, double bytes)
 {
 	const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
 	int u = 0;
@@ -143,9 +143,9 @@ static void draw(struct progress *p, bool last)
 	for (int i = 0; i < 30; i++)
 		bar[i] = i < fill ? '#' : '-';
 	bar[30] = 0;
-	human(d, sizeof(d), done);
-	human(tt, sizeof(tt), total);
-	human(r, sizeof(r), rate);
+	join_human(d, sizeof(d), done);
+	join_human(tt, sizeof(tt), total);
+	join_human(r, sizeof(r), rate);
 	if (rate > 0 && total > done)
 		snprintf(eta, sizeof(eta), " ETA %.0fs", (total - done) / rate);
 	pthread_mutex_lock(&p->draw);
