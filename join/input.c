@@ -516,12 +516,12 @@ static int bin_records(const struct side *s, bool count_only, const struct chunk
 		       const char *buf, char *out)
 {
 	unsigned w = s->row_bytes, k = s->key_offset;
+	/* The word after the key; bytes past the row's end count as 0. */
+	unsigned have = w - k - 8 < 8 ? w - k - 8 : 8;
 
 	for (uint64_t i = 0; i < c->rows; i++, buf += w, out += s->width) {
 		memcpy(out, buf + k, 8);
 		if (count_only) {
-			/* The word after the key; bytes past the row's end count as 0. */
-			unsigned have = w - k - 8 < 8 ? w - k - 8 : 8;
 			uint64_t word = 0;
 
 			memcpy(&word, buf + k + 8, have);

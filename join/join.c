@@ -962,14 +962,6 @@ static int plan_all(struct plan *pl)
 				pl->err = -ENOMEM;
 			for (size_t k = i; k < e && !pl->err; k++)
 				pl->err = gather(pl, &splits[k], parts);
-			if (!pl->joining && getenv("WEFT_JOIN_DEBUG")) {
-				struct weft_stats st = { .size = sizeof(st) };
-
-				weft_stats(pl->j->c, &st);
-				fprintf(stderr, "after reads: spilled %zu (%zu B), restored %zu\n",
-					(size_t)st.spilled_results, (size_t)st.spilled_bytes,
-					(size_t)st.restored_results);
-			}
 			if (!pl->joining) {
 				/* Every file has been read: the join proper begins. */
 				progress_phase(&pl->j->prog, "join", 0);
@@ -1262,6 +1254,7 @@ static int run(struct join *j)
 				  .memory_limit = j->elimit,
 				  .spill_dir = j->spec->spill_dir };
 	struct weft_stats st = { .size = sizeof(st) };
+	unsigned bits;
 	int ret, cret;
 
 	ret = weft_client_open(NULL, &o, &j->c);
@@ -1274,19 +1267,15 @@ static int run(struct join *j)
 		return ret;
 	}
 	progress_phase(&j->prog, "partition", j->side[0].size + j->side[1].size);
-	res->partitions = 1u << first_bits(j);
-	ret = submit_reads(&pl, first_bits(j));
+	bits = first_bits(j);
+	res->partitions = 1u << bits;
+	ret = submit_reads(&pl, bits);
 	if (!ret)
 		ret = plan_all(&pl);
 	if (!ret)
 		ret = gather_upto(&pl, pl.nends);
 	plan_fini(&pl);
 	if (!weft_stats(j->c, &st)) {
-		if (getenv("WEFT_JOIN_DEBUG"))
-			fprintf(stderr, "spilled %zu results, restored %zu, prefetched %zu;"
-				" levels %u, blocks %u, parts %u\n", (size_t)st.spilled_results,
-				(size_t)st.restored_results, (size_t)st.prefetched_results,
-				res->levels, res->block_joins, res->partitions);
 		res->spilled_bytes = st.spilled_bytes;
 		res->restored_bytes = st.restored_bytes;
 		res->mem_peak = st.mem_peak;
