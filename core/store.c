@@ -17,6 +17,8 @@
 #define BATCH_ITEMS 256			/* results per spill batch at most */
 #define BATCH_BYTES (64u << 20)		/* bytes per spill batch at most */
 #define RETRY_NS 100000000		/* a full disk is tried again this often */
+#define PREFETCH_ITEMS 64		/* results read back ahead in one go at most */
+#define PREFETCH_BYTES (8u << 20)	/* ... and bytes, about the spill file's stage */
 
 enum { ST_MEM, ST_SPILLING, ST_DISK, ST_RESTORING };
 
@@ -470,6 +472,41 @@ void weft__store_track(struct weft__engine *eng, struct weft_future *f)
 	weft__store_kick(eng);
 }
 
+/*
+ * With the lock held: @r's read back into @buf ended with @err. Return: 0 when its
+ * bytes are in memory; -ECANCELED when it was freed meanwhile (so is @r now); else
+ * @err, and the read's pin is given back. The caller wakes the waiters.
+ */
+static int restore_end(struct weft__engine *eng, struct weft__stored *r, void *buf,
+		       size_t usable, int err)
+{
+	struct weft__store *s = eng->store;
+	struct weft_future *f = r->f;
+
+	if (r->dropped) {
+		/* Freed while it was read back: only the reader knows it. */
+		weft__free(eng->alloc, buf, usable);
+		weft__spill_release(s->file, r->item.off, r->item.len);
+		free(r);
+		return -ECANCELED;
+	}
+	if (err) {
+		weft__free(eng->alloc, buf, usable);
+		r->state = ST_DISK;
+		r->pins--;
+		return err;
+	}
+	weft__spill_release(s->file, r->item.off, r->item.len);
+	f->data = buf;
+	r->usable = usable;
+	r->state = ST_MEM;
+	list_move(s, r, false);
+	atomic_fetch_sub_explicit(&s->on_disk, 1, memory_order_relaxed);
+	s->st.restored_bytes += f->len;
+	s->st.restored_items++;
+	return 0;
+}
+
 /* With the lock held: one more pin; read the bytes back if they are on disk. */
 static int pin_locked(struct weft__engine *eng, struct weft__stored *r)
 {
@@ -510,32 +547,9 @@ static int pin_locked(struct weft__engine *eng, struct weft__stored *r)
 	ret = weft__spill_read(file, &item, 1);
 	pthread_mutex_lock(&s->lock);
 	s->st.restore_ns += (uint64_t)(now_ns() - t0);
-	if (r->dropped) {
-		/* Freed while a prefetch read it back: only the reader knows it. */
-		weft__free(eng->alloc, buf, usable);
-		if (!ret)
-			weft__spill_release(s->file, r->item.off, r->item.len);
-		free(r);
-		pthread_cond_broadcast(&s->restored);
-		return -ECANCELED;
-	}
-	if (ret) {
-		weft__free(eng->alloc, buf, usable);
-		r->state = ST_DISK;
-		r->pins--;
-		pthread_cond_broadcast(&s->restored);
-		return ret;
-	}
-	weft__spill_release(s->file, r->item.off, r->item.len);
-	f->data = buf;
-	r->usable = usable;
-	r->state = ST_MEM;
-	list_move(s, r, false);
-	atomic_fetch_sub_explicit(&s->on_disk, 1, memory_order_relaxed);
-	s->st.restored_bytes += f->len;
-	s->st.restored_items++;
+	ret = restore_end(eng, r, buf, usable, ret);
 	pthread_cond_broadcast(&s->restored);
-	return 0;
+	return ret;
 }
 
 /*
@@ -594,7 +608,8 @@ static void unqueue(struct weft__store *s, struct weft__stored *r)
 {
 	for (size_t i = 0; i < s->pf_len; i++) {
 		if (s->pf[i] == r) {
-			s->pf[i] = s->pf[--s->pf_len];
+			/* Keep the order: the oldest are read back first. */
+			memmove(&s->pf[i], &s->pf[i + 1], (--s->pf_len - i) * sizeof(*s->pf));
 			break;
 		}
 	}
@@ -637,28 +652,67 @@ void weft__store_prefetch(struct weft__engine *eng, struct weft_future *const *i
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* With the lock held, in the spill thread: read queued results back while they fit. */
+/*
+ * With the lock held, in the spill thread: read queued results back while they fit,
+ * oldest first, a batch at a time, so that the disk has them all to work on at once.
+ */
 static void prefetch_some(struct weft__engine *eng)
 {
 	struct weft__store *s = eng->store;
+	struct weft__stored *rs[PREFETCH_ITEMS];
+	struct weft__spill_item items[PREFETCH_ITEMS];
+	size_t usable[PREFETCH_ITEMS];
+	struct weft__spill *file;
 
 	while (s->pf_len && !s->stop) {
-		struct weft__stored *r = s->pf[0];
+		size_t taken = 0, bytes = 0;
+		unsigned n = 0;
 
-		/*
-		 * Only into room below the target: reading past it would only make
-		 * the spill thread write something out again (or this very result).
-		 */
-		if (weft__alloc_bytes(eng->alloc) + r->f->len > s->target)
-			break;		/* no room: the tasks read them back themselves */
-		s->pf[0] = s->pf[--s->pf_len];
-		r->queued = false;
-		if (r->state != ST_DISK)
-			continue;
-		if (!pin_locked(eng, r)) {
-			r->held = true;	/* the pin waits for its reader */
+		while (taken < s->pf_len && n < PREFETCH_ITEMS && bytes < PREFETCH_BYTES) {
+			struct weft__stored *r = s->pf[taken];
+			void *buf;
+
+			if (r->state != ST_DISK) {
+				r->queued = false;	/* read back meanwhile */
+				taken++;
+				continue;
+			}
+			/*
+			 * Only into room below the target: reading past it would only
+			 * make the spill thread write something out again (or this very
+			 * result). What does not fit, its task reads back itself.
+			 */
+			if (weft__alloc_bytes(eng->alloc) + r->f->len > s->target)
+				break;
+			buf = weft__alloc(eng->alloc, 0, r->f->len, &usable[n]);
+			if (!buf)
+				break;
+			r->queued = false;
+			r->pins++;
+			r->state = ST_RESTORING;
+			items[n] = r->item;
+			items[n].data = buf;
+			bytes += r->f->len;
+			rs[n++] = r;
+			taken++;
+		}
+		s->pf_len -= taken;
+		memmove(s->pf, s->pf + taken, s->pf_len * sizeof(*s->pf));
+		if (!n)
+			break;
+		file = s->file;		/* set by this thread, before anything was on disk */
+		pthread_mutex_unlock(&s->lock);
+		int64_t t0 = now_ns();
+		(void)weft__spill_read_ahead(file, items, n);	/* errors are per item */
+		pthread_mutex_lock(&s->lock);
+		s->st.restore_ns += (uint64_t)(now_ns() - t0);
+		for (unsigned i = 0; i < n; i++) {
+			if (restore_end(eng, rs[i], items[i].data, usable[i], items[i].err))
+				continue;
+			rs[i]->held = true;	/* the pin waits for its reader */
 			s->st.prefetched_items++;
 		}
+		pthread_cond_broadcast(&s->restored);
 	}
 }
 

@@ -515,48 +515,38 @@ int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, uns
 	return ret;
 }
 
-int weft__spill_read(struct weft__spill *s, struct weft__spill_item *items, unsigned n)
+/* Reads: every item must lie in the file. Return: 0 with *total set, or -EINVAL. */
+static int read_check(struct weft__spill *s, const struct weft__spill_item *items,
+		      unsigned n, uint64_t *total)
 {
-	uint64_t t0 = now_ns(), total = 0;
-	unsigned i, nreq = 0;
-	int ret;
-
 	if (!s || (!items && n))
 		return -EINVAL;
+	*total = 0;
 	pthread_mutex_lock(&s->lock);
-	for (i = 0; i < n; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		if (!items[i].data || !items[i].len || items[i].off + items[i].len > s->end) {
 			pthread_mutex_unlock(&s->lock);
 			return -EINVAL;
 		}
-		total += items[i].len;
+		*total += items[i].len;
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (s->direct) {
-		ret = 0;
-		for (i = 0; i < n; i++) {
-			unsigned one;
+	return 0;
+}
 
-			if (block_aligned(&items[i]))
-				items[i].err = run(s, &items[i], 1, false, &one);
-			else
-				items[i].err = read_bounced(s, &items[i]);
-			if (items[i].err && !ret)
-				ret = items[i].err;
-		}
-		nreq = n;
-	} else {
-		ret = run(s, items, n, false, &nreq);
-	}
-	for (i = 0; i < n; i++) {
-		if (items[i].err)
-			continue;
+/* Reads: check what arrived against its checksum, and count it. Return: the first error. */
+static int read_finish(struct weft__spill *s, struct weft__spill_item *items, unsigned n,
+		       uint64_t t0, uint64_t total, unsigned nreq)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; i < n; i++) {
 		/* Wrong bytes are an error on that item, never a result. */
-		if (XXH3_64bits(items[i].data, items[i].len) != items[i].sum) {
+		if (!items[i].err &&
+		    XXH3_64bits(items[i].data, items[i].len) != items[i].sum)
 			items[i].err = -EBADMSG;
-			if (!ret)
-				ret = -EBADMSG;
-		}
+		if (items[i].err && !ret)
+			ret = items[i].err;
 	}
 	pthread_mutex_lock(&s->lock);
 	s->st.bytes_read += total;
@@ -565,6 +555,96 @@ int weft__spill_read(struct weft__spill *s, struct weft__spill_item *items, unsi
 	s->st.ns_reading += now_ns() - t0;
 	pthread_mutex_unlock(&s->lock);
 	return ret;
+}
+
+int weft__spill_read(struct weft__spill *s, struct weft__spill_item *items, unsigned n)
+{
+	uint64_t t0 = now_ns(), total;
+	unsigned i, nreq = 0;
+	int ret = read_check(s, items, n, &total);
+
+	if (ret)
+		return ret;
+	if (s->direct) {
+		for (i = 0; i < n; i++) {
+			unsigned one;
+
+			if (block_aligned(&items[i]))
+				items[i].err = run(s, &items[i], 1, false, &one);
+			else
+				items[i].err = read_bounced(s, &items[i]);
+		}
+		nreq = n;
+	} else {
+		run(s, items, n, false, &nreq);
+	}
+	return read_finish(s, items, n, t0, total, nreq);
+}
+
+int weft__spill_read_ahead(struct weft__spill *s, struct weft__spill_item *items, unsigned n)
+{
+	uint64_t t0 = now_ns(), total;
+	size_t used = 0;
+	unsigned nios = 0, i;
+	struct iovec *iov;
+	struct spill_io *ios;
+	unsigned *of;		/* the item of each request */
+	size_t *at;		/* where a staged item's blocks are in the stage */
+	int ret = read_check(s, items, n, &total);
+
+	if (ret)
+		return ret;
+	iov = malloc(n * sizeof(*iov));
+	ios = malloc(n * sizeof(*ios));
+	of = malloc(n * sizeof(*of));
+	at = malloc(n * sizeof(*at));
+	if (!iov || !ios || !of || !at) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	for (i = 0; i < n; i++) {
+		uint64_t off = items[i].off;
+		size_t len = items[i].len;
+		void *buf = items[i].data;
+
+		at[i] = SIZE_MAX;
+		items[i].err = 1;	/* not read yet */
+		if (s->direct && !block_aligned(&items[i])) {
+			/* Its enclosing blocks, into the stage. */
+			off = items[i].off & ~(uint64_t)(BLOCK - 1);
+			len = round_up(items[i].off + items[i].len, BLOCK) - off;
+			if (used + len > STAGE)
+				continue;	/* no room this time: read alone below */
+			buf = (char *)s->stage + used;
+			at[i] = used;
+			used += len;
+		}
+		iov[nios] = (struct iovec){ buf, len };
+		ios[nios] = (struct spill_io){ .iov = &iov[nios], .iovcnt = 1, .off = off,
+					       .len = len };
+		of[nios++] = i;
+	}
+	s->ops->submit(s->ctx, s->fd, false, ios, nios);
+	for (unsigned r = 0; r < nios; r++) {
+		struct weft__spill_item *it = &items[of[r]];
+
+		it->err = ios[r].err;
+		if (!it->err && at[of[r]] != SIZE_MAX)
+			memcpy(it->data, (char *)s->stage + at[of[r]] + (it->off & (BLOCK - 1)),
+			       it->len);
+	}
+	for (i = 0; i < n; i++)
+		if (items[i].err == 1)
+			items[i].err = read_bounced(s, &items[i]);
+out_free:
+	if (ret)
+		for (i = 0; i < n; i++)
+			items[i].err = ret;
+	free(at);
+	free(of);
+	free(ios);
+	free(iov);
+	return ret ? ret : read_finish(s, items, n, t0, total, n);
 }
 
 void weft__spill_release(struct weft__spill *s, uint64_t off, size_t len)

@@ -75,6 +75,16 @@ int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, uns
  */
 int weft__spill_read(struct weft__spill *s, struct weft__spill_item *items, unsigned n);
 
+/*
+ * weft__spill_read_ahead() - weft__spill_read() from the thread that writes: the
+ * items' requests go to the disk together through the backend, so the disk sees
+ * them all at once. Direct I/O reads items that are not block-aligned through the
+ * writer's staging buffer; those that do not fit in it go one at a time.
+ * Return: as weft__spill_read().
+ */
+int weft__spill_read_ahead(struct weft__spill *s, struct weft__spill_item *items,
+			   unsigned n);
+
 /* The space of a written item may be reused. */
 void weft__spill_release(struct weft__spill *s, uint64_t off, size_t len);
 

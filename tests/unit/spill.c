@@ -359,3 +359,87 @@ Test(spill, aligned_batch_on_a_full_disk_keeps_nothing, .timeout = 30)
 	umount(dir);
 	rmdir(dir);
 }
+
+/*
+ * Read-ahead sends a batch at once: unaligned items through the stage, aligned ones
+ * in place, and those past the stage's room one by one. All must come back intact.
+ */
+Test(spill, read_ahead_round_trip_past_the_stage, .timeout = 60)
+{
+	enum weft__spill_backend b;
+	enum { N = 24 };
+
+	FOR_EACH_BACKEND(b) {
+		struct weft__spill *s = open_or_skip("/tmp", b);
+		struct weft__spill_item w[N], r[N];
+		struct weft__spill_stats st;
+
+		if (!s)
+			continue;
+		for (int i = 0; i < N; i++) {
+			/* 600 KiB and a bit: 24 of them are about twice the stage. */
+			size_t len = i % 6 == 5 ? 1 << 20 : (600 << 10) + 17 * i + 1;
+
+			w[i] = (struct weft__spill_item){ aligned_alloc(4096, 1 << 20), len };
+			fill(w[i].data, len, i + 40);
+		}
+		cr_assert_eq(weft__spill_write(s, w, N), 0);
+		for (int i = 0; i < N; i++) {
+			r[i] = w[i];
+			r[i].data = aligned_alloc(4096, 1 << 20);
+		}
+		cr_assert_eq(weft__spill_read_ahead(s, r, N), 0);
+		for (int i = 0; i < N; i++) {
+			cr_assert_eq(r[i].err, 0);
+			cr_assert_eq(memcmp(r[i].data, w[i].data, w[i].len), 0, "%s, %s: item %d",
+				     weft__spill_backend_name(s),
+				     weft__spill_direct(s) ? "direct" : "buffered", i);
+		}
+		weft__spill_stats(s, &st);
+		cr_assert_eq(st.items_read, N);
+		for (int i = 0; i < N; i++) {
+			free(r[i].data);
+			free(w[i].data);
+		}
+		weft__spill_close(s);
+	}
+}
+
+Test(spill, read_ahead_reports_each_item, .timeout = 30)
+{
+	enum weft__spill_backend b;
+
+	FOR_EACH_BACKEND(b) {
+		struct weft__spill *s = open_or_skip("/tmp", b);
+		unsigned char data[3][5000], back[3][5000];
+		struct weft__spill_item w[3], r[3], far;
+
+		if (!s)
+			continue;
+		for (int i = 0; i < 3; i++) {
+			fill(data[i], sizeof(data[i]), i + 20);
+			w[i] = (struct weft__spill_item){ data[i], sizeof(data[i]) };
+		}
+		cr_assert_eq(weft__spill_write(s, w, 3), 0);
+		damage(s, w[0].off + 7);
+		for (int i = 0; i < 3; i++) {
+			r[i] = w[i];
+			r[i].data = back[i];
+		}
+		cr_assert_eq(weft__spill_read_ahead(s, r, 3), -EBADMSG);
+		cr_assert_eq(r[0].err, -EBADMSG);
+		cr_assert_eq(r[1].err, 0);
+		cr_assert_eq(r[2].err, 0);
+		cr_assert_eq(memcmp(back[1], data[1], sizeof(data[1])), 0);
+		cr_assert_eq(memcmp(back[2], data[2], sizeof(data[2])), 0);
+		far = r[1];
+		far.off = 1 << 30;
+		cr_assert_eq(weft__spill_read_ahead(s, &far, 1), -EINVAL, "beyond the file");
+		cr_assert_eq(weft__spill_read_ahead(NULL, r, 1), -EINVAL);
+		/* The file loses its end: what was there is -EIO. */
+		cr_assert_eq(ftruncate(weft__spill_fd(s), 4096), 0);
+		cr_assert_eq(weft__spill_read_ahead(s, &r[2], 1), -EIO);
+		cr_assert_eq(r[2].err, -EIO);
+		weft__spill_close(s);
+	}
+}
