@@ -43,6 +43,9 @@ static const char usage[] =
 "  --memory-limit SIZE         e.g. 64M, 1G (default: the engine's, half of memory)\n"
 "  --threads N                 worker threads (default: one per core)\n"
 "  --spill-dir DIR             where spilled data goes (default $TMPDIR or /tmp)\n"
+"  --read auto|direct|cached   how inputs are read: direct (O_DIRECT, past the\n"
+"                              page cache), cached (through it), or auto (default:\n"
+"                              direct unless the page cache holds most of a file)\n"
 "  --progress, --no-progress   draw a progress bar (default: when stderr is a tty)\n"
 "  --quiet                     no summary on stderr\n"
 "  --help                      this text\n"
@@ -107,6 +110,7 @@ enum {
 	OPT_LROW, OPT_RROW, OPT_LKOFF, OPT_RKOFF, OPT_KEY, OPT_KEYCOL, OPT_MEM,
 	OPT_THREADS, OPT_SPILL, OPT_PROGRESS, OPT_NOPROGRESS, OPT_QUIET, OPT_HELP,
 	OPT_PARTS,
+	OPT_READ,
 };
 
 static const struct option longopts[] = {
@@ -130,6 +134,7 @@ static const struct option longopts[] = {
 	{ "no-progress", no_argument, NULL, OPT_NOPROGRESS },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "read", required_argument, NULL, OPT_READ },
 	{ "partitions", required_argument, NULL, OPT_PARTS },	/* for tests */
 	{ NULL, 0, NULL, 0 },
 };
@@ -180,6 +185,17 @@ int main(int argc, char **argv)
 		case OPT_QUIET: quiet = 1; break;
 		case OPT_HELP: fputs(usage, stdout); return 0;
 		case OPT_PARTS: u = &spec.partitions; lo = 1; hi = 4096; break;
+		case OPT_READ:
+			if (!strcmp(optarg, "auto"))
+				spec.direct = 0;
+			else if (!strcmp(optarg, "direct"))
+				spec.direct = 1;
+			else if (!strcmp(optarg, "cached"))
+				spec.direct = -1;
+			else
+				return bad("unknown --read '%s'%s: use auto, direct or cached",
+					   optarg, "");
+			break;
 		default:
 			return bad("unknown or incomplete option '%s'%s", argv[optind - 1], "");
 		}

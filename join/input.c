@@ -447,6 +447,7 @@ int side_open(struct side *s, const struct join_input *in, const char *name,
 	int ret;
 
 	memset(s, 0, sizeof(*s));
+	s->dfd = -1;
 	s->in = in;
 	s->name = name;
 	s->fd = open(in->path, O_RDONLY | O_CLOEXEC);
@@ -504,7 +505,9 @@ void side_close(struct side *s)
 {
 	if (s->fd >= 0)
 		close(s->fd);
-	s->fd = -1;
+	if (s->dfd >= 0)
+		close(s->dfd);
+	s->fd = s->dfd = -1;
 	free(s->chunks);
 	free(s->key_title);
 	free(s->rest_title);

@@ -30,6 +30,7 @@ struct side {
 	const struct join_input *in;
 	const char *name;		/* "left" or "right" */
 	int fd;
+	int dfd;			/* the file opened with O_DIRECT, or -1 */
 	uint64_t size;			/* bytes of the file */
 	uint64_t rows;
 	unsigned width;			/* bytes per record */
@@ -61,6 +62,30 @@ void side_close(struct side *s);
 int side_records(const struct side *s, enum join_format fmt, bool count_only,
 		 const struct chunk *c, const char *buf, char *out,
 		 char *err, size_t errlen);
+
+/*
+ * Reading chunks (reader.c). side_choose_reads() opens the file for O_DIRECT unless
+ * @direct is -1 or, when it is 0, the page cache holds most of the file.
+ * chunk_read() reads @c into @buf (chunk_room() bytes, page-aligned) and points
+ * @data at its first byte. Return: 0, -ENODATA when the file ends first, -errno.
+ */
+void side_choose_reads(struct side *s, int direct);
+size_t chunk_room(const struct chunk *c);
+int chunk_read(const struct side *s, const struct chunk *c, char *buf, const char **data);
+
+/*
+ * The reader thread: with @nbufs buffers, it reads the chunks of the sides read
+ * with O_DIRECT ahead, in order. reader_get() gives chunk @ci of side @s (number
+ * @side): from the reader, with *held to give back with reader_put() once used, or
+ * read now into @own. A NULL reader reads every chunk into @own.
+ */
+struct reader;
+int reader_start(struct reader **out, const struct side *left, const struct side *right,
+		 unsigned nbufs);
+int reader_get(struct reader *r, const struct side *s, unsigned side, size_t ci,
+	       char *own, const char **data, char **held);
+void reader_put(struct reader *r, char *held);
+void reader_stop(struct reader *r);
 
 /* Parse a decimal int64 (optional sign, quotes and blanks around). 0 or -ERANGE/-EINVAL. */
 int parse_key(const char *p, size_t len, int64_t *out);

@@ -45,6 +45,7 @@ struct join {
 	struct join_result *res;
 	struct weft_client *c;
 	struct side side[2];
+	struct reader *rd;		/* reads chunks ahead, or NULL */
 	enum join_format fmt;
 	bool count_only;
 	struct writer out;
@@ -249,43 +250,46 @@ static int part_file(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin
 	struct join *j = a->j;
 	const struct side *s = &j->side[a->side];
 	const struct chunk *c = &s->chunks[a->chunk];
-	char *buf = scratch(SLOT_READ, c->len + 1), *recs;
+	char *own = scratch(SLOT_READ, chunk_room(c)), *held, *recs;
+	const char *data;
 	struct weft_buf view;
 	char err[512];
-	size_t got = 0;
+	int ret;
 
-	if (!buf)
+	if (!own)
 		return weft_fail(ctx, "%s: no memory to read %" PRIu64 " bytes",
 				 s->in->path, c->len);
 	/* Keep the disk busy: the chunk a thread reads next is read ahead now. */
-	if (a->chunk + j->nthreads < s->nchunks) {
+	if (s->dfd < 0 && a->chunk + j->nthreads < s->nchunks) {
 		const struct chunk *ahead = &s->chunks[a->chunk + j->nthreads];
 
 		posix_fadvise(s->fd, ahead->off, ahead->len, POSIX_FADV_WILLNEED);
 	}
-	while (got < c->len) {
-		ssize_t n = pread(s->fd, buf + got, c->len - got, c->off + got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return weft_fail(ctx, "%s: reading rows %" PRIu64 "-%" PRIu64 ": %s",
-					 s->in->path, c->first_row, c->first_row + c->rows - 1,
-					 n ? strerror(errno) : "the file got shorter");
-		got += n;
+	ret = reader_get(j->rd, s, a->side, a->chunk, own, &data, &held);
+	if (ret) {
+		reader_put(j->rd, held);
+		return weft_fail(ctx, "%s: reading rows %" PRIu64 "-%" PRIu64 ": %s",
+				 s->in->path, c->first_row, c->first_row + c->rows - 1,
+				 ret == -ENODATA ? "the file got shorter" : strerror(-ret));
 	}
-	recs = buf;
+	recs = (char *)data;
 	if (!s->raw) {
 		recs = scratch(SLOT_RECS, c->rows * s->width + 1);
-		if (!recs)
+		ret = recs ? side_records(s, j->fmt, j->count_only, c, data, recs, err,
+					  sizeof(err)) : -ENOMEM;
+		reader_put(j->rd, held);
+		held = NULL;
+		if (ret == -ENOMEM)
 			return weft_fail(ctx, "%s: no memory for %" PRIu64 " records",
 					 s->in->path, c->rows);
-		if (side_records(s, j->fmt, j->count_only, c, buf, recs, err, sizeof(err)))
+		if (ret)
 			return weft_fail(ctx, "%s", err);
 	}
 	progress_add(j, c->len);
 	view = (struct weft_buf){ recs, c->rows * s->width };
-	return scatter(ctx, &view, 1, s->width, a->level, a->bits);
+	ret = scatter(ctx, &view, 1, s->width, a->level, a->bits);
+	reader_put(j->rd, held);
+	return ret;
 }
 
 /* Deeper levels: split a part's records again, with another hash. */
@@ -502,56 +506,114 @@ struct sums {
 /*
  * Probes go a group at a time, in stages, so that the cache misses of a group's
  * rows overlap: hash all and fetch their buckets' starts, then fetch their first
- * entries, then compare. A table larger than the cache costs about one miss's
- * latency per group instead of two per row.
+ * entries, then compare.
  */
 #define PROBE_GROUP 16
+/*
+ * A table many times the core's cache is probed a span at a time: the rows are
+ * first sorted by the top bits of their bucket, so that each span of buckets (and
+ * its entries, which lie in bucket order) stays in cache while its rows probe it.
+ * Random probes of such a table cost a miss and often a TLB walk each; one more
+ * pass over the rows costs less. A table of a few spans is probed as it is.
+ */
+#define PROBE_SPAN (512u << 10)
+#define PROBE_SPANS_MIN 8
 
-static int probe_counts(struct weft_ctx *ctx, const struct table *t,
-			const struct weft_buf *in, size_t nin, unsigned side)
+/* Probe @n records (16 bytes each) of one table; add to @s as build/probe. */
+static void probe_recs(const struct table *t, const char *r, size_t n, struct sums *s)
 {
 	const uint32_t *start = tab_start(t);
 	const struct tab_count *ent = (const struct tab_count *)tab_keys(t);
 	uint64_t mask = ((uint64_t)1 << t->bucket_bits) - 1;
 	uint64_t rows = 0, tsum = 0, psum = 0;
-	struct sums *out;
 
-	for (size_t i = 0; i < nin; i++) {
-		const char *r = in[i].data;
-		size_t n = in[i].len / 16;
+	for (size_t g = 0; g < n; g += PROBE_GROUP) {
+		unsigned m = n - g < PROBE_GROUP ? n - g : PROBE_GROUP;
+		uint64_t key[PROBE_GROUP];
+		uint32_t b[PROBE_GROUP], lo[PROBE_GROUP], hi[PROBE_GROUP];
 
-		for (size_t g = 0; g < n; g += PROBE_GROUP) {
-			unsigned m = n - g < PROBE_GROUP ? n - g : PROBE_GROUP;
-			uint64_t key[PROBE_GROUP];
-			uint32_t b[PROBE_GROUP], lo[PROBE_GROUP], hi[PROBE_GROUP];
-
-			for (unsigned k = 0; k < m; k++) {
-				key[k] = rec_key(r + (g + k) * 16);
-				b[k] = mix(key[k], t->level) & mask;
-				__builtin_prefetch(&start[b[k]]);
-			}
-			for (unsigned k = 0; k < m; k++) {
-				lo[k] = start[b[k]];
-				hi[k] = start[b[k] + 1];
-				__builtin_prefetch(&ent[lo[k]]);
-			}
-			for (unsigned k = 0; k < m; k++) {
-				for (uint32_t x = lo[k]; x < hi[k]; x++) {
-					if (ent[x].key != key[k])
-						continue;
-					rows += ent[x].cnt;
-					tsum += ent[x].sum;
-					psum += ent[x].cnt * rec_word(r + (g + k) * 16);
-					break;
-				}
+		for (unsigned k = 0; k < m; k++) {
+			key[k] = rec_key(r + (g + k) * 16);
+			b[k] = mix(key[k], t->level) & mask;
+			__builtin_prefetch(&start[b[k]]);
+		}
+		for (unsigned k = 0; k < m; k++) {
+			lo[k] = start[b[k]];
+			hi[k] = start[b[k] + 1];
+			__builtin_prefetch(&ent[lo[k]]);
+		}
+		for (unsigned k = 0; k < m; k++) {
+			for (uint32_t x = lo[k]; x < hi[k]; x++) {
+				if (ent[x].key != key[k])
+					continue;
+				rows += ent[x].cnt;
+				tsum += ent[x].sum;
+				psum += ent[x].cnt * rec_word(r + (g + k) * 16);
+				break;
 			}
 		}
+	}
+	s->rows += rows;
+	s->left += tsum;
+	s->right += psum;
+}
+
+/* The span of buckets of each record, as the top @sbits of its bucket. */
+static void span_starts(const struct table *t, const struct weft_buf *in, size_t nin,
+			unsigned sbits, uint16_t *ids, uint32_t *cnt)
+{
+	uint64_t mask = ((uint64_t)1 << t->bucket_bits) - 1;
+	unsigned shift = t->bucket_bits - sbits;
+	size_t r = 0;
+
+	memset(cnt, 0, ((1u << sbits) + 1) * sizeof(*cnt));
+	for (size_t i = 0; i < nin; i++) {
+		const char *p = in[i].data;
+
+		for (size_t k = 0, n = in[i].len / 16; k < n; k++, p += 16) {
+			unsigned span = (mix(rec_key(p), t->level) & mask) >> shift;
+
+			ids[r++] = span;
+			cnt[span]++;
+		}
+	}
+	starts(cnt, 1u << sbits);
+}
+
+static int probe_counts(struct weft_ctx *ctx, const struct table *t,
+			const struct weft_buf *in, size_t nin, unsigned side)
+{
+	size_t bytes = tab_size(t->bucket_bits, t->nrows, 16), n = 0;
+	unsigned sbits = bytes >= PROBE_SPANS_MIN * PROBE_SPAN ? log2_ceil(bytes / PROBE_SPAN) : 0;
+	struct sums s = { 0 }, *out;
+
+	sbits = sbits > 12 ? 12 : sbits > t->bucket_bits ? t->bucket_bits : sbits;
+	for (size_t i = 0; i < nin; i++)
+		n += in[i].len / 16;
+	if (sbits && n >= (1u << sbits)) {
+		uint16_t *ids = scratch(SLOT_IDS, n * sizeof(*ids) + 1);
+		char *sorted = scratch(SLOT_RECS, n * 16 + 1);
+		uint32_t *at = scratch(SLOT_AUX, ((1u << sbits) + 1) * sizeof(*at));
+		size_t r = 0;
+
+		if (!ids || !sorted || !at)
+			return weft_fail(ctx, "probe: out of memory for %zu rows", n);
+		span_starts(t, in, nin, sbits, ids, at);
+		for (size_t i = 0; i < nin; i++) {
+			const char *p = in[i].data;
+
+			for (size_t k = 0, m = in[i].len / 16; k < m; k++, p += 16)
+				memcpy(sorted + (size_t)at[ids[r++]]++ * 16, p, 16);
+		}
+		probe_recs(t, sorted, n, &s);
+	} else {
+		for (size_t i = 0; i < nin; i++)
+			probe_recs(t, in[i].data, in[i].len / 16, &s);
 	}
 	out = weft_output(ctx, sizeof(*out));
 	if (!out)
 		return weft_fail(ctx, "probe: out of memory");
-	*out = side == RIGHT ? (struct sums){ rows, tsum, psum } :
-			       (struct sums){ rows, psum, tsum };
+	*out = side == RIGHT ? s : (struct sums){ s.rows, s.right, s.left };
 	return 0;
 }
 
@@ -1266,6 +1328,13 @@ static int run(struct join *j)
 			strncat(res->error, ")", sizeof(res->error) - strlen(res->error) - 1);
 		return ret;
 	}
+	ret = reader_start(&j->rd, &j->side[LEFT], &j->side[RIGHT], j->nthreads + 1);
+	if (ret) {
+		snprintf(res->error, sizeof(res->error), "starting the reader: %s",
+			 strerror(-ret));
+		weft_client_close(j->c);
+		return ret;
+	}
 	progress_phase(&j->prog, "partition", j->side[0].size + j->side[1].size);
 	bits = first_bits(j);
 	res->partitions = 1u << bits;
@@ -1281,6 +1350,7 @@ static int run(struct join *j)
 		res->mem_peak = st.mem_peak;
 	}
 	cret = weft_client_close(j->c);
+	reader_stop(j->rd);		/* after the tasks that take its chunks */
 	if (!ret && cret) {
 		snprintf(res->error, sizeof(res->error), "closing the engine: %s",
 			 weft_strerror(cret));
@@ -1328,6 +1398,9 @@ int join_run(const struct join_spec *spec, struct join_result *res)
 		res->bad_input = ret != -ENOMEM;
 		goto close_left;
 	}
+	side_choose_reads(&j.side[LEFT], spec->direct);
+	side_choose_reads(&j.side[RIGHT], spec->direct);
+	res->direct_inputs = (j.side[LEFT].dfd >= 0) + (j.side[RIGHT].dfd >= 0);
 	res->left_rows = j.side[LEFT].rows;
 	res->right_rows = j.side[RIGHT].rows;
 	res->input_bytes = j.side[LEFT].size + j.side[RIGHT].size;

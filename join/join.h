@@ -35,6 +35,8 @@ struct join_spec {
 	bool progress;			/* draw a progress bar on stderr */
 	unsigned partitions;		/* tests: force the fan-out of every level (power of 2) */
 	size_t task_bytes;		/* tests: most input bytes of one task; 0: from the limit */
+	int direct;			/* 1 reads the inputs with O_DIRECT, -1 through the
+					 * page cache; 0: O_DIRECT unless mostly cached */
 };
 
 struct join_result {
@@ -53,6 +55,7 @@ struct join_result {
 	unsigned partitions;		/* the first level's fan-out */
 	unsigned levels;		/* 1 + the deepest re-partitioning */
 	unsigned block_joins;		/* partitions joined block by block (heavy keys) */
+	unsigned direct_inputs;		/* inputs read with O_DIRECT (not through the cache) */
 	bool bad_input;			/* the error is in an input: missing or malformed */
 	char error[1024];		/* on failure: what failed, naming the file and row */
 };

@@ -4,7 +4,9 @@
  * sides, empty inputs, no matches, one key on every row, skew, and memory limits
  * small enough to split parts again and to join a heavy key block by block.
  */
+#include <linux/magic.h>
 #include <math.h>
+#include <sys/vfs.h>
 
 #include "helpers.h"
 
@@ -45,6 +47,21 @@ static struct join_result join_rows(struct join_spec spec, const char *dir,
 	return res;
 }
 
+/* The same, writing the rows, which are checked against the reference's. */
+static void join_rows_written(struct join_spec spec, const char *dir,
+			      const struct row *l, size_t nl, const struct row *r, size_t nr)
+{
+	char *op = t_path(dir, "out.bin");
+	size_t n;
+	uint64_t *want = t_reference_rows(l, nl, r, nr, &n);
+
+	spec.output = op;
+	join_rows(spec, dir, l, nl, r, nr);
+	t_check_rows(op, want, n);
+	free(want);
+	free(op);
+}
+
 Test(join, random_small_inputs_with_duplicates, .timeout = 120)
 {
 	uint64_t seed = 42;
@@ -64,17 +81,36 @@ Test(join, random_small_inputs_with_duplicates, .timeout = 120)
 		join_rows(spec, dir, l, nl, r, nr);
 
 		/* And the rows themselves, every few rounds. */
-		if (it % 3 == 0) {
-			char *op = t_path(dir, "out.bin");
-			size_t n;
-			uint64_t *want = t_reference_rows(l, nl, r, nr, &n);
+		if (it % 3 == 0)
+			join_rows_written(spec, dir, l, nl, r, nr);
+		free(l);
+		free(r);
+	}
+	t_rmdir(dir);
+}
 
-			spec.output = op;
-			join_rows(spec, dir, l, nl, r, nr);
-			t_check_rows(op, want, n);
-			free(want);
-			free(op);
-		}
+/* O_DIRECT inputs: chunks at unaligned offsets, read ahead or by their own task. */
+Test(join, direct_reads_match_the_reference, .timeout = 120)
+{
+	uint64_t seed = 77;
+	char *dir = t_dir();
+	struct statfs fs;
+	bool can = !statfs(dir, &fs) && fs.f_type != TMPFS_MAGIC;
+
+	for (int it = 0; it < 8; it++) {
+		size_t nl = 2000 + t_rand(&seed) % 20000, nr = 5000 + t_rand(&seed) % 40000;
+		struct row *l = random_rows(nl, 9000, &seed), *r = random_rows(nr, 9000, &seed);
+		struct join_spec spec = t_spec(NULL, NULL);
+		struct join_result res;
+
+		spec.direct = it % 4 == 3 ? -1 : 1;
+		spec.nthreads = 1 + it % 2;
+		spec.task_bytes = it % 2 ? 5000 : 64 << 10;	/* many chunks */
+		spec.memory_limit = 4 << 20;
+		res = join_rows(spec, dir, l, nl, r, nr);
+		cr_expect_eq(res.direct_inputs, spec.direct > 0 && can ? 2 : 0);
+		if (it % 3 == 0)
+			join_rows_written(spec, dir, l, nl, r, nr);
 		free(l);
 		free(r);
 	}
@@ -249,6 +285,8 @@ Test(join, wide_rows_with_the_key_inside)
 	spec.left.key_offset = 8;
 	spec.right.row_bytes = WR;
 	spec.right.key_offset = 12;
+	spec.direct = 1;	/* rows that straddle the blocks O_DIRECT reads */
+	spec.task_bytes = 1000;
 	cr_assert_eq(join_run(&spec, &res), 0, "%s", res.error);
 	cr_expect_eq(res.rows, rows);
 	cr_expect_eq(res.left_sum, lsum);
@@ -316,6 +354,7 @@ Test(join, csv_matches_the_reference, .timeout = 60)
 	spec.format = JOIN_CSV;
 	spec.left.key_name = spec.right.key_name = "id";
 	spec.memory_limit = 4 << 20;
+	spec.direct = 1;	/* chunks start anywhere in the text */
 	cr_assert_eq(join_run(&spec, &res), 0, "%s", res.error);
 	cr_expect_eq(res.rows, e.rows);
 	cr_expect_eq(res.left_sum, e.left_sum);
@@ -324,6 +363,7 @@ Test(join, csv_matches_the_reference, .timeout = 60)
 	cr_expect_eq(res.right_rows, nr);
 
 	spec.output = op;
+	spec.direct = 0;
 	cr_assert_eq(join_run(&spec, &res), 0, "%s", res.error);
 	cr_expect_eq(res.rows, e.rows);
 
