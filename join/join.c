@@ -1328,13 +1328,9 @@ static int run(struct join *j)
 			strncat(res->error, ")", sizeof(res->error) - strlen(res->error) - 1);
 		return ret;
 	}
-	ret = reader_start(&j->rd, &j->side[LEFT], &j->side[RIGHT], j->nthreads + 1);
-	if (ret) {
-		snprintf(res->error, sizeof(res->error), "starting the reader: %s",
-			 strerror(-ret));
-		weft_client_close(j->c);
-		return ret;
-	}
+	/* Without reader threads (no memory for them), each task reads its own chunk. */
+	if (reader_start(&j->rd, &j->side[LEFT], &j->side[RIGHT], j->nthreads + 1))
+		j->rd = NULL;
 	progress_phase(&j->prog, "partition", j->side[0].size + j->side[1].size);
 	bits = first_bits(j);
 	res->partitions = 1u << bits;

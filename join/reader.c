@@ -224,7 +224,7 @@ int reader_start(struct reader **out, const struct side *left, const struct side
 		if (ret)
 			break;
 	}
-	if (r->nthreads) {	/* one reader is slower, not wrong */
+	if (r->nthreads) {	/* fewer readers are slower, not wrong */
 		*out = r;
 		return 0;
 	}
