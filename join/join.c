@@ -401,57 +401,91 @@ static int build_rows(struct weft_ctx *ctx, const struct weft_buf *in, size_t ni
 	return 0;
 }
 
-static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
-			const struct build_arg *a, uint64_t n)
+/*
+ * Rows of one span of buckets, ordered by bucket in @tk/@tw (a counting sort over
+ * the span's slice of @start), then folded into @out: one entry per key. A span is
+ * small enough that all of this stays in cache. Return: the entries added.
+ */
+static size_t fold_span(const char *recs, size_t nrows, unsigned level, uint64_t mask,
+			uint32_t *start, size_t lo, size_t nb, uint64_t *tk, uint64_t *tw,
+			struct tab_count *out)
 {
-	unsigned bits = log2_ceil(n), dbits;
-	size_t nb = (size_t)1 << bits, mask = nb - 1, d = 0;
-	uint32_t *start = scratch(SLOT_AUX, (nb + 1) * 4);
-	uint64_t *keys = scratch(SLOT_READ, n * 8 + 1);
-	uint64_t *sums = scratch(SLOT_RECS, n * 8 + 1);
-	uint64_t *cnts = scratch(SLOT_IDS, n * 8 + 1);
-	struct table *t;
+	size_t d = 0, from = 0;
 
-	if (!start || !keys || !sums || !cnts)
-		return weft_fail(ctx, "build: out of memory for %" PRIu64 " rows", n);
-	/* Group the rows by bucket. */
-	memset(start, 0, (nb + 1) * 4);
-	for (size_t i = 0; i < nin; i++)
-		for (const char *r = in[i].data, *e = r + in[i].len; r < e; r += 16)
-			start[mix(rec_key(r), a->level) & mask]++;
-	starts(start, nb);
-	for (size_t i = 0; i < nin; i++) {
-		for (const char *r = in[i].data, *e = r + in[i].len; r < e; r += 16) {
-			uint64_t k = rec_key(r);
-			uint32_t at = start[mix(k, a->level) & mask]++;
+	memset(start + lo, 0, nb * sizeof(*start));
+	for (size_t i = 0; i < nrows; i++)
+		start[(mix(rec_key(recs + i * 16), level) & mask)]++;
+	starts(start + lo, nb);		/* start[lo + nb] is clobbered: the next span's */
+	for (size_t i = 0; i < nrows; i++) {
+		uint64_t k = rec_key(recs + i * 16);
+		uint32_t at = start[mix(k, level) & mask]++;
 
-			keys[at] = k;
-			sums[at] = rec_word(r);
-		}
+		tk[at] = k;
+		tw[at] = rec_word(recs + i * 16);
 	}
-	/* Fold each bucket's rows into one entry per key (start[b] is now b's end). */
-	size_t from = 0;
-
-	for (size_t b = 0; b < nb; b++) {
+	/* Fold each bucket's rows (start[b] is now b's end). */
+	for (size_t b = lo; b < lo + nb; b++) {
 		size_t first = d;
 
 		for (size_t i = from; i < start[b]; i++) {
-			uint64_t k = keys[i], w = sums[i];	/* d <= i: read first */
 			size_t e = first;
 
-			while (e < d && keys[e] != k)
+			while (e < d && out[e].key != tk[i])
 				e++;
-			if (e == d) {
-				keys[d] = k;
-				cnts[d] = 0;
-				sums[d++] = 0;
-			}
-			cnts[e]++;
-			sums[e] += w;
+			if (e == d)
+				out[d++] = (struct tab_count){ tk[i], 0, 0 };
+			out[e].cnt++;
+			out[e].sum += tw[i];
 		}
 		from = start[b];
 	}
-	/* The table: sized for the distinct keys. */
+	return d;
+}
+
+/* Rows per span of a table's build: its sort and fold stay in the core's cache. */
+#define BUILD_SPAN_ROWS 8192
+
+static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+			const struct build_arg *a, uint64_t n)
+{
+	unsigned bits = log2_ceil(n), sbits = log2_ceil(n / BUILD_SPAN_ROWS), shift, dbits;
+	size_t nb = (size_t)1 << bits, mask = nb - 1, d = 0, most = 0, nspans;
+	uint32_t *start, *span;
+	struct tab_count *out = scratch(SLOT_IDS, n * sizeof(*out) + 1);
+	char *recs = scratch(SLOT_RECS, n * 16 + 1);
+	uint64_t *tk;
+	struct table *t;
+
+	sbits = sbits > bits ? bits : sbits > 12 ? 12 : sbits;
+	shift = bits - sbits;
+	nspans = (size_t)1 << sbits;
+	start = scratch(SLOT_AUX, (nb + nspans + 2) * sizeof(*start));
+	if (!out || !recs || !start)
+		return weft_fail(ctx, "build: out of memory for %" PRIu64 " rows", n);
+	span = start + nb + 1;
+	/* Group the rows by span of buckets (the top bits of their bucket). */
+	memset(span, 0, (nspans + 1) * sizeof(*span));
+	for (size_t i = 0; i < nin; i++)
+		for (const char *r = in[i].data, *e = r + in[i].len; r < e; r += 16)
+			span[(mix(rec_key(r), a->level) & mask) >> shift]++;
+	for (size_t s = 0; s < nspans; s++)
+		most = span[s] > most ? span[s] : most;
+	starts(span, nspans);
+	tk = scratch(SLOT_READ, most * 16 + 1);
+	if (!tk)
+		return weft_fail(ctx, "build: out of memory for %zu rows", most);
+	for (size_t i = 0; i < nin; i++) {
+		for (const char *r = in[i].data, *e = r + in[i].len; r < e; r += 16) {
+			uint32_t at = span[(mix(rec_key(r), a->level) & mask) >> shift]++;
+
+			memcpy(recs + (size_t)at * 16, r, 16);
+		}
+	}
+	/* Fold span by span (span[s] is now s's end), in bucket order. */
+	for (size_t s = 0, from = 0; s < nspans; from = span[s++])
+		d += fold_span(recs + from * 16, span[s] - from, a->level, mask, start,
+			       s << shift, (size_t)1 << shift, tk, tk + most, out + d);
+	/* The table, sized for the distinct keys. */
 	dbits = log2_ceil(d);
 	nb = (size_t)1 << dbits;
 	mask = nb - 1;
@@ -465,14 +499,16 @@ static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t 
 
 	memset(ts, 0, (nb + 1) * 4);
 	for (size_t i = 0; i < d; i++)
-		ts[mix(keys[i], a->level) & mask]++;
+		ts[mix(out[i].key, a->level) & mask]++;
 	starts(ts, nb);
-	memcpy(start, ts, (nb + 1) * 4);
-	for (size_t i = 0; i < d; i++) {
-		uint32_t at = start[mix(keys[i], a->level) & mask]++;
-
-		te[at] = (struct tab_count){ keys[i], cnts[i], sums[i] };
+	if (dbits == bits) {
+		/* Same buckets: the entries are in bucket order already. */
+		memcpy(te, out, d * sizeof(*te));
+		return 0;
 	}
+	memcpy(start, ts, (nb + 1) * 4);
+	for (size_t i = 0; i < d; i++)
+		te[start[mix(out[i].key, a->level) & mask]++] = out[i];
 	return 0;
 }
 

@@ -117,6 +117,30 @@ Test(join, direct_reads_match_the_reference, .timeout = 120)
 	t_rmdir(dir);
 }
 
+/* One part, so one table of many spans: with unique keys, and with fewer keys. */
+Test(join, large_tables_built_in_spans, .timeout = 60)
+{
+	uint64_t seed = 5;
+	char *dir = t_dir();
+	static const uint64_t ranges[] = { 1ull << 40, 60000, 3 };
+
+	for (int it = 0; it < 3; it++) {
+		size_t nl = 100000, nr = 150000;
+		struct row *l = random_rows(nl, ranges[it], &seed);
+		struct row *r = random_rows(nr, ranges[it] < 100000 ? ranges[it] : 100000, &seed);
+		struct join_spec spec = t_spec(NULL, NULL);
+
+		for (size_t i = 0; i < nr && it == 0; i++)
+			r[i].key = l[t_rand(&seed) % nl].key;	/* every row matches */
+		spec.partitions = 1;
+		spec.nthreads = 2;
+		join_rows(spec, dir, l, nl, r, nr);
+		free(l);
+		free(r);
+	}
+	t_rmdir(dir);
+}
+
 Test(join, empty_inputs)
 {
 	char *dir = t_dir(), *op = t_path(dir, "out.bin");
