@@ -37,6 +37,9 @@
 #define MIN_PIECE (256u << 10)	/* pieces that will spill are at least this, on average */
 #define PIECE_COST 4096		/* bytes of limit per piece: its bookkeeping is ~1/16 */
 #define MAX_CHUNK (16u << 20)
+#define RESIDENT_GROUP (256u << 10)	/* right bytes per probe of a resident part */
+#define RESIDENT_PRIO 1			/* ahead of the reads (0) */
+#define ENGINE_TARGET 0.6		/* the engine spills down to this share of its limit */
 
 enum { LEFT, RIGHT };
 
@@ -46,6 +49,9 @@ struct join {
 	struct weft_client *c;
 	struct side side[2];
 	struct reader *rd;		/* reads chunks ahead, or NULL */
+	bool resident;			/* join some parts while reading (plan_resident) */
+	atomic_bool joined;		/* the progress bar shows the join phase */
+	_Atomic uint64_t early;		/* bytes joined before it did */
 	enum join_format fmt;
 	bool count_only;
 	struct writer out;
@@ -240,6 +246,26 @@ static int scatter(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
 static void progress_add(struct join *j, uint64_t bytes)
 {
 	atomic_fetch_add_explicit(&j->prog.done, bytes, memory_order_relaxed);
+}
+
+/*
+ * Work of the join proper. While the files are still read (plan_resident), the bar
+ * shows the reading: such work is kept aside and added once the join phase shows.
+ */
+static void progress_join(struct join *j, uint64_t bytes)
+{
+	/* Acquire pairs with the release in progress_joined(). */
+	if (atomic_load_explicit(&j->joined, memory_order_acquire))
+		progress_add(j, bytes);
+	else
+		atomic_fetch_add_explicit(&j->early, bytes, memory_order_relaxed);
+}
+
+/* The join phase shows: add what was done before (also at the end, for stragglers). */
+static void progress_joined(struct join *j)
+{
+	atomic_store_explicit(&j->joined, true, memory_order_release);
+	progress_add(j, atomic_exchange_explicit(&j->early, 0, memory_order_relaxed));
 }
 
 /* Level 0: read a chunk of a file and split its rows. */
@@ -523,7 +549,7 @@ static int build(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
 		n += in[i].len / width;
 	if (n > UINT32_MAX)
 		return weft_fail(ctx, "build: %" PRIu64 " rows in one table", n);
-	progress_add(a->j, n * width);
+	progress_join(a->j, n * width);
 	if (a->j->count_only)
 		return build_counts(ctx, in, nin, a, n);
 	return build_rows(ctx, in, nin, a, n);
@@ -744,7 +770,7 @@ static int probe(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
 
 	for (size_t i = 1; i < nin; i++)
 		bytes += in[i].len;
-	progress_add(a->j, bytes);
+	progress_join(a->j, bytes);
 	if (a->j->count_only)
 		return probe_counts(ctx, t, in + 1, nin - 1, a->side);
 	return probe_rows(ctx, a->j, t, in + 1, nin - 1, a->side);
@@ -785,6 +811,7 @@ struct plan {
 	int prio;			/* falls as parts are planned: earlier parts first */
 	unsigned parents;		/* parts split so far */
 	bool joining;			/* past the first reads */
+	uint64_t early_total;		/* bytes of the parts joined while reading */
 	int err;
 };
 
@@ -1040,6 +1067,95 @@ static void split_free(struct split *sp)
 	sp->out = NULL;
 }
 
+/* Bytes of the table that build() makes of @rows rows of side @s, at most. */
+static uint64_t table_bytes(const struct join *j, unsigned s, uint64_t rows)
+{
+	unsigned rest = j->count_only ? 16 : j->side[s].width - REC_KEY;
+
+	return tab_size(log2_ceil(rows), rows, rest);
+}
+
+/*
+ * A hybrid of the grace hash join, when the inputs will spill: the first parts
+ * whose tables fit in a part of the engine's memory are joined while the right
+ * input is still being read, so their right pieces are probed as they come and
+ * never spill. The left input is read first: a resident part's table is built once
+ * its left pieces are all there. These tasks go ahead of the reads (the reader
+ * threads read on meanwhile). The other parts are left in @parts for the usual plan.
+ */
+static int plan_resident(struct plan *pl, struct split *sp, size_t n, struct part *parts,
+			 unsigned nparts)
+{
+	struct join *j = pl->j;
+	struct weft_future **tab = calloc(nparts, sizeof(*tab)), **deps = NULL;
+	size_t *from = calloc(nparts, sizeof(*from)), cap = 0, k = 0;
+	struct build_arg ba = { j, LEFT, 0 };
+	struct probe_arg pa = { j, RIGHT };
+	unsigned rw = j->side[RIGHT].width;
+	/* Well below the engine's target, or the tables would be spilled and read back. */
+	uint64_t room = j->elimit * (ENGINE_TARGET * 5 / 8);
+	int ret = tab && from ? 0 : -ENOMEM;
+
+	for (; k < n && !ret && sp[k].side == LEFT; k++)
+		ret = gather(pl, &sp[k], parts);
+	for (unsigned p = 0; p < nparts && !ret; p++) {
+		uint64_t bytes = parts[p].rows[LEFT] * j->side[LEFT].width;
+		uint64_t need = table_bytes(j, LEFT, parts[p].rows[LEFT]);
+
+		if (!bytes || bytes > j->share || need > room)
+			continue;
+		room -= need;
+		j->res->resident_parts++;
+		ret = deps_of(&deps, &cap, parts[p].pc[LEFT], 0, parts[p].n[LEFT], 0);
+		if (!ret)
+			ret = submit(pl, build, deps, parts[p].n[LEFT], &ba, sizeof(ba), 0,
+				     RESIDENT_PRIO, "build", &tab[p]);
+	}
+	for (bool last = false; !ret && !last;) {
+		if (k < n)
+			ret = gather(pl, &sp[k++], parts);
+		last = k == n;
+		for (unsigned p = 0; p < nparts && !ret; p++) {
+			struct part *pt = &parts[p];
+			struct weft_future *end;
+			uint64_t bytes = 0;
+
+			if (!tab[p])
+				continue;
+			for (size_t i = from[p]; i < pt->n[RIGHT]; i++)
+				bytes += pt->pc[RIGHT][i].rows * rw;
+			if (!bytes || (bytes < RESIDENT_GROUP && !last))
+				continue;
+			ret = deps_of(&deps, &cap, pt->pc[RIGHT], from[p], pt->n[RIGHT], 1);
+			if (ret)
+				break;
+			deps[0] = tab[p];
+			ret = submit(pl, probe, deps, pt->n[RIGHT] - from[p] + 1, &pa, sizeof(pa),
+				     0, RESIDENT_PRIO, "probe", &end);
+			if (!ret)
+				ret = end_add(pl, end);
+			/* Probed: the part lets go of them, so they are freed once used. */
+			for (size_t i = from[p]; i < pt->n[RIGHT]; i++) {
+				weft_release(pt->pc[RIGHT][i].f);
+				pt->pc[RIGHT][i].f = NULL;
+			}
+			from[p] = pt->n[RIGHT];
+		}
+	}
+	for (unsigned p = 0; p < nparts && tab; p++) {
+		if (!tab[p])
+			continue;
+		weft_release(tab[p]);
+		pl->early_total += parts[p].rows[LEFT] * j->side[LEFT].width +
+				   parts[p].rows[RIGHT] * rw;
+		part_free(&parts[p]);	/* joined: nothing left to plan */
+	}
+	free(deps);
+	free(from);
+	free(tab);
+	return ret;
+}
+
 /* Plan every part that pl->splits make, then the splits those plans made, and so on. */
 static int plan_all(struct plan *pl)
 {
@@ -1056,13 +1172,18 @@ static int plan_all(struct plan *pl)
 
 			for (e = i; e < n && splits[e].parent == splits[i].parent; e++)
 				;
-			if (!parts)
+			if (!parts) {
 				pl->err = -ENOMEM;
-			for (size_t k = i; k < e && !pl->err; k++)
-				pl->err = gather(pl, &splits[k], parts);
+			} else if (!splits[i].level && pl->j->resident) {
+				pl->err = plan_resident(pl, &splits[i], e - i, parts, nparts);
+			} else {
+				for (size_t k = i; k < e && !pl->err; k++)
+					pl->err = gather(pl, &splits[k], parts);
+			}
 			if (!pl->joining) {
 				/* Every file has been read: the join proper begins. */
-				progress_phase(&pl->j->prog, "join", 0);
+				progress_phase(&pl->j->prog, "join", pl->early_total);
+				progress_joined(pl->j);
 				pl->joining = true;
 			}
 			if (splits[i].level + 1 > pl->j->res->levels)
@@ -1157,6 +1278,15 @@ static void budgets(struct join *j)
 	j->emit = clamp(scratch / 8, 64u << 10, 4u << 20);
 }
 
+/* Both inputs fit in the engine's memory, with room to spare: nothing should spill. */
+static bool in_memory(const struct join *j)
+{
+	uint64_t lb = j->side[LEFT].rows * j->side[LEFT].width;
+	uint64_t rb = j->side[RIGHT].rows * j->side[RIGHT].width;
+
+	return lb + rb <= j->elimit / 2;
+}
+
 /* The fan-out of the first split. */
 static unsigned first_bits(const struct join *j)
 {
@@ -1176,7 +1306,7 @@ static unsigned first_bits(const struct join *j)
 	 * for its bookkeeping: keep them large and not too many, and split twice
 	 * rather than into many small pieces.
 	 */
-	if (lb + rb > j->elimit / 2) {
+	if (!in_memory(j)) {
 		size_t chunks = j->side[LEFT].nchunks + j->side[RIGHT].nchunks;
 		size_t most = j->limit / PIECE_COST > 4096 ? j->limit / PIECE_COST : 4096;
 		unsigned by_count = 0;
@@ -1349,7 +1479,7 @@ static int run(struct join *j)
 	struct join_result *res = j->res;
 	struct plan pl = { .j = j };
 	struct weft_options o = { .size = sizeof(o), .nthreads = j->nthreads,
-				  .memory_limit = j->elimit,
+				  .memory_limit = j->elimit, .memory_target = ENGINE_TARGET,
 				  .spill_dir = j->spec->spill_dir };
 	struct weft_stats st = { .size = sizeof(st) };
 	unsigned bits;
@@ -1369,12 +1499,14 @@ static int run(struct join *j)
 		j->rd = NULL;
 	progress_phase(&j->prog, "partition", j->side[0].size + j->side[1].size);
 	bits = first_bits(j);
+	j->resident = !in_memory(j);
 	res->partitions = 1u << bits;
 	ret = submit_reads(&pl, bits);
 	if (!ret)
 		ret = plan_all(&pl);
 	if (!ret)
 		ret = gather_upto(&pl, pl.nends);
+	progress_joined(j);
 	plan_fini(&pl);
 	if (!weft_stats(j->c, &st)) {
 		res->spilled_bytes = st.spilled_bytes;

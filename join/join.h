@@ -55,6 +55,7 @@ struct join_result {
 	unsigned partitions;		/* the first level's fan-out */
 	unsigned levels;		/* 1 + the deepest re-partitioning */
 	unsigned block_joins;		/* partitions joined block by block (heavy keys) */
+	unsigned resident_parts;	/* partitions joined while the right input was read */
 	unsigned direct_inputs;		/* inputs read with O_DIRECT (not through the cache) */
 	bool bad_input;			/* the error is in an input: missing or malformed */
 	char error[1024];		/* on failure: what failed, naming the file and row */

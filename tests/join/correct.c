@@ -141,6 +141,38 @@ Test(join, large_tables_built_in_spans, .timeout = 60)
 	t_rmdir(dir);
 }
 
+/*
+ * Inputs that spill: the parts whose tables fit are joined while the right input is
+ * read (half of them here), the others after.
+ */
+Test(join, parts_joined_while_reading_when_spilling, .timeout = 120)
+{
+	uint64_t seed = 11;
+	char *dir = t_dir();
+
+	for (int it = 0; it < 2; it++) {
+		size_t nl = 1000000, nr = 1500000;
+		uint64_t range = it ? 200000 : 1000000;	/* then five rows a key */
+		struct row *l = random_rows(nl, range, &seed), *r = random_rows(nr, range, &seed);
+		struct join_spec spec = t_spec(NULL, NULL);
+		struct join_result res;
+
+		spec.memory_limit = 64 << 20;
+		spec.partitions = 16;
+		spec.nthreads = 2;
+		res = join_rows(spec, dir, l, nl, r, nr);
+		cr_expect_gt(res.resident_parts, 0, "no part was joined while reading");
+		cr_expect(it || res.resident_parts < 16, "every table fit: %u",
+			  res.resident_parts);
+		cr_expect_gt(res.spilled_bytes, 0);
+		if (!it)
+			join_rows_written(spec, dir, l, nl, r, nr);
+		free(l);
+		free(r);
+	}
+	t_rmdir(dir);
+}
+
 Test(join, empty_inputs)
 {
 	char *dir = t_dir(), *op = t_path(dir, "out.bin");

@@ -101,26 +101,41 @@ static inline int cmp_row(const void *a, const void *b)
 }
 
 /* The reference: sort the right side, look up each left row's matches. */
-static inline struct expect t_reference(const struct row *l, size_t nl,
-					const struct row *r, size_t nr)
+/* A sorted copy of @r, and the first of its rows with @key (or where it would be). */
+static inline struct row *t_sorted(const struct row *r, size_t nr)
 {
 	struct row *s = malloc((nr ? nr : 1) * sizeof(*s));
-	struct expect e = { 0 };
 
 	if (nr)
 		memcpy(s, r, nr * sizeof(*s));
 	qsort(s, nr, sizeof(*s), cmp_row);
+	return s;
+}
+
+static inline size_t t_first(const struct row *s, size_t nr, uint64_t key)
+{
+	size_t lo = 0, hi = nr;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (s[mid].key < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static inline struct expect t_reference(const struct row *l, size_t nl,
+					const struct row *r, size_t nr)
+{
+	struct row *s = t_sorted(r, nr);
+	struct expect e = { 0 };
+
 	for (size_t i = 0; i < nl; i++) {
-		size_t lo = 0, hi = nr;
+		size_t lo = t_first(s, nr, l[i].key);
 
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-
-			if (s[mid].key < l[i].key)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
 		for (size_t k = lo; k < nr && s[k].key == l[i].key; k++) {
 			e.rows++;
 			e.left_sum += l[i].payload;
@@ -137,21 +152,23 @@ static inline uint64_t *t_reference_rows(const struct row *l, size_t nl,
 {
 	size_t cap = 1024, m = 0;
 	uint64_t *out = malloc(cap * 24);
+	struct row *s = t_sorted(r, nr);
 
 	for (size_t i = 0; i < nl; i++) {
-		for (size_t k = 0; k < nr; k++) {
-			if (l[i].key != r[k].key)
-				continue;
+		size_t lo = t_first(s, nr, l[i].key);
+
+		for (size_t k = lo; k < nr && s[k].key == l[i].key; k++) {
 			if (m == cap) {
 				cap *= 2;
 				out = realloc(out, cap * 24);
 			}
 			out[3 * m] = l[i].key;
 			out[3 * m + 1] = l[i].payload;
-			out[3 * m + 2] = r[k].payload;
+			out[3 * m + 2] = s[k].payload;
 			m++;
 		}
 	}
+	free(s);
 	*n = m;
 	return out;
 }
