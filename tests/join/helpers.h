@@ -101,7 +101,10 @@ static inline int cmp_row(const void *a, const void *b)
 }
 
 /* The reference: sort the right side, look up each left row's matches. */
-/* A sorted copy of @r, and the first of its rows with @key (or where it would be). */
+/*
+ * A sorted copy of @r; in it, the first row with @key or past it (@after: the first
+ * past it), by binary search.
+ */
 static inline struct row *t_sorted(const struct row *r, size_t nr)
 {
 	struct row *s = malloc((nr ? nr : 1) * sizeof(*s));
@@ -112,14 +115,14 @@ static inline struct row *t_sorted(const struct row *r, size_t nr)
 	return s;
 }
 
-static inline size_t t_first(const struct row *s, size_t nr, uint64_t key)
+static inline size_t t_bound(const struct row *s, size_t nr, uint64_t key, bool after)
 {
 	size_t lo = 0, hi = nr;
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 
-		if (s[mid].key < key)
+		if (s[mid].key < key || (after && s[mid].key == key))
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -127,21 +130,30 @@ static inline size_t t_first(const struct row *s, size_t nr, uint64_t key)
 	return lo;
 }
 
+static inline size_t t_first(const struct row *s, size_t nr, uint64_t key)
+{
+	return t_bound(s, nr, key, false);
+}
+
 static inline struct expect t_reference(const struct row *l, size_t nl,
 					const struct row *r, size_t nr)
 {
 	struct row *s = t_sorted(r, nr);
+	uint64_t *pre = malloc((nr + 1) * sizeof(*pre));	/* sums of s's payloads */
 	struct expect e = { 0 };
 
+	pre[0] = 0;
+	for (size_t k = 0; k < nr; k++)
+		pre[k + 1] = pre[k] + s[k].payload;
+	/* Per left row: how many right rows match, and the sum of their payloads. */
 	for (size_t i = 0; i < nl; i++) {
-		size_t lo = t_first(s, nr, l[i].key);
+		size_t lo = t_first(s, nr, l[i].key), hi = t_bound(s, nr, l[i].key, true);
 
-		for (size_t k = lo; k < nr && s[k].key == l[i].key; k++) {
-			e.rows++;
-			e.left_sum += l[i].payload;
-			e.right_sum += s[k].payload;
-		}
+		e.rows += hi - lo;
+		e.left_sum += l[i].payload * (hi - lo);
+		e.right_sum += pre[hi] - pre[lo];
 	}
+	free(pre);
 	free(s);
 	return e;
 }
