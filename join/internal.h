@@ -74,18 +74,30 @@ size_t chunk_room(const struct chunk *c);
 int chunk_read(const struct side *s, const struct chunk *c, char *buf, const char **data);
 
 /*
- * The reader thread: with @nbufs buffers, it reads the chunks of the sides read
- * with O_DIRECT ahead, in order. reader_get() gives chunk @ci of side @s (number
- * @side): from the reader, with *held to give back with reader_put() once used, or
- * read now into @own. A NULL reader reads every chunk into @own.
+ * The reader threads: with @nbufs buffers, they read the chunks of the sides read
+ * with O_DIRECT ahead, in order. With @launch, each chunk's task is submitted by
+ * @launch(@launch_arg, side, chunk) once the chunk is read, after reader_go(), so
+ * that no worker waits for the disk; reader_launched() waits for that and returns
+ * its error (-ECANCELED when the reader stopped first). reader_launches() says
+ * whether the reader launches @s's tasks.
+ *
+ * reader_get() gives chunk @ci of side @s (number @side): from the reader, with
+ * *held to give back with reader_put() once used, or read now into @own. A NULL
+ * reader reads every chunk into @own. reader_halt() stops reading and launching;
+ * reader_free() (after the tasks that take chunks have ended) frees the buffers.
  */
 struct reader;
+typedef int reader_launch_fn(void *arg, unsigned side, size_t chunk);
 int reader_start(struct reader **out, const struct side *left, const struct side *right,
-		 unsigned nbufs);
+		 unsigned nbufs, reader_launch_fn *launch, void *launch_arg);
+bool reader_launches(const struct reader *r, const struct side *s);
+void reader_go(struct reader *r);
+int reader_launched(struct reader *r, unsigned side, size_t ci);
 int reader_get(struct reader *r, const struct side *s, unsigned side, size_t ci,
 	       char *own, const char **data, char **held);
 void reader_put(struct reader *r, char *held);
-void reader_stop(struct reader *r);
+void reader_halt(struct reader *r);
+void reader_free(struct reader *r);
 
 /* Parse a decimal int64 (optional sign, quotes and blanks around). 0 or -ERANGE/-EINVAL. */
 int parse_key(const char *p, size_t len, int64_t *out);

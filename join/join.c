@@ -49,7 +49,6 @@ struct join {
 	struct weft_client *c;
 	struct side side[2];
 	struct reader *rd;		/* reads chunks ahead, or NULL */
-	bool resident;			/* join some parts while reading (plan_resident) */
 	atomic_bool joined;		/* the progress bar shows the join phase */
 	_Atomic uint64_t early;		/* bytes joined before it did */
 	enum join_format fmt;
@@ -797,6 +796,8 @@ struct split {
 	unsigned side, bits, level;
 	unsigned parent;		/* splits of one part share it */
 	struct weft_future **out;	/* (1 << bits) + 1 futures, stats last */
+	size_t chunk;			/* level 0: the chunk it reads */
+	bool launched;			/* level 0: the reader submits its task */
 };
 
 struct plan {
@@ -811,6 +812,8 @@ struct plan {
 	int prio;			/* falls as parts are planned: earlier parts first */
 	unsigned parents;		/* parts split so far */
 	bool joining;			/* past the first reads */
+	unsigned bits;			/* of the first level */
+	struct weft_future ***outs[2];	/* level 0: each chunk's split outputs */
 	uint64_t early_total;		/* bytes of the parts joined while reading */
 	int err;
 };
@@ -1029,9 +1032,20 @@ static int plan_part(struct plan *pl, struct part *p)
 static int gather(struct plan *pl, struct split *sp, struct part *parts)
 {
 	unsigned nparts = 1u << sp->bits;
-	struct weft_future *sf = sp->out[nparts];
+	struct weft_future *sf;
 	struct weft_buf v;
-	int ret = weft_result(sf, &v);
+	int ret;
+
+	if (sp->launched) {
+		ret = reader_launched(pl->j->rd, sp->side, sp->chunk);
+		if (ret) {
+			snprintf(pl->j->res->error, sizeof(pl->j->res->error),
+				 "submitting a read task: %s", weft_strerror(ret));
+			return ret;
+		}
+	}
+	sf = sp->out[nparts];
+	ret = weft_result(sf, &v);
 
 	if (ret) {
 		const char *m = weft_future_error(sf);
@@ -1076,12 +1090,13 @@ static uint64_t table_bytes(const struct join *j, unsigned s, uint64_t rows)
 }
 
 /*
- * A hybrid of the grace hash join, when the inputs will spill: the first parts
- * whose tables fit in a part of the engine's memory are joined while the right
- * input is still being read, so their right pieces are probed as they come and
- * never spill. The left input is read first: a resident part's table is built once
- * its left pieces are all there. These tasks go ahead of the reads (the reader
- * threads read on meanwhile). The other parts are left in @parts for the usual plan.
+ * A hybrid of the grace hash join: the first parts whose tables fit in a part of
+ * the engine's memory are joined while the right input is still being read, so
+ * their right pieces are probed as they come (and never spill). The left input is
+ * read first: a resident part's table is built once its left pieces are all there.
+ * These tasks go ahead of the reads; with the reader launching the reads, no worker
+ * waits for the disk meanwhile. The other parts are left in @parts for the usual
+ * plan.
  */
 static int plan_resident(struct plan *pl, struct split *sp, size_t n, struct part *parts,
 			 unsigned nparts)
@@ -1174,7 +1189,7 @@ static int plan_all(struct plan *pl)
 				;
 			if (!parts) {
 				pl->err = -ENOMEM;
-			} else if (!splits[i].level && pl->j->resident) {
+			} else if (!splits[i].level) {
 				pl->err = plan_resident(pl, &splits[i], e - i, parts, nparts);
 			} else {
 				for (size_t k = i; k < e && !pl->err; k++)
@@ -1377,7 +1392,22 @@ static int write_header(struct join *j)
 	return ret;
 }
 
-/* Level 0: one partition task per chunk of each file. */
+/* The reader's launch function: a chunk is in memory, its partition task may run. */
+static int launch_read(void *arg, unsigned side, size_t chunk)
+{
+	struct plan *pl = arg;
+	struct part_arg a = { pl->j, side, 0, pl->bits, chunk };
+	struct weft_task_opts o = { .size = sizeof(o), .noutputs = (1u << pl->bits) + 1,
+				    .label = "read" };
+
+	return weft_submit(pl->j->c, part_file, NULL, 0, &a, sizeof(a), &o,
+			   pl->outs[side][chunk]);
+}
+
+/*
+ * Level 0: one partition task per chunk of each file, submitted here, or by the
+ * reader once the chunk is read (reader_go() lets it begin).
+ */
 static int submit_reads(struct plan *pl, unsigned bits)
 {
 	struct join *j = pl->j;
@@ -1385,6 +1415,8 @@ static int submit_reads(struct plan *pl, unsigned bits)
 	atomic_store_explicit(&j->prog.total, j->side[0].size + j->side[1].size,
 			      memory_order_relaxed);
 	for (unsigned s = 0; s < 2; s++) {
+		bool launched = reader_launches(j->rd, &j->side[s]);
+
 		for (size_t i = 0; i < j->side[s].nchunks; i++) {
 			struct part_arg a = { j, s, 0, bits, i };
 			struct split *sp;
@@ -1395,9 +1427,15 @@ static int submit_reads(struct plan *pl, unsigned bits)
 				return ret;
 			sp = &pl->splits[pl->nsplits];
 			*sp = (struct split){ s, bits, 0, 0,
-					      calloc((1u << bits) + 1, sizeof(*sp->out)) };
+					      calloc((1u << bits) + 1, sizeof(*sp->out)),
+					      i, launched };
 			if (!sp->out)
 				return -ENOMEM;
+			if (launched) {
+				pl->outs[s][i] = sp->out;
+				pl->nsplits++;
+				continue;
+			}
 			/* Earlier chunks first, so that reads go in file order. */
 			ret = submit(pl, part_file, NULL, 0, &a, sizeof(a), (1u << bits) + 1,
 				     0, "read", sp->out);
@@ -1494,27 +1532,40 @@ static int run(struct join *j)
 			strncat(res->error, ")", sizeof(res->error) - strlen(res->error) - 1);
 		return ret;
 	}
+	bits = first_bits(j);
+	pl.bits = bits;
+	for (unsigned s = 0; s < 2; s++) {
+		pl.outs[s] = calloc(j->side[s].nchunks + 1, sizeof(*pl.outs[s]));
+		if (!pl.outs[s]) {
+			snprintf(res->error, sizeof(res->error), "out of memory");
+			ret = -ENOMEM;
+		}
+	}
 	/* Without reader threads (no memory for them), each task reads its own chunk. */
-	if (reader_start(&j->rd, &j->side[LEFT], &j->side[RIGHT], j->nthreads + 1))
+	if (ret || reader_start(&j->rd, &j->side[LEFT], &j->side[RIGHT], j->nthreads + 1,
+				launch_read, &pl))
 		j->rd = NULL;
 	progress_phase(&j->prog, "partition", j->side[0].size + j->side[1].size);
-	bits = first_bits(j);
-	j->resident = !in_memory(j);
 	res->partitions = 1u << bits;
-	ret = submit_reads(&pl, bits);
+	if (!ret)
+		ret = submit_reads(&pl, bits);
+	reader_go(j->rd);
 	if (!ret)
 		ret = plan_all(&pl);
 	if (!ret)
 		ret = gather_upto(&pl, pl.nends);
 	progress_joined(j);
+	reader_halt(j->rd);		/* no more launches: the splits can go */
 	plan_fini(&pl);
+	free(pl.outs[0]);
+	free(pl.outs[1]);
 	if (!weft_stats(j->c, &st)) {
 		res->spilled_bytes = st.spilled_bytes;
 		res->restored_bytes = st.restored_bytes;
 		res->mem_peak = st.mem_peak;
 	}
 	cret = weft_client_close(j->c);
-	reader_stop(j->rd);		/* after the tasks that take its chunks */
+	reader_free(j->rd);		/* after the tasks that take its chunks */
 	if (!ret && cret) {
 		snprintf(res->error, sizeof(res->error), "closing the engine: %s",
 			 weft_strerror(cret));

@@ -7,9 +7,11 @@
  * measure on, as much as the join's own work, for pages that are read only once.
  * Without the kernel's read-ahead, reader threads keep the disk busy: they read
  * chunks in file order into a few buffers, two at a time (a disk serves two
- * requests faster than one after the other), and partition tasks take them. A task
- * whose chunk the reader has not started reads it itself, so a task only ever
- * waits for a read already under way, never for another task.
+ * requests faster than one after the other), and submit each chunk's partition
+ * task once its bytes are in memory, so that no worker waits for the disk and the
+ * CPU can join what is already read. A task whose chunk the reader has not started
+ * (a retry, or no reader launching) reads it itself, so a task only ever waits for
+ * a read already under way, never for another task.
  *
  * A file mostly in the page cache is read through it, with read-ahead advice.
  */
@@ -110,7 +112,9 @@ enum { RC_AHEAD, RC_READING, RC_READY, RC_TAKEN };
 
 struct rchunk {
 	uint8_t state;		/* RC_*: waiting for the reader, under way, read, taken */
+	bool launched;		/* its task is submitted (with a launch function) */
 	int err;		/* of a read by the reader */
+	int launch_err;		/* of submitting its task */
 	char *buf;		/* the reader's buffer that holds it */
 	const char *data;	/* its bytes in buf */
 };
@@ -125,7 +129,10 @@ struct reader {
 	char *pool;
 	pthread_mutex_t lock;
 	pthread_cond_t done;		/* a read ended: tasks may wait for one */
-	pthread_cond_t freed;		/* a buffer came back: the reader may wait */
+	pthread_cond_t freed;		/* a buffer came back, or go: the reader may wait */
+	reader_launch_fn *launch;	/* submits a chunk's task once it is read, or NULL */
+	void *launch_arg;
+	bool go;			/* launching may begin */
 	bool stop;
 	unsigned nthreads;
 	pthread_t thread[READERS];
@@ -158,6 +165,8 @@ static void *reader_main(void *arg)
 		const struct chunk *c;
 		const struct side *s;
 		struct rchunk *rc;
+		unsigned si;
+		size_t ci;
 		char *buf;
 
 		if (!r->nfree) {
@@ -167,7 +176,9 @@ static void *reader_main(void *arg)
 		rc = next_chunk(r, &c);
 		if (!rc)
 			break;
-		s = r->side[r->cur];
+		si = r->cur;
+		s = r->side[si];
+		ci = rc - r->rc[si];
 		buf = r->free[--r->nfree];
 		rc->state = RC_READING;
 		pthread_mutex_unlock(&r->lock);
@@ -176,13 +187,25 @@ static void *reader_main(void *arg)
 		rc->buf = buf;
 		rc->state = RC_READY;
 		pthread_cond_broadcast(&r->done);
+		if (!r->launch)
+			continue;
+		/* Its task starts only now: no worker waits for the disk. */
+		while (!r->go && !r->stop)
+			pthread_cond_wait(&r->freed, &r->lock);
+		if (r->stop)
+			break;
+		pthread_mutex_unlock(&r->lock);
+		rc->launch_err = r->launch(r->launch_arg, si, ci);
+		pthread_mutex_lock(&r->lock);
+		rc->launched = true;
+		pthread_cond_broadcast(&r->done);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
 }
 
 int reader_start(struct reader **out, const struct side *left, const struct side *right,
-		 unsigned nbufs)
+		 unsigned nbufs, reader_launch_fn *launch, void *launch_arg)
 {
 	size_t room = 0;
 	struct reader *r;
@@ -196,6 +219,8 @@ int reader_start(struct reader **out, const struct side *left, const struct side
 		return -ENOMEM;
 	r->side[0] = left;
 	r->side[1] = right;
+	r->launch = launch;
+	r->launch_arg = launch_arg;
 	for (unsigned i = 0; i < 2; i++) {
 		const struct side *s = r->side[i];
 
@@ -278,20 +303,56 @@ void reader_put(struct reader *r, char *held)
 		return;
 	pthread_mutex_lock(&r->lock);
 	r->free[r->nfree++] = held;
-	pthread_cond_signal(&r->freed);
+	pthread_cond_broadcast(&r->freed);	/* readers also wait on it for go */
 	pthread_mutex_unlock(&r->lock);
 }
 
-void reader_stop(struct reader *r)
+bool reader_launches(const struct reader *r, const struct side *s)
+{
+	return r && r->launch && s->dfd >= 0;
+}
+
+void reader_go(struct reader *r)
 {
 	if (!r)
 		return;
 	pthread_mutex_lock(&r->lock);
+	r->go = true;
+	pthread_cond_broadcast(&r->freed);
+	pthread_mutex_unlock(&r->lock);
+}
+
+int reader_launched(struct reader *r, unsigned side, size_t ci)
+{
+	struct rchunk *rc = &r->rc[side][ci];
+	int ret;
+
+	pthread_mutex_lock(&r->lock);
+	while (!rc->launched && !r->stop && r->nthreads)
+		pthread_cond_wait(&r->done, &r->lock);
+	ret = rc->launched ? rc->launch_err : -ECANCELED;
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+void reader_halt(struct reader *r)
+{
+	if (!r || r->stop)
+		return;
+	pthread_mutex_lock(&r->lock);
 	r->stop = true;
 	pthread_cond_broadcast(&r->freed);
+	pthread_cond_broadcast(&r->done);
 	pthread_mutex_unlock(&r->lock);
 	for (unsigned i = 0; i < r->nthreads; i++)
 		pthread_join(r->thread[i], NULL);
+}
+
+void reader_free(struct reader *r)
+{
+	if (!r)
+		return;
+	reader_halt(r);
 	pthread_cond_destroy(&r->freed);
 	pthread_cond_destroy(&r->done);
 	pthread_mutex_destroy(&r->lock);

@@ -205,6 +205,8 @@ Test(join, no_matches)
 		r[i].key += 1000;	/* disjoint key ranges */
 	res = join_rows(spec, dir, l, 20000, r, 30000);
 	cr_expect_eq(res.rows, 0);
+	/* In memory, every part is joined while the right input is read. */
+	cr_expect_eq(res.resident_parts, res.partitions);
 	free(l);
 	free(r);
 	t_rmdir(dir);
