@@ -75,16 +75,16 @@ int chunk_read(const struct side *s, const struct chunk *c, char *buf, const cha
 
 /*
  * The reader threads: with @nbufs buffers, they read the chunks of the sides read
- * with O_DIRECT ahead, in order. With @launch, each chunk's task is submitted by
- * @launch(@launch_arg, side, chunk) once the chunk is read, after reader_go(), so
- * that no worker waits for the disk; reader_launched() waits for that and returns
- * its error (-ECANCELED when the reader stopped first). reader_launches() says
- * whether the reader launches @s's tasks.
+ * with O_DIRECT (reader_launches()), in order, and submit each chunk's task with
+ * @launch(@launch_arg, side, chunk) once the chunk is read and reader_go() was
+ * called, so that no worker waits for the disk. reader_launched() waits for that
+ * submission and returns its error (-ECANCELED when the reader stopped first).
  *
  * reader_get() gives chunk @ci of side @s (number @side): from the reader, with
- * *held to give back with reader_put() once used, or read now into @own. A NULL
- * reader reads every chunk into @own. reader_halt() stops reading and launching;
- * reader_free() (after the tasks that take chunks have ended) frees the buffers.
+ * *held to give back with reader_put() once used, or read now into @own (a side
+ * read through the page cache, no reader, or a task's second try).
+ * reader_halt() stops reading and launching; reader_free() (after the tasks that
+ * take chunks have ended) frees the buffers.
  */
 struct reader;
 typedef int reader_launch_fn(void *arg, unsigned side, size_t chunk);

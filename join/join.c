@@ -909,6 +909,37 @@ static int deps_of(struct weft_future ***deps, size_t *cap, const struct piece *
 	return 0;
 }
 
+/*
+ * A table of pieces [from, to) of @p's side @s, into *table; @deps and @cap are the
+ * caller's space for the dependencies.
+ */
+static int submit_build(struct plan *pl, const struct part *p, unsigned s, size_t from,
+			size_t to, int prio, struct weft_future ***deps, size_t *cap,
+			struct weft_future **table)
+{
+	struct build_arg ba = { pl->j, s, p->level };
+	int ret = deps_of(deps, cap, p->pc[s], from, to, 0);
+
+	return ret ? ret : submit(pl, build, *deps, to - from, &ba, sizeof(ba), 0, prio,
+				  "build", table);
+}
+
+/* A probe of @table with pieces [from, to) of @p's side @s; its result is an end. */
+static int submit_probe(struct plan *pl, const struct part *p, unsigned s, size_t from,
+			size_t to, struct weft_future *table, int prio,
+			struct weft_future ***deps, size_t *cap)
+{
+	struct probe_arg pa = { pl->j, s };
+	struct weft_future *end;
+	int ret = deps_of(deps, cap, p->pc[s], from, to, 1);
+
+	if (ret)
+		return ret;
+	(*deps)[0] = table;
+	ret = submit(pl, probe, *deps, to - from + 1, &pa, sizeof(pa), 0, prio, "probe", &end);
+	return ret ? ret : end_add(pl, end);
+}
+
 /* Split a part's records on both sides, with the next level's hash. */
 static int plan_split(struct plan *pl, struct part *p, unsigned bits)
 {
@@ -962,27 +993,13 @@ static int plan_hash(struct plan *pl, struct part *p, unsigned b, size_t block)
 	int ret = 0;
 
 	for (size_t i = 0, e; i < p->n[b] && !ret; i = e) {
-		struct build_arg ba = { j, b, p->level };
-		struct probe_arg pa = { j, o };
 		struct weft_future *table = NULL;
 
 		e = group_end(p->pc[b], i, p->n[b], bw, block);
-		ret = deps_of(&deps, &cap, p->pc[b], i, e, 0);
-		if (!ret)
-			ret = submit(pl, build, deps, e - i, &ba, sizeof(ba), 0, pl->prio,
-				     "build", &table);
+		ret = submit_build(pl, p, b, i, e, pl->prio, &deps, &cap, &table);
 		for (size_t k = 0, f; k < p->n[o] && !ret; k = f) {
-			struct weft_future *end;
-
 			f = group_end(p->pc[o], k, p->n[o], ow, j->share);
-			ret = deps_of(&deps, &cap, p->pc[o], k, f, 1);
-			if (ret)
-				break;
-			deps[0] = table;
-			ret = submit(pl, probe, deps, f - k + 1, &pa, sizeof(pa), 0,
-				     pl->prio + 1, "probe", &end);
-			if (!ret)
-				ret = end_add(pl, end);
+			ret = submit_probe(pl, p, o, k, f, table, pl->prio + 1, &deps, &cap);
 		}
 		weft_release(table);
 	}
@@ -1104,8 +1121,6 @@ static int plan_resident(struct plan *pl, struct split *sp, size_t n, struct par
 	struct join *j = pl->j;
 	struct weft_future **tab = calloc(nparts, sizeof(*tab)), **deps = NULL;
 	size_t *from = calloc(nparts, sizeof(*from)), cap = 0, k = 0;
-	struct build_arg ba = { j, LEFT, 0 };
-	struct probe_arg pa = { j, RIGHT };
 	unsigned rw = j->side[RIGHT].width;
 	/* Well below the engine's target, or the tables would be spilled and read back. */
 	uint64_t room = j->elimit * (ENGINE_TARGET * 5 / 8);
@@ -1121,10 +1136,8 @@ static int plan_resident(struct plan *pl, struct split *sp, size_t n, struct par
 			continue;
 		room -= need;
 		j->res->resident_parts++;
-		ret = deps_of(&deps, &cap, parts[p].pc[LEFT], 0, parts[p].n[LEFT], 0);
-		if (!ret)
-			ret = submit(pl, build, deps, parts[p].n[LEFT], &ba, sizeof(ba), 0,
-				     RESIDENT_PRIO, "build", &tab[p]);
+		ret = submit_build(pl, &parts[p], LEFT, 0, parts[p].n[LEFT], RESIDENT_PRIO,
+				   &deps, &cap, &tab[p]);
 	}
 	for (bool last = false; !ret && !last;) {
 		if (k < n)
@@ -1132,7 +1145,6 @@ static int plan_resident(struct plan *pl, struct split *sp, size_t n, struct par
 		last = k == n;
 		for (unsigned p = 0; p < nparts && !ret; p++) {
 			struct part *pt = &parts[p];
-			struct weft_future *end;
 			uint64_t bytes = 0;
 
 			if (!tab[p])
@@ -1141,14 +1153,8 @@ static int plan_resident(struct plan *pl, struct split *sp, size_t n, struct par
 				bytes += pt->pc[RIGHT][i].rows * rw;
 			if (!bytes || (bytes < RESIDENT_GROUP && !last))
 				continue;
-			ret = deps_of(&deps, &cap, pt->pc[RIGHT], from[p], pt->n[RIGHT], 1);
-			if (ret)
-				break;
-			deps[0] = tab[p];
-			ret = submit(pl, probe, deps, pt->n[RIGHT] - from[p] + 1, &pa, sizeof(pa),
-				     0, RESIDENT_PRIO, "probe", &end);
-			if (!ret)
-				ret = end_add(pl, end);
+			ret = submit_probe(pl, pt, RIGHT, from[p], pt->n[RIGHT], tab[p],
+					   RESIDENT_PRIO, &deps, &cap);
 			/* Probed: the part lets go of them, so they are freed once used. */
 			for (size_t i = from[p]; i < pt->n[RIGHT]; i++) {
 				weft_release(pt->pc[RIGHT][i].f);

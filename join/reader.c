@@ -9,9 +9,8 @@
  * chunks in file order into a few buffers, two at a time (a disk serves two
  * requests faster than one after the other), and submit each chunk's partition
  * task once its bytes are in memory, so that no worker waits for the disk and the
- * CPU can join what is already read. A task whose chunk the reader has not started
- * (a retry, or no reader launching) reads it itself, so a task only ever waits for
- * a read already under way, never for another task.
+ * CPU can join what is already read. A task that runs again (a retry) reads its
+ * chunk itself.
  *
  * A file mostly in the page cache is read through it, with read-ahead advice.
  */
@@ -112,7 +111,7 @@ enum { RC_AHEAD, RC_READING, RC_READY, RC_TAKEN };
 
 struct rchunk {
 	uint8_t state;		/* RC_*: waiting for the reader, under way, read, taken */
-	bool launched;		/* its task is submitted (with a launch function) */
+	bool launched;		/* its task is submitted */
 	int err;		/* of a read by the reader */
 	int launch_err;		/* of submitting its task */
 	char *buf;		/* the reader's buffer that holds it */
@@ -128,9 +127,9 @@ struct reader {
 	size_t nfree, nbufs, room;
 	char *pool;
 	pthread_mutex_t lock;
-	pthread_cond_t done;		/* a read ended: tasks may wait for one */
+	pthread_cond_t done;		/* a task was launched: the client may wait for one */
 	pthread_cond_t freed;		/* a buffer came back, or go: the reader may wait */
-	reader_launch_fn *launch;	/* submits a chunk's task once it is read, or NULL */
+	reader_launch_fn *launch;	/* submits a chunk's task once it is read */
 	void *launch_arg;
 	bool go;			/* launching may begin */
 	bool stop;
@@ -186,9 +185,6 @@ static void *reader_main(void *arg)
 		pthread_mutex_lock(&r->lock);
 		rc->buf = buf;
 		rc->state = RC_READY;
-		pthread_cond_broadcast(&r->done);
-		if (!r->launch)
-			continue;
 		/* Its task starts only now: no worker waits for the disk. */
 		while (!r->go && !r->stop)
 			pthread_cond_wait(&r->freed, &r->lock);
@@ -278,14 +274,8 @@ int reader_get(struct reader *r, const struct side *s, unsigned side, size_t ci,
 		return chunk_read(s, &s->chunks[ci], own, data);
 	rc = &r->rc[side][ci];
 	pthread_mutex_lock(&r->lock);
-	while (rc->state == RC_READING)
-		pthread_cond_wait(&r->done, &r->lock);
 	if (rc->state != RC_READY) {
-		/*
-		 * Not started, reading it here beats waiting for the reader to get to
-		 * it; taken before, this is a task's second try.
-		 */
-		rc->state = RC_TAKEN;
+		/* Taken before: this is the task's second try. */
 		pthread_mutex_unlock(&r->lock);
 		return chunk_read(s, &s->chunks[ci], own, data);
 	}
@@ -309,7 +299,7 @@ void reader_put(struct reader *r, char *held)
 
 bool reader_launches(const struct reader *r, const struct side *s)
 {
-	return r && r->launch && s->dfd >= 0;
+	return r && s->dfd >= 0;
 }
 
 void reader_go(struct reader *r)

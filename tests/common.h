@@ -4,6 +4,7 @@
 #define WEFT_TEST_COMMON_H
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -15,6 +16,19 @@
 
 #define TASK(name) static __attribute__((unused)) int name(struct weft_ctx *ctx, const struct weft_buf *in, \
 				   size_t nin, const void *arg, size_t arglen)
+
+/* Entries of the directory @path, without "." and "..". */
+static inline int dir_entries(const char *path)
+{
+	DIR *d = opendir(path);
+	int n = 0;
+
+	while (d && readdir(d))
+		n++;
+	if (d)
+		closedir(d);
+	return n - 2;
+}
 
 static inline struct weft_client *open_threads(unsigned n)
 {

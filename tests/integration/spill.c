@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: MIT
 /* Spilling through the public API: graphs larger than memory, limits, a full disk. */
-#include <dirent.h>
 #include <stdlib.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -35,18 +34,6 @@ TASK(check_block)
 			return weft_fail(ctx, "block %llu word %llu is wrong",
 					 (unsigned long long)seed, (unsigned long long)i);
 	return put_u64(ctx, seed);
-}
-
-static int entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	int n = 0;
-
-	while (d && readdir(d))
-		n++;
-	if (d)
-		closedir(d);
-	return n - 2;
 }
 
 static struct weft_client *open_limited(size_t limit, const char *dir)
@@ -109,7 +96,7 @@ static void four_times_the_limit(void)
 	}
 	cr_assert_eq(st.mem_bytes, 0);
 	cr_assert_eq(weft_client_close(c), 0);
-	cr_assert_eq(entries(dir), 0, "a spill file was left behind");
+	cr_assert_eq(dir_entries(dir), 0, "a spill file was left behind");
 	rmdir(dir);
 }
 
