@@ -357,6 +357,9 @@ static struct weft_task *idle(struct weft__worker *w)
 			cpu_relax();
 		if (backoff < MAX_BACKOFF)
 			backoff *= 2;
+		else
+			/* A thread sharing this core may be the one that makes work. */
+			sched_yield();
 	}
 	/* Then a registered spin that yields the core each round (see SPIN_NS). */
 	until = weft__now_ns() + SPIN_NS;
@@ -468,8 +471,15 @@ int weft__engine_block(struct weft__engine *eng, bool (*done)(void *, bool), voi
 	for (i = 1;; i++) {
 		if (done(arg, false))
 			return 0;
-		if (i % SPIN_ROUNDS == 0 && weft__now_ns() > until)
-			break;
+		if (i % SPIN_ROUNDS == 0) {
+			if (weft__now_ns() > until)
+				break;
+			/*
+			 * A worker that shares this core cannot run what we wait
+			 * for while we spin: let it, once per round of polls.
+			 */
+			sched_yield();
+		}
 		cpu_relax();
 	}
 	for (;;) {
