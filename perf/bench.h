@@ -7,6 +7,9 @@
 #ifndef WEFT_BENCH_H
 #define WEFT_BENCH_H
 
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +103,110 @@ static inline void bench_report(const char *bench, const char *figure, unsigned 
 		printf(",\"reference\":\"%s\",\"reference_median\":%.3f", ref_name, rmed);
 	printf("}\n");
 	fflush(stdout);
+}
+
+/*
+ * The machine's own limit on passing work between cores: the one-way latency of a
+ * cache line between two threads pinned to two different cores (a ping-pong), in
+ * ns. A task handed from one thread to another costs at least one such transfer,
+ * and on a virtual machine it changes when the host moves the virtual CPUs, so the
+ * benchmarks that hand tasks across cores print it from the same run.
+ * Return: how many samples were put in @v (at most @reps), 0 with fewer than two
+ * CPUs to pin to.
+ */
+struct bench_pingpong {
+	_Atomic long turn __attribute__((aligned(64)));
+	long n;
+	int cpu;
+};
+
+/* The @nth CPU this process may use, as it was at the first call; -1 if none. */
+static inline int bench_nth_cpu(int nth)
+{
+	static cpu_set_t set;
+	static int known;
+	int cpu;
+
+	if (!known) {
+		if (sched_getaffinity(0, sizeof(set), &set))
+			return -1;
+		known = 1;
+	}
+	for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+		if (CPU_ISSET(cpu, &set) && nth-- == 0)
+			return cpu;
+	return -1;
+}
+
+static inline void bench_pin(pthread_t th, int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_setaffinity_np(th, sizeof(set), &set);
+}
+
+static void *bench_pong(void *arg)
+{
+	struct bench_pingpong *p = arg;
+
+	bench_pin(pthread_self(), p->cpu);
+	for (long i = 1; i < p->n; i += 2) {
+		while (atomic_load_explicit(&p->turn, memory_order_acquire) != i)
+			;
+		atomic_store_explicit(&p->turn, i + 1, memory_order_release);
+	}
+	return NULL;
+}
+
+static inline int bench_handoff(double *v, int reps)
+{
+	int a = bench_nth_cpu(0), b = bench_nth_cpu(1), r;
+	cpu_set_t old;
+
+	if (a < 0 || b < 0 || sched_getaffinity(0, sizeof(old), &old))
+		return 0;
+	for (r = 0; r < reps; r++) {
+		struct bench_pingpong p = { .n = 200000, .cpu = b };
+		pthread_t th;
+		double t0;
+
+		bench_pin(pthread_self(), a);
+		if (pthread_create(&th, NULL, bench_pong, &p))
+			break;
+		t0 = bench_now();
+		for (long i = 0; i < p.n; i += 2) {
+			while (atomic_load_explicit(&p.turn, memory_order_acquire) != i)
+				;
+			atomic_store_explicit(&p.turn, i + 1, memory_order_release);
+		}
+		pthread_join(th, NULL);
+		v[r] = (bench_now() - t0) * 1e9 / p.n;
+	}
+	sched_setaffinity(0, sizeof(old), &old);
+	return r;
+}
+
+/*
+ * Handoff samples taken between a benchmark's repetitions, so that they see the
+ * machine as the repetitions did; reported as a row of their own.
+ */
+struct bench_handoffs {
+	double v[128];
+	int n;
+};
+
+static inline void bench_handoff_sample(struct bench_handoffs *h)
+{
+	if (h->n < 128)
+		h->n += bench_handoff(&h->v[h->n], 1);
+}
+
+static inline void bench_report_handoff(const char *bench, struct bench_handoffs *h)
+{
+	if (h->n)
+		bench_report(bench, "core_handoff_ns", 2, h->v, h->n, "ns", NULL, NULL, 0);
 }
 
 static inline void bench_check(int ret, const char *what)

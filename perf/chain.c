@@ -31,6 +31,7 @@ int main(int argc, char **argv)
 	long n = argc > 1 ? atol(argv[1]) : 1000000;
 	unsigned threads[2] = { 1, bench_all_threads() };
 	int (*volatile sfn)(struct serial_ctx *) = add_one_serial;
+	struct bench_handoffs hand = { .n = 0 };
 	int reps = bench_reps(), t, r;
 	double ser[64], v[64];
 
@@ -51,7 +52,10 @@ int main(int argc, char **argv)
 		for (r = 0; r < reps; r++) {
 			struct weft_future *prev = NULL, *next;
 			struct weft_buf b;
-			double t0 = bench_now();
+			double t0;
+
+			bench_handoff_sample(&hand);
+			t0 = bench_now();
 
 			for (long i = 0; i < n; i++) {
 				bench_check(weft_submit(c, add_one, prev ? &prev : NULL,
@@ -72,5 +76,6 @@ int main(int argc, char **argv)
 		if (threads[1] == 1)
 			break;
 	}
+	bench_report_handoff("chain", &hand);
 	return 0;
 }

@@ -35,6 +35,7 @@ int main(int argc, char **argv)
 	struct weft_future **mid = malloc(n * sizeof(*mid));
 	long (*volatile fn)(const long *, size_t) = one_serial;
 	long acc = 0;
+	struct bench_handoffs hand = { .n = 0 };
 	int reps = bench_reps(), t, r;
 	double ser[64], v[64];
 
@@ -52,7 +53,10 @@ int main(int argc, char **argv)
 		for (r = 0; r < reps; r++) {
 			struct weft_future *root, *tail;
 			struct weft_buf b;
-			double t0 = bench_now();
+			double t0;
+
+			bench_handoff_sample(&hand);
+			t0 = bench_now();
 
 			bench_check(weft_submit(c, one, NULL, 0, NULL, 0, NULL, &root), "submit");
 			for (long i = 0; i < n; i++)
@@ -75,5 +79,6 @@ int main(int argc, char **argv)
 			break;
 	}
 	free(mid);
+	bench_report_handoff("fanout", &hand);
 	return acc == 42;	/* keeps acc alive */
 }

@@ -20,6 +20,7 @@ int main(int argc, char **argv)
 	long n = argc > 1 ? atol(argv[1]) : 1000000;
 	unsigned threads[2] = { 1, bench_all_threads() };
 	struct weft_future **f = malloc(n * sizeof(*f));
+	struct bench_handoffs hand = { .n = 0 };
 	int reps = bench_reps(), t, r;
 	double ser[64], v[64];
 
@@ -35,7 +36,10 @@ int main(int argc, char **argv)
 		struct weft_client *c = bench_open(threads[t]);
 
 		for (r = 0; r < reps; r++) {
-			double t0 = bench_now();
+			double t0;
+
+			bench_handoff_sample(&hand);
+			t0 = bench_now();
 
 			for (long i = 0; i < n; i++)
 				bench_check(weft_submit(c, noop, NULL, 0, &i, sizeof(i), NULL,
@@ -53,5 +57,6 @@ int main(int argc, char **argv)
 			break;
 	}
 	free(f);
+	bench_report_handoff("flat", &hand);
 	return 0;
 }

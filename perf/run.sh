@@ -7,7 +7,7 @@
 # usage: perf/run.sh BUILD_DIR
 set -e
 b=$1
-for p in fib flat chain fanout spill join; do
+for p in fib flat chain fanout roundtrip spill join; do
 	"$b/perf/$p"
 	echo
 done
