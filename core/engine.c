@@ -355,10 +355,10 @@ static struct weft_task *idle(struct weft__worker *w)
 			return t;
 		for (unsigned k = 0; k < backoff; k++)
 			cpu_relax();
+		/* At the most, yield: a thread sharing this core may make our work. */
 		if (backoff < MAX_BACKOFF)
 			backoff *= 2;
 		else
-			/* A thread sharing this core may be the one that makes work. */
 			sched_yield();
 	}
 	/* Then a registered spin that yields the core each round (see SPIN_NS). */

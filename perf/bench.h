@@ -105,21 +105,6 @@ static inline void bench_report(const char *bench, const char *figure, unsigned 
 	fflush(stdout);
 }
 
-/*
- * The machine's own limit on passing work between cores: the one-way latency of a
- * cache line between two threads pinned to two different cores (a ping-pong), in
- * ns. A task handed from one thread to another costs at least one such transfer,
- * and on a virtual machine it changes when the host moves the virtual CPUs, so the
- * benchmarks that hand tasks across cores print it from the same run.
- * Return: how many samples were put in @v (at most @reps), 0 with fewer than two
- * CPUs to pin to.
- */
-struct bench_pingpong {
-	_Atomic long turn __attribute__((aligned(64)));
-	long n;
-	int cpu;
-};
-
 /* The @nth CPU this process may use, as it was at the first call; -1 if none. */
 static inline int bench_nth_cpu(int nth)
 {
@@ -147,45 +132,59 @@ static inline void bench_pin(pthread_t th, int cpu)
 	pthread_setaffinity_np(th, sizeof(set), &set);
 }
 
+#define BENCH_PINGPONG_TURNS 200000
+
+struct bench_pingpong {
+	_Atomic long turn __attribute__((aligned(64)));
+	int cpu;			/* where the second player runs */
+};
+
+/* Take every other turn from @first on: wait for it, then pass the line on. */
+static inline void bench_play(struct bench_pingpong *p, long first)
+{
+	for (long i = first; i < BENCH_PINGPONG_TURNS; i += 2) {
+		while (atomic_load_explicit(&p->turn, memory_order_acquire) != i)
+			;
+		atomic_store_explicit(&p->turn, i + 1, memory_order_release);
+	}
+}
+
 static void *bench_pong(void *arg)
 {
 	struct bench_pingpong *p = arg;
 
 	bench_pin(pthread_self(), p->cpu);
-	for (long i = 1; i < p->n; i += 2) {
-		while (atomic_load_explicit(&p->turn, memory_order_acquire) != i)
-			;
-		atomic_store_explicit(&p->turn, i + 1, memory_order_release);
-	}
+	bench_play(p, 1);
 	return NULL;
 }
 
-static inline int bench_handoff(double *v, int reps)
+/*
+ * The machine's own limit on passing work between cores: the one-way latency of a
+ * cache line between two threads pinned to two different cores (a ping-pong), in
+ * ns. A task handed from one thread to another costs at least one such transfer,
+ * and on a virtual machine it changes when the host moves the virtual CPUs, so the
+ * benchmarks that hand tasks across cores print it from the same run.
+ * Return: the latency, or -1 without two CPUs to pin to.
+ */
+static inline double bench_handoff_ns(void)
 {
-	int a = bench_nth_cpu(0), b = bench_nth_cpu(1), r;
+	int a = bench_nth_cpu(0), b = bench_nth_cpu(1);
+	struct bench_pingpong p = { .cpu = b };
 	cpu_set_t old;
+	pthread_t th;
+	double t0, ns = -1;
 
 	if (a < 0 || b < 0 || sched_getaffinity(0, sizeof(old), &old))
-		return 0;
-	for (r = 0; r < reps; r++) {
-		struct bench_pingpong p = { .n = 200000, .cpu = b };
-		pthread_t th;
-		double t0;
-
-		bench_pin(pthread_self(), a);
-		if (pthread_create(&th, NULL, bench_pong, &p))
-			break;
+		return -1;
+	bench_pin(pthread_self(), a);
+	if (!pthread_create(&th, NULL, bench_pong, &p)) {
 		t0 = bench_now();
-		for (long i = 0; i < p.n; i += 2) {
-			while (atomic_load_explicit(&p.turn, memory_order_acquire) != i)
-				;
-			atomic_store_explicit(&p.turn, i + 1, memory_order_release);
-		}
+		bench_play(&p, 0);
 		pthread_join(th, NULL);
-		v[r] = (bench_now() - t0) * 1e9 / p.n;
+		ns = (bench_now() - t0) * 1e9 / BENCH_PINGPONG_TURNS;
 	}
 	sched_setaffinity(0, sizeof(old), &old);
-	return r;
+	return ns;
 }
 
 /*
@@ -199,8 +198,10 @@ struct bench_handoffs {
 
 static inline void bench_handoff_sample(struct bench_handoffs *h)
 {
-	if (h->n < 128)
-		h->n += bench_handoff(&h->v[h->n], 1);
+	double ns;
+
+	if (h->n < (int)(sizeof(h->v) / sizeof(h->v[0])) && (ns = bench_handoff_ns()) >= 0)
+		h->v[h->n++] = ns;
 }
 
 static inline void bench_report_handoff(const char *bench, struct bench_handoffs *h)
