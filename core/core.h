@@ -247,7 +247,12 @@ struct weft__cache {
 	_Atomic uint64_t cancelled;
 	_Atomic uint64_t steals;
 	_Atomic uint64_t parks;
-	struct weft__cache *next;	/* engine's list of external threads' caches */
+	/* Threads that are not workers: */
+	struct weft__cache *next;	/* engine's list of their caches */
+	struct weft__cache *tl_next;	/* the owning thread's list */
+	uint64_t eng_id;		/* the engine's id; its memory may be gone */
+	_Atomic unsigned refs;		/* the engine's and the owning thread's */
+	_Atomic bool orphan;		/* its thread has exited: free to adopt */
 };
 
 /* Single-writer counter: no locked instruction on the hot path. */
@@ -346,6 +351,8 @@ int64_t weft__now_ns(void);
 
 /* task.c */
 struct weft__cache *weft__cache_self(struct weft__engine *eng);
+void weft__ext_caches_put(struct weft__engine *eng);
+unsigned weft__ext_caches_owned(void);
 int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn *fn,
 		      struct weft_future *const *deps, size_t ndeps,
 		      const void *arg, size_t arglen, const struct weft_task_opts *opts,

@@ -702,13 +702,7 @@ static __cold int workers_start(struct weft__engine *eng)
 
 static __cold void engine_free(struct weft__engine *eng)
 {
-	struct weft__cache *c, *next;
-
-	for (c = eng->ext_caches; c; c = next) {
-		next = c->next;
-		free(c);
-	}
-	eng->ext_caches = NULL;
+	weft__ext_caches_put(eng);
 	workers_free(eng);
 	weft__store_destroy(eng);
 	free(eng->prio);

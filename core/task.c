@@ -26,23 +26,120 @@ struct weft_ctx {
 
 /* ---- record caches ---- */
 
-/* The cache of a thread that is not a worker, for the engine it last used. */
-static _Thread_local struct {
-	uint64_t eng_id;
+/*
+ * Threads that are not workers (clients) get a cache per engine. The engine and
+ * the thread each hold a reference: the engine frees its caches at close, the
+ * thread drops its own at exit, and the memory goes with the last one. A thread
+ * that exits leaves its cache (free records and counters) as an orphan for the
+ * next new thread, so that threads that come and go do not pile up caches; and a
+ * thread that alternates between engines finds its cache for each again.
+ */
+static _Thread_local struct ext_tls {
+	uint64_t eng_id;		/* the engine used last, for the fast path */
 	struct weft__cache *cache;
+	struct weft__cache *owned;	/* every cache of this thread, by tl_next */
 } tl_ext;
 
-static __cold struct weft__cache *cache_create_external(struct weft__engine *eng)
-{
-	struct weft__cache *c = calloc(1, sizeof(*c));
+static pthread_key_t ext_key;		/* its destructor runs at thread exit */
+static pthread_once_t ext_once = PTHREAD_ONCE_INIT;
+static bool ext_key_ok;			/* if not, caches wait for their engine */
 
-	if (!c)
-		return NULL;
-	c->eng = eng;
+static void cache_unref(struct weft__cache *c)
+{
+	/* acq_rel: the last holder sees the other's writes before it frees. */
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+		free(c);
+}
+
+/* At thread exit (@arg is its tl_ext): the thread lets go of its caches. */
+static void ext_thread_exit(void *arg)
+{
+	struct ext_tls *tl = arg;
+	struct weft__cache *c, *next;
+
+	for (c = tl->owned; c; c = next) {
+		next = c->tl_next;
+		/*
+		 * Orphan before the reference goes: after it, only the engine may
+		 * hold the cache. Release pairs with the adopter's acquire, so its
+		 * counters and free records are handed over whole.
+		 */
+		atomic_store_explicit(&c->orphan, true, memory_order_release);
+		cache_unref(c);
+	}
+	tl->owned = NULL;
+	tl->eng_id = 0;
+	tl->cache = NULL;
+}
+
+static void ext_key_create(void)
+{
+	ext_key_ok = !pthread_key_create(&ext_key, ext_thread_exit);
+}
+
+/* The thread's caches whose engines have closed go: it holds them alone. */
+static void ext_prune(void)
+{
+	struct weft__cache **pp = &tl_ext.owned, *c;
+
+	while ((c = *pp)) {
+		/* Acquire pairs with the engine's release decrement in cache_unref. */
+		if (atomic_load_explicit(&c->refs, memory_order_acquire) == 1) {
+			*pp = c->tl_next;
+			free(c);
+		} else {
+			pp = &c->tl_next;
+		}
+	}
+}
+
+/* With pool_lock held: an orphan left by a thread that exited, made ours. */
+static struct weft__cache *cache_adopt(struct weft__engine *eng)
+{
+	struct weft__cache *c;
+
+	for (c = eng->ext_caches; c; c = c->next) {
+		/* Acquire pairs with the release in ext_thread_exit. */
+		if (!atomic_load_explicit(&c->orphan, memory_order_acquire))
+			continue;
+		atomic_store_explicit(&c->orphan, false, memory_order_relaxed);
+		/* Relaxed: the engine's reference keeps it alive meanwhile. */
+		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+		return c;
+	}
+	return NULL;
+}
+
+static __cold struct weft__cache *cache_find_external(struct weft__engine *eng)
+{
+	struct weft__cache *c;
+
+	for (c = tl_ext.owned; c; c = c->tl_next)
+		if (c->eng_id == eng->id)
+			goto found;
+	pthread_once(&ext_once, ext_key_create);
+	ext_prune();
 	pthread_mutex_lock(&eng->pool_lock);
-	c->next = eng->ext_caches;
-	eng->ext_caches = c;
+	c = cache_adopt(eng);
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			pthread_mutex_unlock(&eng->pool_lock);
+			return NULL;
+		}
+		c->eng = eng;
+		c->eng_id = eng->id;
+		/* The engine's reference and this thread's. */
+		atomic_init(&c->refs, 2);
+		c->next = eng->ext_caches;
+		eng->ext_caches = c;
+	}
 	pthread_mutex_unlock(&eng->pool_lock);
+	c->tl_next = tl_ext.owned;
+	tl_ext.owned = c;
+	if (ext_key_ok)
+		pthread_setspecific(ext_key, &tl_ext);
+found:
 	tl_ext.eng_id = eng->id;
 	tl_ext.cache = c;
 	return c;
@@ -56,7 +153,30 @@ struct weft__cache *weft__cache_self(struct weft__engine *eng)
 		return &w->cache;
 	if (likely(tl_ext.eng_id == eng->id))
 		return tl_ext.cache;
-	return cache_create_external(eng);
+	return cache_find_external(eng);
+}
+
+/* For tests: how many caches the calling thread holds. */
+unsigned weft__ext_caches_owned(void)
+{
+	struct weft__cache *c;
+	unsigned n = 0;
+
+	for (c = tl_ext.owned; c; c = c->tl_next)
+		n++;
+	return n;
+}
+
+/* At engine close: the engine lets go of its clients' caches. */
+void weft__ext_caches_put(struct weft__engine *eng)
+{
+	struct weft__cache *c, *next;
+
+	for (c = eng->ext_caches; c; c = next) {
+		next = c->next;
+		cache_unref(c);
+	}
+	eng->ext_caches = NULL;
 }
 
 /*

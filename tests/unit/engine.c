@@ -178,3 +178,104 @@ Test(engine, future_task_mapping_holds_for_every_output, .timeout = 10)
 	weft_release(one);
 	cr_assert_eq(weft_client_close(c), 0);
 }
+
+/* How many caches of threads that are not workers @c's engine keeps. */
+static unsigned ext_caches(struct weft_client *c)
+{
+	struct weft__engine *eng = weft__client_engine(c);
+	struct weft__cache *cache;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&eng->pool_lock);
+	for (cache = eng->ext_caches; cache; cache = cache->next)
+		n++;
+	pthread_mutex_unlock(&eng->pool_lock);
+	return n;
+}
+
+static void run_one(struct weft_client *c)
+{
+	struct weft_future *f;
+
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, NULL, 0, NULL, &f), 0);
+	cr_assert_eq(weft_wait(f, -1), 0);
+	weft_release(f);
+}
+
+Test(engine, a_thread_alternating_between_clients_keeps_one_cache_each, .timeout = 20)
+{
+	struct weft_client *a = open_threads(1), *b = open_threads(1);
+
+	for (int i = 0; i < 1000; i++) {
+		run_one(a);
+		run_one(b);
+	}
+	cr_assert_eq(ext_caches(a), 1);
+	cr_assert_eq(ext_caches(b), 1);
+	cr_assert_eq(weft__ext_caches_owned(), 2);
+	cr_assert_eq(weft_client_close(a), 0);
+	cr_assert_eq(weft_client_close(b), 0);
+}
+
+static void *submitter(void *arg)
+{
+	struct weft_client *c = arg;
+
+	for (int i = 0; i < 10; i++)
+		run_one(c);
+	return NULL;
+}
+
+Test(engine, threads_that_come_and_go_reuse_the_caches_they_leave, .timeout = 30)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft_stats st = { .size = sizeof(st) };
+	pthread_t th[4];
+
+	/* 50 rounds of 4 threads at once: caches for 4 threads, not for 200. */
+	for (int round = 0; round < 50; round++) {
+		for (int i = 0; i < 4; i++)
+			cr_assert_eq(pthread_create(&th[i], NULL, submitter, c), 0);
+		for (int i = 0; i < 4; i++)
+			cr_assert_eq(pthread_join(th[i], NULL), 0);
+	}
+	cr_assert_leq(ext_caches(c), 4);
+	cr_assert_geq(ext_caches(c), 1);
+	/* Counters carried over from thread to thread: every task is counted once. */
+	cr_assert_eq(weft_stats(c, &st), 0);
+	cr_assert_eq(st.tasks_run, 2000, "%llu tasks counted",
+		     (unsigned long long)st.tasks_run);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(engine, a_thread_lets_go_of_caches_whose_clients_closed, .timeout = 30)
+{
+	/* A long-lived thread that opens and closes clients holds one cache at most. */
+	for (int i = 0; i < 20; i++) {
+		struct weft_client *c = open_threads(1);
+
+		run_one(c);
+		cr_assert_eq(weft__ext_caches_owned(), 1);
+		cr_assert_eq(weft_client_close(c), 0);
+	}
+}
+
+static void *close_then_exit(void *arg)
+{
+	struct weft_client *c = arg;
+
+	run_one(c);
+	cr_assert_eq(weft_client_close(c), 0);
+	cr_assert_eq(weft__ext_caches_owned(), 1);
+	return NULL;	/* the cache's last holder is this thread's exit */
+}
+
+Test(engine, a_thread_exiting_after_its_client_closed_frees_its_cache, .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+	pthread_t th;
+
+	/* A leak or a double free shows under ASan; the count above cannot. */
+	cr_assert_eq(pthread_create(&th, NULL, close_then_exit, c), 0);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+}
