@@ -1124,6 +1124,15 @@ static void split_free(struct split *sp)
 	sp->out = NULL;
 }
 
+/* Both inputs fit in the engine's memory, with room to spare: nothing should spill. */
+static bool in_memory(const struct join *j)
+{
+	uint64_t lb = j->side[LEFT].rows * j->side[LEFT].width;
+	uint64_t rb = j->side[RIGHT].rows * j->side[RIGHT].width;
+
+	return lb + rb <= j->elimit / 2;
+}
+
 /* Bytes of the table that build() makes of @rows rows of side @s, at most. */
 static uint64_t table_bytes(const struct join *j, unsigned s, uint64_t rows)
 {
@@ -1137,9 +1146,13 @@ static uint64_t table_bytes(const struct join *j, unsigned s, uint64_t rows)
  * the engine's memory are joined while the right input is still being read, so
  * their right pieces are probed as they come (and never spill). The left input is
  * read first: a resident part's table is built once its left pieces are all there.
- * These tasks go ahead of the reads; with the reader launching the reads, no worker
- * waits for the disk meanwhile. The other parts are left in @parts for the usual
- * plan.
+ * The probes go ahead of the reads, so that right pieces are freed as they come;
+ * with the reader launching the reads, no worker waits for the disk meanwhile. So
+ * do the builds when the inputs do not fit: pieces of the right input that wait
+ * for a table would be spilled. When they fit, the builds go with the reads, so
+ * that the disk is never idle while the tables are made: it sets the pace of an
+ * in-memory join (on 10M x 50M rows the reads stalled for a quarter of a second).
+ * The other parts are left in @parts for the usual plan.
  */
 static int plan_resident(struct plan *pl, struct split *sp, size_t n, struct part *parts,
 			 unsigned nparts)
@@ -1150,6 +1163,7 @@ static int plan_resident(struct plan *pl, struct split *sp, size_t n, struct par
 	unsigned rw = j->side[RIGHT].width;
 	/* Well below the engine's target, or the tables would be spilled and read back. */
 	uint64_t room = j->elimit * (ENGINE_TARGET * 5 / 8);
+	int build_prio = in_memory(j) ? 0 : RESIDENT_PRIO;
 	int ret = tab && from ? 0 : -ENOMEM;
 
 	for (; k < n && !ret && sp[k].side == LEFT; k++)
@@ -1162,7 +1176,7 @@ static int plan_resident(struct plan *pl, struct split *sp, size_t n, struct par
 			continue;
 		room -= need;
 		j->res->resident_parts++;
-		ret = submit_build(pl, &parts[p], LEFT, 0, parts[p].n[LEFT], RESIDENT_PRIO,
+		ret = submit_build(pl, &parts[p], LEFT, 0, parts[p].n[LEFT], build_prio,
 				   &deps, &cap, &tab[p]);
 	}
 	for (bool last = false; !ret && !last;) {
@@ -1323,15 +1337,6 @@ static void budgets(struct join *j)
 		j->share = j->spec->task_bytes;
 	j->chunk = j->share < MAX_CHUNK ? j->share : MAX_CHUNK;
 	j->emit = clamp(scratch / 8, 64u << 10, 4u << 20);
-}
-
-/* Both inputs fit in the engine's memory, with room to spare: nothing should spill. */
-static bool in_memory(const struct join *j)
-{
-	uint64_t lb = j->side[LEFT].rows * j->side[LEFT].width;
-	uint64_t rb = j->side[RIGHT].rows * j->side[RIGHT].width;
-
-	return lb + rb <= j->elimit / 2;
 }
 
 /* The fan-out of the first split. */
