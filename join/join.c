@@ -641,6 +641,28 @@ static void span_starts(const struct table *t, const struct weft_buf *in, size_t
 	starts(cnt, 1u << sbits);
 }
 
+/*
+ * A probe task often has few rows beside its table's lines (a resident part is
+ * probed a group of rows at a time), and the table is cold: each probe would wait
+ * for memory, with only a group's misses in flight. Reading the first @bytes of
+ * the table once, in order, streams them into the cache at the memory's bandwidth,
+ * and the probes then hit: about twice as fast in all. Only for a table of a few
+ * spans (larger ones are probed a span at a time), and only when the @probes would
+ * touch most of its lines anyway.
+ */
+static void table_warm(const struct table *t, size_t bytes, uint64_t probes)
+{
+	const char *p = (const char *)t;
+	uint64_t x = 0;
+
+	if (bytes > PROBE_SPANS_MIN * PROBE_SPAN || bytes / 64 > 2 * probes)
+		return;
+	for (size_t o = 0; o < bytes; o += 64)
+		x += *(const uint64_t *)(p + o);
+	/* Loads, not prefetches: those are dropped when too many are in flight. */
+	__asm__ volatile("" : : "r"(x));
+}
+
 static int probe_counts(struct weft_ctx *ctx, const struct table *t,
 			const struct weft_buf *in, size_t nin, unsigned side)
 {
@@ -668,6 +690,7 @@ static int probe_counts(struct weft_ctx *ctx, const struct table *t,
 		}
 		probe_recs(t, sorted, n, &s);
 	} else {
+		table_warm(t, bytes, n);
 		for (size_t i = 0; i < nin; i++)
 			probe_recs(t, in[i].data, in[i].len / 16, &s);
 	}
@@ -719,12 +742,16 @@ static int probe_rows(struct weft_ctx *ctx, struct join *j, const struct table *
 	unsigned width = j->side[side].width;
 	uint64_t mask = ((uint64_t)1 << t->bucket_bits) - 1;
 	char *buf = scratch(SLOT_AUX, j->emit);
-	uint64_t rows = 0;
+	uint64_t rows = 0, n = 0;
 	size_t fill = 0;
 	int err;
 
 	if (!buf)
 		return weft_fail(ctx, "probe: out of memory");
+	for (size_t i = 0; i < nin; i++)
+		n += in[i].len / width;
+	/* The index only: the rest of a row is read for a match. */
+	table_warm(t, rests - (const char *)t, n);
 	for (size_t i = 0; i < nin; i++) {
 		for (const char *r = in[i].data, *e = r + in[i].len; r < e; r += width) {
 			uint64_t k = rec_key(r), b = mix(k, t->level) & mask;
@@ -760,42 +787,16 @@ fail:
 	return weft_fail(ctx, "output %s: %s", j->spec->output, strerror(-err));
 }
 
-/*
- * A probe task often has few rows beside its table's lines (a resident part is
- * probed a group of rows at a time), and the table is cold: each probe would wait
- * for memory, with only a group's misses in flight. Reading the table once, in
- * order, streams it into the cache at the memory's bandwidth, and the probes then
- * hit: about twice as fast in all. Only a table of a few spans (larger ones are
- * probed a span at a time), and only when the probes would touch most of its lines
- * anyway. Its index, not the rest of its rows: those are read for matches only.
- */
-static void table_warm(const struct table *t, bool counts, uint64_t probes)
-{
-	size_t bytes = counts ? tab_size(t->bucket_bits, t->nrows, 16) :
-		(size_t)((const char *)(tab_keys(t) + t->nrows) - (const char *)t);
-	const char *p = (const char *)t;
-	uint64_t x = 0;
-
-	if (bytes > PROBE_SPANS_MIN * PROBE_SPAN || bytes / 64 > 2 * probes)
-		return;
-	for (size_t o = 0; o < bytes; o += 64)
-		x += *(const uint64_t *)(p + o);
-	/* Loads, not prefetches: those are dropped when too many are in flight. */
-	__asm__ volatile("" : : "r"(x));
-}
-
 static int probe(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
 		 const void *arg, size_t arglen)
 {
 	const struct probe_arg *a = arg;
 	const struct table *t = in[0].data;
-	unsigned width = a->j->side[a->side].width;
 	uint64_t bytes = 0;
 
 	for (size_t i = 1; i < nin; i++)
 		bytes += in[i].len;
 	progress_join(a->j, bytes);
-	table_warm(t, a->j->count_only, bytes / width);
 	if (a->j->count_only)
 		return probe_counts(ctx, t, in + 1, nin - 1, a->side);
 	return probe_rows(ctx, a->j, t, in + 1, nin - 1, a->side);
