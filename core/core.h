@@ -273,6 +273,8 @@ struct weft__worker {
 	unsigned nvictims;
 	unsigned nlocal;		/* victims[0..nlocal-1] share this domain */
 	uint64_t rng;			/* xorshift state for victim order */
+	struct weft_ctx *running;	/* the task it runs, innermost first; read
+					 * and written by this thread only */
 	pthread_t thread;
 };
 
@@ -339,9 +341,12 @@ void weft__engine_schedule(struct weft__engine *eng, struct weft__worker *w,
 /*
  * Run other work (inside a task) until @done(@arg, mark) or the deadline (< 0: none).
  * @done with mark set must also flag the awaited tasks with WT_WAITER, so that their
- * end wakes sleepers on done_seq.
+ * end wakes sleepers on done_seq. Once no work is left to run, @stuck(@w, @arg) says
+ * whether the wait could end only after the waiting task has returned: then it
+ * returns -EDEADLK.
  */
-int weft__engine_help(struct weft__worker *w, bool (*done)(void *, bool), void *arg,
+int weft__engine_help(struct weft__worker *w, bool (*done)(void *, bool),
+		      bool (*stuck)(const struct weft__worker *, void *), void *arg,
 		      int64_t deadline_ns);
 /* Block a thread that is not a worker until @done(@arg) or the deadline. */
 int weft__engine_block(struct weft__engine *eng, bool (*done)(void *, bool), void *arg,

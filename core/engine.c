@@ -420,11 +420,13 @@ static void *worker_main(void *arg)
 
 /* ---- waiting ---- */
 
-int weft__engine_help(struct weft__worker *w, bool (*done)(void *, bool), void *arg,
+int weft__engine_help(struct weft__worker *w, bool (*done)(void *, bool),
+		      bool (*stuck)(const struct weft__worker *, void *), void *arg,
 		      int64_t deadline_ns)
 {
 	struct weft__engine *eng = w->eng;
 	unsigned idle_rounds = 0;
+	bool looked = false;
 	struct weft_task *t;
 	uint32_t key;
 
@@ -436,6 +438,17 @@ int weft__engine_help(struct weft__worker *w, bool (*done)(void *, bool), void *
 			weft__task_run(w, t);
 			idle_rounds = 0;
 			continue;
+		}
+		/*
+		 * Nothing to run here: is what we wait for waiting for us? Once is
+		 * enough, as the answer holds for as long as this wait does. Asked
+		 * only now, so that fork-join waits, which find their child queued,
+		 * never pay for it.
+		 */
+		if (!looked) {
+			looked = true;
+			if (stuck(w, arg))
+				return done(arg, false) ? 0 : -EDEADLK;
 		}
 		if (deadline_ns >= 0 && weft__now_ns() >= deadline_ns)
 			return done(arg, false) ? 0 : -ETIMEDOUT;

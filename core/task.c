@@ -20,6 +20,7 @@
 struct weft_ctx {
 	struct weft__worker *w;
 	struct weft_task *t;
+	struct weft_ctx *below;		/* the task whose wait this one interrupted */
 	char *msg;			/* weft_fail()'s message, malloc'd */
 	size_t over_hard;		/* an output refused by the hard memory limit */
 };
@@ -1014,6 +1015,8 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t)
 		in[i].data = f->data;
 		in[i].len = f->len;
 	}
+	ctx.below = w->running;
+	w->running = &ctx;
 	for (;;) {
 		counter_inc(&c->run);
 		ctx.over_hard = 0;
@@ -1025,6 +1028,7 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t)
 		free(ctx.msg);
 		ctx.msg = NULL;
 	}
+	w->running = ctx.below;
 	unpin_inputs(t, t->nin);
 	if (in != stack_in)
 		free(in);
@@ -1136,7 +1140,56 @@ static int64_t deadline_of(int64_t timeout_ns)
 	return timeout_ns < 0 ? -1 : weft__now_ns() + timeout_ns;
 }
 
-static int wait_until(struct weft__engine *eng, bool (*done)(void *, bool), void *arg,
+static bool is_output_of(const struct weft_task *s, const struct weft_future *f)
+{
+	const char *p = (const char *)f, *out = (const char *)s->out;
+
+	if (s->noutputs == 1)
+		return f == &s->out1;
+	return p >= out && p < out + (size_t)s->noutputs * WEFT_OUT_STRIDE;
+}
+
+/*
+ * Could a wait by this worker on @t never end? It could not if @t is a task this
+ * thread is running: the caller, or one whose wait the caller's task interrupted
+ * (it resumes only once the caller returns); nor if @t is a direct dependent of
+ * one of them. Longer cycles go unseen: following them would read records that
+ * other threads may free meanwhile. @t is alive (the caller's future), so its
+ * inputs, written before it was published, are stable; they are compared by
+ * address, never read through.
+ *
+ * The state comes first: the child a fork-join task waits on is usually queued,
+ * and a queued task is in no cycle, so the common wait never walks the thread's
+ * chain of nested tasks, which is as deep as the recursion.
+ */
+static bool waits_on_itself(const struct weft__worker *w, struct weft_task *t)
+{
+	uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed) & WT_STATE_MASK;
+	const struct weft_ctx *x;
+	uint32_t i;
+
+	if (s != WT_RUNNING && s != WT_WAITING)
+		return false;
+	for (x = w->running; x; x = x->below) {
+		if (s == WT_RUNNING) {
+			if (x->t == t)
+				return true;
+			continue;
+		}
+		for (i = 0; i < t->nin; i++)
+			if (is_output_of(x->t, t->in[i]))
+				return true;
+	}
+	return false;
+}
+
+static bool task_stuck(const struct weft__worker *w, void *arg)
+{
+	return waits_on_itself(w, arg);
+}
+
+static int wait_until(struct weft__engine *eng, bool (*done)(void *, bool),
+		      bool (*stuck)(const struct weft__worker *, void *), void *arg,
 		      int64_t timeout_ns)
 {
 	struct weft__worker *w;
@@ -1147,7 +1200,7 @@ static int wait_until(struct weft__engine *eng, bool (*done)(void *, bool), void
 		return -ETIMEDOUT;
 	w = weft__self(eng);
 	if (w)
-		return weft__engine_help(w, done, arg, deadline_of(timeout_ns));
+		return weft__engine_help(w, done, stuck, arg, deadline_of(timeout_ns));
 	return weft__engine_block(eng, done, arg, deadline_of(timeout_ns));
 }
 
@@ -1160,7 +1213,7 @@ int weft_wait(struct weft_future *f, int64_t timeout_ns)
 		return -EINVAL;
 	t = weft__future_task(f);
 	if (!t->eng->closed) {
-		ret = wait_until(t->eng, task_ended, t, timeout_ns);
+		ret = wait_until(t->eng, task_ended, task_stuck, t, timeout_ns);
 		if (ret)
 			return ret;
 	}
@@ -1187,6 +1240,18 @@ static bool any_ended(void *arg, bool mark)
 	return false;
 }
 
+/* Every one of the futures is in a cycle with this thread's tasks. */
+static bool any_stuck(const struct weft__worker *w, void *arg)
+{
+	struct any_arg *a = arg;
+	size_t i;
+
+	for (i = 0; i < a->n; i++)
+		if (!waits_on_itself(w, weft__future_task(a->fs[i])))
+			return false;
+	return true;
+}
+
 int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t timeout_ns)
 {
 	struct any_arg a = { .fs = fs, .n = n };
@@ -1205,7 +1270,7 @@ int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t timeout_ns)
 			return -EINVAL;
 	if (eng->closed)
 		return 0;		/* everything ended at close */
-	ret = wait_until(eng, any_ended, &a, timeout_ns);
+	ret = wait_until(eng, any_ended, any_stuck, &a, timeout_ns);
 	return ret ? ret : (int)a.found;
 }
 

@@ -251,11 +251,16 @@ WEFT_API int weft_scatter(struct weft_client *c, const void *data, size_t len,
  * @timeout_ns: < 0 waits for ever; 0 only polls.
  *
  * Inside a task, waiting runs other ready tasks of this engine instead of
- * blocking, so fork-join recursion to any depth does not deadlock.
+ * blocking, so fork-join recursion to any depth does not deadlock. A wait that
+ * could end only once the waiting task has returned returns -EDEADLK at once,
+ * without waiting: on the calling task's own future, on a task that this thread
+ * interrupted to run the caller (a task whose own wait is helping), or on a
+ * direct dependent of either. A longer cycle (a dependent of a dependent) is not
+ * detected and waits until its timeout, for ever without one.
  *
  * Context: any thread.
  * Return: 0 if it succeeded; its error (WEFT_ETASK, -ECANCELED, ...) if it failed;
- * -ETIMEDOUT; -EINVAL for NULL.
+ * -ETIMEDOUT; -EDEADLK inside a task, as above; -EINVAL for NULL.
  */
 WEFT_API int weft_wait(struct weft_future *f, int64_t timeout_ns);
 
@@ -264,8 +269,10 @@ WEFT_API int weft_wait(struct weft_future *f, int64_t timeout_ns);
  * @fs: n futures (none NULL).
  *
  * Context: any thread.
- * Return: the index of an ended one (successful or not), -ETIMEDOUT, or -EINVAL for
- * NULL @fs, a NULL entry, @n of 0 or above INT32_MAX.
+ * Return: the index of an ended one (successful or not), -ETIMEDOUT, -EDEADLK
+ * inside a task when none of @fs has ended and every one is a future that
+ * weft_wait() would refuse with -EDEADLK, or -EINVAL for NULL @fs, a NULL entry,
+ * @n of 0 or above INT32_MAX.
  */
 WEFT_API int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t timeout_ns);
 
@@ -278,9 +285,9 @@ WEFT_API int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t time
  * the view pins it in memory until the future is released.
  *
  * Context: any thread; inside a task it helps run other tasks while it waits.
- * Return: 0, the task's error (as weft_wait()), -EBADMSG or -EIO if its bytes could
- * not be read back intact from the spill file, -ENOMEM, -ESHUTDOWN after close,
- * -EINVAL.
+ * Return: 0, the task's error (as weft_wait()), -EDEADLK (as weft_wait()), -EBADMSG
+ * or -EIO if its bytes could not be read back intact from the spill file, -ENOMEM,
+ * -ESHUTDOWN after close, -EINVAL.
  */
 WEFT_API int weft_result(struct weft_future *f, struct weft_buf *out);
 

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* weft_spawn and waiting inside tasks: fork-join recursion without deadlock. */
+#include <sched.h>
+
 #include "../common.h"
 
 TASK(fib)
@@ -175,5 +177,157 @@ Test(spawn, close_and_open_inside_a_task_return_edeadlk, .timeout = 20)
 	cr_assert_eq(weft_submit(c, close_inside, NULL, 0, &c, sizeof(c), NULL, &f), 0);
 	cr_assert_eq(weft_wait(f, -1), 0, "%s", weft_future_error(f));
 	weft_release(f);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+/*
+ * Waits that could end only once the waiting task returns: the task learns the
+ * future to wait on through @cycle, once the client has submitted it.
+ */
+enum { BY_WAIT, BY_RESULT, BY_ANY };
+
+static struct cycle {
+	_Atomic(struct weft_future *) target[2];	/* set by the client */
+} cycle;
+
+struct waiter_arg {
+	int slot;			/* cycle.target[slot]; BY_ANY: both */
+	int how;
+};
+
+static struct weft_future *target_of(int slot)
+{
+	struct weft_future *f;
+
+	while (!(f = atomic_load_explicit(&cycle.target[slot], memory_order_acquire)))
+		sched_yield();
+	return f;
+}
+
+/* Returns what its wait returned, negated. 5 s bounds a wait that is not refused. */
+TASK(waiter)
+{
+	const struct waiter_arg *a = arg;
+	struct weft_future *fs[2];
+	struct weft_buf b;
+	int ret;
+
+	switch (a->how) {
+	case BY_WAIT:
+		ret = weft_wait(target_of(a->slot), 5000000000);
+		break;
+	case BY_RESULT:
+		ret = weft_result(target_of(a->slot), &b);
+		break;
+	default:
+		fs[0] = target_of(0);
+		fs[1] = target_of(1);
+		ret = weft_wait_any(fs, 2, 5000000000);
+		break;
+	}
+	return put_u64(ctx, (uint64_t)-ret);
+}
+
+static struct weft_future *submit_waiter(struct weft_client *c, int slot, int how)
+{
+	struct waiter_arg a = { .slot = slot, .how = how };
+	struct weft_future *f;
+
+	cr_assert_eq(weft_submit(c, waiter, NULL, 0, &a, sizeof(a), NULL, &f), 0);
+	return f;
+}
+
+static void cycle_reset(void)
+{
+	atomic_store(&cycle.target[0], NULL);
+	atomic_store(&cycle.target[1], NULL);
+}
+
+Test(spawn, wait_on_own_future_returns_edeadlk, .timeout = 20)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft_future *w, *r;
+
+	cycle_reset();
+	w = submit_waiter(c, 0, BY_WAIT);
+	atomic_store(&cycle.target[0], w);
+	cr_assert_eq(result_u64(w), EDEADLK);
+	r = submit_waiter(c, 1, BY_RESULT);
+	atomic_store(&cycle.target[1], r);
+	cr_assert_eq(result_u64(r), EDEADLK);
+	weft_release(w);
+	weft_release(r);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(spawn, wait_on_own_dependent_returns_edeadlk, .timeout = 20)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft_future *w, *d;
+
+	cycle_reset();
+	w = submit_waiter(c, 0, BY_WAIT);
+	d = submit_u64(c, sum, &w, 1, 1);
+	atomic_store(&cycle.target[0], d);
+	cr_assert_eq(result_u64(w), EDEADLK);
+	/* Refused, not broken: the dependent runs once the waiter has returned. */
+	cr_assert_eq(result_u64(d), EDEADLK + 1);
+	weft_release(w);
+	weft_release(d);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+/*
+ * On one thread: a task whose wait helps runs a second task, which then waits on a
+ * dependent of the first. The first cannot resume before the second returns.
+ */
+Test(spawn, wait_on_interrupted_task_dependent_returns_edeadlk, .timeout = 20)
+{
+	struct weft_client *c = open_threads(1);
+	struct weft_future *first, *second, *after_second, *after_first;
+
+	cycle_reset();
+	first = submit_waiter(c, 0, BY_WAIT);
+	second = submit_waiter(c, 1, BY_WAIT);
+	after_second = submit_u64(c, sum, &second, 1, 0);
+	after_first = submit_u64(c, sum, &first, 1, 0);
+	/* second's target first: first's wait is what runs second. */
+	atomic_store(&cycle.target[1], after_first);
+	atomic_store(&cycle.target[0], after_second);
+	cr_assert_eq(result_u64(second), EDEADLK);
+	cr_assert_eq(result_u64(first), 0, "first's wait ends once second has returned");
+	cr_assert_eq(result_u64(after_first), 0);
+	weft_release(first);
+	weft_release(second);
+	weft_release(after_second);
+	weft_release(after_first);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(spawn, wait_any_returns_edeadlk_only_when_every_future_is_stuck, .timeout = 20)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft_future *w, *other, *d;
+
+	/* Its own future and one that can end: the wait returns that one's index. */
+	cycle_reset();
+	w = submit_waiter(c, 0, BY_ANY);
+	other = submit_u64(c, sum, NULL, 0, 7);
+	atomic_store(&cycle.target[1], other);
+	atomic_store(&cycle.target[0], w);
+	cr_assert_eq(result_u64(w), (uint64_t)-1, "index 1, negated");
+	weft_release(w);
+	weft_release(other);
+
+	/* Its own future and its own dependent: nothing can end. */
+	cycle_reset();
+	w = submit_waiter(c, 0, BY_ANY);
+	d = submit_u64(c, sum, &w, 1, 0);
+	atomic_store(&cycle.target[1], d);
+	atomic_store(&cycle.target[0], w);
+	cr_assert_eq(result_u64(w), EDEADLK);
+	cr_assert_eq(result_u64(d), EDEADLK);
+	weft_release(w);
+	weft_release(d);
 	cr_assert_eq(weft_client_close(c), 0);
 }
