@@ -59,12 +59,66 @@ static inline unsigned bench_all_threads(void)
 	return st.nthreads;
 }
 
+/* The CPUs this process could use at its first call. */
+static inline const cpu_set_t *bench_cpus(void)
+{
+	static cpu_set_t set;
+	static int known;
+
+	if (!known) {
+		if (sched_getaffinity(0, sizeof(set), &set))
+			CPU_ZERO(&set);
+		known = 1;
+	}
+	return &set;
+}
+
+/* The @nth CPU this process may use, as it was at the first call; -1 if none. */
+static inline int bench_nth_cpu(int nth)
+{
+	int cpu;
+
+	for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+		if (CPU_ISSET(cpu, bench_cpus()) && nth-- == 0)
+			return cpu;
+	return -1;
+}
+
+static inline void bench_pin(pthread_t th, int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_setaffinity_np(th, sizeof(set), &set);
+}
+
+/*
+ * Where the client thread runs is part of what is measured. At 1 thread, worker 0
+ * runs on the first CPU and the client is pinned to the second: two cores handing
+ * tasks to each other. At more threads the client may run anywhere and shares a
+ * core with a worker, as a program's own thread does. Left to the kernel, a
+ * 1-thread run would measure one core or two, by chance.
+ */
+static inline void bench_place_client(unsigned nthreads)
+{
+	int spare = bench_nth_cpu(1);
+
+	if (nthreads == 1 && spare >= 0)
+		bench_pin(pthread_self(), spare);
+	else
+		sched_setaffinity(0, sizeof(cpu_set_t), bench_cpus());
+}
+
+/* An engine of @nthreads, with the client placed for it (bench_place_client). */
 static inline struct weft_client *bench_open(unsigned nthreads)
 {
 	struct weft_options o = { .size = sizeof(o), .nthreads = nthreads };
 	struct weft_client *c;
-	int ret = weft_client_open(NULL, &o, &c);
+	int ret;
 
+	bench_place_client(nthreads);
+	ret = weft_client_open(NULL, &o, &c);
 	if (ret) {
 		fprintf(stderr, "weft_client_open: %s\n", weft_strerror(ret));
 		exit(1);
@@ -105,55 +159,47 @@ static inline void bench_report(const char *bench, const char *figure, unsigned 
 	fflush(stdout);
 }
 
-/* The @nth CPU this process may use, as it was at the first call; -1 if none. */
-static inline int bench_nth_cpu(int nth)
-{
-	static cpu_set_t set;
-	static int known;
-	int cpu;
-
-	if (!known) {
-		if (sched_getaffinity(0, sizeof(set), &set))
-			return -1;
-		known = 1;
-	}
-	for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
-		if (CPU_ISSET(cpu, &set) && nth-- == 0)
-			return cpu;
-	return -1;
-}
-
-static inline void bench_pin(pthread_t th, int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	pthread_setaffinity_np(th, sizeof(set), &set);
-}
-
 #define BENCH_PINGPONG_TURNS 200000
 
 struct bench_pingpong {
 	_Atomic long turn __attribute__((aligned(64)));
-	int cpu;			/* where the second player runs */
+	int cpu[2];			/* where each player runs */
+	double ns;			/* one-way latency, measured by player 0 */
 };
 
-/* Take every other turn from @first on: wait for it, then pass the line on. */
+/*
+ * Take every other turn from @first on: wait for it, then pass the line on. A
+ * negative turn means the game was abandoned.
+ */
 static inline void bench_play(struct bench_pingpong *p, long first)
 {
+	long turn;
+
 	for (long i = first; i < BENCH_PINGPONG_TURNS; i += 2) {
-		while (atomic_load_explicit(&p->turn, memory_order_acquire) != i)
-			;
+		while ((turn = atomic_load_explicit(&p->turn, memory_order_acquire)) != i)
+			if (turn < 0)
+				return;
 		atomic_store_explicit(&p->turn, i + 1, memory_order_release);
 	}
+}
+
+static void *bench_ping(void *arg)
+{
+	struct bench_pingpong *p = arg;
+	double t0;
+
+	bench_pin(pthread_self(), p->cpu[0]);
+	t0 = bench_now();
+	bench_play(p, 0);
+	p->ns = (bench_now() - t0) * 1e9 / BENCH_PINGPONG_TURNS;
+	return NULL;
 }
 
 static void *bench_pong(void *arg)
 {
 	struct bench_pingpong *p = arg;
 
-	bench_pin(pthread_self(), p->cpu);
+	bench_pin(pthread_self(), p->cpu[1]);
 	bench_play(p, 1);
 	return NULL;
 }
@@ -163,28 +209,29 @@ static void *bench_pong(void *arg)
  * cache line between two threads pinned to two different cores (a ping-pong), in
  * ns. A task handed from one thread to another costs at least one such transfer,
  * and on a virtual machine it changes when the host moves the virtual CPUs, so the
- * benchmarks that hand tasks across cores print it from the same run.
+ * benchmarks that hand tasks across cores print it from the same run. Both players
+ * are threads of their own: pinning the caller would leave it, for a while after,
+ * on the core of an engine's first worker, and the next measurement with it.
  * Return: the latency, or -1 without two CPUs to pin to.
  */
 static inline double bench_handoff_ns(void)
 {
-	int a = bench_nth_cpu(0), b = bench_nth_cpu(1);
-	struct bench_pingpong p = { .cpu = b };
-	cpu_set_t old;
-	pthread_t th;
-	double t0, ns = -1;
+	struct bench_pingpong p = { .cpu = { bench_nth_cpu(0), bench_nth_cpu(1) }, .ns = -1 };
+	pthread_t a, b;
 
-	if (a < 0 || b < 0 || sched_getaffinity(0, sizeof(old), &old))
+	if (p.cpu[0] < 0 || p.cpu[1] < 0)
 		return -1;
-	bench_pin(pthread_self(), a);
-	if (!pthread_create(&th, NULL, bench_pong, &p)) {
-		t0 = bench_now();
-		bench_play(&p, 0);
-		pthread_join(th, NULL);
-		ns = (bench_now() - t0) * 1e9 / BENCH_PINGPONG_TURNS;
+	if (pthread_create(&b, NULL, bench_pong, &p))
+		return -1;
+	if (pthread_create(&a, NULL, bench_ping, &p)) {
+		/* The other player waits for turns that will not come. */
+		atomic_store(&p.turn, -1);
+		pthread_join(b, NULL);
+		return -1;
 	}
-	sched_setaffinity(0, sizeof(old), &old);
-	return ns;
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	return p.ns;
 }
 
 /*

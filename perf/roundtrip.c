@@ -4,7 +4,7 @@
  * submits a no-op task and waits for it, N times, one at a time; ns per round trip.
  * At 1 thread the client is pinned to a core the worker does not use, so the figure
  * is the handoff itself; at all threads the client shares a core with a worker, as
- * a program's own thread does. Reference: the one-way latency of a cache line
+ * a program's own thread does (bench_open). Reference: the one-way latency of a cache line
  * between two cores, measured in the same run (a round trip needs at least two).
  * usage: roundtrip [n]   (default 200000)
  */
@@ -23,18 +23,11 @@ int main(int argc, char **argv)
 	struct bench_handoffs hand = { .n = 0 };
 	int reps = bench_reps(), t, r;
 	double v[64];
-	cpu_set_t all;
 
-	if (sched_getaffinity(0, sizeof(all), &all))
-		return 1;
 	bench_header("roundtrip: one task submitted and waited at a time, from the client");
 	for (t = 0; t < 2; t++) {
 		struct weft_client *c = bench_open(threads[t]);
-		int spare = bench_nth_cpu(1);
 
-		/* Worker 0 runs on the first core: keep the client off it. */
-		if (threads[t] == 1 && spare >= 0)
-			bench_pin(pthread_self(), spare);
 		for (r = 0; r < reps; r++) {
 			double t0;
 
@@ -51,7 +44,6 @@ int main(int argc, char **argv)
 			}
 			v[r] = (bench_now() - t0) * 1e9 / n;
 		}
-		sched_setaffinity(0, sizeof(all), &all);
 		weft_client_close(c);
 		bench_report("roundtrip", "ns_per_task", threads[t], v, reps, "ns",
 			     "core handoff, ns one way", hand.v, hand.n);
