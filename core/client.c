@@ -6,10 +6,6 @@
 
 #include "core.h"
 
-struct weft_client {
-	struct weft__engine *eng;	/* embedded mode: the engine in this process */
-};
-
 /* Schemes weft knows, and whether this build serves them. */
 static const char *const schemes[] = { "tcp://", "verbs://", "shm://" };
 
@@ -93,16 +89,6 @@ int weft_client_close(struct weft_client *c)
 	weft__engine_close(c->eng);
 	free(c);
 	return 0;
-}
-
-int weft_submit(struct weft_client *c, weft_fn *fn, struct weft_future *const *deps,
-		size_t ndeps, const void *arg, size_t arglen,
-		const struct weft_task_opts *opts, struct weft_future **out)
-{
-	if (!c)
-		return -EINVAL;
-	return weft__task_submit(c->eng, weft__self(c->eng), fn, deps, ndeps, arg, arglen,
-				 opts, out);
 }
 
 int weft_submit_named(struct weft_client *c, const char *fn,

@@ -10,6 +10,9 @@
 #define likely(x)	__builtin_expect(!!(x), 1)
 #define unlikely(x)	__builtin_expect(!!(x), 0)
 #define __cold		__attribute__((cold))
+#ifndef __always_inline			/* glibc's sys/cdefs.h has it */
+#define __always_inline	inline __attribute__((always_inline))
+#endif
 #define __must_check	__attribute__((warn_unused_result))
 #define __cacheline_aligned __attribute__((aligned(WEFT_CACHELINE)))
 #define __printf(a, b)	__attribute__((format(printf, a, b)))

@@ -323,10 +323,28 @@ struct weft__engine {
 	_Atomic uint64_t husk_live;	/* after close: records still referenced */
 };
 
+/* The handle of weft.h; embedded, it stands for an engine in this process. */
+struct weft_client {
+	struct weft__engine *eng;
+};
+
+/* The worker the calling thread is, if any (engine.c sets it). */
+extern _Thread_local struct weft__worker *weft__tl_worker;
+
 /* The calling thread's worker, if it is one of @eng's. */
-struct weft__worker *weft__self(const struct weft__engine *eng);
+static inline struct weft__worker *weft__self(const struct weft__engine *eng)
+{
+	struct weft__worker *w = weft__tl_worker;
+
+	return (w && w->eng == eng) ? w : NULL;
+}
+
 /* True on any engine's worker thread. */
-bool weft__self_any(void);
+static inline bool weft__self_any(void)
+{
+	return weft__tl_worker != NULL;
+}
+
 /* client.c: the engine behind a client (unit tests peek through it). */
 struct weft__engine *weft__client_engine(struct weft_client *c);
 
@@ -358,10 +376,6 @@ int64_t weft__now_ns(void);
 struct weft__cache *weft__cache_self(struct weft__engine *eng);
 void weft__ext_caches_put(struct weft__engine *eng);
 unsigned weft__ext_caches_owned(void);
-int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn *fn,
-		      struct weft_future *const *deps, size_t ndeps,
-		      const void *arg, size_t arglen, const struct weft_task_opts *opts,
-		      struct weft_future **out) __must_check;
 int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 		       struct weft_future **out) __must_check;
 /* Run a task taken from a queue; drops the engine's reference. */

@@ -31,19 +31,7 @@
 #define MAX_THREADS 4096
 
 static _Atomic uint64_t next_engine_id;
-static _Thread_local struct weft__worker *tl_worker;
-
-struct weft__worker *weft__self(const struct weft__engine *eng)
-{
-	struct weft__worker *w = tl_worker;
-
-	return (w && w->eng == eng) ? w : NULL;
-}
-
-bool weft__self_any(void)
-{
-	return tl_worker != NULL;
-}
+_Thread_local struct weft__worker *weft__tl_worker;
 
 int64_t weft__now_ns(void)
 {
@@ -400,7 +388,7 @@ static void *worker_main(void *arg)
 	struct weft_task *t;
 	int ret;
 
-	tl_worker = w;
+	weft__tl_worker = w;
 	if (weft__topo_can_bind(eng->topo)) {
 		ret = weft__topo_bind_self(eng->topo, w->core);
 		if (ret)
@@ -414,7 +402,7 @@ static void *worker_main(void *arg)
 		if (t)
 			weft__task_run(w, t);
 	}
-	tl_worker = NULL;
+	weft__tl_worker = NULL;
 	return NULL;
 }
 

@@ -146,15 +146,19 @@ found:
 	return c;
 }
 
+/* The cache of a thread known not to be one of @eng's workers. */
+static inline struct weft__cache *cache_external(struct weft__engine *eng)
+{
+	if (likely(tl_ext.eng_id == eng->id))
+		return tl_ext.cache;
+	return cache_find_external(eng);
+}
+
 struct weft__cache *weft__cache_self(struct weft__engine *eng)
 {
 	struct weft__worker *w = weft__self(eng);
 
-	if (w)
-		return &w->cache;
-	if (likely(tl_ext.eng_id == eng->id))
-		return tl_ext.cache;
-	return cache_find_external(eng);
+	return w ? &w->cache : cache_external(eng);
 }
 
 /* For tests: how many caches the calling thread holds. */
@@ -437,13 +441,16 @@ static void task_free(struct weft__cache *c, struct weft_task *t)
 {
 	struct weft__engine *eng = t->eng;
 
-	if (t->flags & TF_OUTPUT)
-		outputs_free(t);
-	if (t->flags & TF_EXTRA && t->err) {
-		err_put(t->err);
-		t->err = NULL;
+	/* A plain task changed nothing in its record that needs undoing. */
+	if (unlikely(t->flags)) {
+		if (t->flags & TF_OUTPUT)
+			outputs_free(t);
+		if (t->flags & TF_EXTRA && t->err) {
+			err_put(t->err);
+			t->err = NULL;
+		}
+		record_reset(t);
 	}
-	record_reset(t);
 	if (unlikely(eng->closed)) {
 		/* After close the records stay in their slabs; the last one frees all. */
 		if (atomic_fetch_sub_explicit(&eng->husk_live, 1, memory_order_acq_rel) == 1) {
@@ -628,12 +635,14 @@ static void end_cascade(struct weft__cache *c, struct weft__worker *w,
 
 /* ---- submit ---- */
 
+/* What a NULL struct weft_task_opts means. */
+static const struct weft_task_opts default_opts = { .size = sizeof(default_opts) };
+
+/* Callers' options, of whatever size their weft.h had, into @o. */
 static int opts_read(const struct weft_task_opts *in, struct weft_task_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->size = sizeof(*o);
-	if (!in)
-		return 0;
 	if (in->size < offsetof(struct weft_task_opts, noutputs) + sizeof(unsigned) ||
 	    in->size > 4096)
 		return -EINVAL;
@@ -679,8 +688,8 @@ static struct weft_future *out_array_alloc(unsigned n)
  * What a task needs beyond a free record's values (see record_init); may fail with
  * -ENOMEM, leaving the record free.
  */
-static int task_fill(struct weft_task *t, size_t ndeps, const void *arg, size_t arglen,
-		     const struct weft_task_opts *o)
+static __always_inline int task_fill(struct weft_task *t, size_t ndeps, const void *arg,
+				     size_t arglen, const struct weft_task_opts *o)
 {
 	unsigned nout = o->noutputs ? o->noutputs : 1, i;
 
@@ -692,7 +701,10 @@ static int task_fill(struct weft_task *t, size_t ndeps, const void *arg, size_t 
 			goto err_nomem;
 	}
 	if (arglen <= WEFT_WORD_ARG) {
-		if (arglen)
+		/* A constant size is one move, not a call: 8 bytes is the usual. */
+		if (arglen == WEFT_WORD_ARG)
+			memcpy(t->arg_word, arg, WEFT_WORD_ARG);
+		else if (arglen)
 			memcpy(t->arg_word, arg, arglen);
 	} else {
 		t->arg = t->arg_inl;
@@ -734,12 +746,17 @@ err_nomem:
 	return -ENOMEM;
 }
 
-int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn *fn,
-		      struct weft_future *const *deps, size_t ndeps,
-		      const void *arg, size_t arglen, const struct weft_task_opts *opts,
-		      struct weft_future **out)
+/*
+ * weft_submit and weft_spawn: @w is weft__self(@eng). Inlined into both, as the
+ * call of a function of nine arguments is a good share of a task's cost.
+ */
+static __always_inline int submit(struct weft__engine *eng, struct weft__worker *w,
+				  weft_fn *fn, struct weft_future *const *deps,
+				  size_t ndeps, const void *arg, size_t arglen,
+				  const struct weft_task_opts *opts, struct weft_future **out)
 {
-	struct weft_task_opts o;
+	const struct weft_task_opts *o = &default_opts;
+	struct weft_task_opts given;
 	struct weft__err *ferr = NULL;
 	struct weft__cache *c;
 	struct weft_task *t;
@@ -748,21 +765,24 @@ int weft__task_submit(struct weft__engine *eng, struct weft__worker *w, weft_fn 
 
 	if (!fn || !out || (arglen && !arg) || arglen > WEFT_MAX_ARG)
 		return -EINVAL;
-	ret = opts_read(opts, &o);
-	if (ret)
-		return ret;
+	if (opts) {
+		ret = opts_read(opts, &given);
+		if (ret)
+			return ret;
+		o = &given;
+	}
 	ret = check_deps(eng, deps, ndeps);
 	if (ret)
 		return ret;
 	if (unlikely(atomic_load_explicit(&eng->closing, memory_order_relaxed)))
 		return -ESHUTDOWN;
-	c = w ? &w->cache : weft__cache_self(eng);
+	c = w ? &w->cache : cache_external(eng);
 	if (unlikely(!c))
 		return -ENOMEM;
 	t = record_get(c);
 	if (unlikely(!t))
 		return -ENOMEM;
-	ret = task_fill(t, ndeps, arg, arglen, &o);
+	ret = task_fill(t, ndeps, arg, arglen, o);
 	if (unlikely(ret)) {
 		record_put(eng, c, t);
 		return ret;
@@ -851,7 +871,6 @@ ready_unseen:
 int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 		       struct weft_future **out)
 {
-	static const struct weft_task_opts none = { .size = sizeof(none) };
 	struct weft__cache *c;
 	struct weft_future *f;
 	struct weft_task *t;
@@ -866,7 +885,7 @@ int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 	t = record_get(c);
 	if (!t)
 		return -ENOMEM;
-	if (task_fill(t, 0, NULL, 0, &none)) {
+	if (task_fill(t, 0, NULL, 0, &default_opts)) {
 		record_put(eng, c, t);
 		return -ENOMEM;
 	}
@@ -1111,8 +1130,16 @@ int weft_spawn(struct weft_ctx *ctx, weft_fn *fn, struct weft_future *const *dep
 {
 	if (!ctx)
 		return -EINVAL;
-	return weft__task_submit(ctx->t->eng, ctx->w, fn, deps, ndeps, arg, arglen,
-				 opts, out);
+	return submit(ctx->t->eng, ctx->w, fn, deps, ndeps, arg, arglen, opts, out);
+}
+
+int weft_submit(struct weft_client *c, weft_fn *fn, struct weft_future *const *deps,
+		size_t ndeps, const void *arg, size_t arglen,
+		const struct weft_task_opts *opts, struct weft_future **out)
+{
+	if (!c)
+		return -EINVAL;
+	return submit(c->eng, weft__self(c->eng), fn, deps, ndeps, arg, arglen, opts, out);
 }
 
 /* ---- futures ---- */
