@@ -1083,8 +1083,14 @@ static int gather(struct plan *pl, struct split *sp, struct part *parts)
 	if (sp->launched) {
 		ret = reader_launched(pl->j->rd, sp->side, sp->chunk);
 		if (ret) {
+			const struct side *s = &pl->j->side[sp->side];
+			const struct chunk *c = &s->chunks[sp->chunk];
+
 			snprintf(pl->j->res->error, sizeof(pl->j->res->error),
-				 "submitting a read task: %s", weft_strerror(ret));
+				 "%s: submitting the task of rows %" PRIu64 "-%" PRIu64
+				 " (%" PRIu64 " bytes at offset %" PRIu64 "): %s",
+				 s->in->path, c->first_row, c->first_row + c->rows - 1,
+				 c->len, c->off, weft_strerror(ret));
 			return ret;
 		}
 	}
@@ -1258,6 +1264,12 @@ static int plan_all(struct plan *pl)
 			}
 			free(parts);
 		}
+		/*
+		 * A failure leaves splits ungathered whose tasks the reader threads may
+		 * still be submitting into sp->out: stop the launches before letting go.
+		 */
+		if (pl->err)
+			reader_halt(pl->j->rd);
 		for (size_t i = 0; i < n; i++)
 			split_free(&splits[i]);
 		free(splits);

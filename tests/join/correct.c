@@ -469,3 +469,48 @@ Test(join, bad_specs_are_refused)
 	cr_expect(strstr(res.error, "/nonexistent/l"), "%s", res.error);
 	cr_expect(res.bad_input);
 }
+
+/*
+ * A reader thread cannot submit a chunk's partition task: the join fails with that
+ * error, says which chunk, and leaves neither the output nor its temporary file.
+ */
+Test(join, reader_submit_failure_fails_the_join, .timeout = 60)
+{
+	uint64_t seed = 5;
+	char *dir = t_dir(), *lp = t_path(dir, "l.bin"), *rp = t_path(dir, "r.bin");
+	char *op = t_path(dir, "out.bin");
+	struct row *l = random_rows(20000, 5000, &seed), *r = random_rows(40000, 5000, &seed);
+	struct join_spec spec = t_spec(lp, rp);
+	struct join_result res;
+	struct statfs fs;
+
+	if (statfs(dir, &fs) || fs.f_type == TMPFS_MAGIC)
+		cr_skip_test("reader threads launch tasks only for O_DIRECT reads");
+	t_write(lp, l, 20000 * sizeof(*l));
+	t_write(rp, r, 40000 * sizeof(*r));
+	spec.output = op;
+	spec.direct = 1;			/* the reader threads launch the tasks */
+	spec.task_bytes = 32 << 10;		/* many chunks, so several launches */
+	spec.memory_limit = 8 << 20;
+	for (long pass = 0; pass < 3; pass++) {
+		t_fail_reader_submit(pass * 5);
+		int ret = join_run(&spec, &res);
+
+		cr_assert_eq(ret, -ENOMEM, "pass %ld: %d %s", pass, ret, res.error);
+		cr_expect(strstr(res.error, "l.bin: submitting the task of rows ") ||
+			  strstr(res.error, "r.bin: submitting the task of rows "),
+			  "the message names the file and the rows: %s", res.error);
+		cr_expect_eq(access(op, F_OK), -1, "no output after a failure");
+		cr_expect_eq(t_count_files(dir, ".out.bin"), 0, "no temporary file left");
+	}
+	/* Disarmed, the same join succeeds. */
+	atomic_store(&t_reads_to_pass, -1);
+	cr_assert_eq(join_run(&spec, &res), 0, "%s", res.error);
+	cr_expect_eq(res.rows, t_reference(l, 20000, r, 40000).rows);
+	free(l);
+	free(r);
+	free(lp);
+	free(rp);
+	free(op);
+	t_rmdir(dir);
+}

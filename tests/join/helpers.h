@@ -12,6 +12,8 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include "join.h"
+#include "weft.h"
 
 struct row {
 	uint64_t key, payload;
@@ -272,6 +275,39 @@ static inline int t_count_files(const char *dir, const char *prefix)
 		n += !strncmp(e->d_name, prefix, strlen(prefix));
 	closedir(d);
 	return n;
+}
+
+/*
+ * The join tests are linked with --wrap=weft_submit (Makefile), so that a test can
+ * make the submits of the join's reader threads fail: those of chunks' partition
+ * tasks (label "read") from any thread but @t_main. Until armed it only passes on.
+ */
+int __real_weft_submit(struct weft_client *c, weft_fn *fn, struct weft_future *const *deps,
+		       size_t ndeps, const void *arg, size_t arglen,
+		       const struct weft_task_opts *opts, struct weft_future **out);
+
+static _Atomic long t_reads_to_pass = -1;	/* reader submits before one fails; < 0: none */
+static pthread_t t_main;
+
+int __wrap_weft_submit(struct weft_client *c, weft_fn *fn, struct weft_future *const *deps,
+		       size_t ndeps, const void *arg, size_t arglen,
+		       const struct weft_task_opts *opts, struct weft_future **out);
+int __wrap_weft_submit(struct weft_client *c, weft_fn *fn, struct weft_future *const *deps,
+		       size_t ndeps, const void *arg, size_t arglen,
+		       const struct weft_task_opts *opts, struct weft_future **out)
+{
+	if (atomic_load(&t_reads_to_pass) >= 0 && opts && opts->label &&
+	    !strcmp(opts->label, "read") && !pthread_equal(pthread_self(), t_main) &&
+	    atomic_fetch_sub(&t_reads_to_pass, 1) == 0)
+		return -ENOMEM;
+	return __real_weft_submit(c, fn, deps, ndeps, arg, arglen, opts, out);
+}
+
+/* The next reader submits: @n pass, then one fails. Call from the test's thread. */
+static inline void t_fail_reader_submit(long n)
+{
+	t_main = pthread_self();
+	atomic_store(&t_reads_to_pass, n);
 }
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
