@@ -470,11 +470,36 @@ Test(join, bad_specs_are_refused)
 	cr_expect(res.bad_input);
 }
 
+/* Join @spec with the next submit of @who after @n failing; check it fails cleanly. */
+static bool join_fails_cleanly(struct join_spec spec, const char *dir, enum t_submitter who,
+			       long n, const char *want)
+{
+	struct join_result res;
+	bool unused;
+	int ret;
+
+	t_fail_submit(who, n);
+	ret = join_run(&spec, &res);
+	unused = t_fail_submit(who, -1);
+	if (unused) {
+		/* Past the join's last submit: nothing failed. */
+		cr_assert_eq(ret, 0, "%s", res.error);
+		return false;
+	}
+	cr_assert_eq(ret, -ENOMEM, "submit %ld: %d %s", n, ret, res.error);
+	cr_expect(strstr(res.error, want), "submit %ld: the message says '%s': %s", n,
+		  want, res.error);
+	cr_expect_eq(access(spec.output, F_OK), -1, "no output after a failure");
+	cr_expect_eq(t_count_files(dir, ".out.bin"), 0, "no temporary file left");
+	return true;
+}
+
 /*
- * A reader thread cannot submit a chunk's partition task: the join fails with that
- * error, says which chunk, and leaves neither the output nor its temporary file.
+ * A reader thread, or the thread that runs the join, cannot submit a task: the
+ * join fails with that error, says what it was doing, and leaves neither the
+ * output nor its temporary file; nothing leaks (ASan) and nothing races (TSan).
  */
-Test(join, reader_submit_failure_fails_the_join, .timeout = 60)
+Test(join, submit_failures_fail_the_join, .timeout = 120)
 {
 	uint64_t seed = 5;
 	char *dir = t_dir(), *lp = t_path(dir, "l.bin"), *rp = t_path(dir, "r.bin");
@@ -483,28 +508,25 @@ Test(join, reader_submit_failure_fails_the_join, .timeout = 60)
 	struct join_spec spec = t_spec(lp, rp);
 	struct join_result res;
 	struct statfs fs;
+	long n, failed = 0;
 
 	if (statfs(dir, &fs) || fs.f_type == TMPFS_MAGIC)
 		cr_skip_test("reader threads launch tasks only for O_DIRECT reads");
 	t_write(lp, l, 20000 * sizeof(*l));
 	t_write(rp, r, 40000 * sizeof(*r));
 	spec.output = op;
-	spec.direct = 1;			/* the reader threads launch the tasks */
+	spec.direct = 1;			/* the reader threads launch the reads */
 	spec.task_bytes = 32 << 10;		/* many chunks, so several launches */
 	spec.memory_limit = 8 << 20;
-	for (long pass = 0; pass < 3; pass++) {
-		t_fail_reader_submit(pass * 5);
-		int ret = join_run(&spec, &res);
-
-		cr_assert_eq(ret, -ENOMEM, "pass %ld: %d %s", pass, ret, res.error);
-		cr_expect(strstr(res.error, "l.bin: submitting the task of rows ") ||
-			  strstr(res.error, "r.bin: submitting the task of rows "),
-			  "the message names the file and the rows: %s", res.error);
-		cr_expect_eq(access(op, F_OK), -1, "no output after a failure");
-		cr_expect_eq(t_count_files(dir, ".out.bin"), 0, "no temporary file left");
-	}
+	for (n = 0; n < 15; n += 5)
+		cr_assert(join_fails_cleanly(spec, dir, T_READER, n, ".bin: submitting the task "
+					     "of rows "), "reader submit %ld was made", n);
+	/* Each of the client's submits in turn, until the join makes no more. */
+	for (n = 0; join_fails_cleanly(spec, dir, T_CLIENT, n, "submitting a ");
+	     n += 1 + n / 4)
+		failed++;
+	cr_assert_gt(failed, 5, "the join made only %ld submits", failed);
 	/* Disarmed, the same join succeeds. */
-	atomic_store(&t_reads_to_pass, -1);
 	cr_assert_eq(join_run(&spec, &res), 0, "%s", res.error);
 	cr_expect_eq(res.rows, t_reference(l, 20000, r, 40000).rows);
 	free(l);

@@ -279,14 +279,18 @@ static inline int t_count_files(const char *dir, const char *prefix)
 
 /*
  * The join tests are linked with --wrap=weft_submit (Makefile), so that a test can
- * make the submits of the join's reader threads fail: those of chunks' partition
- * tasks (label "read") from any thread but @t_main. Until armed it only passes on.
+ * make one of the join's submits fail: one made by its reader threads (a chunk's
+ * partition task, label "read"), or one made by the thread that runs the join.
+ * Until armed, the wrapper only passes the call on.
  */
 int __real_weft_submit(struct weft_client *c, weft_fn *fn, struct weft_future *const *deps,
 		       size_t ndeps, const void *arg, size_t arglen,
 		       const struct weft_task_opts *opts, struct weft_future **out);
 
-static _Atomic long t_reads_to_pass = -1;	/* reader submits before one fails; < 0: none */
+enum t_submitter { T_READER, T_CLIENT };
+
+static _Atomic long t_submits_to_pass = -1;	/* before one fails; < 0: none fails */
+static enum t_submitter t_failing;
 static pthread_t t_main;
 
 int __wrap_weft_submit(struct weft_client *c, weft_fn *fn, struct weft_future *const *deps,
@@ -296,18 +300,28 @@ int __wrap_weft_submit(struct weft_client *c, weft_fn *fn, struct weft_future *c
 		       size_t ndeps, const void *arg, size_t arglen,
 		       const struct weft_task_opts *opts, struct weft_future **out)
 {
-	if (atomic_load(&t_reads_to_pass) >= 0 && opts && opts->label &&
-	    !strcmp(opts->label, "read") && !pthread_equal(pthread_self(), t_main) &&
-	    atomic_fetch_sub(&t_reads_to_pass, 1) == 0)
+	bool client = pthread_equal(pthread_self(), t_main);
+	bool reader = !client && opts && opts->label && !strcmp(opts->label, "read");
+
+	if (atomic_load(&t_submits_to_pass) >= 0 &&
+	    (t_failing == T_CLIENT ? client : reader) &&
+	    atomic_fetch_sub(&t_submits_to_pass, 1) == 0)
 		return -ENOMEM;
 	return __real_weft_submit(c, fn, deps, ndeps, arg, arglen, opts, out);
 }
 
-/* The next reader submits: @n pass, then one fails. Call from the test's thread. */
-static inline void t_fail_reader_submit(long n)
+/*
+ * From the test's thread: of @who's next submits, @n pass and then one fails;
+ * @n < 0: none fails. Return: whether the last armed failure went unused.
+ */
+static inline bool t_fail_submit(enum t_submitter who, long n)
 {
+	bool unused = atomic_load(&t_submits_to_pass) >= 0;
+
 	t_main = pthread_self();
-	atomic_store(&t_reads_to_pass, n);
+	t_failing = who;
+	atomic_store(&t_submits_to_pass, n);
+	return unused;
 }
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
