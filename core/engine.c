@@ -522,6 +522,65 @@ static __cold int fraction_resolve(double opt, const char *env, double dflt, dou
 	return 0;
 }
 
+/*
+ * The thresholds come from the options, else the environment, else the defaults,
+ * and must not decrease. One from a lower source is moved, with a warning, as
+ * little as keeps it in order with those from higher ones: the program's options
+ * win over the environment, and what anyone set wins over a default. Two from one
+ * source out of order are an error of whoever set them.
+ */
+static __cold int thresholds_order(const struct weft_options *o, struct weft__engine *eng)
+{
+	static const char *const name[3] = { "target", "pause", "hard" };
+	static const char *const env[3] = { "WEFT_MEMORY_TARGET", "WEFT_MEMORY_PAUSE",
+					     "WEFT_MEMORY_HARD" };
+	static const char *const source[3] = { "default", "environment", "options" };
+	double opt[3] = { o->memory_target, o->memory_pause, o->memory_hard };
+	double *v[3] = { &eng->mem_target, &eng->mem_pause, &eng->mem_hard };
+	unsigned rank[3], i, k;
+
+	for (i = 0; i < 3; i++) {
+		const char *e = getenv(env[i]);
+
+		rank[i] = opt[i] != 0.0 ? 2 : e && *e ? 1 : 0;
+	}
+	for (i = 0; i < 3; i++) {
+		for (k = i + 1; k < 3; k++) {
+			if (rank[i] == rank[k] && rank[i] && *v[i] > *v[k]) {
+				weft__log(WEFT_LOG_ERROR, "core",
+					  "memory %s %g above %s %g, both from the %s",
+					  name[i], *v[i], name[k], *v[k], source[rank[i]]);
+				return -EINVAL;
+			}
+		}
+	}
+	/* The environment's against the options, then the defaults against both. */
+	for (unsigned r = 2; r-- > 0;) {
+		for (i = 0; i < 3; i++) {
+			int by = -1;
+			double was = *v[i];
+
+			if (rank[i] != r)
+				continue;
+			for (k = 0; k < 3; k++) {
+				if (rank[k] <= r)
+					continue;
+				if ((k < i && *v[k] > *v[i]) || (k > i && *v[k] < *v[i])) {
+					*v[i] = *v[k];
+					by = (int)k;
+				}
+			}
+			/* A default making way refuses nothing anyone set. */
+			if (by >= 0)
+				weft__log(r ? WEFT_LOG_WARN : WEFT_LOG_INFO, "core",
+					  "memory %s %g (%s) is out of order with the %s %g "
+					  "(%s): %g instead", name[i], was, source[r], name[by],
+					  *v[by], source[rank[by]], *v[i]);
+		}
+	}
+	return 0;
+}
+
 static __cold int memory_resolve(struct weft__engine *eng, const struct weft_options *o)
 {
 	const char *s = getenv("WEFT_MEMORY_LIMIT");
@@ -553,13 +612,7 @@ static __cold int memory_resolve(struct weft__engine *eng, const struct weft_opt
 			       &eng->mem_hard);
 	if (ret)
 		return ret;
-	if (!(eng->mem_target <= eng->mem_pause && eng->mem_pause <= eng->mem_hard)) {
-		weft__log(WEFT_LOG_ERROR, "core",
-			  "memory thresholds target %g, pause %g, hard %g: must not decrease",
-			  eng->mem_target, eng->mem_pause, eng->mem_hard);
-		return -EINVAL;
-	}
-	return 0;
+	return thresholds_order(o, eng);
 }
 
 static __cold int options_resolve(struct weft__engine *eng, const struct weft_options *o)

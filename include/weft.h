@@ -126,7 +126,10 @@ WEFT_API int weft_fail(struct weft_ctx *ctx, const char *fmt, ...)
  * beside it if set, else the default. Memory: the limit counts bytes of results in
  * memory (exactly, from the allocator); its default is half of what this process may
  * use (physical memory, or its cgroup's limit if lower), and it may not be below
- * 4 MiB. The thresholds are fractions of the limit, 0 < target <= pause <= hard <= 1.
+ * 4 MiB. The thresholds are fractions of the limit, 0 < target <= pause <= hard <= 1:
+ * one from the environment or a default that is out of order with one from a higher
+ * source (options, then the environment, then the defaults) is moved to it, with a
+ * log line; two from the same source out of order make open return -EINVAL.
  */
 struct weft_options {
 	size_t size;			/* sizeof(struct weft_options) */

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -79,4 +80,56 @@ Test(config, spill_dir_check_errors)
 	cr_assert_eq(weft__spill_dir_check("/tmp"), 0);
 	cr_assert_eq(weft__spill_dir_check("/nonexistent"), -ENOENT);
 	cr_assert_eq(weft__spill_dir_check("/etc/hostname"), -ENOTDIR);
+}
+
+/* The thresholds an engine opened with @o (and the environment) ended up with. */
+static void thresholds_of(const struct weft_options *o, double *t, double *p, double *h)
+{
+	struct weft_client *c;
+	struct weft__engine *eng;
+
+	cr_assert_eq(weft_client_open(NULL, o, &c), 0);
+	eng = weft__client_engine(c);
+	*t = eng->mem_target;
+	*p = eng->mem_pause;
+	*h = eng->mem_hard;
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(config, an_option_moves_an_environment_threshold_out_of_its_way)
+{
+	struct weft_options o = { .size = sizeof(o), .memory_target = 0.6 };
+	double t, p, h;
+
+	setenv("WEFT_MEMORY_PAUSE", "0.5", 1);
+	thresholds_of(&o, &t, &p, &h);
+	cr_expect_float_eq(t, 0.6, 1e-9);
+	cr_expect_float_eq(p, 0.6, 1e-9, "the pause is raised to the program's target");
+	cr_expect_float_eq(h, WEFT_DEFAULT_HARD, 1e-9);
+	/* An environment hard limit below the program's pause is raised to it. */
+	setenv("WEFT_MEMORY_HARD", "0.55", 1);
+	o.memory_target = 0;
+	o.memory_pause = 0.7;
+	thresholds_of(&o, &t, &p, &h);
+	cr_expect_float_eq(p, 0.7, 1e-9);
+	cr_expect_float_eq(h, 0.7, 1e-9, "the hard limit is raised to the program's pause");
+	cr_expect_float_eq(t, WEFT_DEFAULT_TARGET, 1e-9);
+}
+
+Test(config, defaults_make_way_for_what_was_set)
+{
+	struct weft_options o = { .size = sizeof(o), .memory_pause = 0.3 };
+	double t, p, h;
+
+	/* A pause below the default target takes the target down with it. */
+	thresholds_of(&o, &t, &p, &h);
+	cr_expect_float_eq(t, 0.3, 1e-9);
+	cr_expect_float_eq(p, 0.3, 1e-9);
+	cr_expect_float_eq(h, WEFT_DEFAULT_HARD, 1e-9);
+	/* A target from the environment above the default pause takes the pause up. */
+	setenv("WEFT_MEMORY_TARGET", "0.9", 1);
+	thresholds_of(NULL, &t, &p, &h);
+	cr_expect_float_eq(t, 0.9, 1e-9);
+	cr_expect_float_eq(p, 0.9, 1e-9);
+	cr_expect_float_eq(h, WEFT_DEFAULT_HARD, 1e-9);
 }
