@@ -1177,11 +1177,11 @@ static bool is_output_of(const struct weft_task *s, const struct weft_future *f)
 }
 
 /*
- * Could a wait by this worker on @t never end? It could not if @t is a task this
- * thread is running: the caller, or one whose wait the caller's task interrupted
- * (it resumes only once the caller returns); nor if @t is a direct dependent of
- * one of them. Longer cycles go unseen: following them would read records that
- * other threads may free meanwhile. @t is alive (the caller's future), so its
+ * Would a wait by this worker on @t never end? It would not end while @t is a task
+ * this thread is running: the caller, or one whose wait the caller interrupted (it
+ * resumes only once the caller returns); nor while @t is a direct dependent of one
+ * of them. Longer cycles go unseen: following them would read records that other
+ * threads may free meanwhile. @t is alive (the caller's future), so its
  * inputs, written before it was published, are stable; they are compared by
  * address, never read through.
  *

@@ -4,8 +4,9 @@
  * submits a no-op task and waits for it, N times, one at a time; ns per round trip.
  * At 1 thread the client is pinned to a core the worker does not use, so the figure
  * is the handoff itself; at all threads the client shares a core with a worker, as
- * a program's own thread does (bench_open). Reference: the one-way latency of a cache line
- * between two cores, measured in the same run (a round trip needs at least two).
+ * a program's own thread does (bench_open). Reference: the one-way latency of a
+ * cache line between two cores, measured in the same run (a round trip needs at
+ * least two).
  * usage: roundtrip [n]   (default 200000)
  */
 #include "bench.h"
