@@ -496,8 +496,12 @@ int weft__engine_block(struct weft__engine *eng, bool (*done)(void *, bool), voi
 
 /* ---- open and close ---- */
 
+/* Where a threshold came from, lowest first: what wins a conflict (thresholds_order). */
+enum source { FROM_DEFAULT, FROM_ENV, FROM_OPTION };
+
 /* One threshold: the option, else the environment, else the default. */
-static __cold int fraction_resolve(double opt, const char *env, double dflt, double *out)
+static __cold int fraction_resolve(double opt, const char *env, double dflt, double *out,
+				   enum source *from)
 {
 	const char *s = getenv(env);
 
@@ -508,6 +512,7 @@ static __cold int fraction_resolve(double opt, const char *env, double dflt, dou
 			return -EINVAL;
 		}
 		*out = opt;
+		*from = FROM_OPTION;
 		return 0;
 	}
 	if (s && *s) {
@@ -516,9 +521,11 @@ static __cold int fraction_resolve(double opt, const char *env, double dflt, dou
 				  env, s);
 			return -EINVAL;
 		}
+		*from = FROM_ENV;
 		return 0;
 	}
 	*out = dflt;
+	*from = FROM_DEFAULT;
 	return 0;
 }
 
@@ -529,24 +536,16 @@ static __cold int fraction_resolve(double opt, const char *env, double dflt, dou
  * win over the environment, and what anyone set wins over a default. Two from one
  * source out of order are an error of whoever set them.
  */
-static __cold int thresholds_order(const struct weft_options *o, struct weft__engine *eng)
+static __cold int thresholds_order(struct weft__engine *eng, const enum source rank[3])
 {
 	static const char *const name[3] = { "target", "pause", "hard" };
-	static const char *const env[3] = { "WEFT_MEMORY_TARGET", "WEFT_MEMORY_PAUSE",
-					     "WEFT_MEMORY_HARD" };
 	static const char *const source[3] = { "default", "environment", "options" };
-	double opt[3] = { o->memory_target, o->memory_pause, o->memory_hard };
 	double *v[3] = { &eng->mem_target, &eng->mem_pause, &eng->mem_hard };
-	unsigned rank[3], i, k;
+	unsigned i, k;
 
-	for (i = 0; i < 3; i++) {
-		const char *e = getenv(env[i]);
-
-		rank[i] = opt[i] != 0.0 ? 2 : e && *e ? 1 : 0;
-	}
 	for (i = 0; i < 3; i++) {
 		for (k = i + 1; k < 3; k++) {
-			if (rank[i] == rank[k] && rank[i] && *v[i] > *v[k]) {
+			if (rank[i] == rank[k] && rank[i] != FROM_DEFAULT && *v[i] > *v[k]) {
 				weft__log(WEFT_LOG_ERROR, "core",
 					  "memory %s %g above %s %g, both from the %s",
 					  name[i], *v[i], name[k], *v[k], source[rank[i]]);
@@ -555,7 +554,7 @@ static __cold int thresholds_order(const struct weft_options *o, struct weft__en
 		}
 	}
 	/* The environment's against the options, then the defaults against both. */
-	for (unsigned r = 2; r-- > 0;) {
+	for (unsigned r = FROM_OPTION; r-- > FROM_DEFAULT;) {
 		for (i = 0; i < 3; i++) {
 			int by = -1;
 			double was = *v[i];
@@ -584,6 +583,7 @@ static __cold int thresholds_order(const struct weft_options *o, struct weft__en
 static __cold int memory_resolve(struct weft__engine *eng, const struct weft_options *o)
 {
 	const char *s = getenv("WEFT_MEMORY_LIMIT");
+	enum source from[3];
 	int ret;
 
 	eng->memory_limit = o->memory_limit;
@@ -605,14 +605,14 @@ static __cold int memory_resolve(struct weft__engine *eng, const struct weft_opt
 		return -EINVAL;
 	}
 	ret = fraction_resolve(o->memory_target, "WEFT_MEMORY_TARGET", WEFT_DEFAULT_TARGET,
-			       &eng->mem_target) ?:
+			       &eng->mem_target, &from[0]) ?:
 	      fraction_resolve(o->memory_pause, "WEFT_MEMORY_PAUSE", WEFT_DEFAULT_PAUSE,
-			       &eng->mem_pause) ?:
+			       &eng->mem_pause, &from[1]) ?:
 	      fraction_resolve(o->memory_hard, "WEFT_MEMORY_HARD", WEFT_DEFAULT_HARD,
-			       &eng->mem_hard);
+			       &eng->mem_hard, &from[2]);
 	if (ret)
 		return ret;
-	return thresholds_order(o, eng);
+	return thresholds_order(eng, from);
 }
 
 static __cold int options_resolve(struct weft__engine *eng, const struct weft_options *o)
