@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -16,6 +17,20 @@
 
 #define TASK(name) static __attribute__((unused)) int name(struct weft_ctx *ctx, const struct weft_buf *in, \
 				   size_t nin, const void *arg, size_t arglen)
+
+/*
+ * A mkdtemp()/mkstemp() template in @buf: $TMPDIR/@name-XXXXXX. tests/run.sh points
+ * TMPDIR at a directory of its own and removes it when the run ends, so that a test
+ * that fails or times out midway leaves nothing behind.
+ */
+static inline char *t_template(char *buf, size_t size, const char *name)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	cr_assert(snprintf(buf, size, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", name) <
+		  (int)size, "temporary path too long");
+	return buf;
+}
 
 /* Entries of the directory @path, without "." and "..". */
 static inline int dir_entries(const char *path)

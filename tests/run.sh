@@ -10,6 +10,19 @@
 # of undefined behaviour or of a memory error fails the program too.
 b=$1
 shift
+
+# Every test's temporary files go under a directory of this run's, removed at the
+# end whatever the tests left there: a test that fails or times out midway does not
+# get to clean up (a small filesystem it mounted there is unmounted first).
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/weft-tests.XXXXXX") || exit 1
+cleanup() {
+	awk -v d="$scratch/" 'index($2, d) == 1 { print $2 }' /proc/mounts 2>/dev/null |
+		sort -r | while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
+	rm -rf "$scratch"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+export TMPDIR="$scratch"
 passed=0
 failed=0
 bad=""

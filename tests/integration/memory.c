@@ -142,8 +142,8 @@ Test(memory, spill_dir_missing_returns_enoent)
 
 Test(memory, spill_dir_that_is_a_file_returns_enotdir)
 {
-	char path[] = "/tmp/weft-file-XXXXXX";
-	int fd = mkstemp(path);
+	char path[PATH_MAX];
+	int fd = mkstemp(t_template(path, sizeof(path), "weft-file"));
 	struct weft_options o = { .size = sizeof(o), .spill_dir = path };
 	struct weft_client *c;
 
@@ -155,12 +155,12 @@ Test(memory, spill_dir_that_is_a_file_returns_enotdir)
 
 Test(memory, spill_dir_read_only_returns_erofs)
 {
-	char dir[] = "/tmp/weft-ro-XXXXXX";
+	char dir[PATH_MAX];
 	struct weft_options o = { .size = sizeof(o), .spill_dir = dir };
 	struct weft_client *c;
 	int ret;
 
-	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_not_null(mkdtemp(t_template(dir, sizeof(dir), "weft-ro")));
 	if (geteuid() != 0 || mount("tmpfs", dir, "tmpfs", MS_RDONLY, "size=1m")) {
 		rmdir(dir);
 		cr_skip_test("needs root to mount a read-only filesystem");

@@ -48,13 +48,13 @@ static struct weft_client *open_limited(size_t limit, const char *dir)
 
 static void four_times_the_limit(void)
 {
-	char dir[] = "/tmp/weft-spill-XXXXXX";
+	char dir[PATH_MAX];
 	enum { N = 64 };
 	struct weft_future *blocks[N], *checks[N];
 	struct weft_stats st = { .size = sizeof(st) };
 	struct weft_client *c;
 
-	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_not_null(mkdtemp(t_template(dir, sizeof(dir), "weft-spill")));
 	c = open_limited(16 * MB, dir);		/* 64 x 1 MiB live: 4x the limit */
 	for (int i = 0; i < N; i++) {
 		uint64_t a[2] = { MB, (uint64_t)i + 1 };
@@ -139,13 +139,13 @@ Test(spill, result_over_the_hard_limit_fails_its_task, .timeout = 30)
 
 Test(spill, full_disk_pauses_and_resumes_when_space_returns, .timeout = 120)
 {
-	char dir[] = "/tmp/weft-small-XXXXXX";
+	char dir[PATH_MAX];
 	enum { N = 40 };
 	struct weft_future *blocks[N], *checks[N];
 	struct weft_stats st = { .size = sizeof(st) };
 	struct weft_client *c;
 
-	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_not_null(mkdtemp(t_template(dir, sizeof(dir), "weft-small")));
 	if (geteuid() != 0 || mount("tmpfs", dir, "tmpfs", 0, "size=2m")) {
 		rmdir(dir);
 		cr_skip_test("needs root to mount a small filesystem");

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../common.h"
 #include "join.h"
 #include "weft.h"
 
@@ -43,9 +44,9 @@ static inline uint64_t t_rand(uint64_t *s)
 /* A fresh directory for one test's files. */
 static inline char *t_dir(void)
 {
-	char *d = strdup("/tmp/weft-join-test-XXXXXX");
+	char buf[PATH_MAX], *d = strdup(t_template(buf, sizeof(buf), "weft-join-test"));
 
-	cr_assert(mkdtemp(d), "mkdtemp");
+	cr_assert(d && mkdtemp(d), "mkdtemp %s", buf);
 	return d;
 }
 

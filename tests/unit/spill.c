@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,10 +218,10 @@ Test(spill, truncated_file_reads_eio, .timeout = 30)
 
 Test(spill, full_disk_returns_enospc_and_keeps_nothing, .timeout = 30)
 {
-	char dir[] = "/tmp/weft-full-XXXXXX";
+	char dir[PATH_MAX];
 	enum weft__spill_backend b;
 
-	small_fs(dir, "size=1m");
+	small_fs(t_template(dir, sizeof(dir), "weft-full"), "size=1m");
 	FOR_EACH_BACKEND(b) {
 		struct weft__spill *s = open_or_skip(dir, b);
 		unsigned char *big = malloc(2 << 20);
@@ -247,10 +248,10 @@ Test(spill, full_disk_returns_enospc_and_keeps_nothing, .timeout = 30)
 
 Test(spill, close_leaves_no_file, .timeout = 30)
 {
-	char dir[] = "/tmp/weft-spilldir-XXXXXX";
+	char dir[PATH_MAX];
 	enum weft__spill_backend b;
 
-	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_not_null(mkdtemp(t_template(dir, sizeof(dir), "weft-spilldir")));
 	FOR_EACH_BACKEND(b) {
 		struct weft__spill *s = open_or_skip(dir, b);
 		unsigned char data[4096] = { 1 };
@@ -323,10 +324,10 @@ Test(spill, aligned_batch_is_one_request_and_checksummed, .timeout = 30)
 
 Test(spill, aligned_batch_on_a_full_disk_keeps_nothing, .timeout = 30)
 {
-	char dir[] = "/tmp/weft-full2-XXXXXX";
+	char dir[PATH_MAX];
 	enum weft__spill_backend b;
 
-	small_fs(dir, "size=1m");
+	small_fs(t_template(dir, sizeof(dir), "weft-full2"), "size=1m");
 	FOR_EACH_BACKEND(b) {
 		struct weft__spill *s = open_or_skip(dir, b);
 		struct weft__spill_item w[4];
