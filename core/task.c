@@ -580,8 +580,9 @@ static void became_ready(struct weft__cache *c, struct weft__worker *w,
 
 /*
  * End one claimed task (running or ENDING): publish its state, wake waiters and pass
- * its end on to its dependents (its inputs are let go when it retires). Dependents that fail with it are
- * claimed and pushed on *stack, each with a reference, instead of recursing.
+ * its end on to its dependents (its inputs are let go when it retires). Dependents
+ * that fail with it are claimed and pushed on *stack, each with a reference, instead
+ * of recursing.
  */
 static void end_one(struct weft__cache *c, struct weft__worker *w, struct weft_task *t,
 		    uint32_t final, struct weft_task **stack)
