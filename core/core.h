@@ -319,6 +319,7 @@ struct weft__engine {
 	size_t pool_len, pool_cap;
 	void **slabs;
 	size_t nslabs, slabs_cap;
+	size_t nrecords;		/* in all slabs */
 	struct weft__cache *ext_caches;
 	_Atomic uint64_t husk_live;	/* after close: records still referenced */
 };

@@ -10,11 +10,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core.h"
 
 #define CACHE_BATCH (WEFT_CACHE_MAX / 2)	/* records moved to or from the pool */
-#define SLAB_RECORDS 256
+/*
+ * Slabs grow from 64 KiB to 2 MiB, one huge page: a small program keeps a small
+ * first slab, and a million outstanding tasks touch 128 huge pages, not 65536 pages
+ * of 4 KiB that each cost a TLB miss (a two-level walk under a hypervisor) in
+ * submit, in run and again in release.
+ */
+#define SLAB_MIN 256			/* records in the first slab */
+#define SLAB_MAX 8192			/* and in every slab from the sixth */
+#define HUGE_PAGE ((size_t)SLAB_MAX * WEFT_RECORD_ALIGN)
 #define MSG_MAX 1024
 
 struct weft_ctx {
@@ -259,10 +268,18 @@ static int pool_reserve(struct weft__engine *eng, size_t total)
 	return 0;
 }
 
+/* Records in slab @i. */
+static size_t slab_records(size_t i)
+{
+	const unsigned doublings = __builtin_ctz(SLAB_MAX / SLAB_MIN);
+
+	return i < doublings ? (size_t)SLAB_MIN << i : SLAB_MAX;
+}
+
 static __cold int slab_add(struct weft__engine *eng)
 {
+	size_t i, n = slab_records(eng->nslabs), bytes = n * sizeof(struct weft_task);
 	struct weft_task *slab;
-	unsigned i;
 
 	if (eng->nslabs == eng->slabs_cap) {
 		size_t cap = eng->slabs_cap ? 2 * eng->slabs_cap : 16;
@@ -273,15 +290,19 @@ static __cold int slab_add(struct weft__engine *eng)
 		eng->slabs = s;
 		eng->slabs_cap = cap;
 	}
-	if (pool_reserve(eng, (eng->nslabs + 1) * SLAB_RECORDS))
+	if (pool_reserve(eng, eng->nrecords + n))
 		return -ENOMEM;
-	slab = aligned_alloc(WEFT_RECORD_ALIGN, SLAB_RECORDS * sizeof(*slab));
+	slab = aligned_alloc(bytes == HUGE_PAGE ? HUGE_PAGE : WEFT_RECORD_ALIGN, bytes);
 	if (!slab)
 		return -ENOMEM;
+	/* Before the first touch. Only a hint: without it the slab is still usable. */
+	if (bytes == HUGE_PAGE)
+		madvise(slab, bytes, MADV_HUGEPAGE);
 	/* refs == 0 marks a free record, for close's walk over the slabs. */
-	memset(slab, 0, SLAB_RECORDS * sizeof(*slab));
+	memset(slab, 0, bytes);
 	eng->slabs[eng->nslabs++] = slab;
-	for (i = 0; i < SLAB_RECORDS; i++) {
+	eng->nrecords += n;
+	for (i = 0; i < n; i++) {
 		record_init(&slab[i], eng);
 		eng->pool[eng->pool_len++] = &slab[i];
 	}
@@ -1413,7 +1434,7 @@ uint64_t weft__task_close(struct weft__engine *eng)
 	for (s = 0; s < eng->nslabs; s++) {
 		struct weft_task *slab = eng->slabs[s];
 
-		for (i = 0; i < SLAB_RECORDS; i++) {
+		for (i = 0; i < slab_records(s); i++) {
 			if (!atomic_load_explicit(&slab[i].refs, memory_order_acquire))
 				continue;
 			outputs_free(&slab[i]);
@@ -1432,6 +1453,7 @@ void weft__task_free_pool(struct weft__engine *eng)
 	free(eng->slabs);
 	eng->slabs = NULL;
 	eng->nslabs = 0;
+	eng->nrecords = 0;
 	free(eng->pool);
 	eng->pool = NULL;
 }
