@@ -154,7 +154,7 @@ check-concurrency: deps
 	$(Q)WEFT_TEST_FILTER='$(CONCURRENCY_TESTS)' ./tests/run.sh $(B) unit integration stress join
 CONCURRENCY_TESTS := unit/deque unit/engine unit/spill unit/store unit/topo integration/api integration/cancel \
 	integration/close integration/deps integration/fail integration/sched \
-	integration/memory integration/spawn integration/spill stress/dag stress/million stress/regress stress/spill \
+	integration/memory integration/spawn integration/spill stress/dag stress/inbox stress/million stress/regress stress/spill \
 	join/correct join/cli
 
 bench: deps all $(PERF)

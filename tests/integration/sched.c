@@ -233,3 +233,44 @@ Test(sched, submit_wakes_parked_threads, .timeout = 60)
 	cr_assert_eq(st.tasks_run, 100);
 	cr_assert_eq(weft_client_close(c), 0);
 }
+
+static _Atomic int started_seq;
+
+TASK(note_start)
+{
+	int *slot = *(int *const *)arg;
+
+	*slot = atomic_fetch_add(&started_seq, 1);
+	return 0;
+}
+
+/* One thread starts a client's tasks in the order they were submitted. */
+Test(sched, one_thread_starts_tasks_in_submit_order, .timeout = 60)
+{
+	enum { N = 20000 };
+	struct weft_client *c = open_threads(1);
+	static int seq[N];
+	struct weft_future **f = malloc(N * sizeof(*f));
+
+	for (int round = 0; round < 3; round++) {
+		atomic_store(&started_seq, 0);
+		for (int i = 0; i < N; i++) {
+			int *slot = &seq[i];
+
+			cr_assert_eq(weft_submit(c, note_start, NULL, 0, &slot, sizeof(slot),
+						 NULL, &f[i]), 0);
+			/* Now and then let the queue run dry, so that it drains and fills. */
+			if (i % (round * 500 + 7) == 0)
+				cr_assert_eq(weft_wait(f[i], -1), 0);
+		}
+		for (int i = 0; i < N; i++) {
+			cr_assert_eq(weft_wait(f[i], -1), 0);
+			weft_release(f[i]);
+		}
+		for (int i = 0; i < N; i++)
+			cr_assert_eq(seq[i], i, "round %d: task %d started as number %d", round,
+				     i, seq[i]);
+	}
+	free(f);
+	cr_assert_eq(weft_client_close(c), 0);
+}
