@@ -32,6 +32,15 @@ static inline char *t_template(char *buf, size_t size, const char *name)
 	return buf;
 }
 
+/* Under sanitizers everything is slower; WEFT_STRESS_SCALE divides the counts. */
+static inline long stress_scaled(long n)
+{
+	const char *s = getenv("WEFT_STRESS_SCALE");
+	long k = s ? atol(s) : 1;
+
+	return k > 1 ? n / k : n;
+}
+
 /* Entries of the directory @path, without "." and "..". */
 static inline int dir_entries(const char *path)
 {

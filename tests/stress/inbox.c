@@ -13,14 +13,6 @@
 #define PRODUCERS 4
 #define WAIT_NS (5LL * 1000000000)	/* far beyond any task here */
 
-static long scaled(long n)
-{
-	const char *s = getenv("WEFT_STRESS_SCALE");
-	long k = s ? atol(s) : 1;
-
-	return k > 1 ? n / k : n;
-}
-
 static _Atomic long ran;
 
 TASK(bump)
@@ -80,7 +72,7 @@ static void producers_on(unsigned nthreads)
 	struct weft_client *c = open_threads(nthreads);
 	struct producer p[PRODUCERS];
 	pthread_t th[PRODUCERS];
-	long n = scaled(200000);
+	long n = stress_scaled(200000);
 
 	atomic_store(&ran, 0);
 	for (int i = 0; i < PRODUCERS; i++) {
@@ -104,7 +96,7 @@ Test(inbox, pairs_that_race_the_drain, .timeout = 300)
 {
 	for (unsigned nthreads = 1; nthreads <= 2; nthreads++) {
 		struct weft_client *c = open_threads(nthreads);
-		long n = scaled(300000);
+		long n = stress_scaled(300000);
 
 		for (long i = 0; i < n; i++) {
 			struct weft_future *a, *b;

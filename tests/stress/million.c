@@ -4,15 +4,6 @@
 
 #include "../common.h"
 
-/* Under sanitizers everything is slower; WEFT_STRESS_SCALE divides the counts. */
-static long scaled(long n)
-{
-	const char *s = getenv("WEFT_STRESS_SCALE");
-	long k = s ? atol(s) : 1;
-
-	return k > 1 ? n / k : n;
-}
-
 static _Atomic long count;
 
 TASK(bump)
@@ -24,7 +15,7 @@ TASK(bump)
 Test(million, flat_tasks_from_the_client, .timeout = 300)
 {
 	struct weft_client *c = open_threads(0);
-	long n = scaled(1000000);
+	long n = stress_scaled(1000000);
 	struct weft_future **f = malloc(n * sizeof(*f));
 
 	atomic_store(&count, 0);
@@ -42,7 +33,7 @@ Test(million, flat_tasks_from_the_client, .timeout = 300)
 Test(million, chain_of_dependent_tasks, .timeout = 300)
 {
 	struct weft_client *c = open_threads(0);
-	long n = scaled(1000000);
+	long n = stress_scaled(1000000);
 	struct weft_future *prev = submit_u64(c, sum, NULL, 0, 0), *next;
 
 	for (long i = 1; i < n; i++) {
