@@ -141,7 +141,7 @@ struct weft_task {
 	_Atomic uint32_t refs;
 	uint32_t nin;			/* dependencies */
 	_Atomic(struct weft__edge *) dependents;	/* edges of waiting dependents */
-	struct weft_task *next;		/* inbox, free list */
+	_Atomic(struct weft_task *) next;	/* the next in the inbox */
 	union {
 		void *arg;		/* arglen > WEFT_WORD_ARG: arg_inl or the heap */
 		unsigned char arg_word[WEFT_WORD_ARG];	/* small arguments */
@@ -293,8 +293,16 @@ struct weft__engine {
 	char *spill_dir;
 	struct weft__store *store;	/* results in memory and on disk */
 
-	/* Tasks made ready by threads that own no deque; a Treiber stack taken whole. */
-	_Atomic(struct weft_task *) inbox __cacheline_aligned;
+	/*
+	 * The inbox: tasks made ready by threads that own no deque, in the order they
+	 * came. An intrusive queue after Vyukov's: producers swap themselves in at
+	 * the tail, then link the node before them (inbox_first when there was
+	 * none); one consumer at a time holds the head. Empty: tail NULL. Tail and
+	 * first share a line: a round trip moves one line each way, not two.
+	 */
+	_Atomic(struct weft_task *) inbox_tail __cacheline_aligned;
+	_Atomic(struct weft_task *) inbox_first;
+	_Atomic(struct weft_task *) inbox_head __cacheline_aligned;
 
 	/* Parking: an eventcount. */
 	_Atomic uint32_t park_seq __cacheline_aligned;	/* bumped by each wake */

@@ -185,17 +185,38 @@ out_unlock:
 
 /* ---- where ready tasks go ---- */
 
+/*
+ * The inbox keeps the order tasks came in without a walk: a consumer runs the
+ * queue node by node, each record's miss started one task ahead, where a stack
+ * taken whole had to be walked first to reverse it, one cold miss after another.
+ *
+ * Producers never wait: a swap at the tail, then one store, to the node before or,
+ * in an empty queue, to inbox_first. Between the two the new node is not linked
+ * yet; a consumer that reaches the gap leaves it for later, and spins instead of
+ * parking while the tail says the queue is not empty.
+ */
 static void inbox_push(struct weft__engine *eng, struct weft_task *t)
 {
-	struct weft_task *head = atomic_load_explicit(&eng->inbox, memory_order_relaxed);
+	struct weft_task *prev;
 
-	do {
-		t->next = head;
-		/* seq_cst: release for t, and ordered before notify_strict's loads. */
-	} while (!atomic_compare_exchange_weak_explicit(&eng->inbox, &head, t,
-							memory_order_seq_cst,
-							memory_order_relaxed));
+	atomic_store_explicit(&t->next, NULL, memory_order_relaxed);
+	/*
+	 * seq_cst: ordered before notify_strict's loads and paired with the load in
+	 * inbox_empty, so that either a parker sees this task or we see the parker.
+	 */
+	prev = atomic_exchange_explicit(&eng->inbox_tail, t, memory_order_seq_cst);
+	/* Release pairs with the acquire loads in inbox_pop: t is complete. */
+	if (prev)
+		atomic_store_explicit(&prev->next, t, memory_order_release);
+	else
+		atomic_store_explicit(&eng->inbox_first, t, memory_order_release);
 	notify_strict(eng);
+}
+
+/* True when no task waits in the inbox, linked or about to be. */
+static bool inbox_empty(struct weft__engine *eng)
+{
+	return !atomic_load_explicit(&eng->inbox_tail, memory_order_seq_cst);
 }
 
 void weft__engine_schedule(struct weft__engine *eng, struct weft__worker *w,
@@ -213,35 +234,87 @@ void weft__engine_schedule(struct weft__engine *eng, struct weft__worker *w,
 	inbox_push(eng, t);
 }
 
+#define INBOX_HELD ((struct weft_task *)1)	/* inbox_head while a consumer has it */
+#define INBOX_TAKE 32				/* tasks a consumer takes at most at once */
+
 /*
- * Take the whole inbox: run its oldest task now and push the rest on this thread's
- * deque, oldest nearest the bottom, where other threads can steal them.
+ * Whether to look in the inbox: a hint that reads no line a producer writes while
+ * the consumer is behind. A task it misses is not slept past: idle() asks
+ * inbox_empty before it parks.
+ */
+static inline bool inbox_ready(struct weft__engine *eng)
+{
+	struct weft_task *h = atomic_load_explicit(&eng->inbox_head, memory_order_relaxed);
+
+	if (h)
+		return h != INBOX_HELD;
+	return atomic_load_explicit(&eng->inbox_first, memory_order_relaxed);
+}
+
+/*
+ * The oldest task in the inbox, from *@head, which the caller holds (NULL: the
+ * queue starts at inbox_first). NULL when there is none, or it is not linked yet.
+ * A task leaves the queue only once no producer can write its next any more: its
+ * next is known, or the tail was swung from it to NULL.
+ */
+static struct weft_task *inbox_pop(struct weft__engine *eng, struct weft_task **head)
+{
+	struct weft_task *h = *head, *next;
+
+	if (!h) {
+		if (!atomic_load_explicit(&eng->inbox_first, memory_order_relaxed))
+			return NULL;
+		/* Acquire pairs with the release store in inbox_push. */
+		h = atomic_exchange_explicit(&eng->inbox_first, NULL, memory_order_acquire);
+		*head = h;
+	}
+	next = atomic_load_explicit(&h->next, memory_order_acquire);
+	if (!next) {
+		struct weft_task *last = h;
+
+		/* h may be the last: close the queue behind it. seq_cst as in push. */
+		if (!atomic_compare_exchange_strong_explicit(&eng->inbox_tail, &last, NULL,
+							     memory_order_seq_cst,
+							     memory_order_relaxed))
+			return NULL;	/* a producer got in first; its link is on the way */
+	} else {
+		__builtin_prefetch(next);
+	}
+	*head = next;
+	return h;
+}
+
+/*
+ * The inbox's next task. A single worker owns the head. Several take turns: each
+ * takes the head, up to INBOX_TAKE tasks and gives the head back, runs the oldest
+ * and pushes the rest on its deque, where the next oldest is popped first.
  */
 static struct weft_task *inbox_take(struct weft__worker *w)
 {
-	/* Acquire pairs with the seq_cst CAS in inbox_push. */
-	struct weft_task *t = atomic_exchange_explicit(&w->eng->inbox, NULL,
-						       memory_order_acquire);
+	struct weft__engine *eng = w->eng;
+	struct weft_task *head, *t, *more[INBOX_TAKE - 1];
+	unsigned n = 0;
 
-	while (t && t->next) {
-		struct weft_task *next = t->next;
-
-		if (weft__deque_push(&w->dq, t)) {
-			/* No memory to grow the deque: give the rest back. */
-			struct weft_task *last = t;
-
-			while (last->next)
-				last = last->next;
-			last->next = atomic_load_explicit(&w->eng->inbox,
-							  memory_order_relaxed);
-			while (!atomic_compare_exchange_weak_explicit(
-					&w->eng->inbox, &last->next, t,
-					memory_order_seq_cst, memory_order_relaxed))
-				;
-			return NULL;
-		}
-		t = next;
+	if (eng->nthreads == 1) {
+		/* Read and written by this thread alone. */
+		head = atomic_load_explicit(&eng->inbox_head, memory_order_relaxed);
+		t = inbox_pop(eng, &head);
+		atomic_store_explicit(&eng->inbox_head, head, memory_order_relaxed);
+		return t;
 	}
+	/* Acquire pairs with the release that gave the head back. */
+	head = atomic_exchange_explicit(&eng->inbox_head, INBOX_HELD, memory_order_acquire);
+	if (head == INBOX_HELD)
+		return NULL;
+	t = inbox_pop(eng, &head);
+	while (t && n < INBOX_TAKE - 1 && (more[n] = inbox_pop(eng, &head)))
+		n++;
+	atomic_store_explicit(&eng->inbox_head, head, memory_order_release);
+	while (n && !weft__deque_push(&w->dq, more[n - 1]))
+		n--;
+	/* No memory to grow the deque: the rest go to the back of the queue. */
+	for (unsigned i = 0; i < n; i++)
+		inbox_push(eng, more[i]);
 	return t;
 }
 
@@ -304,7 +377,7 @@ static struct weft_task *find_work(struct weft__worker *w)
 	t = weft__deque_pop(&w->dq);
 	if (t)
 		return t;
-	if (atomic_load_explicit(&eng->inbox, memory_order_seq_cst)) {
+	if (inbox_ready(eng)) {
 		t = inbox_take(w);
 		if (t)
 			return t;
@@ -373,7 +446,9 @@ static struct weft_task *idle(struct weft__worker *w)
 	atomic_fetch_sub_explicit(&eng->nspinning, 1, memory_order_seq_cst);
 	/* The re-check that makes a lost wake-up impossible (see notify_strict). */
 	t = find_work(w);
-	if (!t && !atomic_load_explicit(&eng->stop, memory_order_seq_cst)) {
+	/* A queued task not linked yet is not found, but must not be slept past. */
+	if (!t && !atomic_load_explicit(&eng->stop, memory_order_seq_cst) &&
+	    inbox_empty(eng)) {
 		counter_inc(&w->cache.parks);
 		futex_wait(&eng->park_seq, key, -1);
 	}
