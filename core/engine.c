@@ -259,7 +259,7 @@ static inline bool inbox_ready(struct weft__engine *eng)
  */
 static struct weft_task *inbox_pop(struct weft__engine *eng, struct weft_task **head)
 {
-	struct weft_task *h = *head, *next;
+	struct weft_task *h = *head, *next, *last;
 
 	if (!h) {
 		if (!atomic_load_explicit(&eng->inbox_first, memory_order_relaxed))
@@ -267,11 +267,21 @@ static struct weft_task *inbox_pop(struct weft__engine *eng, struct weft_task **
 		/* Acquire pairs with the release store in inbox_push. */
 		h = atomic_exchange_explicit(&eng->inbox_first, NULL, memory_order_acquire);
 		*head = h;
+		/*
+		 * Often the only task: close the queue behind it at once, without
+		 * waiting first for its line (its next can only be NULL then).
+		 */
+		last = h;
+		if (atomic_compare_exchange_strong_explicit(&eng->inbox_tail, &last, NULL,
+							    memory_order_seq_cst,
+							    memory_order_relaxed)) {
+			*head = NULL;
+			return h;
+		}
 	}
 	next = atomic_load_explicit(&h->next, memory_order_acquire);
 	if (!next) {
-		struct weft_task *last = h;
-
+		last = h;
 		/* h may be the last: close the queue behind it. seq_cst as in push. */
 		if (!atomic_compare_exchange_strong_explicit(&eng->inbox_tail, &last, NULL,
 							     memory_order_seq_cst,
