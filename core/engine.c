@@ -295,23 +295,16 @@ static struct weft_task *inbox_pop(struct weft__engine *eng, struct weft_task **
 }
 
 /*
- * The inbox's next task. A single worker owns the head. Several take turns: each
- * takes the head, up to INBOX_TAKE tasks and gives the head back, runs the oldest
- * and pushes the rest on its deque, where the next oldest is popped first.
+ * With several workers, each takes the head in turn: up to INBOX_TAKE tasks, then
+ * it gives the head back, runs the oldest and pushes the rest on its deque, where
+ * the next oldest is popped first.
  */
-static struct weft_task *inbox_take(struct weft__worker *w)
+static __attribute__((noinline)) struct weft_task *inbox_take_turn(struct weft__worker *w)
 {
 	struct weft__engine *eng = w->eng;
 	struct weft_task *head, *t, *more[INBOX_TAKE - 1];
 	unsigned n = 0;
 
-	if (eng->nthreads == 1) {
-		/* Read and written by this thread alone. */
-		head = atomic_load_explicit(&eng->inbox_head, memory_order_relaxed);
-		t = inbox_pop(eng, &head);
-		atomic_store_explicit(&eng->inbox_head, head, memory_order_relaxed);
-		return t;
-	}
 	/* Acquire pairs with the release that gave the head back. */
 	head = atomic_exchange_explicit(&eng->inbox_head, INBOX_HELD, memory_order_acquire);
 	if (head == INBOX_HELD)
@@ -325,6 +318,24 @@ static struct weft_task *inbox_take(struct weft__worker *w)
 	/* No memory to grow the deque: the rest go to the back of the queue. */
 	for (unsigned i = 0; i < n; i++)
 		inbox_push(eng, more[i]);
+	return t;
+}
+
+/*
+ * The inbox's next task. A single worker owns the head; several take turns (out of
+ * line: its array would widen the frame of find_work, which every wait calls).
+ */
+static inline struct weft_task *inbox_take(struct weft__worker *w)
+{
+	struct weft__engine *eng = w->eng;
+	struct weft_task *head, *t;
+
+	if (eng->nthreads > 1)
+		return inbox_take_turn(w);
+	/* Read and written by this thread alone. */
+	head = atomic_load_explicit(&eng->inbox_head, memory_order_relaxed);
+	t = inbox_pop(eng, &head);
+	atomic_store_explicit(&eng->inbox_head, head, memory_order_relaxed);
 	return t;
 }
 
