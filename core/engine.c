@@ -251,6 +251,14 @@ static inline bool inbox_ready(struct weft__engine *eng)
 	return atomic_load_explicit(&eng->inbox_first, memory_order_relaxed);
 }
 
+/* Swing the tail from @h back to NULL: true if @h was the last node. seq_cst as in push. */
+static bool inbox_close(struct weft__engine *eng, struct weft_task *h)
+{
+	return atomic_compare_exchange_strong_explicit(&eng->inbox_tail, &h, NULL,
+						       memory_order_seq_cst,
+						       memory_order_relaxed);
+}
+
 /*
  * The oldest task in the inbox, from *@head, which the caller holds (NULL: the
  * queue starts at inbox_first). NULL when there is none, or it is not linked yet.
@@ -259,7 +267,7 @@ static inline bool inbox_ready(struct weft__engine *eng)
  */
 static struct weft_task *inbox_pop(struct weft__engine *eng, struct weft_task **head)
 {
-	struct weft_task *h = *head, *next, *last;
+	struct weft_task *h = *head, *next;
 
 	if (!h) {
 		if (!atomic_load_explicit(&eng->inbox_first, memory_order_relaxed))
@@ -271,25 +279,16 @@ static struct weft_task *inbox_pop(struct weft__engine *eng, struct weft_task **
 		 * Often the only task: close the queue behind it at once, without
 		 * waiting first for its line (its next can only be NULL then).
 		 */
-		last = h;
-		if (atomic_compare_exchange_strong_explicit(&eng->inbox_tail, &last, NULL,
-							    memory_order_seq_cst,
-							    memory_order_relaxed)) {
+		if (inbox_close(eng, h)) {
 			*head = NULL;
 			return h;
 		}
 	}
 	next = atomic_load_explicit(&h->next, memory_order_acquire);
-	if (!next) {
-		last = h;
-		/* h may be the last: close the queue behind it. seq_cst as in push. */
-		if (!atomic_compare_exchange_strong_explicit(&eng->inbox_tail, &last, NULL,
-							     memory_order_seq_cst,
-							     memory_order_relaxed))
-			return NULL;	/* a producer got in first; its link is on the way */
-	} else {
+	if (next)
 		__builtin_prefetch(next);
-	}
+	else if (!inbox_close(eng, h))
+		return NULL;	/* a producer got in first; its link is on the way */
 	*head = next;
 	return h;
 }

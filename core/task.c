@@ -23,7 +23,8 @@
  */
 #define SLAB_MIN 256			/* records in the first slab */
 #define SLAB_MAX 8192			/* and in every slab from the sixth */
-#define HUGE_PAGE ((size_t)SLAB_MAX * WEFT_RECORD_ALIGN)
+#define HUGE_PAGE ((size_t)2 << 20)
+_Static_assert(SLAB_MAX * sizeof(struct weft_task) == HUGE_PAGE, "a full slab is a huge page");
 #define MSG_MAX 1024
 
 struct weft_ctx {
@@ -279,6 +280,7 @@ static size_t slab_records(size_t i)
 static __cold int slab_add(struct weft__engine *eng)
 {
 	size_t i, n = slab_records(eng->nslabs), bytes = n * sizeof(struct weft_task);
+	bool huge = bytes == HUGE_PAGE;
 	struct weft_task *slab;
 
 	if (eng->nslabs == eng->slabs_cap) {
@@ -292,11 +294,11 @@ static __cold int slab_add(struct weft__engine *eng)
 	}
 	if (pool_reserve(eng, eng->nrecords + n))
 		return -ENOMEM;
-	slab = aligned_alloc(bytes == HUGE_PAGE ? HUGE_PAGE : WEFT_RECORD_ALIGN, bytes);
+	slab = aligned_alloc(huge ? HUGE_PAGE : WEFT_RECORD_ALIGN, bytes);
 	if (!slab)
 		return -ENOMEM;
 	/* Before the first touch. Only a hint: without it the slab is still usable. */
-	if (bytes == HUGE_PAGE)
+	if (huge)
 		madvise(slab, bytes, MADV_HUGEPAGE);
 	/* refs == 0 marks a free record, for close's walk over the slabs. */
 	memset(slab, 0, bytes);
@@ -1433,8 +1435,9 @@ uint64_t weft__task_close(struct weft__engine *eng)
 
 	for (s = 0; s < eng->nslabs; s++) {
 		struct weft_task *slab = eng->slabs[s];
+		size_t n = slab_records(s);
 
-		for (i = 0; i < slab_records(s); i++) {
+		for (i = 0; i < n; i++) {
 			if (!atomic_load_explicit(&slab[i].refs, memory_order_acquire))
 				continue;
 			outputs_free(&slab[i]);
