@@ -235,7 +235,12 @@ void weft__engine_schedule(struct weft__engine *eng, struct weft__worker *w,
 }
 
 #define INBOX_HELD ((struct weft_task *)1)	/* inbox_head while a consumer has it */
-#define INBOX_TAKE 32				/* tasks a consumer takes at most at once */
+/*
+ * Tasks a consumer takes at most in one turn. A turn moves inbox_head's line from
+ * one worker to another and back: at 32 that was a tenth of a no-op task's cost in
+ * a stream from one client (flat at 2 threads, 77 -> 69 ns at 128).
+ */
+#define INBOX_TAKE 128
 
 /*
  * Whether to look in the inbox: a hint that reads no line a producer writes while
