@@ -15,6 +15,7 @@
 #include "core.h"
 
 #define CACHE_BATCH (WEFT_CACHE_MAX / 2)	/* records moved to or from the pool */
+#define RECORD_PREFETCH 4		/* records ahead whose miss record_get starts */
 /*
  * Slabs grow from 64 KiB to 2 MiB, one huge page: a small program keeps a small
  * first slab, and a million outstanding tasks touch 128 huge pages, not 65536 pages
@@ -326,6 +327,9 @@ static __cold struct weft_task *cache_refill(struct weft__cache *c)
 	memcpy(c->free, &eng->pool[eng->pool_len], n * sizeof(*c->free));
 	pthread_mutex_unlock(&eng->pool_lock);
 	c->nfree = (unsigned)n - 1;
+	/* The records record_get hands out before its own prefetches reach them. */
+	for (size_t i = 2; i <= RECORD_PREFETCH + 1 && i <= n; i++)
+		__builtin_prefetch(c->free[n - i], 1);
 	return c->free[n - 1];
 }
 
@@ -339,9 +343,12 @@ static inline struct weft_task *record_get(struct weft__cache *c)
 	if (likely(c->nfree)) {
 		struct weft_task *t = c->free[--c->nfree];
 
-		/* The next submit takes the next record: start its miss now. */
-		if (c->nfree)
-			__builtin_prefetch(c->free[c->nfree - 1], 1);
+		/*
+		 * Start the miss of the record four submits ahead: a record that
+		 * comes from memory takes longer than one submit to arrive.
+		 */
+		if (c->nfree >= RECORD_PREFETCH)
+			__builtin_prefetch(c->free[c->nfree - RECORD_PREFETCH], 1);
 		return t;
 	}
 	if (weft__alloc_should_fail())
