@@ -9,6 +9,7 @@
 #define WEFT_DEQUE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -68,13 +69,24 @@ static inline void weft__deque_fini(struct weft__deque *d)
 	atomic_store_explicit(&d->array, NULL, memory_order_relaxed);
 }
 
+/*
+ * Test hook (engine.c): make the next @n grows fail as if out of memory, so that
+ * what a full deque does to the engine can be tested; 0 turns it off. Return: how
+ * many of the failures set before were still to come.
+ */
+unsigned weft__deque_fail_grows(unsigned n);
+bool weft__deque_grow_should_fail(void);
+
 /* Owner only. Elements t..b-1 of @a move to a new array of twice the size. */
 static inline struct weft__deque_array *
 weft__deque_grow(struct weft__deque *d, struct weft__deque_array *a, int64_t t, int64_t b)
 {
-	struct weft__deque_array *n = weft__deque_array_new(2 * (a->mask + 1));
+	struct weft__deque_array *n;
 	int64_t i;
 
+	if (weft__deque_grow_should_fail())
+		return NULL;
+	n = weft__deque_array_new(2 * (a->mask + 1));
 	if (!n)
 		return NULL;
 	for (i = t; i < b; i++)

@@ -66,6 +66,27 @@ static void futex_wake(_Atomic uint32_t *addr, int n)
 	syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
+/* ---- the deques' test hook (deque.h) ---- */
+
+/* Grows still to fail; 0: off. Relaxed: a count for tests that orders nothing. */
+static _Atomic unsigned grow_failures;
+
+unsigned weft__deque_fail_grows(unsigned n)
+{
+	return atomic_exchange_explicit(&grow_failures, n, memory_order_relaxed);
+}
+
+bool weft__deque_grow_should_fail(void)
+{
+	unsigned n = atomic_load_explicit(&grow_failures, memory_order_relaxed);
+
+	while (n && !atomic_compare_exchange_weak_explicit(&grow_failures, &n, n - 1,
+							   memory_order_relaxed,
+							   memory_order_relaxed))
+		;
+	return n != 0;
+}
+
 /* ---- parking: an eventcount over park_seq ---- */
 
 static void wake_one(struct weft__engine *eng)
@@ -241,6 +262,7 @@ void weft__engine_schedule(struct weft__engine *eng, struct weft__worker *w,
  * a stream from one client (flat at 2 threads, 77 -> 69 ns at 128).
  */
 #define INBOX_TAKE 128
+_Static_assert(INBOX_TAKE - 1 <= DEQUE_CAP, "a turn fits an empty deque");
 
 /*
  * Whether to look in the inbox: a hint that reads no line a producer writes while
@@ -317,11 +339,12 @@ static __attribute__((noinline)) struct weft_task *inbox_take_turn(struct weft__
 	while (t && n < INBOX_TAKE - 1 && (more[n] = inbox_pop(eng, &head)))
 		n++;
 	atomic_store_explicit(&eng->inbox_head, head, memory_order_release);
-	while (n && !weft__deque_push(&w->dq, more[n - 1]))
-		n--;
-	/* No memory to grow the deque: the rest go to the back of the queue. */
-	for (unsigned i = 0; i < n; i++)
-		inbox_push(eng, more[i]);
+	/*
+	 * find_work looked in the deque first: it is empty, and an array is never
+	 * smaller than DEQUE_CAP, so these pushes cannot need to grow it.
+	 */
+	while (n)
+		(void)weft__deque_push(&w->dq, more[--n]);
 	return t;
 }
 

@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include "core.h"
@@ -278,4 +279,120 @@ Test(engine, a_thread_exiting_after_its_client_closed_frees_its_cache, .timeout 
 	/* A leak or a double free shows under ASan; the count above cannot. */
 	cr_assert_eq(pthread_create(&th, NULL, close_then_exit, c), 0);
 	cr_assert_eq(pthread_join(th, NULL), 0);
+}
+
+#define FULL_CHILDREN 5000	/* more than a deque holds before it must grow */
+
+static unsigned grows_refused;
+
+static int child_value(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		       const void *arg, size_t arglen)
+{
+	uint64_t *p = weft_output(ctx, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, arg, sizeof(*p));
+	*p *= 3;
+	return 0;
+}
+
+static _Atomic int holder_started;
+
+/* Keeps a second thread busy, so that nothing steals from the spawner's deque. */
+static int hold_a_thread(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+			 const void *arg, size_t arglen)
+{
+	atomic_store(&holder_started, 1);
+	return wait_gate(ctx, in, nin, arg, arglen);
+}
+
+/*
+ * Spawns FULL_CHILDREN with every grow of its deque failing, the other thread (if
+ * any, *arg) held meanwhile; returns their sum.
+ */
+static int spawn_with_full_deque(struct weft_ctx *ctx, const struct weft_buf *in,
+				 size_t nin, const void *arg, size_t arglen)
+{
+	static struct weft_future *f[FULL_CHILDREN];
+	uint64_t sum = 0, *out;
+	int ret = 0;
+
+	if (*(const unsigned *)arg > 1)
+		while (!atomic_load(&holder_started))
+			;
+	weft__deque_fail_grows(UINT_MAX);
+	for (uint64_t i = 0; i < FULL_CHILDREN; i++) {
+		ret = weft_spawn(ctx, child_value, NULL, 0, &i, sizeof(i), NULL, &f[i]);
+		if (ret)
+			break;
+	}
+	grows_refused = UINT_MAX - weft__deque_fail_grows(0);
+	atomic_store(&gate, 1);
+	if (ret)
+		return weft_fail(ctx, "spawn: %s", weft_strerror(ret));
+	for (unsigned i = 0; i < FULL_CHILDREN; i++) {
+		struct weft_buf b;
+
+		if (!ret)
+			ret = weft_result(f[i], &b);
+		if (!ret)
+			sum += *(const uint64_t *)b.data;
+		weft_release(f[i]);
+	}
+	if (ret)
+		return weft_fail(ctx, "a child: %s", weft_strerror(ret));
+	out = weft_output(ctx, sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	*out = sum;
+	return 0;
+}
+
+/*
+ * A worker whose deque cannot grow sends what it spawns past the deque's capacity
+ * to the inbox: every child still runs once, with one thread (which then runs its
+ * own inbox from inside a task) and with two (which take turns at it).
+ */
+static void full_deque_loses_nothing(unsigned nthreads)
+{
+	struct weft_client *c = open_threads(nthreads);
+	struct weft__engine *eng = weft__client_engine(c);
+	int64_t caps[2];
+	struct weft_future *f, *h = NULL;
+	struct weft_buf b;
+
+	for (unsigned i = 0; i < nthreads; i++)
+		caps[i] = atomic_load(&eng->workers[i]->dq.array)->mask;
+	atomic_store(&gate, 0);
+	atomic_store(&holder_started, 0);
+	if (nthreads > 1)
+		cr_assert_eq(weft_submit(c, hold_a_thread, NULL, 0, NULL, 0, NULL, &h), 0);
+	cr_assert_eq(weft_submit(c, spawn_with_full_deque, NULL, 0, &nthreads,
+				 sizeof(nthreads), NULL, &f), 0);
+	cr_assert_eq(weft_result(f, &b), 0, "%s", weft_future_error(f));
+	/* 3 * (0 + 1 + ... + FULL_CHILDREN - 1) */
+	cr_assert_eq(*(const uint64_t *)b.data,
+		     3ull * FULL_CHILDREN * (FULL_CHILDREN - 1) / 2);
+	/* The deque was full and refused to grow: the children past it went elsewhere. */
+	cr_assert_gt(grows_refused, 0);
+	for (unsigned i = 0; i < nthreads; i++)
+		cr_assert_eq(atomic_load(&eng->workers[i]->dq.array)->mask, caps[i]);
+	weft_release(f);
+	if (h) {
+		cr_assert_eq(weft_wait(h, -1), 0);
+		weft_release(h);
+	}
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(engine, a_full_deque_that_cannot_grow_sends_spawns_to_the_inbox, .timeout = 30)
+{
+	full_deque_loses_nothing(1);
+}
+
+Test(engine, a_full_deque_that_cannot_grow_sends_spawns_to_the_inbox_two_threads,
+     .timeout = 30)
+{
+	full_deque_loses_nothing(2);
 }
