@@ -406,14 +406,20 @@ static struct weft_task *steal(struct weft__worker *w)
 	return NULL;
 }
 
+/* No task may start: the engine is paused, and not closing (see find_work). */
+static bool start_paused(struct weft__engine *eng)
+{
+	return unlikely(weft__store_paused(eng)) &&
+	       !atomic_load_explicit(&eng->closing, memory_order_relaxed);
+}
+
 static struct weft_task *find_work(struct weft__worker *w)
 {
 	struct weft__engine *eng = w->eng;
 	struct weft_task *t;
 
 	/* Above the pause threshold no task starts until spilling catches up. */
-	if (unlikely(weft__store_paused(eng)) &&
-	    !atomic_load_explicit(&eng->closing, memory_order_relaxed))
+	if (start_paused(eng))
 		return NULL;
 
 	if (unlikely(atomic_load_explicit(&eng->prio_count, memory_order_relaxed)) &&
@@ -441,6 +447,37 @@ static struct weft_task *find_work(struct weft__worker *w)
 /* ---- worker threads ---- */
 
 /*
+ * Park until a wake-up, after the re-check that makes a lost one impossible (see
+ * notify_strict). @spinning: the caller is registered in nspinning. Return: a task
+ * the re-check found, or NULL.
+ */
+static struct weft_task *park(struct weft__worker *w, bool spinning)
+{
+	struct weft__engine *eng = w->eng;
+	struct weft_task *t;
+	uint32_t key;
+
+	key = atomic_load_explicit(&eng->park_seq, memory_order_seq_cst);
+	atomic_fetch_add_explicit(&eng->nparked, 1, memory_order_seq_cst);
+	if (spinning)
+		atomic_fetch_sub_explicit(&eng->nspinning, 1, memory_order_seq_cst);
+	t = find_work(w);
+	/*
+	 * A queued task not linked yet is not found, but must not be slept past;
+	 * unless the engine is paused: then no task would start, and the pause
+	 * lifts with a wake-up of every parked thread (after the key was read, or
+	 * this read sees it lifted).
+	 */
+	if (!t && !atomic_load_explicit(&eng->stop, memory_order_seq_cst) &&
+	    (inbox_empty(eng) || start_paused(eng))) {
+		counter_inc(&w->cache.parks);
+		futex_wait(&eng->park_seq, key, -1);
+	}
+	atomic_fetch_sub_explicit(&eng->nparked, 1, memory_order_seq_cst);
+	return t;
+}
+
+/*
  * No work found: spin a little, then park. Return: a task found meanwhile, or NULL
  * after a wake-up (look again) or when the engine stops (w->eng->stop).
  */
@@ -450,8 +487,13 @@ static struct weft_task *idle(struct weft__worker *w)
 	unsigned i, backoff = 1;
 	struct weft_task *t;
 	int64_t until;
-	uint32_t key;
 
+	/*
+	 * Paused, spinning finds nothing until spilling catches up, which takes
+	 * milliseconds, and takes the core from the threads that do it.
+	 */
+	if (start_paused(eng))
+		return park(w, false);
 	/*
 	 * First a quiet spin, polling with growing pauses and registering nowhere:
 	 * between two tasks of a steady stream, touching the shared counters (which
@@ -484,24 +526,13 @@ static struct weft_task *idle(struct weft__worker *w)
 				notify_strict(eng);
 			return t;
 		}
-		if (atomic_load_explicit(&eng->stop, memory_order_relaxed))
+		if (atomic_load_explicit(&eng->stop, memory_order_relaxed) ||
+		    start_paused(eng))
 			break;
 		/* The thread that would give us work may be waiting for this core. */
 		sched_yield();
 	}
-	key = atomic_load_explicit(&eng->park_seq, memory_order_seq_cst);
-	atomic_fetch_add_explicit(&eng->nparked, 1, memory_order_seq_cst);
-	atomic_fetch_sub_explicit(&eng->nspinning, 1, memory_order_seq_cst);
-	/* The re-check that makes a lost wake-up impossible (see notify_strict). */
-	t = find_work(w);
-	/* A queued task not linked yet is not found, but must not be slept past. */
-	if (!t && !atomic_load_explicit(&eng->stop, memory_order_seq_cst) &&
-	    inbox_empty(eng)) {
-		counter_inc(&w->cache.parks);
-		futex_wait(&eng->park_seq, key, -1);
-	}
-	atomic_fetch_sub_explicit(&eng->nparked, 1, memory_order_seq_cst);
-	return t;
+	return park(w, true);
 }
 
 static void *worker_main(void *arg)

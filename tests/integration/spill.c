@@ -2,6 +2,7 @@
 /* Spilling through the public API: graphs larger than memory, limits, a full disk. */
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "../common.h"
@@ -137,6 +138,16 @@ Test(spill, result_over_the_hard_limit_fails_its_task, .timeout = 30)
 	cr_assert_eq(weft_client_close(c), 0);
 }
 
+/* CPU time of the whole process so far, every thread's. */
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+
+	cr_assert_eq(getrusage(RUSAGE_SELF, &ru), 0);
+	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 Test(spill, full_disk_pauses_and_resumes_when_space_returns, .timeout = 120)
 {
 	char dir[PATH_MAX];
@@ -169,9 +180,17 @@ Test(spill, full_disk_pauses_and_resumes_when_space_returns, .timeout = 120)
 	cr_assert_leq(st.mem_peak, 16 * MB);
 	/* A task that cannot start says why. */
 	struct weft_future *waiting = submit_u64(c, sum, NULL, 0, 1);
+	double cpu = cpu_seconds();
 
 	/* Paused with memory that cannot fall while the disk is full: it cannot start. */
-	cr_assert_eq(weft_wait(waiting, 50 * 1000 * 1000), -ETIMEDOUT);
+	cr_assert_eq(weft_wait(waiting, 200 * 1000 * 1000), -ETIMEDOUT);
+	/*
+	 * Meanwhile the threads sleep, though a task waits: spinning would find
+	 * nothing until the pause lifts. (When the threads spun, one of them took
+	 * 0.2 s here; sleeping, all together take about 0.006.)
+	 */
+	cpu = cpu_seconds() - cpu;
+	cr_assert_lt(cpu, 0.1, "%.3f s of CPU in 0.2 s paused", cpu);
 	cr_assert_not_null(weft_future_error(waiting) ?
 			   strstr(weft_future_error(waiting), "No space left") : NULL,
 			   "a held-up task does not say why: %s",
