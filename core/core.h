@@ -275,6 +275,8 @@ struct weft__worker {
 	uint64_t rng;			/* xorshift state for victim order */
 	struct weft_ctx *running;	/* the task it runs, innermost first; read
 					 * and written by this thread only */
+	struct weft_task *run_next;	/* made ready by the task it ran last, to run
+					 * next (weft__engine_run_next); this thread's */
 	pthread_t thread;
 };
 
@@ -364,6 +366,8 @@ int weft__engine_open(const struct weft_options *opts, struct weft__engine **out
 void weft__engine_close(struct weft__engine *eng);
 /* Make a ready task runnable: on @w's deque, else the inbox or the heap. */
 void weft__engine_schedule(struct weft__engine *eng, struct weft__worker *w,
+			   struct weft_task *t);
+void weft__engine_run_next(struct weft__engine *eng, struct weft__worker *w,
 			   struct weft_task *t);
 /*
  * Run other work (inside a task) until @done(@arg, mark) or the deadline (< 0: none).

@@ -255,6 +255,48 @@ void weft__engine_schedule(struct weft__engine *eng, struct weft__worker *w,
 	inbox_push(eng, t);
 }
 
+/*
+ * A task made ready by the one @w has just run, with its results warm in @w's
+ * cache: @w runs it next, before its deque, and no thief can take it meanwhile
+ * (in a chain of tasks that steal moved every task between the cores). Of several,
+ * the newest is kept and the one it displaces goes on the deque, where others can
+ * take it. Only ending a task calls this: the thread goes on to find_work, or a
+ * wait's help loop, which hands the task on (next_flush) before it returns to a
+ * task's own code.
+ */
+void weft__engine_run_next(struct weft__engine *eng, struct weft__worker *w,
+			   struct weft_task *t)
+{
+	struct weft_task *old;
+
+	if (unlikely(t->prio) || !w) {
+		weft__engine_schedule(eng, w, t);
+		return;
+	}
+	old = w->run_next;
+	w->run_next = t;
+	if (old)
+		weft__engine_schedule(eng, w, old);
+}
+
+static __cold __attribute__((noinline)) void next_give_away(struct weft__worker *w)
+{
+	struct weft_task *t = w->run_next;
+
+	w->run_next = NULL;
+	weft__engine_schedule(w->eng, w, t);
+}
+
+/*
+ * Give the task kept to run next to the deque: this thread has other work now. Out
+ * of line: fork-join waits, which never keep one, pass here on every wait.
+ */
+static inline void next_flush(struct weft__worker *w)
+{
+	if (unlikely(w->run_next))
+		next_give_away(w);
+}
+
 #define INBOX_HELD ((struct weft_task *)1)	/* inbox_head while a consumer has it */
 /*
  * Tasks a consumer takes at most in one turn. A turn moves inbox_head's line from
@@ -425,8 +467,15 @@ static struct weft_task *find_work(struct weft__worker *w)
 	if (unlikely(atomic_load_explicit(&eng->prio_count, memory_order_relaxed)) &&
 	    atomic_load_explicit(&eng->prio_top, memory_order_relaxed) > 0) {
 		t = prio_pop(eng, true);
-		if (t)
+		if (t) {
+			next_flush(w);	/* t may run long */
 			return t;
+		}
+	}
+	t = w->run_next;
+	if (unlikely(t)) {
+		w->run_next = NULL;
+		return t;
 	}
 	t = weft__deque_pop(&w->dq);
 	if (t)
@@ -562,7 +611,7 @@ static void *worker_main(void *arg)
 
 /* ---- waiting ---- */
 
-int weft__engine_help(struct weft__worker *w, bool (*done)(void *, bool),
+static int help_until(struct weft__worker *w, bool (*done)(void *, bool),
 		      bool (*stuck)(const struct weft__worker *, void *), void *arg,
 		      int64_t deadline_ns)
 {
@@ -610,6 +659,17 @@ int weft__engine_help(struct weft__worker *w, bool (*done)(void *, bool),
 		futex_wait(&eng->done_seq, key,
 			   deadline_ns >= 0 && deadline_ns < nap ? deadline_ns : nap);
 	}
+}
+
+int weft__engine_help(struct weft__worker *w, bool (*done)(void *, bool),
+		      bool (*stuck)(const struct weft__worker *, void *), void *arg,
+		      int64_t deadline_ns)
+{
+	int ret = help_until(w, done, stuck, arg, deadline_ns);
+
+	/* The waiting task goes on: what it would have run next must be stealable. */
+	next_flush(w);
+	return ret;
 }
 
 int weft__engine_block(struct weft__engine *eng, bool (*done)(void *, bool), void *arg,

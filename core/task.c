@@ -590,8 +590,9 @@ static bool claim(struct weft_task *t, struct weft__err *err)
 }
 
 /* pending reached 0: queue the task, or retire it if it was ended meanwhile. */
+/* @next: made ready by the task @w has just run, which may hand it on directly. */
 static void became_ready(struct weft__cache *c, struct weft__worker *w,
-			 struct weft_task *t)
+			 struct weft_task *t, bool next)
 {
 	uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
 
@@ -605,7 +606,10 @@ static void became_ready(struct weft__cache *c, struct weft__worker *w,
 							memory_order_relaxed,
 							memory_order_relaxed));
 	weft__store_prefetch(t->eng, t->in, t->nin);
-	weft__engine_schedule(t->eng, w, t);
+	if (next)
+		weft__engine_run_next(t->eng, w, t);
+	else
+		weft__engine_schedule(t->eng, w, t);
 }
 
 /*
@@ -641,7 +645,7 @@ static void end_one(struct weft__cache *c, struct weft__worker *w, struct weft_t
 			*stack = d;
 		}
 		if (atomic_fetch_sub_explicit(&d->pending, 1, memory_order_acq_rel) == 1)
-			became_ready(c, w, d);
+			became_ready(c, w, d, final == WT_DONE);
 	}
 }
 
@@ -882,7 +886,7 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 	if (already < ndeps) {
 		if (atomic_fetch_sub_explicit(&t->pending, already, memory_order_acq_rel) ==
 		    already)
-			became_ready(c, w, t);
+			became_ready(c, w, t, false);
 		return 0;
 	}
 	/* Every dependency had ended, so no edge of t was queued: nobody sees t. */

@@ -274,3 +274,137 @@ Test(sched, one_thread_starts_tasks_in_submit_order, .timeout = 60)
 	free(f);
 	cr_assert_eq(weft_client_close(c), 0);
 }
+
+TASK(note_thread)
+{
+	pthread_t *slot = *(pthread_t *const *)arg;
+
+	*slot = pthread_self();
+	return 0;
+}
+
+/*
+ * A chain behind a gate unfolds on the thread that opens it: each task, as it ends,
+ * hands the next to its own thread, and the other thread never gets one to steal.
+ */
+Test(sched, a_chain_stays_on_the_thread_that_ends_each_link, .timeout = 60)
+{
+	enum { N = 2000 };
+	struct weft_client *c = open_threads(2);
+	static pthread_t ran_on[N];
+	struct weft_future *g, *prev, *f[N];
+
+	atomic_store(&gate_open, 0);
+	cr_assert_eq(weft_submit(c, gate, NULL, 0, NULL, 0, NULL, &g), 0);
+	prev = g;
+	for (int i = 0; i < N; i++) {
+		pthread_t *slot = &ran_on[i];
+
+		cr_assert_eq(weft_submit(c, note_thread, &prev, 1, &slot, sizeof(slot), NULL,
+					 &f[i]), 0);
+		prev = f[i];
+	}
+	atomic_store_explicit(&gate_open, 1, memory_order_release);
+	cr_assert_eq(weft_wait(f[N - 1], -1), 0);
+	for (int i = 1; i < N; i++)
+		cr_assert(pthread_equal(ran_on[i], ran_on[0]), "link %d ran on another thread",
+			  i);
+	for (int i = 0; i < N; i++)
+		weft_release(f[i]);
+	weft_release(g);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+static _Atomic int follower_ran;
+
+TASK(follower)
+{
+	atomic_store(&follower_ran, 1);
+	return 0;
+}
+
+/* Spins until the follower has run, for at most 10 s: true if it did. */
+static bool follower_runs_meanwhile(void)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		if (atomic_load(&follower_ran))
+			return true;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (t.tv_sec - t0.tv_sec < 10);
+	return false;
+}
+
+/*
+ * The task that a task's end makes ready is kept to run next on that thread, but
+ * not while the thread goes back to a waiting task's code: then another thread
+ * must be able to take it. Here the waiter runs the dependency itself (it is on its
+ * own deque), then spins until the dependent has run.
+ */
+TASK(wait_then_spin)
+{
+	struct weft_future *a, *b;
+	int ok;
+
+	if (weft_spawn(ctx, noop, NULL, 0, NULL, 0, NULL, &a) ||
+	    weft_spawn(ctx, follower, &a, 1, NULL, 0, NULL, &b))
+		return weft_fail(ctx, "spawn failed");
+	if (weft_wait(a, -1))
+		return weft_fail(ctx, "wait failed");
+	ok = follower_runs_meanwhile();
+	weft_wait(b, -1);
+	weft_release(a);
+	weft_release(b);
+	return ok ? 0 : weft_fail(ctx, "the dependent did not run while its waiter spun");
+}
+
+Test(sched, a_waiter_going_on_leaves_what_it_made_ready_to_others, .timeout = 60)
+{
+	struct weft_client *c = open_threads(2);
+
+	for (int round = 0; round < 20; round++) {
+		struct weft_future *f;
+
+		atomic_store(&follower_ran, 0);
+		cr_assert_eq(weft_submit(c, wait_then_spin, NULL, 0, NULL, 0, NULL, &f), 0);
+		cr_assert_eq(weft_wait(f, -1), 0, "round %d: %s", round, weft_future_error(f));
+		weft_release(f);
+	}
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+TASK(spin_for_follower)
+{
+	return follower_runs_meanwhile() ? 0 :
+	       weft_fail(ctx, "the other dependent did not run meanwhile");
+}
+
+/*
+ * Nor while the thread runs a task of higher priority first: a gate's end makes
+ * ready a plain task and one with a priority, which spins until the plain one has
+ * run.
+ */
+Test(sched, a_priority_task_first_leaves_what_was_made_ready_to_others, .timeout = 60)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft_task_opts hi = { .size = sizeof(hi), .priority = 1 };
+
+	for (int round = 0; round < 20; round++) {
+		struct weft_future *g, *p, *b;
+
+		atomic_store(&follower_ran, 0);
+		atomic_store(&gate_open, 0);
+		cr_assert_eq(weft_submit(c, gate, NULL, 0, NULL, 0, NULL, &g), 0);
+		cr_assert_eq(weft_submit(c, follower, &g, 1, NULL, 0, NULL, &b), 0);
+		cr_assert_eq(weft_submit(c, spin_for_follower, &g, 1, NULL, 0, &hi, &p), 0);
+		atomic_store_explicit(&gate_open, 1, memory_order_release);
+		cr_assert_eq(weft_wait(p, -1), 0, "round %d: %s", round, weft_future_error(p));
+		cr_assert_eq(weft_wait(b, -1), 0);
+		weft_release(g);
+		weft_release(p);
+		weft_release(b);
+	}
+	cr_assert_eq(weft_client_close(c), 0);
+}
