@@ -260,16 +260,16 @@ void weft__engine_schedule(struct weft__engine *eng, struct weft__worker *w,
  * cache: @w runs it next, before its deque, and no thief can take it meanwhile
  * (in a chain of tasks that steal moved every task between the cores). Of several,
  * the newest is kept and the one it displaces goes on the deque, where others can
- * take it. Only ending a task calls this: the thread goes on to find_work, or a
- * wait's help loop, which hands the task on (next_flush) before it returns to a
- * task's own code.
+ * take it. Only a worker ending a task it ran calls this (so @w is never NULL):
+ * the thread goes on to find_work, or a wait's help loop, which hands the task on
+ * (next_flush) before it returns to a task's own code.
  */
 void weft__engine_run_next(struct weft__engine *eng, struct weft__worker *w,
 			   struct weft_task *t)
 {
 	struct weft_task *old;
 
-	if (unlikely(t->prio) || !w) {
+	if (unlikely(t->prio)) {
 		weft__engine_schedule(eng, w, t);
 		return;
 	}
