@@ -23,6 +23,7 @@
 #include "internal.h"
 
 #define DIRECT_ALIGN 4096	/* offsets, lengths and buffers of O_DIRECT reads */
+#define HUGE_PAGE (2u << 20)	/* a transparent huge page on x86-64 */
 #define READERS 2		/* reads under way at once */
 
 static uint64_t align_down(uint64_t v)
@@ -125,7 +126,7 @@ struct reader {
 	size_t next;			/* the next chunk there it looks at */
 	char **free;			/* buffers not in use */
 	size_t nfree, nbufs, room;
-	char *pool;
+	char *pool;			/* the buffers, nbufs * room bytes */
 	pthread_mutex_t lock;
 	pthread_cond_t done;		/* a task was launched: the client may wait for one */
 	pthread_cond_t freed;		/* a buffer came back, or go: the reader may wait */
@@ -200,6 +201,31 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The buffers, at a huge page boundary and on transparent huge pages where the
+ * kernel grants them. A request to the disk is a list of physically contiguous
+ * segments, and the virtual disks we measure on pay for each: from 4 KiB pages,
+ * O_DIRECT reads run at 0.6 GB/s whatever the request size or depth, from huge
+ * pages at 3.3 (two 16 MiB reads under way). Without them it works the same.
+ */
+static char *pool_map(size_t len)
+{
+	size_t over = len + HUGE_PAGE;
+	char *m = mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	char *p;
+
+	if (m == MAP_FAILED)
+		return NULL;
+	p = (char *)(((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+	/* Keep [p, p + len): the rest goes back. */
+	if (p > m)
+		munmap(m, p - m);
+	munmap(p + len, m + over - (p + len));
+	(void)madvise(p, len, MADV_HUGEPAGE);	/* advice: it may be refused */
+	return p;
+}
+
 int reader_start(struct reader **out, const struct side *left, const struct side *right,
 		 unsigned nbufs, reader_launch_fn *launch, void *launch_arg)
 {
@@ -229,12 +255,9 @@ int reader_start(struct reader **out, const struct side *left, const struct side
 	r->room = (room + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
 	r->nbufs = nbufs;
 	r->free = calloc(nbufs, sizeof(*r->free));
-	r->pool = mmap(NULL, nbufs * r->room, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (!r->free || r->pool == MAP_FAILED) {
-		r->pool = NULL;
+	r->pool = pool_map(nbufs * r->room);
+	if (!r->free || !r->pool)
 		goto err_free;
-	}
 	for (size_t i = 0; i < nbufs; i++)
 		r->free[r->nfree++] = r->pool + i * r->room;
 	pthread_mutex_init(&r->lock, NULL);
