@@ -69,7 +69,9 @@ bool weft__spill_direct(const struct weft__spill *s);
 int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, unsigned n);
 
 /*
- * weft__spill_read() - Read @n items back and check each checksum.
+ * weft__spill_read() - Read @n items back and check each checksum. Direct I/O
+ * reads an aligned item in place, and others through a bounce buffer (huge pages)
+ * that readers take turns at.
  * Return: 0 if every item was read intact, else the first item error; each item's
  * err says how it fared (a short read is -EIO, a wrong checksum -EBADMSG).
  */
@@ -78,8 +80,8 @@ int weft__spill_read(struct weft__spill *s, struct weft__spill_item *items, unsi
 /*
  * weft__spill_read_ahead() - weft__spill_read() from the thread that writes: the
  * items' requests go to the disk together through the backend, so the disk sees
- * them all at once. Direct I/O reads items that are not block-aligned through the
- * writer's staging buffer; those that do not fit in it go one at a time.
+ * many at once. Direct I/O reads them through the writer's staging buffer (huge
+ * pages), a stageful at a time; an item larger than it goes alone.
  * Return: as weft__spill_read().
  */
 int weft__spill_read_ahead(struct weft__spill *s, struct weft__spill_item *items,
