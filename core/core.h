@@ -25,6 +25,8 @@ enum weft__log_level { WEFT_LOG_ERROR, WEFT_LOG_WARN, WEFT_LOG_INFO, WEFT_LOG_DE
 void weft__log(enum weft__log_level lvl, const char *component, const char *fmt, ...)
 	__printf(3, 4);
 bool weft__log_enabled(enum weft__log_level lvl);
+/* Names the calling thread for ps, top -H, perf and gdb (15 bytes kept). */
+void weft__name_thread(const char *fmt, ...) __printf(1, 2);
 
 /* ---- configuration (config.c) ---- */
 

@@ -592,6 +592,7 @@ static void *worker_main(void *arg)
 	int ret;
 
 	weft__tl_worker = w;
+	weft__name_thread("weft-w%u", w->id);
 	if (weft__topo_can_bind(eng->topo)) {
 		ret = weft__topo_bind_self(eng->topo, w->core);
 		if (ret)

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
-/* log.c - one line per event on stderr, filtered by $WEFT_LOG (default warn). */
+/*
+ * log.c - one line per event on stderr, filtered by $WEFT_LOG (default warn); and
+ * names for our threads, for the tools that show threads.
+ */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +35,17 @@ static int threshold(void)
 bool weft__log_enabled(enum weft__log_level lvl)
 {
 	return (int)lvl <= threshold();
+}
+
+void weft__name_thread(const char *fmt, ...)
+{
+	char name[16];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	(void)pthread_setname_np(pthread_self(), name);	/* a name is a courtesy */
 }
 
 void weft__log(enum weft__log_level lvl, const char *component, const char *fmt, ...)

@@ -7,6 +7,7 @@
  * memory; using a spilled result reads it back first.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,6 +233,7 @@ static void *spill_main(void *arg)
 	struct weft__spill_item *items = malloc(BATCH_ITEMS * sizeof(*items));
 	int64_t retry_at = 0;
 
+	weft__name_thread("weft-spill");
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop) {
 		struct timespec until;
@@ -372,6 +374,17 @@ void weft__store_destroy(struct weft__engine *eng)
 		next = r->next;
 		r->f->st = NULL;
 		free(r);
+	}
+	if (s->file && weft__log_enabled(WEFT_LOG_INFO)) {
+		struct weft__spill_stats st;
+
+		weft__spill_stats(s->file, &st);
+		weft__log(WEFT_LOG_INFO, "spill", "wrote %" PRIu64 " items, %" PRIu64
+			  " bytes in %" PRIu64 " requests, %.3f s; read %" PRIu64 " items"
+			  " (%" PRIu64 " ahead of use), %" PRIu64 " bytes in %" PRIu64
+			  " requests, %.3f s", st.items_written, st.bytes_written, st.writes,
+			  st.ns_writing / 1e9, st.items_read, s->st.prefetched_items,
+			  st.bytes_read, st.reads, st.ns_reading / 1e9);
 	}
 	weft__spill_close(s->file);
 	while (s->msgs) {

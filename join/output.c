@@ -161,6 +161,7 @@ static void *progress_main(void *arg)
 	struct progress *p = arg;
 	struct timespec tick = { 0, 200 * 1000 * 1000 };
 
+	(void)pthread_setname_np(pthread_self(), "join-progress");
 	while (!atomic_load_explicit(&p->stop, memory_order_relaxed)) {
 		draw(p, false);
 		nanosleep(&tick, NULL);

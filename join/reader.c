@@ -160,6 +160,7 @@ static void *reader_main(void *arg)
 {
 	struct reader *r = arg;
 
+	(void)pthread_setname_np(pthread_self(), "join-reader");
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
 		const struct chunk *c;
