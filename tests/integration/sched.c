@@ -408,3 +408,32 @@ Test(sched, a_priority_task_first_leaves_what_was_made_ready_to_others, .timeout
 	}
 	cr_assert_eq(weft_client_close(c), 0);
 }
+
+TASK(thread_name)
+{
+	char *out = weft_output(ctx, 16);
+
+	(void)in;
+	(void)nin;
+	(void)arg;
+	(void)arglen;
+	return out ? pthread_getname_np(pthread_self(), out, 16) : -ENOMEM;
+}
+
+/* Workers carry their names (weft-w0, weft-w1, ...) for top -H, perf and gdb. */
+Test(sched, tasks_run_on_threads_named_for_weft, .timeout = 10)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft_future *f[8];
+	struct weft_buf v;
+
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(weft_submit(c, thread_name, NULL, 0, NULL, 0, NULL, &f[i]), 0);
+	for (int i = 0; i < 8; i++) {
+		cr_assert_eq(weft_result(f[i], &v), 0);
+		cr_assert(!strcmp(v.data, "weft-w0") || !strcmp(v.data, "weft-w1"),
+			  "task %d ran on '%s'", i, (const char *)v.data);
+		weft_release(f[i]);
+	}
+	cr_assert_eq(weft_client_close(c), 0);
+}
