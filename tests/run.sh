@@ -1,7 +1,9 @@
 #!/bin/sh
 # Run the Criterion test programs of the given tiers and sum their results.
-# usage: tests/run.sh BUILD_DIR TIER...   (WEFT_TEST_FILTER="tier/name ..." limits it)
-# Prints each program's synthesis and one closing line: "check: N passed, N failed".
+# usage: tests/run.sh BUILD_DIR TIER...   (WEFT_TEST_FILTER="tier/name ..." limits it;
+# WEFT_TEST_PROGRAM_TIMEOUT, seconds, default 600, bounds each program)
+# Prints each program's synthesis and time, and one closing line: "check: N passed,
+# N failed".
 #
 # Under LeakSanitizer a leak in a test's process is printed but does not fail the
 # test, and Criterion's runner leaks a little itself (and exits non-zero for it). So
@@ -25,6 +27,9 @@ trap 'exit 130' INT TERM
 export TMPDIR="$scratch"
 passed=0
 failed=0
+# Criterion's own .timeout does not always fire (a test spinning with --jobs 2 was
+# seen to run on for many minutes), so each program also gets a wall-clock limit.
+limit=${WEFT_TEST_PROGRAM_TIMEOUT:-600}
 bad=""
 
 # Prints the number of leak reports whose stack has a frame of ours.
@@ -45,8 +50,14 @@ for tier in "$@"; do
 			*) continue ;;
 			esac
 		fi
-		out=$("$t" --jobs 2 2>&1 </dev/null)
+		t0=$(date +%s)
+		out=$(timeout -k 10 "$limit" "$t" --jobs 2 2>&1 </dev/null)
 		rc=$?
+		secs=$(($(date +%s) - t0))
+		if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+			out="$out
+$name: still running after ${limit} s: killed (a test's own .timeout did not end it)"
+		fi
 		syn=$(printf '%s\n' "$out" | grep 'Synthesis:' | tail -n 1)
 		tested=$(printf '%s' "$syn" | sed -n 's/.*Tested: \([0-9]*\).*/\1/p')
 		passing=$(printf '%s' "$syn" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
@@ -66,7 +77,7 @@ for tier in "$@"; do
 			bad="$bad $name"
 		fi
 		[ "$leaks" -eq 0 ] || syn="$syn | leaks: $leaks"
-		printf '%-28s %s\n' "$name" "${syn:-no synthesis (exit $rc)}"
+		printf '%-28s %s (%d s)\n' "$name" "${syn:-no synthesis (exit $rc)}" "$secs"
 		passed=$((passed + ${passing:-0}))
 		failed=$((failed + ${tested:-1} - ${passing:-0}))
 		[ "$ok" -eq 1 ] || [ "${tested:-1}" != "${passing:-0}" ] || failed=$((failed + 1))
