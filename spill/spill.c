@@ -392,22 +392,43 @@ out_free:
 	return ret;
 }
 
+/* Adds @c bytes at @p, offset @from in @it, to its checksum; the last sets it. */
+static void sum_piece(struct weft__spill_item *it, XXH3_state_t *st, const void *p,
+		      uint64_t from, size_t c)
+{
+	if (!from && c == it->len) {
+		it->sum = XXH3_64bits(p, c);
+		return;
+	}
+	if (!from)
+		XXH3_64bits_reset(st);
+	XXH3_64bits_update(st, p, c);
+	if (from + c == it->len)
+		it->sum = XXH3_64bits_digest(st);
+}
+
 /*
  * Direct mode: the batch [base, base + len) - items at their offsets, zeros between
- * - copied through the aligned staging buffer and written a stage at a time.
+ * - copied through the stage and written half a stage at a time. While one half
+ * goes out the next is filled, and each item's checksum is taken from the bytes
+ * just copied: the disk never waits for the copy. One request at a time is under
+ * way, as start()/finish() allow.
  */
 static int write_staged(struct weft__spill *s, struct weft__spill_item *items, unsigned n,
 			uint64_t base, uint64_t len, unsigned *nreq)
 {
-	unsigned char *stage = s->stage;
+	const size_t half = STAGE / 2;
+	XXH3_state_t *st = XXH3_createState();	/* an item that spans halves */
+	struct iovec iov[2];
+	struct spill_io io[2];
+	bool busy[2] = { false, false };
 	uint64_t pos = 0;
-	unsigned k = 0, i;
-	int err = 0;
+	unsigned k = 0, h = 0, i;
+	int err = st ? 0 : -ENOMEM;
 
 	while (pos < len && !err) {
-		size_t chunk = len - pos < STAGE ? (size_t)(len - pos) : STAGE, fill = 0;
-		struct iovec iov;
-		struct spill_io io;
+		unsigned char *stage = (unsigned char *)s->stage + h * half;
+		size_t chunk = len - pos < half ? (size_t)(len - pos) : half, fill = 0;
 
 		while (fill < chunk) {
 			uint64_t at = pos + fill, start, c;
@@ -425,25 +446,37 @@ static int write_staged(struct weft__spill *s, struct weft__spill_item *items, u
 				if (c > chunk - fill)
 					c = chunk - fill;
 				memcpy(stage + fill, (char *)items[k].data + (at - start), c);
+				sum_piece(&items[k], st, stage + fill, at - start, c);
 			}
 			fill += c;
 		}
-		iov = (struct iovec){ stage, chunk };
-		io = (struct spill_io){ .iov = &iov, .iovcnt = 1, .off = base + pos, .len = chunk };
-		s->ops->submit(s->ctx, s->fd, true, &io, 1);
+		if (busy[h ^ 1]) {
+			s->ops->finish(s->ctx, s->fd, true, &io[h ^ 1]);
+			busy[h ^ 1] = false;
+			err = io[h ^ 1].err;
+			if (err)
+				break;
+		}
+		iov[h] = (struct iovec){ stage, chunk };
+		io[h] = (struct spill_io){ .iov = &iov[h], .iovcnt = 1, .off = base + pos,
+					   .len = chunk };
+		s->ops->start(s->ctx, s->fd, true, &io[h]);
+		busy[h] = true;
 		(*nreq)++;
-		err = io.err;
 		pos += chunk;
+		h ^= 1;
 	}
+	for (i = 0; i < 2; i++) {
+		if (!busy[i])
+			continue;
+		s->ops->finish(s->ctx, s->fd, true, &io[i]);
+		if (!err)
+			err = io[i].err;
+	}
+	XXH3_freeState(st);
 	for (i = 0; i < n; i++)
 		items[i].err = err;
 	return err;
-}
-
-/* Direct I/O can use the caller's buffer as it is: aligned address, offset, length. */
-static bool block_aligned(const struct weft__spill_item *it)
-{
-	return !((uintptr_t)it->data % BLOCK) && !(it->off % BLOCK) && !(it->len % BLOCK);
 }
 
 /*
@@ -503,35 +536,17 @@ int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, uns
 		base += span(items[i].len);
 		items[i].err = 0;
 	}
-	/* Large results (page-aligned from jemalloc) need no staging copy. */
-	bool aligned = s->direct;
-
-	for (i = 0; i < n && aligned; i++)
-		aligned = block_aligned(&items[i]);
-	if (aligned && n <= IOV_MAX) {
-		/* One request: checksums are computed while it is under way. */
-		struct iovec *iov = malloc(n * sizeof(*iov));
-		struct spill_io io = { .iov = iov, .iovcnt = (int)n, .off = start,
-				       .len = total };
-
-		if (!iov) {
-			ret = -ENOMEM;
-		} else {
-			for (i = 0; i < n; i++)
-				iov[i] = (struct iovec){ items[i].data, items[i].len };
-			s->ops->start(s->ctx, s->fd, true, &io);
-			for (i = 0; i < n; i++)
-				items[i].sum = XXH3_64bits(items[i].data, items[i].len);
-			s->ops->finish(s->ctx, s->fd, true, &io);
-			ret = io.err;
-			nreq = 1;
-			free(iov);
-		}
+	/*
+	 * Direct I/O goes through the stage even when the items could be written in
+	 * place: their small pages make slow requests (see huge_map()), and copying
+	 * costs less than that.
+	 */
+	if (s->direct) {
+		ret = write_staged(s, items, n, start, alloc_len, &nreq);
 	} else {
 		for (i = 0; i < n; i++)
 			items[i].sum = XXH3_64bits(items[i].data, items[i].len);
-		ret = s->direct && !aligned ? write_staged(s, items, n, start, alloc_len, &nreq)
-					    : run(s, items, n, true, &nreq);
+		ret = run(s, items, n, true, &nreq);
 	}
 	for (i = 0; i < n; i++)
 		items[i].err = ret;
@@ -604,14 +619,9 @@ int weft__spill_read(struct weft__spill *s, struct weft__spill_item *items, unsi
 	if (ret)
 		return ret;
 	if (s->direct) {
-		for (i = 0; i < n; i++) {
-			unsigned one;
-
-			if (block_aligned(&items[i]))
-				items[i].err = run(s, &items[i], 1, false, &one);
-			else
-				items[i].err = read_bounced(s, &items[i]);
-		}
+		/* Through the bounce buffer, even when in place would do: as writes. */
+		for (i = 0; i < n; i++)
+			items[i].err = read_bounced(s, &items[i]);
 		nreq = n;
 	} else {
 		run(s, items, n, false, &nreq);
@@ -709,10 +719,7 @@ int weft__spill_read_ahead(struct weft__spill *s, struct weft__spill_item *items
 		if (items[i].err != 1)
 			continue;
 		nreq++;
-		if (block_aligned(&items[i]))
-			items[i].err = run(s, &items[i], 1, false, &(unsigned){ 0 });
-		else
-			items[i].err = read_bounced(s, &items[i]);
+		items[i].err = read_bounced(s, &items[i]);
 	}
 out_free:
 	if (ret)

@@ -62,7 +62,8 @@ bool weft__spill_direct(const struct weft__spill *s);
  * any thread, alongside a write.
  *
  * weft__spill_write() - Write @n items as one batch: their space is contiguous when
- * the file allows, and they go out as few large vectored writes.
+ * the file allows, and they go out as few large writes (direct I/O: through the
+ * staging buffer, half of it filled while the other half is written).
  * Return: 0, with off and sum set in each item; or -errno (-ENOSPC, -EIO, ...), in
  * which case nothing is kept: every item's space is released again.
  */
@@ -70,8 +71,7 @@ int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, uns
 
 /*
  * weft__spill_read() - Read @n items back and check each checksum. Direct I/O
- * reads an aligned item in place, and others through a bounce buffer (huge pages)
- * that readers take turns at.
+ * reads them through a bounce buffer (huge pages) that readers take turns at.
  * Return: 0 if every item was read intact, else the first item error; each item's
  * err says how it fared (a short read is -EIO, a wrong checksum -EBADMSG).
  */

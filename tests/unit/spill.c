@@ -356,7 +356,7 @@ Test(spill, aligned_batch_is_one_request_and_checksummed, .timeout = 30)
 
 		if (!s)
 			continue;
-		/* Page-aligned, block-sized: written straight from the buffers. */
+		/* Page-aligned, block-sized: one staged request (or one vectored write). */
 		for (int i = 0; i < 16; i++)
 			cr_assert_eq(posix_memalign(&bufs[i], 4096, 64 << 10), 0);
 		for (int i = 0; i < 8; i++) {
