@@ -4,9 +4,10 @@
  *
  * 1. The spill file's write and read-back bandwidth, in batches of 1 MiB results,
  *    beside a plain O_DIRECT sequential write and read loop on the same directory in
- *    the same run. The spill file uses the page cache, so its write time includes
- *    fdatasync and its pages are dropped before reading back: both figures are the
- *    disk's, not memory's.
+ *    the same run, 8 MiB at a time from huge pages: what the disk can do. The
+ *    write time includes fdatasync and the file's cached pages are dropped before
+ *    reading back, so both figures are the disk's, not memory's, also where the
+ *    spill file cannot use O_DIRECT and goes through the page cache.
  * 2. A graph whose live results are 4x the memory limit (256 results of 1 MiB, all
  *    made, then each read again, newest first), beside the same graph with a limit it
  *    never reaches.
@@ -15,6 +16,7 @@
  */
 #include <fcntl.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,10 +30,16 @@ static double gbps(double bytes, double secs)
 	return bytes / secs / 1e9;
 }
 
-/* The reference: O_DIRECT sequential write, then read, of @total bytes. */
+/*
+ * The reference: O_DIRECT sequential write, then read, of @total bytes, REQ at a
+ * time from a buffer on transparent huge pages (when granted). Disks that pay per
+ * segment of a request (this machine's virtual disk) run several times faster so
+ * than from 4 KiB pages: this is what the disk can do.
+ */
 static void direct_loop(const char *dir, size_t total, double *w, double *r)
 {
-	void *buf;
+	enum { REQ = 8 * MB, HUGE = 2 * MB };
+	char *map, *buf;
 	double t0;
 	int fd;
 
@@ -41,23 +49,27 @@ static void direct_loop(const char *dir, size_t total, double *w, double *r)
 		*w = *r = 0;
 		return;
 	}
-	if (posix_memalign(&buf, 4096, MB))
+	map = mmap(NULL, REQ + HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		   -1, 0);
+	if (map == MAP_FAILED)
 		exit(1);
-	memset(buf, 7, MB);
+	buf = (char *)(((uintptr_t)map + HUGE - 1) & ~(uintptr_t)(HUGE - 1));
+	(void)madvise(buf, REQ, MADV_HUGEPAGE);
+	memset(buf, 7, REQ);
 	sync();
 	t0 = bench_now();
-	for (size_t off = 0; off < total; off += MB)
-		if (pwrite(fd, buf, MB, (off_t)off) != MB)
+	for (size_t off = 0; off < total; off += REQ)
+		if (pwrite(fd, buf, REQ, (off_t)off) != REQ)
 			exit(1);
 	fdatasync(fd);
 	*w = gbps((double)total, bench_now() - t0);
 	t0 = bench_now();
-	for (size_t off = 0; off < total; off += MB)
-		if (pread(fd, buf, MB, (off_t)off) != MB)
+	for (size_t off = 0; off < total; off += REQ)
+		if (pread(fd, buf, REQ, (off_t)off) != REQ)
 			exit(1);
 	*r = gbps((double)total, bench_now() - t0);
 	close(fd);
-	free(buf);
+	munmap(map, REQ + HUGE);
 }
 
 /* The spill file: batches of 64 results of 1 MiB, then all read back in batches. */
