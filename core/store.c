@@ -20,6 +20,8 @@
 #define RETRY_NS 100000000		/* a full disk is tried again this often */
 #define PREFETCH_ITEMS 64		/* results read back ahead in one go at most */
 #define PREFETCH_BYTES (8u << 20)	/* ... and bytes, about the spill file's stage */
+#define TRIM_DUE (64u << 20)		/* released spill bytes that start trimming */
+#define TRIM_SLICE (16u << 20)		/* punched per idle round: reads wait little */
 
 enum { ST_MEM, ST_SPILLING, ST_DISK, ST_RESTORING };
 
@@ -250,6 +252,21 @@ static void *spill_main(void *arg)
 		set_paused(eng, bytes > s->pause && (n || s->nospace));
 		s->rounds++;
 		pthread_cond_broadcast(&s->room);
+		if (!n && s->file) {
+			/*
+			 * Idle: free what was released in the file now, a slice at a
+			 * time between read-aheads, rather than all of it in the close
+			 * (seconds per GiB where the file system discards freed blocks).
+			 */
+			struct weft__spill *file = s->file;
+			uint64_t cut;
+
+			pthread_mutex_unlock(&s->lock);
+			cut = weft__spill_trim(file, TRIM_DUE, TRIM_SLICE);
+			pthread_mutex_lock(&s->lock);
+			if (cut)
+				continue;
+		}
 		if (!n) {
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_nsec += 20000000;	/* also look again now and then */
@@ -382,9 +399,10 @@ void weft__store_destroy(struct weft__engine *eng)
 		weft__log(WEFT_LOG_INFO, "spill", "wrote %" PRIu64 " items, %" PRIu64
 			  " bytes in %" PRIu64 " requests, %.3f s; read %" PRIu64 " items"
 			  " (%" PRIu64 " ahead of use), %" PRIu64 " bytes in %" PRIu64
-			  " requests, %.3f s", st.items_written, st.bytes_written, st.writes,
-			  st.ns_writing / 1e9, st.items_read, s->st.prefetched_items,
-			  st.bytes_read, st.reads, st.ns_reading / 1e9);
+			  " requests, %.3f s; %" PRIu64 " bytes trimmed while idle",
+			  st.items_written, st.bytes_written, st.writes, st.ns_writing / 1e9,
+			  st.items_read, s->st.prefetched_items, st.bytes_read, st.reads,
+			  st.ns_reading / 1e9, st.trimmed_bytes);
 	}
 	weft__spill_close(s->file);
 	while (s->msgs) {

@@ -42,6 +42,12 @@ struct weft__spill {
 	struct range *free;		/* free ranges, sorted by offset, never adjacent */
 	size_t nfree, free_cap;
 	uint64_t end;			/* the file's used length */
+	struct range *rel;		/* released since the last trim, in any order */
+	size_t nrel, rel_cap;
+	uint64_t released;		/* their bytes */
+	bool no_trim;			/* the file system cannot punch holes */
+	struct range *work;		/* the writer's: what a trim still has to do, */
+	size_t nwork, work_at;		/* sorted and merged, done up to work_at */
 	struct weft__spill_stats st;
 };
 
@@ -291,6 +297,8 @@ void weft__spill_close(struct weft__spill *s)
 	pthread_mutex_destroy(&s->lock);
 	if (s->stage)
 		munmap(s->stage, STAGE + BOUNCE);
+	free(s->work);
+	free(s->rel);
 	free(s->free);
 	free(s);
 }
@@ -737,5 +745,155 @@ void weft__spill_release(struct weft__spill *s, uint64_t off, size_t len)
 	pthread_mutex_lock(&s->lock);
 	space_free(s, off, span(len));
 	s->st.live_bytes -= span(len);
+	if (!s->no_trim && s->nrel == s->rel_cap) {
+		size_t cap = s->rel_cap ? 2 * s->rel_cap : 256;
+		struct range *r = realloc(s->rel, cap * sizeof(*r));
+
+		if (r) {
+			s->rel = r;
+			s->rel_cap = cap;
+		}
+	}
+	if (!s->no_trim && s->nrel < s->rel_cap) {	/* else freed at close */
+		s->rel[s->nrel++] = (struct range){ off, span(len) };
+		s->released += span(len);
+	}
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- trimming ---- */
+
+#define TRIM_CUTS 64			/* punches per trim at most */
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct range *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Sort and merge the writer's work list in place. */
+static void work_merge(struct weft__spill *s)
+{
+	size_t n = 0;
+
+	qsort(s->work, s->nwork, sizeof(*s->work), range_cmp);
+	for (size_t i = 0; i < s->nwork; i++) {
+		struct range *last = n ? &s->work[n - 1] : NULL;
+
+		if (last && s->work[i].off <= last->off + last->len) {
+			uint64_t e = s->work[i].off + s->work[i].len;
+
+			if (e > last->off + last->len)
+				last->len = e - last->off;
+		} else {
+			s->work[n++] = s->work[i];
+		}
+	}
+	s->nwork = n;
+	s->work_at = 0;
+}
+
+/* With the lock held: the first free range that ends after @off. */
+static size_t free_after(const struct weft__spill *s, uint64_t off)
+{
+	size_t lo = 0, hi = s->nfree;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (s->free[mid].off + s->free[mid].len <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Punch out [off, off + len), whole blocks only (a partial one is zeroed, not
+ * freed). Return: bytes punched; *cannot is set if the file system never will.
+ */
+static uint64_t punch(int fd, uint64_t off, uint64_t len, bool *cannot)
+{
+	uint64_t a = round_up(off, BLOCK), b = (off + len) & ~(uint64_t)(BLOCK - 1);
+
+	if (b <= a)
+		return 0;
+	if (!fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a,
+		       (off_t)(b - a)))
+		return b - a;
+	*cannot = errno == EOPNOTSUPP || errno == ENOSYS;
+	return 0;
+}
+
+/*
+ * Only the writer allocates space, and it is the caller: what is free when the
+ * cuts are chosen under the lock stays free while they are punched out (releases
+ * only add to it). Of what was released, only what is still free is cut: the
+ * writer may have used some of it again since.
+ */
+uint64_t weft__spill_trim(struct weft__spill *s, uint64_t due, uint64_t budget)
+{
+	struct range cut[TRIM_CUTS];
+	uint64_t planned = 0, done = 0, end;
+	bool cannot = false, last;
+	size_t ncut = 0;
+	struct stat st;
+
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	if (s->no_trim || (s->work_at == s->nwork && (!s->nrel || s->released < due))) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	if (s->work_at == s->nwork) {
+		free(s->work);
+		s->work = s->rel;
+		s->nwork = s->nrel;
+		s->rel = NULL;
+		s->nrel = s->rel_cap = 0;
+		s->released = 0;
+		work_merge(s);
+	}
+	while (s->work_at < s->nwork && planned < budget && ncut < TRIM_CUTS) {
+		struct range *w = &s->work[s->work_at];
+		size_t f = free_after(s, w->off);
+
+		for (; f < s->nfree && s->free[f].off < w->off + w->len; f++) {
+			uint64_t a = s->free[f].off > w->off ? s->free[f].off : w->off;
+			uint64_t b = s->free[f].off + s->free[f].len < w->off + w->len ?
+				     s->free[f].off + s->free[f].len : w->off + w->len;
+			bool part = b - a > budget - planned;
+
+			if (ncut == TRIM_CUTS || planned >= budget)
+				break;
+			if (part)
+				b = a + (budget - planned);
+			cut[ncut++] = (struct range){ a, b - a };
+			planned += b - a;
+			/* What is left of this range waits for the next trim. */
+			w->len -= b - w->off;
+			w->off = b;
+			if (part)
+				break;		/* the rest of this free range next time */
+		}
+		if (f == s->nfree || s->free[f].off >= w->off + w->len || !w->len)
+			s->work_at++;
+	}
+	last = s->work_at == s->nwork;
+	end = round_up(s->end, BLOCK);
+	pthread_mutex_unlock(&s->lock);
+	for (size_t i = 0; i < ncut && !cannot; i++)
+		done += punch(s->fd, cut[i].off, cut[i].len, &cannot);
+	/* Past the used end nothing is live: the file may end there. */
+	if (last && !cannot && !fstat(s->fd, &st) && (uint64_t)st.st_size > end &&
+	    ftruncate(s->fd, (off_t)end))
+		cannot = errno == EPERM;
+	pthread_mutex_lock(&s->lock);
+	s->st.trimmed_bytes += done;
+	s->no_trim = cannot;	/* then releases stop keeping their ranges */
+	pthread_mutex_unlock(&s->lock);
+	return planned;
 }

@@ -39,6 +39,7 @@ struct weft__spill_stats {
 	uint64_t ns_writing, ns_reading;
 	uint64_t file_bytes;		/* the file's size */
 	uint64_t live_bytes;		/* written and not released */
+	uint64_t trimmed_bytes;		/* released space punched out */
 };
 
 /*
@@ -89,6 +90,17 @@ int weft__spill_read_ahead(struct weft__spill *s, struct weft__spill_item *items
 
 /* The space of a written item may be reused. */
 void weft__spill_release(struct weft__spill *s, uint64_t off, size_t len);
+
+/*
+ * weft__spill_trim() - From the thread that writes: hand released space back to the
+ * file system now, punching out up to about @budget bytes of it, once @due bytes
+ * were released since the last round of trims began; at the end of a round, cut
+ * the file at its used end. A file system that discards freed blocks (ext4 -o
+ * discard) takes a second or more per GiB to free them, and without trims the
+ * file's close pays for all of it at once. Return: bytes chosen to punch (0: not
+ * due, nothing left, or the file system cannot).
+ */
+uint64_t weft__spill_trim(struct weft__spill *s, uint64_t due, uint64_t budget);
 
 void weft__spill_stats(struct weft__spill *s, struct weft__spill_stats *out);
 

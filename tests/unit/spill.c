@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "spill.h"
@@ -497,5 +498,101 @@ Test(spill, read_ahead_reports_each_item, .timeout = 30)
 		cr_assert_eq(weft__spill_read_ahead(s, &r[2], 1), -EIO);
 		cr_assert_eq(r[2].err, -EIO);
 		weft__spill_close(s);
+	}
+}
+
+static uint64_t file_blocks(struct weft__spill *s)
+{
+	struct stat st;
+
+	cr_assert_eq(fdatasync(weft__spill_fd(s)), 0);
+	cr_assert_eq(fstat(weft__spill_fd(s), &st), 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
+static void write_mib(struct weft__spill *s, struct weft__spill_item *w, unsigned n,
+		      unsigned char *data, unsigned seed)
+{
+	for (unsigned i = 0; i < n; i++) {
+		fill(data + ((size_t)i << 20), 1 << 20, seed + i);
+		w[i] = (struct weft__spill_item){ data + ((size_t)i << 20), 1 << 20 };
+	}
+	cr_assert_eq(weft__spill_write(s, w, n), 0);
+}
+
+static void expect_intact(struct weft__spill *s, struct weft__spill_item *w, unsigned n)
+{
+	unsigned char *back = malloc(1 << 20);
+
+	for (unsigned i = 0; i < n; i++) {
+		struct weft__spill_item r = w[i];
+
+		r.data = back;
+		cr_assert_eq(weft__spill_read(s, &r, 1), 0, "item %u", i);
+		cr_assert_eq(memcmp(back, w[i].data, w[i].len), 0, "item %u", i);
+	}
+	free(back);
+}
+
+/*
+ * Trims punch out what was released and is still free, in slices of the budget,
+ * and never what the writer has used again since: those bytes read back intact.
+ */
+Test(spill, trim_frees_released_space_and_spares_what_was_reused, .timeout = 60)
+{
+	enum weft__spill_backend b;
+
+	FOR_EACH_BACKEND(b) {
+		struct weft__spill *s = open_or_skip("/tmp", b);
+		unsigned char *da = malloc(4 << 20), *db = malloc(4 << 20);
+		unsigned char *dc = malloc(4 << 20), *dd = malloc(2 << 20);
+		struct weft__spill_item wa[4], wb[4], wc[4], wd[2];
+		struct weft__spill_stats st;
+		uint64_t full, after, cut;
+		int slices = 0;
+
+		if (!s)
+			continue;
+		write_mib(s, wa, 4, da, 1);
+		write_mib(s, wb, 4, db, 11);
+		write_mib(s, wc, 4, dc, 21);
+		cr_assert_eq(weft__spill_trim(s, 0, UINT64_MAX), 0, "nothing released yet");
+		full = file_blocks(s);
+		for (int i = 0; i < 4; i++)
+			weft__spill_release(s, wa[i].off, wa[i].len);
+		/* The writer uses half of A's space again before any trim. */
+		write_mib(s, wd, 2, dd, 31);
+		cr_assert_lt(wd[1].off, wb[0].off, "first fit reuses A's space");
+		cr_assert_eq(weft__spill_trim(s, 64u << 20, UINT64_MAX), 0, "not due yet");
+		cr_assert_gt(weft__spill_trim(s, 0, UINT64_MAX), 0);
+		expect_intact(s, wd, 2);
+		expect_intact(s, wb, 4);
+		after = file_blocks(s);
+		cr_assert_leq(after + (2u << 20), full, "%s, %s: %llu of %llu bytes",
+			      weft__spill_backend_name(s),
+			      weft__spill_direct(s) ? "direct" : "buffered",
+			      (unsigned long long)after, (unsigned long long)full);
+		/* B, between D and C, goes in slices of 1 MiB. */
+		for (int i = 0; i < 4; i++)
+			weft__spill_release(s, wb[i].off, wb[i].len);
+		while ((cut = weft__spill_trim(s, 0, 1u << 20)) > 0) {
+			cr_assert_leq(cut, 2u << 20, "a slice keeps near its budget");
+			slices++;
+		}
+		cr_assert_geq(slices, 4, "%d slices", slices);
+		expect_intact(s, wc, 4);
+		/* C was the file's end: with it released, a trim cuts the file at D. */
+		for (int i = 0; i < 4; i++)
+			weft__spill_release(s, wc[i].off, wc[i].len);
+		(void)weft__spill_trim(s, 0, UINT64_MAX);
+		expect_intact(s, wd, 2);
+		cr_assert_leq(file_blocks(s), (3u << 20), "only D's 2 MiB and slack left");
+		weft__spill_stats(s, &st);
+		cr_assert_gt(st.trimmed_bytes, 0);
+		weft__spill_close(s);
+		free(dd);
+		free(dc);
+		free(db);
+		free(da);
 	}
 }
