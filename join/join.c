@@ -641,6 +641,17 @@ static void span_starts(const struct table *t, const struct weft_buf *in, size_t
 	starts(cnt, 1u << sbits);
 }
 
+/* Read one word of each cache line of [a, b), so that the lines come in order. */
+static void lines_load(const char *a, const char *b)
+{
+	uint64_t x = 0;
+
+	for (const char *p = (const char *)((uintptr_t)a & ~(uintptr_t)63); p < b; p += 64)
+		x += *(const uint64_t *)p;
+	/* Loads, not prefetches: those are dropped when too many are in flight. */
+	__asm__ volatile("" : : "r"(x));
+}
+
 /*
  * A probe task often has few rows beside its table's lines (a resident part is
  * probed a group of rows at a time), and the table is cold: each probe would wait
@@ -652,15 +663,27 @@ static void span_starts(const struct table *t, const struct weft_buf *in, size_t
  */
 static void table_warm(const struct table *t, size_t bytes, uint64_t probes)
 {
-	const char *p = (const char *)t;
-	uint64_t x = 0;
-
 	if (bytes > PROBE_SPANS_MIN * PROBE_SPAN || bytes / 64 > 2 * probes)
 		return;
-	for (size_t o = 0; o < bytes; o += 64)
-		x += *(const uint64_t *)(p + o);
-	/* Loads, not prefetches: those are dropped when too many are in flight. */
-	__asm__ volatile("" : : "r"(x));
+	lines_load((const char *)t, (const char *)t + bytes);
+}
+
+/*
+ * The same for a table probed a span at a time: before a span's @probes rows, its
+ * slice of the starts and of the entries, when the rows would touch most of its
+ * lines anyway. The rows come in span order, so each slice is read once.
+ */
+static void span_warm(const struct table *t, size_t sp, unsigned shift, uint64_t probes)
+{
+	const uint32_t *start = tab_start(t) + (sp << shift);
+	size_t nb = (size_t)1 << shift;
+	const struct tab_count *ent = (const struct tab_count *)tab_keys(t);
+	const char *a = (const char *)(ent + start[0]), *b = (const char *)(ent + start[nb]);
+
+	if ((size_t)(b - a) / 64 > 2 * probes)
+		return;
+	lines_load((const char *)start, (const char *)(start + nb + 1));
+	lines_load(a, b);
 }
 
 static int probe_counts(struct weft_ctx *ctx, const struct table *t,
@@ -688,7 +711,13 @@ static int probe_counts(struct weft_ctx *ctx, const struct table *t,
 			for (size_t k = 0, m = in[i].len / 16; k < m; k++, p += 16)
 				memcpy(sorted + (size_t)at[ids[r++]]++ * 16, p, 16);
 		}
-		probe_recs(t, sorted, n, &s);
+		/* Span by span (at[sp] is now sp's end), each slice warmed first. */
+		for (size_t sp = 0, from = 0; sp < (1u << sbits); from = at[sp++]) {
+			if (at[sp] == from)
+				continue;
+			span_warm(t, sp, t->bucket_bits - sbits, at[sp] - from);
+			probe_recs(t, sorted + from * 16, at[sp] - from, &s);
+		}
 	} else {
 		table_warm(t, bytes, n);
 		for (size_t i = 0; i < nin; i++)

@@ -117,17 +117,21 @@ Test(join, direct_reads_match_the_reference, .timeout = 120)
 	t_rmdir(dir);
 }
 
-/* One part, so one table of many spans: with unique keys, and with fewer keys. */
-Test(join, large_tables_built_in_spans, .timeout = 60)
+/*
+ * One part, so one table of many spans, built and probed a span at a time: with
+ * unique keys, and with fewer keys. 300k unique keys make a table of 7.7 MB, past
+ * the 4 MiB from which probes go by span.
+ */
+Test(join, large_tables_built_and_probed_in_spans, .timeout = 60)
 {
 	uint64_t seed = 5;
 	char *dir = t_dir();
 	static const uint64_t ranges[] = { 1ull << 40, 60000, 3 };
 
 	for (int it = 0; it < 3; it++) {
-		size_t nl = 100000, nr = 150000;
+		size_t nl = 300000, nr = 450000;
 		struct row *l = random_rows(nl, ranges[it], &seed);
-		struct row *r = random_rows(nr, ranges[it] < 100000 ? ranges[it] : 100000, &seed);
+		struct row *r = random_rows(nr, ranges[it] < 300000 ? ranges[it] : 300000, &seed);
 		struct join_spec spec = t_spec(NULL, NULL);
 
 		for (size_t i = 0; i < nr && it == 0; i++)
