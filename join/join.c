@@ -641,13 +641,18 @@ static void span_starts(const struct table *t, const struct weft_buf *in, size_t
 	starts(cnt, 1u << sbits);
 }
 
-/* Read one word of each cache line of [a, b), so that the lines come in order. */
+/*
+ * Read a byte of each cache line of [a, b), so that the lines come in order. Only
+ * bytes inside the range: its first line may begin before it, in another object.
+ */
 static void lines_load(const char *a, const char *b)
 {
-	uint64_t x = 0;
+	unsigned x = 0;
 
-	for (const char *p = (const char *)((uintptr_t)a & ~(uintptr_t)63); p < b; p += 64)
-		x += *(const uint64_t *)p;
+	if (a < b)
+		x += *(const unsigned char *)a;
+	for (const char *p = (const char *)(((uintptr_t)a | 63) + 1); p < b; p += 64)
+		x += *(const unsigned char *)p;
 	/* Loads, not prefetches: those are dropped when too many are in flight. */
 	__asm__ volatile("" : : "r"(x));
 }
