@@ -21,7 +21,7 @@
 #define PREFETCH_ITEMS 64		/* results read back ahead in one go at most */
 #define PREFETCH_BYTES (8u << 20)	/* ... and bytes, about the spill file's stage */
 #define TRIM_DUE (64u << 20)		/* released spill bytes that start trimming */
-#define TRIM_SLICE (16u << 20)		/* punched per idle round: reads wait little */
+#define TRIM_SLICE (16u << 20)		/* queued per idle round: reads wait little */
 
 enum { ST_MEM, ST_SPILLING, ST_DISK, ST_RESTORING };
 
@@ -254,9 +254,10 @@ static void *spill_main(void *arg)
 		pthread_cond_broadcast(&s->room);
 		if (!n && s->file) {
 			/*
-			 * Idle: free what was released in the file now, a slice at a
-			 * time between read-aheads, rather than all of it in the close
-			 * (seconds per GiB where the file system discards freed blocks).
+			 * Idle: have what was released in the file freed now, by the
+			 * spill file's trimmer, a slice at a time between read-aheads,
+			 * rather than all of it in the close (seconds per GiB where the
+			 * file system discards freed blocks).
 			 */
 			struct weft__spill *file = s->file;
 			uint64_t cut;

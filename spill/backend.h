@@ -8,8 +8,9 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-/* One vectored request: all of iov, at off. */
+/* One vectored request: all of iov, at off in fd. */
 struct spill_io {
+	int fd;
 	struct iovec *iov;
 	int iovcnt;
 	uint64_t off;
@@ -23,14 +24,14 @@ struct spill_ops {
 	int (*init)(void **ctx);
 	void (*fini)(void *ctx);
 	/* Carry out every request, all of it or with its error; requests run at once. */
-	void (*submit)(void *ctx, int fd, bool write, struct spill_io *ios, unsigned n);
+	void (*submit)(void *ctx, bool write, struct spill_io *ios, unsigned n);
 	/*
 	 * One request in two steps, so that the caller can work while it is under
 	 * way: start() (which may do it all) and finish(), which completes it.
 	 * Nothing else may use the backend in between.
 	 */
-	void (*start)(void *ctx, int fd, bool write, struct spill_io *io);
-	void (*finish)(void *ctx, int fd, bool write, struct spill_io *io);
+	void (*start)(void *ctx, bool write, struct spill_io *io);
+	void (*finish)(void *ctx, bool write, struct spill_io *io);
 };
 
 extern const struct spill_ops spill_uring_ops;

@@ -18,8 +18,9 @@ static void pread_fini(void *ctx)
 }
 
 /* All of one request: resume after short transfers, stop at an error or EOF. */
-static int transfer(int fd, bool write, struct spill_io *io)
+static int transfer(bool write, struct spill_io *io)
 {
+	int fd = io->fd;
 	struct iovec *iov = io->iov;
 	int cnt = io->iovcnt;
 	uint64_t off = io->off;
@@ -49,22 +50,21 @@ static int transfer(int fd, bool write, struct spill_io *io)
 	return 0;
 }
 
-static void pread_submit(void *ctx, int fd, bool write, struct spill_io *ios, unsigned n)
+static void pread_submit(void *ctx, bool write, struct spill_io *ios, unsigned n)
 {
 	(void)ctx;
 	for (unsigned i = 0; i < n; i++)
-		ios[i].err = transfer(fd, write, &ios[i]);
+		ios[i].err = transfer(write, &ios[i]);
 }
 
-static void pread_start(void *ctx, int fd, bool write, struct spill_io *io)
+static void pread_start(void *ctx, bool write, struct spill_io *io)
 {
-	pread_submit(ctx, fd, write, io, 1);
+	pread_submit(ctx, write, io, 1);
 }
 
-static void pread_finish(void *ctx, int fd, bool write, struct spill_io *io)
+static void pread_finish(void *ctx, bool write, struct spill_io *io)
 {
 	(void)ctx;
-	(void)fd;
 	(void)write;
 	(void)io;
 }

@@ -1,13 +1,21 @@
 // SPDX-License-Identifier: MIT
 /*
  * spill.c - the spill file: its space (a first-fit free list that coalesces), its
- * checksums (xxh3), fusing a batch of items into few vectored requests, and the
- * choice of backend.
+ * checksums (xxh3), fusing a batch of items into few vectored requests, the
+ * choice of backend, and handing released space back to the file system.
+ *
+ * The file is a row of segment files, each an unnamed file of its own. Freeing a
+ * file's blocks holds its inode lock while the file system discards them (about a
+ * second per GiB on the disks we measure on), and every read of that file waits
+ * meanwhile; with segments, only reads of the one being trimmed do. A trimmer
+ * thread punches released space out, so that neither the writer nor the readers
+ * wait for it.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +33,34 @@
 #define STAGE (8u << 20)		/* direct writes go out this much at a time */
 #define HUGE_PAGE (2u << 20)		/* a transparent huge page on x86-64 */
 #define BOUNCE HUGE_PAGE		/* direct reads of unaligned items, a piece at a time */
+#define SEG_SHIFT 28			/* the first segments are 256 MiB ... */
+#define SEGS_PER_TIER 32		/* ... and each 32 segments, 4 times larger: a TiB
+					 * takes fewer than 150 descriptors */
+#define MAX_SEGS 1024
+#define TRIM_CUTS 64			/* punches per trim at most */
+#define TRIM_AHEAD 4			/* budgets the trimmer may have queued */
+/*
+ * Trims wait until writes have paused this long. A disk that caches writes (as the
+ * virtual disks we measure on do) flushes them before a discard, and serves no read
+ * meanwhile: a second or more per GiB written. Trimming between writes would pay
+ * that again and again; after them, once.
+ */
+#define TRIM_QUIET_NS 500000000ull
 
 struct range {
 	uint64_t off, len;
 };
 
+/* Released space being punched out, reserved (out of the free list) meanwhile. */
+struct trim_job {
+	uint64_t off, len;
+};
+
 struct weft__spill {
-	pthread_mutex_t lock;		/* space and stats; I/O runs outside it */
-	int fd;
+	pthread_mutex_t lock;		/* space, stats, the trimmer's queue; no I/O under it */
+	char *dir;			/* where segments are made */
+	unsigned seg_shift;		/* log2 of the first segments' size */
+	_Atomic int *seg;		/* each segment's file, or -1 before its first write */
 	const struct spill_ops *ops;
 	void *ctx;
 	bool direct;			/* O_DIRECT: writes staged, reads bounced */
@@ -48,6 +76,15 @@ struct weft__spill {
 	bool no_trim;			/* the file system cannot punch holes */
 	struct range *work;		/* the writer's: what a trim still has to do, */
 	size_t nwork, work_at;		/* sorted and merged, done up to work_at */
+	pthread_t trimmer;
+	bool trimmer_on, trim_stop;
+	pthread_cond_t trim_wake;	/* the trimmer waits here for jobs */
+	pthread_cond_t trim_idle;	/* tests wait here for the trimmer */
+	struct trim_job *jobs;		/* its queue: jobs_at .. njobs - 1 are to do */
+	size_t njobs, jobs_at, jobs_cap;
+	uint64_t trim_pending;		/* bytes queued or being punched */
+	uint64_t wrote_ns;		/* when the last write ended */
+	uint64_t trim_quiet_ns;		/* TRIM_QUIET_NS, but for tests */
 	struct weft__spill_stats st;
 };
 
@@ -73,7 +110,10 @@ static uint64_t round_up(uint64_t v, uint64_t a)
 	return (v + a - 1) & ~(a - 1);
 }
 
-/* First fit at @align; else the end of the file grows. Return: the offset. */
+/*
+ * First fit at @align; else the end of the file grows, from the free range that
+ * ends there if there is one. Return: the offset.
+ */
 static uint64_t space_alloc(struct weft__spill *s, uint64_t len, uint64_t align)
 {
 	uint64_t start, old_end;
@@ -102,6 +142,8 @@ static uint64_t space_alloc(struct weft__spill *s, uint64_t len, uint64_t align)
 		return start;
 	}
 	old_end = s->end;
+	if (s->nfree && s->free[s->nfree - 1].off + s->free[s->nfree - 1].len == old_end)
+		old_end = s->free[--s->nfree].off;	/* too short alone: grown */
 	start = round_up(old_end, align);
 	s->end = start + len;
 	if (start > old_end)
@@ -109,7 +151,52 @@ static uint64_t space_alloc(struct weft__spill *s, uint64_t len, uint64_t align)
 	return start;
 }
 
-/* Give a range back, merging it with its neighbours or with the end of the file. */
+/*
+ * Take [off, off + len), which lies in one free range, out of the free list, so
+ * that the writer cannot use it while it is punched out.
+ */
+static void space_take(struct weft__spill *s, uint64_t off, uint64_t len)
+{
+	size_t lo = 0, hi = s->nfree;
+	struct range *r;
+	uint64_t head, tail;
+
+	while (lo < hi) {		/* the first range that ends after off */
+		size_t mid = (lo + hi) / 2;
+
+		if (s->free[mid].off + s->free[mid].len <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	r = &s->free[lo];
+	head = off - r->off;
+	tail = r->off + r->len - (off + len);
+	if (head) {
+		r->len = head;
+		space_free(s, off + len, tail);	/* nothing to do if no tail */
+	} else if (tail) {
+		r->off += len;
+		r->len -= len;
+	} else {
+		memmove(r, r + 1, (s->nfree - lo - 1) * sizeof(*r));
+		s->nfree--;
+	}
+}
+
+/* The file's used length: its end, less the free range there. */
+static uint64_t used_end(const struct weft__spill *s)
+{
+	const struct range *last = s->nfree ? &s->free[s->nfree - 1] : NULL;
+
+	return last && last->off + last->len == s->end ? last->off : s->end;
+}
+
+/*
+ * Give a range back, merging it with its neighbours. A free range at the end of the
+ * file stays in the list (the end does not move back): its blocks are punched out
+ * like any other's, while the writer may grow the file over it meanwhile.
+ */
 static void space_free(struct weft__spill *s, uint64_t off, uint64_t len)
 {
 	size_t lo = 0, hi = s->nfree;
@@ -148,11 +235,6 @@ static void space_free(struct weft__spill *s, uint64_t off, uint64_t len)
 		memmove(&s->free[lo + 1], &s->free[lo], (s->nfree - lo) * sizeof(*s->free));
 		s->free[lo] = (struct range){ off, len };
 		s->nfree++;
-	}
-	/* A free range at the end of the file shortens the file instead. */
-	if (s->nfree && s->free[s->nfree - 1].off + s->free[s->nfree - 1].len == s->end) {
-		s->end = s->free[s->nfree - 1].off;
-		s->nfree--;
 	}
 }
 
@@ -241,11 +323,152 @@ static void *huge_map(size_t len)
 	return p;
 }
 
+/* ---- segments ---- */
+
+/* The segment that holds @off: its index, and where it starts in the file's space. */
+static unsigned seg_of(const struct weft__spill *s, uint64_t off, uint64_t *base,
+		       uint64_t *len)
+{
+	uint64_t b = 0;
+	unsigned shift = s->seg_shift, first = 0;
+
+	/* Tiers of SEGS_PER_TIER segments, each tier's 4 times the last's. */
+	while (shift < 56 && off - b >= (uint64_t)SEGS_PER_TIER << shift) {
+		b += (uint64_t)SEGS_PER_TIER << shift;
+		first += SEGS_PER_TIER;
+		shift += 2;
+	}
+	*base = b + ((off - b) >> shift << shift);
+	*len = (uint64_t)1 << shift;
+	return first + (unsigned)((off - b) >> shift);
+}
+
+static int seg_fd(const struct weft__spill *s, unsigned i)
+{
+	/* Acquire pairs with the release in seg_make(): the file is open. */
+	return i < MAX_SEGS ? atomic_load_explicit(&s->seg[i], memory_order_acquire) : -1;
+}
+
+/* From the writer: make the segments that [off, off + len) needs. Return: 0, -errno. */
+static int seg_make(struct weft__spill *s, uint64_t off, uint64_t len)
+{
+	uint64_t base, size;
+
+	for (uint64_t at = off; at < off + len; at = base + size) {
+		unsigned i = seg_of(s, at, &base, &size);
+		bool direct = s->direct;
+		int fd;
+
+		if (i >= MAX_SEGS)
+			return -EFBIG;
+		if (seg_fd(s, i) >= 0)
+			continue;
+		fd = create_file(s->dir, &direct);
+		if (fd < 0)
+			return fd;
+		if (direct != s->direct) {
+			close(fd);	/* the same directory, so never: but not mixed */
+			return -EINVAL;
+		}
+		atomic_store_explicit(&s->seg[i], fd, memory_order_release);
+	}
+	return 0;
+}
+
+/*
+ * Carry out @ios, whose offsets are in the file's space, on the segments' files
+ * through @ops: a request that crosses a segment's end is cut there. The requests'
+ * offsets and iovecs are used up. A request into a segment never written is -EIO.
+ */
+static void seg_submit(struct weft__spill *s, const struct spill_ops *ops, void *ctx,
+		       bool write, struct spill_io *ios, unsigned n)
+{
+	unsigned npieces = 0, niov = 0, m = 0, k = 0;
+	struct spill_io *pc;
+	struct iovec *iov;
+	unsigned *of;
+	uint64_t base, size;
+
+	for (unsigned i = 0; i < n; i++) {
+		unsigned first = seg_of(s, ios[i].off, &base, &size);
+		unsigned last = ios[i].len ? seg_of(s, ios[i].off + ios[i].len - 1, &base, &size) :
+			        first;
+
+		npieces += last - first + 1;
+		niov += ios[i].iovcnt + last - first;
+	}
+	if (npieces == n) {
+		/* The usual case: each request in one segment. */
+		for (unsigned i = 0; i < n; i++) {
+			ios[i].fd = seg_fd(s, seg_of(s, ios[i].off, &base, &size));
+			ios[i].off -= base;
+		}
+		ops->submit(ctx, write, ios, n);
+		for (unsigned i = 0; i < n; i++)
+			if (ios[i].fd < 0 && ios[i].len)
+				ios[i].err = -EIO;
+		return;
+	}
+	pc = malloc(npieces * sizeof(*pc));
+	of = malloc(npieces * sizeof(*of));
+	iov = malloc(niov * sizeof(*iov));
+	if (!pc || !of || !iov) {
+		for (unsigned i = 0; i < n; i++)
+			ios[i].err = -ENOMEM;
+		goto out_free;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct iovec *v = ios[i].iov, *end = v + ios[i].iovcnt;
+		size_t used = 0;	/* of *v, by the pieces before */
+		uint64_t at = ios[i].off, left = ios[i].len;
+
+		do {
+			unsigned si = seg_of(s, at, &base, &size);
+			uint64_t take = base + size - at < left ? base + size - at : left;
+
+			pc[m] = (struct spill_io){ .fd = seg_fd(s, si), .iov = &iov[k],
+						   .off = at - base, .len = take };
+			of[m] = i;
+			for (uint64_t got = 0; got < take;) {
+				size_t c = v->iov_len - used < take - got ? v->iov_len - used :
+					   (size_t)(take - got);
+
+				iov[k++] = (struct iovec){ (char *)v->iov_base + used, c };
+				pc[m].iovcnt++;
+				got += c;
+				used += c;
+				if (used == v->iov_len && v + 1 < end) {
+					v++;
+					used = 0;
+				}
+			}
+			m++;
+			at += take;
+			left -= take;
+		} while (left);
+	}
+	ops->submit(ctx, write, pc, m);
+	for (unsigned i = 0; i < n; i++)
+		ios[i].err = 0;
+	for (unsigned p = 0; p < m; p++) {
+		int err = pc[p].fd < 0 ? -EIO : pc[p].err;
+
+		if (err && !ios[of[p]].err)
+			ios[of[p]].err = err;
+	}
+out_free:
+	free(iov);
+	free(of);
+	free(pc);
+}
+
+/* ---- open and close ---- */
+
 int weft__spill_open(const char *dir, enum weft__spill_backend backend,
 		     struct weft__spill **out)
 {
 	struct weft__spill *s;
-	int ret;
+	int ret, fd;
 
 	if (!dir || !out || backend > WEFT_SPILL_PREAD)
 		return -EINVAL;
@@ -254,12 +477,26 @@ int weft__spill_open(const char *dir, enum weft__spill_backend backend,
 		return -ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->bounce_lock, NULL);
-	s->direct = want_direct();
-	s->fd = create_file(dir, &s->direct);
-	if (s->fd < 0) {
-		ret = s->fd;
+	pthread_cond_init(&s->trim_wake, NULL);
+	pthread_cond_init(&s->trim_idle, NULL);
+	s->seg_shift = SEG_SHIFT;
+	s->trim_quiet_ns = TRIM_QUIET_NS;
+	s->dir = strdup(dir);
+	s->seg = malloc(MAX_SEGS * sizeof(*s->seg));
+	if (!s->dir || !s->seg) {
+		ret = -ENOMEM;
 		goto err_free;
 	}
+	for (unsigned i = 0; i < MAX_SEGS; i++)
+		atomic_init(&s->seg[i], -1);
+	/* The first segment now, so that a directory that cannot take it fails here. */
+	s->direct = want_direct();
+	fd = create_file(dir, &s->direct);
+	if (fd < 0) {
+		ret = fd;
+		goto err_free;
+	}
+	atomic_init(&s->seg[0], fd);
 	if (s->direct && !(s->stage = huge_map(STAGE + BOUNCE))) {
 		ret = -ENOMEM;
 		goto err_close;
@@ -279,27 +516,67 @@ int weft__spill_open(const char *dir, enum weft__spill_backend backend,
 err_close:
 	if (s->stage)
 		munmap(s->stage, STAGE + BOUNCE);
-	close(s->fd);
+	close(fd);
 err_free:
+	free(s->seg);
+	free(s->dir);
+	pthread_cond_destroy(&s->trim_idle);
+	pthread_cond_destroy(&s->trim_wake);
 	pthread_mutex_destroy(&s->bounce_lock);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 	return ret;
 }
 
+int weft__spill_set_segment_shift(struct weft__spill *s, unsigned shift)
+{
+	if (!s || shift < 12 || shift > 40)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	if (s->end) {
+		pthread_mutex_unlock(&s->lock);
+		return -EBUSY;
+	}
+	s->seg_shift = shift;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+void weft__spill_set_trim_quiet(struct weft__spill *s, uint64_t ns)
+{
+	pthread_mutex_lock(&s->lock);
+	s->trim_quiet_ns = ns;
+	pthread_mutex_unlock(&s->lock);
+}
+
 void weft__spill_close(struct weft__spill *s)
 {
 	if (!s)
 		return;
+	if (s->trimmer_on) {
+		/* What it has not punched yet goes with the files. */
+		pthread_mutex_lock(&s->lock);
+		s->trim_stop = true;
+		pthread_cond_signal(&s->trim_wake);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->trimmer, NULL);
+	}
 	s->ops->fini(s->ctx);
-	close(s->fd);		/* the file has no name: closing removes it */
+	for (unsigned i = 0; i < MAX_SEGS; i++)
+		if (seg_fd(s, i) >= 0)
+			close(seg_fd(s, i));	/* no names: closing removes them */
+	pthread_cond_destroy(&s->trim_idle);
+	pthread_cond_destroy(&s->trim_wake);
 	pthread_mutex_destroy(&s->bounce_lock);
 	pthread_mutex_destroy(&s->lock);
 	if (s->stage)
 		munmap(s->stage, STAGE + BOUNCE);
+	free(s->jobs);
 	free(s->work);
 	free(s->rel);
 	free(s->free);
+	free(s->seg);
+	free(s->dir);
 	free(s);
 }
 
@@ -315,14 +592,14 @@ bool weft__spill_direct(const struct weft__spill *s)
 
 int weft__spill_fd(const struct weft__spill *s)
 {
-	return s->fd;
+	return seg_fd(s, 0);
 }
 
 void weft__spill_stats(struct weft__spill *s, struct weft__spill_stats *out)
 {
 	pthread_mutex_lock(&s->lock);
 	*out = s->st;
-	out->file_bytes = s->end;
+	out->file_bytes = used_end(s);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -383,9 +660,9 @@ static int run(struct weft__spill *s, struct weft__spill_item *items, unsigned n
 	 * no ring.
 	 */
 	if (write)
-		s->ops->submit(s->ctx, s->fd, true, ios, nios);
+		seg_submit(s, s->ops, s->ctx, true, ios, nios);
 	else
-		spill_pread_ops.submit(NULL, s->fd, false, ios, nios);
+		seg_submit(s, &spill_pread_ops, NULL, false, ios, nios);
 	for (r = 0; r < nios; r++) {
 		for (i = first[r]; i < first[r + 1]; i++)
 			items[i].err = ios[r].err;
@@ -430,8 +707,8 @@ static int write_staged(struct weft__spill *s, struct weft__spill_item *items, u
 	struct iovec iov[2];
 	struct spill_io io[2];
 	bool busy[2] = { false, false };
-	uint64_t pos = 0;
-	unsigned k = 0, h = 0, i;
+	uint64_t pos = 0, sb, sl;
+	unsigned k = 0, h = 0, i, seg;
 	int err = st ? 0 : -ENOMEM;
 
 	while (pos < len && !err) {
@@ -459,7 +736,7 @@ static int write_staged(struct weft__spill *s, struct weft__spill_item *items, u
 			fill += c;
 		}
 		if (busy[h ^ 1]) {
-			s->ops->finish(s->ctx, s->fd, true, &io[h ^ 1]);
+			s->ops->finish(s->ctx, true, &io[h ^ 1]);
 			busy[h ^ 1] = false;
 			err = io[h ^ 1].err;
 			if (err)
@@ -468,8 +745,17 @@ static int write_staged(struct weft__spill *s, struct weft__spill_item *items, u
 		iov[h] = (struct iovec){ stage, chunk };
 		io[h] = (struct spill_io){ .iov = &iov[h], .iovcnt = 1, .off = base + pos,
 					   .len = chunk };
-		s->ops->start(s->ctx, s->fd, true, &io[h]);
-		busy[h] = true;
+		seg = seg_of(s, base + pos, &sb, &sl);
+		if (base + pos + chunk <= sb + sl) {
+			io[h].fd = seg_fd(s, seg);
+			io[h].off -= sb;
+			s->ops->start(s->ctx, true, &io[h]);
+			busy[h] = true;
+		} else {
+			/* Across a segment's end: in two, the plain way. */
+			seg_submit(s, s->ops, s->ctx, true, &io[h], 1);
+			err = io[h].err;
+		}
 		(*nreq)++;
 		pos += chunk;
 		h ^= 1;
@@ -477,7 +763,7 @@ static int write_staged(struct weft__spill *s, struct weft__spill_item *items, u
 	for (i = 0; i < 2; i++) {
 		if (!busy[i])
 			continue;
-		s->ops->finish(s->ctx, s->fd, true, &io[i]);
+		s->ops->finish(s->ctx, true, &io[i]);
 		if (!err)
 			err = io[i].err;
 	}
@@ -504,7 +790,7 @@ static int read_bounced(struct weft__spill *s, struct weft__spill_item *it)
 		struct spill_io io = { .iov = &iov, .iovcnt = 1, .off = pos, .len = c };
 		uint64_t lo, hi;
 
-		spill_pread_ops.submit(NULL, s->fd, false, &io, 1);
+		seg_submit(s, &spill_pread_ops, NULL, false, &io, 1);
 		err = io.err;
 		lo = pos > it->off ? pos : it->off;
 		hi = pos + c < it->off + it->len ? pos + c : it->off + it->len;
@@ -549,7 +835,10 @@ int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, uns
 	 * place: their small pages make slow requests (see huge_map()), and copying
 	 * costs less than that.
 	 */
-	if (s->direct) {
+	ret = seg_make(s, start, alloc_len);
+	if (ret) {
+		;	/* no file to write to: nothing is kept, as below */
+	} else if (s->direct) {
 		ret = write_staged(s, items, n, start, alloc_len, &nreq);
 	} else {
 		for (i = 0; i < n; i++)
@@ -571,6 +860,7 @@ int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, uns
 		s->st.live_bytes += total;
 		s->st.writes += nreq;
 		s->st.ns_writing += now_ns() - t0;
+		s->wrote_ns = now_ns();
 	}
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -698,7 +988,7 @@ int weft__spill_read_ahead(struct weft__spill *s, struct weft__spill_item *items
 			ios[i] = (struct spill_io){ .iov = &iov[i], .iovcnt = 1,
 						    .off = items[i].off, .len = items[i].len };
 		}
-		s->ops->submit(s->ctx, s->fd, false, ios, n);
+		seg_submit(s, s->ops, s->ctx, false, ios, n);
 		for (i = 0; i < n; i++)
 			items[i].err = ios[i].err;
 		nreq = n;
@@ -711,7 +1001,7 @@ int weft__spill_read_ahead(struct weft__spill *s, struct weft__spill_item *items
 	for (unsigned from = 0; s->direct && from < n;) {
 		unsigned next = stage_group(s, items, from, n, at, iov, ios, of, &nios);
 
-		s->ops->submit(s->ctx, s->fd, false, ios, nios);
+		seg_submit(s, s->ops, s->ctx, false, ios, nios);
 		nreq += nios;
 		for (unsigned r = 0; r < nios; r++) {
 			struct weft__spill_item *it = &items[of[r]];
@@ -763,8 +1053,6 @@ void weft__spill_release(struct weft__spill *s, uint64_t off, size_t len)
 
 /* ---- trimming ---- */
 
-#define TRIM_CUTS 64			/* punches per trim at most */
-
 static int range_cmp(const void *a, const void *b)
 {
 	const struct range *x = a, *y = b;
@@ -811,40 +1099,109 @@ static size_t free_after(const struct weft__spill *s, uint64_t off)
 }
 
 /*
- * Punch out [off, off + len), whole blocks only (a partial one is zeroed, not
- * freed). Return: bytes punched; *cannot is set if the file system never will.
+ * Punch out [off, off + len) of the file's space, whole blocks only (a partial one
+ * is zeroed, not freed), segment by segment. Return: bytes punched; *cannot is set
+ * if the file system never will.
  */
-static uint64_t punch(int fd, uint64_t off, uint64_t len, bool *cannot)
+static uint64_t punch(struct weft__spill *s, uint64_t off, uint64_t len, bool *cannot)
 {
 	uint64_t a = round_up(off, BLOCK), b = (off + len) & ~(uint64_t)(BLOCK - 1);
+	uint64_t done = 0, base, size;
 
-	if (b <= a)
-		return 0;
-	if (!fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a,
-		       (off_t)(b - a)))
-		return b - a;
-	*cannot = errno == EOPNOTSUPP || errno == ENOSYS;
+	for (uint64_t at = a; at < b && !*cannot; at = base + size) {
+		int fd = seg_fd(s, seg_of(s, at, &base, &size));
+		uint64_t e = b < base + size ? b : base + size;
+
+		if (fd < 0)
+			continue;	/* never written: nothing to free */
+		if (!fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			       (off_t)(at - base), (off_t)(e - at)))
+			done += e - at;
+		else
+			*cannot = errno == EOPNOTSUPP || errno == ENOSYS;
+	}
+	return done;
+}
+
+/*
+ * The trimmer: punches out the ranges the writer reserved, then frees them again.
+ * While it punches a segment, reads of that segment wait for the discards; reads
+ * of the others, and the writer, go on.
+ */
+static void *trimmer_main(void *arg)
+{
+	struct weft__spill *s = arg;
+
+	pthread_setname_np(pthread_self(), "weft-trim");
+	pthread_mutex_lock(&s->lock);
+	while (!s->trim_stop) {
+		struct trim_job j;
+		bool cannot = false;
+		uint64_t done;
+
+		if (s->jobs_at == s->njobs) {
+			s->jobs_at = s->njobs = 0;
+			pthread_cond_wait(&s->trim_wake, &s->lock);
+			continue;
+		}
+		j = s->jobs[s->jobs_at++];
+		pthread_mutex_unlock(&s->lock);
+		done = punch(s, j.off, j.len, &cannot);
+		pthread_mutex_lock(&s->lock);
+		space_free(s, j.off, j.len);	/* the writer may use it again */
+		s->trim_pending -= j.len;
+		s->st.trimmed_bytes += done;
+		if (!s->trim_pending)
+			pthread_cond_broadcast(&s->trim_idle);
+		if (cannot)
+			s->no_trim = true;	/* then releases stop keeping their ranges */
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* With the lock held: reserve [off, off + len), which is free, and queue its punch. */
+static int trim_queue(struct weft__spill *s, uint64_t off, uint64_t len)
+{
+	if (!s->trimmer_on) {
+		if (pthread_create(&s->trimmer, NULL, trimmer_main, s))
+			return -EAGAIN;
+		s->trimmer_on = true;
+	}
+	if (s->njobs == s->jobs_cap) {
+		size_t cap = s->jobs_cap ? 2 * s->jobs_cap : TRIM_CUTS;
+		struct trim_job *j = realloc(s->jobs, cap * sizeof(*j));
+
+		if (!j)
+			return -ENOMEM;
+		s->jobs = j;
+		s->jobs_cap = cap;
+	}
+	space_take(s, off, len);
+	s->jobs[s->njobs++] = (struct trim_job){ off, len };
+	s->trim_pending += len;
+	pthread_cond_signal(&s->trim_wake);
 	return 0;
 }
 
 /*
  * Only the writer allocates space, and it is the caller: what is free when the
- * cuts are chosen under the lock stays free while they are punched out (releases
- * only add to it). Of what was released, only what is still free is cut: the
- * writer may have used some of it again since.
+ * cuts are chosen under the lock is reserved for the trimmer until punched (the
+ * writer cannot use it meanwhile). Of what was released, only what is still free
+ * is cut: the writer may have used some of it again since. Nothing is queued
+ * while the trimmer has TRIM_AHEAD slices to do, nor until writes have paused.
  */
 uint64_t weft__spill_trim(struct weft__spill *s, uint64_t due, uint64_t budget)
 {
-	struct range cut[TRIM_CUTS];
-	uint64_t planned = 0, done = 0, end;
-	bool cannot = false, last;
+	uint64_t planned = 0;
 	size_t ncut = 0;
-	struct stat st;
 
 	if (!s)
 		return 0;
 	pthread_mutex_lock(&s->lock);
-	if (s->no_trim || (s->work_at == s->nwork && (!s->nrel || s->released < due))) {
+	if (s->no_trim || s->trim_pending >= TRIM_AHEAD * budget ||
+	    now_ns() - s->wrote_ns < s->trim_quiet_ns ||
+	    (s->work_at == s->nwork && (!s->nrel || s->released < due))) {
 		pthread_mutex_unlock(&s->lock);
 		return 0;
 	}
@@ -860,40 +1217,54 @@ uint64_t weft__spill_trim(struct weft__spill *s, uint64_t due, uint64_t budget)
 	while (s->work_at < s->nwork && planned < budget && ncut < TRIM_CUTS) {
 		struct range *w = &s->work[s->work_at];
 		size_t f = free_after(s, w->off);
+		uint64_t a, b, fa, fb, wend;
 
-		for (; f < s->nfree && s->free[f].off < w->off + w->len; f++) {
-			uint64_t a = s->free[f].off > w->off ? s->free[f].off : w->off;
-			uint64_t b = s->free[f].off + s->free[f].len < w->off + w->len ?
-				     s->free[f].off + s->free[f].len : w->off + w->len;
-			bool part = b - a > budget - planned;
-
-			if (ncut == TRIM_CUTS || planned >= budget)
-				break;
-			if (part)
-				b = a + (budget - planned);
-			cut[ncut++] = (struct range){ a, b - a };
-			planned += b - a;
-			/* What is left of this range waits for the next trim. */
-			w->len -= b - w->off;
-			w->off = b;
-			if (part)
-				break;		/* the rest of this free range next time */
+		if (!w->len || f == s->nfree || s->free[f].off >= w->off + w->len) {
+			s->work_at++;	/* done, or what is left was used again */
+			continue;
 		}
-		if (f == s->nfree || s->free[f].off >= w->off + w->len || !w->len)
-			s->work_at++;
+		fa = s->free[f].off;
+		fb = fa + s->free[f].len;
+		wend = w->off + w->len;
+		a = fa > w->off ? fa : w->off;
+		b = fb < wend ? fb : wend;
+		if (b - a > budget - planned)
+			b = a + (budget - planned);	/* the rest next time */
+		/*
+		 * Out to whole blocks while they are free: a block that two released
+		 * items share is freed with the second.
+		 */
+		a = fa > (a & ~(uint64_t)(BLOCK - 1)) ? fa : a & ~(uint64_t)(BLOCK - 1);
+		b = fb < round_up(b, BLOCK) ? fb : round_up(b, BLOCK);
+		if (trim_queue(s, a, b - a))
+			break;				/* not queued: later */
+		ncut++;
+		planned += b - a;
+		w->off = b < wend ? b : wend;
+		w->len = wend - w->off;
 	}
-	last = s->work_at == s->nwork;
-	end = round_up(s->end, BLOCK);
-	pthread_mutex_unlock(&s->lock);
-	for (size_t i = 0; i < ncut && !cannot; i++)
-		done += punch(s->fd, cut[i].off, cut[i].len, &cannot);
-	/* Past the used end nothing is live: the file may end there. */
-	if (last && !cannot && !fstat(s->fd, &st) && (uint64_t)st.st_size > end &&
-	    ftruncate(s->fd, (off_t)end))
-		cannot = errno == EPERM;
-	pthread_mutex_lock(&s->lock);
-	s->st.trimmed_bytes += done;
-	s->no_trim = cannot;	/* then releases stop keeping their ranges */
 	pthread_mutex_unlock(&s->lock);
 	return planned;
+}
+
+void weft__spill_trim_wait(struct weft__spill *s)
+{
+	pthread_mutex_lock(&s->lock);
+	while (s->trim_pending && s->trimmer_on)
+		pthread_cond_wait(&s->trim_idle, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t weft__spill_disk_bytes(struct weft__spill *s)
+{
+	uint64_t bytes = 0;
+	struct stat st;
+
+	for (unsigned i = 0; i < MAX_SEGS; i++) {
+		int fd = seg_fd(s, i);
+
+		if (fd >= 0 && !fdatasync(fd) && !fstat(fd, &st))
+			bytes += (uint64_t)st.st_blocks * 512;
+	}
+	return bytes;
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * spill.h - a spill file: results written out in batches and read back, each with a
- * checksum, its space reused once released. The file has no name (O_TMPFILE, or
- * unlinked at once), so it disappears when closed, even if the process dies.
+ * checksum, its space reused once released. The file is made of segment files with
+ * no names (O_TMPFILE, or unlinked at once), so it disappears when closed, even if
+ * the process dies.
  *
  * Two backends behind this contract: io_uring (uring.c) and pread/pwrite (pread.c),
  * chosen at run time. spill/ knows nothing of tasks; the engine decides what to
@@ -93,18 +94,34 @@ void weft__spill_release(struct weft__spill *s, uint64_t off, size_t len);
 
 /*
  * weft__spill_trim() - From the thread that writes: hand released space back to the
- * file system now, punching out up to about @budget bytes of it, once @due bytes
- * were released since the last round of trims began; at the end of a round, cut
- * the file at its used end. A file system that discards freed blocks (ext4 -o
- * discard) takes a second or more per GiB to free them, and without trims the
- * file's close pays for all of it at once. Return: bytes chosen to punch (0: not
- * due, nothing left, or the file system cannot).
+ * file system, once @due bytes were released since the last round of trims began
+ * and writes have paused for half a second. Up to about @budget bytes of what was
+ * released and is still free are reserved and queued for the trimmer thread,
+ * which punches them out and frees them again; nothing is queued while it has a
+ * few budgets to do. A file system that discards freed blocks (ext4 -o discard)
+ * takes a second or more per GiB to free them, and without trims the file's close
+ * pays for all of it at once. Return: bytes queued (0: not due, writes not paused,
+ * nothing left, the trimmer busy, or the file system cannot).
  */
 uint64_t weft__spill_trim(struct weft__spill *s, uint64_t due, uint64_t budget);
 
+/* For tests: wait until the trimmer has punched out everything queued. */
+void weft__spill_trim_wait(struct weft__spill *s);
+/* For tests: bytes of disk the segment files hold, after flushing them. */
+uint64_t weft__spill_disk_bytes(struct weft__spill *s);
+
+/*
+ * For tests, before the first write: segments of 2^@shift bytes (12 to 40) instead
+ * of 256 MiB, so that items and requests cross their ends. Return: 0, -EINVAL,
+ * -EBUSY once written.
+ */
+int weft__spill_set_segment_shift(struct weft__spill *s, unsigned shift);
+/* For tests: trims wait @ns after a write (half a second otherwise). */
+void weft__spill_set_trim_quiet(struct weft__spill *s, uint64_t ns);
+
 void weft__spill_stats(struct weft__spill *s, struct weft__spill_stats *out);
 
-/* For tests: the file descriptor, to damage the file behind the manager's back. */
+/* For tests: the first segment's file, to damage it behind the manager's back. */
 int weft__spill_fd(const struct weft__spill *s);
 
 #endif /* WEFT_SPILL_H */

@@ -54,7 +54,7 @@ static void advance(struct spill_io *io, size_t done)
 	}
 }
 
-static void uring_submit(void *ctx, int fd, bool write, struct spill_io *ios, unsigned n)
+static void uring_submit(void *ctx, bool write, struct spill_io *ios, unsigned n)
 {
 	struct io_uring *ring = ctx;
 	unsigned next = 0, inflight = 0, i;
@@ -90,11 +90,11 @@ static void uring_submit(void *ctx, int fd, bool write, struct spill_io *ios, un
 				break;
 			}
 			if (write)
-				io_uring_prep_writev(sqe, fd, io->iov,
+				io_uring_prep_writev(sqe, io->fd, io->iov,
 						     io->iovcnt > IOV_MAX ? IOV_MAX : io->iovcnt,
 						     io->off);
 			else
-				io_uring_prep_readv(sqe, fd, io->iov,
+				io_uring_prep_readv(sqe, io->fd, io->iov,
 						    io->iovcnt > IOV_MAX ? IOV_MAX : io->iovcnt,
 						    io->off);
 			io_uring_sqe_set_data64(sqe, idx);
@@ -139,7 +139,7 @@ static void uring_submit(void *ctx, int fd, bool write, struct spill_io *ios, un
 }
 
 /* The request goes to the kernel; -EINPROGRESS marks it under way. */
-static void uring_start(void *ctx, int fd, bool write, struct spill_io *io)
+static void uring_start(void *ctx, bool write, struct spill_io *io)
 {
 	struct io_uring *ring = ctx;
 	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
@@ -149,15 +149,15 @@ static void uring_start(void *ctx, int fd, bool write, struct spill_io *io)
 	if (!sqe || !io->len)
 		return;		/* finish() does it the plain way */
 	if (write)
-		io_uring_prep_writev(sqe, fd, io->iov, cnt, io->off);
+		io_uring_prep_writev(sqe, io->fd, io->iov, cnt, io->off);
 	else
-		io_uring_prep_readv(sqe, fd, io->iov, cnt, io->off);
+		io_uring_prep_readv(sqe, io->fd, io->iov, cnt, io->off);
 	io_uring_sqe_set_data64(sqe, 0);
 	if (io_uring_submit(ring) == 1)
 		io->err = -EINPROGRESS;
 }
 
-static void uring_finish(void *ctx, int fd, bool write, struct spill_io *io)
+static void uring_finish(void *ctx, bool write, struct spill_io *io)
 {
 	struct io_uring *ring = ctx;
 	struct io_uring_cqe *cqe;
@@ -183,7 +183,7 @@ static void uring_finish(void *ctx, int fd, bool write, struct spill_io *io)
 	}
 	/* Not started, or a short transfer: the rest the plain way. */
 	if (io->len)
-		uring_submit(ctx, fd, write, io, 1);
+		uring_submit(ctx, write, io, 1);
 }
 
 const struct spill_ops spill_uring_ops = {

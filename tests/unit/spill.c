@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -553,6 +554,7 @@ Test(spill, trim_frees_released_space_and_spares_what_was_reused, .timeout = 60)
 
 		if (!s)
 			continue;
+		weft__spill_set_trim_quiet(s, 0);
 		write_mib(s, wa, 4, da, 1);
 		write_mib(s, wb, 4, db, 11);
 		write_mib(s, wc, 4, dc, 21);
@@ -565,6 +567,7 @@ Test(spill, trim_frees_released_space_and_spares_what_was_reused, .timeout = 60)
 		cr_assert_lt(wd[1].off, wb[0].off, "first fit reuses A's space");
 		cr_assert_eq(weft__spill_trim(s, 64u << 20, UINT64_MAX), 0, "not due yet");
 		cr_assert_gt(weft__spill_trim(s, 0, UINT64_MAX), 0);
+		weft__spill_trim_wait(s);
 		expect_intact(s, wd, 2);
 		expect_intact(s, wb, 4);
 		after = file_blocks(s);
@@ -578,6 +581,7 @@ Test(spill, trim_frees_released_space_and_spares_what_was_reused, .timeout = 60)
 		while ((cut = weft__spill_trim(s, 0, 1u << 20)) > 0) {
 			cr_assert_leq(cut, 2u << 20, "a slice keeps near its budget");
 			slices++;
+			weft__spill_trim_wait(s);
 		}
 		cr_assert_geq(slices, 4, "%d slices", slices);
 		expect_intact(s, wc, 4);
@@ -585,6 +589,7 @@ Test(spill, trim_frees_released_space_and_spares_what_was_reused, .timeout = 60)
 		for (int i = 0; i < 4; i++)
 			weft__spill_release(s, wc[i].off, wc[i].len);
 		(void)weft__spill_trim(s, 0, UINT64_MAX);
+		weft__spill_trim_wait(s);
 		expect_intact(s, wd, 2);
 		cr_assert_leq(file_blocks(s), (3u << 20), "only D's 2 MiB and slack left");
 		weft__spill_stats(s, &st);
@@ -594,5 +599,141 @@ Test(spill, trim_frees_released_space_and_spares_what_was_reused, .timeout = 60)
 		free(dc);
 		free(db);
 		free(da);
+	}
+}
+
+/*
+ * Segments of 64 KiB: items, fused requests, stage halves, bounce pieces and
+ * read-ahead groups all cross segment ends. Everything reads back intact by every
+ * path, and releasing and trimming it all frees the blocks of every segment.
+ */
+Test(spill, items_across_segment_ends_round_trip_and_trim, .timeout = 60)
+{
+	enum weft__spill_backend b;
+	enum { N = 24 };
+
+	FOR_EACH_BACKEND(b) {
+		struct weft__spill *s = open_or_skip("/tmp", b);
+		struct weft__spill_item w[N], r[N];
+		size_t room[N];
+
+		if (!s)
+			continue;
+		weft__spill_set_trim_quiet(s, 0);
+		cr_assert_eq(weft__spill_set_segment_shift(s, 16), 0);
+		for (int i = 0; i < N; i++) {
+			/* A few bytes, then odd sizes around a segment, then several MiB. */
+			size_t k = (size_t)i, len = k < 4 ? 1 + 37 * k :
+				     k < 20 ? (60u << 10) + 4093 * k : (3u << 20) + 4097 * k;
+
+			room[i] = (len + 4095) & ~(size_t)4095;
+			w[i] = (struct weft__spill_item){ aligned_alloc(4096, room[i]), len };
+			fill(w[i].data, len, i + 70);
+		}
+		cr_assert_eq(weft__spill_write(s, w, N / 2), 0);
+		cr_assert_eq(weft__spill_write(s, w + N / 2, N / 2), 0);
+		cr_assert_eq(weft__spill_set_segment_shift(s, 20), -EBUSY);
+		for (int pass = 0; pass < 2; pass++) {
+			for (int i = 0; i < N; i++) {
+				r[i] = w[i];
+				r[i].data = aligned_alloc(4096, room[i]);
+			}
+			cr_assert_eq(pass ? weft__spill_read_ahead(s, r, N) :
+				     weft__spill_read(s, r, N), 0);
+			for (int i = 0; i < N; i++) {
+				cr_assert_eq(memcmp(r[i].data, w[i].data, w[i].len), 0,
+					     "%s, %s, %s: item %d", weft__spill_backend_name(s),
+					     weft__spill_direct(s) ? "direct" : "buffered",
+					     pass ? "read ahead" : "read", i);
+				free(r[i].data);
+			}
+		}
+		cr_assert_gt(weft__spill_disk_bytes(s), 12u << 20);
+		for (int i = 0; i < N; i += 2)
+			weft__spill_release(s, w[i].off, w[i].len);
+		while (weft__spill_trim(s, 0, 1u << 20))
+			weft__spill_trim_wait(s);
+		for (int i = 1; i < N; i += 2) {
+			r[i] = w[i];
+			r[i].data = aligned_alloc(4096, room[i]);
+			cr_assert_eq(weft__spill_read(s, &r[i], 1), 0, "item %d", i);
+			cr_assert_eq(memcmp(r[i].data, w[i].data, w[i].len), 0, "item %d", i);
+			free(r[i].data);
+			weft__spill_release(s, w[i].off, w[i].len);
+		}
+		while (weft__spill_trim(s, 0, UINT64_MAX))
+			weft__spill_trim_wait(s);
+		cr_assert_leq(weft__spill_disk_bytes(s), 64u << 10, "%llu bytes left",
+			      (unsigned long long)weft__spill_disk_bytes(s));
+		for (int i = 0; i < N; i++)
+			free(w[i].data);
+		weft__spill_close(s);
+	}
+}
+
+/* No descriptor left for a new segment: the write fails, keeps nothing, and works later. */
+Test(spill, no_descriptor_for_a_segment_keeps_nothing, .timeout = 30)
+{
+	enum weft__spill_backend b;
+
+	FOR_EACH_BACKEND(b) {
+		struct weft__spill *s = open_or_skip("/tmp", b);
+		unsigned char *d = aligned_alloc(4096, 1 << 20);
+		struct weft__spill_item w = { d, 1 << 20 }, first = { d, 4096 }, r;
+		struct weft__spill_stats st;
+		struct rlimit old, tight;
+		int spare;
+
+		if (!s)
+			continue;
+		cr_assert_eq(weft__spill_set_segment_shift(s, 16), 0);
+		fill(d, 1 << 20, 5);
+		cr_assert_eq(weft__spill_write(s, &first, 1), 0, "the first segment is open");
+		/* The lowest free descriptor becomes the limit: no new file can open. */
+		spare = dup(0);
+		cr_assert_geq(spare, 0);
+		close(spare);
+		cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+		tight = (struct rlimit){ (rlim_t)spare, old.rlim_max };
+		cr_assert_eq(setrlimit(RLIMIT_NOFILE, &tight), 0);
+		cr_assert_eq(weft__spill_write(s, &w, 1), -EMFILE);
+		cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+		weft__spill_stats(s, &st);
+		cr_assert_eq(st.items_written, 1);
+		cr_assert_eq(st.live_bytes, 4096);
+		cr_assert_eq(weft__spill_write(s, &w, 1), 0, "descriptors again: it goes");
+		r = w;
+		r.data = aligned_alloc(4096, 1 << 20);
+		cr_assert_eq(weft__spill_read(s, &r, 1), 0);
+		cr_assert_eq(memcmp(r.data, d, 1 << 20), 0);
+		free(r.data);
+		weft__spill_close(s);
+		free(d);
+	}
+}
+
+/* Trims wait for writes to pause: right after one, nothing is queued. */
+Test(spill, trim_waits_for_writes_to_pause, .timeout = 30)
+{
+	enum weft__spill_backend b;
+
+	FOR_EACH_BACKEND(b) {
+		struct weft__spill *s = open_or_skip("/tmp", b);
+		unsigned char *d = malloc(4 << 20);
+		struct weft__spill_item w[4];
+
+		if (!s)
+			continue;
+		weft__spill_set_trim_quiet(s, 3600ull * 1000000000);
+		write_mib(s, w, 4, d, 3);
+		for (int i = 0; i < 3; i++)
+			weft__spill_release(s, w[i].off, w[i].len);
+		cr_assert_eq(weft__spill_trim(s, 0, UINT64_MAX), 0, "queued while writing");
+		weft__spill_set_trim_quiet(s, 0);
+		cr_assert_geq(weft__spill_trim(s, 0, UINT64_MAX), 3u << 20, "paused: queued");
+		weft__spill_trim_wait(s);
+		expect_intact(s, &w[3], 1);
+		weft__spill_close(s);
+		free(d);
 	}
 }
