@@ -151,17 +151,12 @@ static uint64_t space_alloc(struct weft__spill *s, uint64_t len, uint64_t align)
 	return start;
 }
 
-/*
- * Take [off, off + len), which lies in one free range, out of the free list, so
- * that the writer cannot use it while it is punched out.
- */
-static void space_take(struct weft__spill *s, uint64_t off, uint64_t len)
+/* With the lock held: the first free range that ends after @off. */
+static size_t free_after(const struct weft__spill *s, uint64_t off)
 {
 	size_t lo = 0, hi = s->nfree;
-	struct range *r;
-	uint64_t head, tail;
 
-	while (lo < hi) {		/* the first range that ends after off */
+	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 
 		if (s->free[mid].off + s->free[mid].len <= off)
@@ -169,7 +164,19 @@ static void space_take(struct weft__spill *s, uint64_t off, uint64_t len)
 		else
 			hi = mid;
 	}
-	r = &s->free[lo];
+	return lo;
+}
+
+/*
+ * Take [off, off + len), which lies in one free range, out of the free list, so
+ * that the writer cannot use it while it is punched out.
+ */
+static void space_take(struct weft__spill *s, uint64_t off, uint64_t len)
+{
+	size_t lo = free_after(s, off);
+	struct range *r = &s->free[lo];
+	uint64_t head, tail;
+
 	head = off - r->off;
 	tail = r->off + r->len - (off + len);
 	if (head) {
@@ -376,6 +383,22 @@ static int seg_make(struct weft__spill *s, uint64_t off, uint64_t len)
 }
 
 /*
+ * Put @io, at an offset in the file's space, on its segment's file. Return: false
+ * (and @io as it was) if it crosses the segment's end.
+ */
+static bool seg_place(const struct weft__spill *s, struct spill_io *io)
+{
+	uint64_t base, size;
+	unsigned i = seg_of(s, io->off, &base, &size);
+
+	if (io->off + io->len > base + size)
+		return false;
+	io->fd = seg_fd(s, i);
+	io->off -= base;
+	return true;
+}
+
+/*
  * Carry out @ios, whose offsets are in the file's space, on the segments' files
  * through @ops: a request that crosses a segment's end is cut there. The requests'
  * offsets and iovecs are used up. A request into a segment never written is -EIO.
@@ -399,10 +422,8 @@ static void seg_submit(struct weft__spill *s, const struct spill_ops *ops, void 
 	}
 	if (npieces == n) {
 		/* The usual case: each request in one segment. */
-		for (unsigned i = 0; i < n; i++) {
-			ios[i].fd = seg_fd(s, seg_of(s, ios[i].off, &base, &size));
-			ios[i].off -= base;
-		}
+		for (unsigned i = 0; i < n; i++)
+			(void)seg_place(s, &ios[i]);
 		ops->submit(ctx, write, ios, n);
 		for (unsigned i = 0; i < n; i++)
 			if (ios[i].fd < 0 && ios[i].len)
@@ -707,8 +728,8 @@ static int write_staged(struct weft__spill *s, struct weft__spill_item *items, u
 	struct iovec iov[2];
 	struct spill_io io[2];
 	bool busy[2] = { false, false };
-	uint64_t pos = 0, sb, sl;
-	unsigned k = 0, h = 0, i, seg;
+	uint64_t pos = 0;
+	unsigned k = 0, h = 0, i;
 	int err = st ? 0 : -ENOMEM;
 
 	while (pos < len && !err) {
@@ -745,10 +766,7 @@ static int write_staged(struct weft__spill *s, struct weft__spill_item *items, u
 		iov[h] = (struct iovec){ stage, chunk };
 		io[h] = (struct spill_io){ .iov = &iov[h], .iovcnt = 1, .off = base + pos,
 					   .len = chunk };
-		seg = seg_of(s, base + pos, &sb, &sl);
-		if (base + pos + chunk <= sb + sl) {
-			io[h].fd = seg_fd(s, seg);
-			io[h].off -= sb;
+		if (seg_place(s, &io[h])) {
 			s->ops->start(s->ctx, true, &io[h]);
 			busy[h] = true;
 		} else {
@@ -1080,22 +1098,6 @@ static void work_merge(struct weft__spill *s)
 	}
 	s->nwork = n;
 	s->work_at = 0;
-}
-
-/* With the lock held: the first free range that ends after @off. */
-static size_t free_after(const struct weft__spill *s, uint64_t off)
-{
-	size_t lo = 0, hi = s->nfree;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (s->free[mid].off + s->free[mid].len <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
 }
 
 /*
