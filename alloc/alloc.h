@@ -40,10 +40,15 @@ void weft__free(struct weft__alloc *a, void *p, size_t usable);
 size_t weft__alloc_bytes(const struct weft__alloc *a);
 size_t weft__alloc_peak(const struct weft__alloc *a);
 /*
- * Give the pages of freed memory back to the system now, rather than after the
- * allocator's decay time, when more than @keep bytes of them are held: the spill
- * manager frees memory to bring the process under its limit, and that counts only
- * once the pages are gone; below that, keeping them saves faulting them in again.
+ * Pages of freed memory that the arenas hold for reuse; SIZE_MAX when the allocator
+ * cannot tell. They are given back only by weft__alloc_purge() and at destroy.
+ */
+size_t weft__alloc_held(struct weft__alloc *a);
+/*
+ * Give the pages of freed memory back to the system when more than @keep bytes of
+ * them are held: the spill manager frees memory to bring the process under its
+ * limit, and that counts only once the pages are gone; below that, keeping them
+ * saves faulting them in again. An idle engine purges with @keep 0.
  */
 void weft__alloc_purge(struct weft__alloc *a, size_t keep);
 /* Domains whose pages could not be bound to their node (0 on a one-node machine). */

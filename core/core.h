@@ -385,6 +385,11 @@ int weft__engine_help(struct weft__worker *w, bool (*done)(void *, bool),
 int weft__engine_block(struct weft__engine *eng, bool (*done)(void *, bool), void *arg,
 		       int64_t deadline_ns);
 void weft__engine_wake_waiters(struct weft__engine *eng);
+/*
+ * Test hook: how long every worker must have been parked before freed result pages
+ * go back to the system (default 1 s). Process-wide. Returns the previous value.
+ */
+int64_t weft__engine_set_idle_purge(int64_t ns);
 int64_t weft__now_ns(void);
 
 /* task.c */

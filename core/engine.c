@@ -27,10 +27,18 @@
 #define SPIN_ROUNDS 64			/* rounds between clock reads while spinning */
 #define QUIET_ROUNDS 32			/* unregistered polls before the yielding spin */
 #define MAX_BACKOFF 32			/* most pauses between two quiet polls */
+/*
+ * Once every worker has been parked this long, the last to park gives the pages of
+ * freed results back to the system: the arenas keep them while work goes on (see
+ * alloc/arena.c), which spares the next results faulting them in again.
+ */
+#define IDLE_PURGE_NS 1000000000
 #define DEQUE_CAP 1024
 #define MAX_THREADS 4096
 
 static _Atomic uint64_t next_engine_id;
+/* Relaxed: a setting for tests that orders nothing. */
+static _Atomic int64_t idle_purge_ns = IDLE_PURGE_NS;
 _Thread_local struct weft__worker *weft__tl_worker;
 
 int64_t weft__now_ns(void)
@@ -85,6 +93,11 @@ bool weft__deque_grow_should_fail(void)
 							   memory_order_relaxed))
 		;
 	return n != 0;
+}
+
+int64_t weft__engine_set_idle_purge(int64_t ns)
+{
+	return atomic_exchange_explicit(&idle_purge_ns, ns, memory_order_relaxed);
 }
 
 /* ---- parking: an eventcount over park_seq ---- */
@@ -500,14 +513,39 @@ static struct weft_task *find_work(struct weft__worker *w)
  * notify_strict). @spinning: the caller is registered in nspinning. Return: a task
  * the re-check found, or NULL.
  */
+/*
+ * Sleep until a wake-up changes park_seq from @key. The last worker to park first
+ * sleeps with a deadline: if it passes with no wake-up, the whole engine has been
+ * idle that long, and the pages of freed results go back to the system. Not while
+ * paused: the store purges what the limit needs, and the work that resumes would
+ * fault the rest in again.
+ */
+static void park_sleep(struct weft__engine *eng, uint32_t key, bool last)
+{
+	if (last && !start_paused(eng)) {
+		int64_t deadline = weft__now_ns() +
+			atomic_load_explicit(&idle_purge_ns, memory_order_relaxed);
+
+		futex_wait(&eng->park_seq, key, deadline);
+		/* Relaxed: a stale key only delays the purge or makes it early. */
+		if (atomic_load_explicit(&eng->park_seq, memory_order_relaxed) != key ||
+		    weft__now_ns() < deadline || start_paused(eng))
+			return;		/* woken, or early: the caller looks again */
+		weft__alloc_purge(eng->alloc, 0);
+	}
+	futex_wait(&eng->park_seq, key, -1);
+}
+
 static struct weft_task *park(struct weft__worker *w, bool spinning)
 {
 	struct weft__engine *eng = w->eng;
 	struct weft_task *t;
 	uint32_t key;
+	bool last;
 
 	key = atomic_load_explicit(&eng->park_seq, memory_order_seq_cst);
-	atomic_fetch_add_explicit(&eng->nparked, 1, memory_order_seq_cst);
+	last = atomic_fetch_add_explicit(&eng->nparked, 1, memory_order_seq_cst) + 1 ==
+	       eng->nthreads;
 	if (spinning)
 		atomic_fetch_sub_explicit(&eng->nspinning, 1, memory_order_seq_cst);
 	t = find_work(w);
@@ -520,7 +558,7 @@ static struct weft_task *park(struct weft__worker *w, bool spinning)
 	if (!t && !atomic_load_explicit(&eng->stop, memory_order_seq_cst) &&
 	    (inbox_empty(eng) || start_paused(eng))) {
 		counter_inc(&w->cache.parks);
-		futex_wait(&eng->park_seq, key, -1);
+		park_sleep(eng, key, last);
 	}
 	atomic_fetch_sub_explicit(&eng->nparked, 1, memory_order_seq_cst);
 	return t;

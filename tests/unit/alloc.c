@@ -47,6 +47,34 @@ Test(alloc, bytes_are_exact_and_return_to_zero)
 	weft__alloc_destroy(a);
 }
 
+Test(alloc, freed_pages_are_held_until_a_purge_wants_them)
+{
+	size_t len = 16u << 20, u[2], held;
+	int nodes[2] = { -1, -1 };
+	struct weft__alloc *a;
+	void *p[2];
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	cr_skip_test("sanitizer builds take memory from libc, which holds no pages");
+#endif
+	cr_assert_eq(weft__alloc_create(2, nodes, &a), 0);
+	for (int i = 0; i < 2; i++) {
+		p[i] = weft__alloc(a, i, len, &u[i]);
+		cr_assert_not_null(p[i]);
+		memset(p[i], 0xab, len);
+	}
+	for (int i = 0; i < 2; i++)
+		weft__free(a, p[i], u[i]);
+	held = weft__alloc_held(a);
+	cr_assert_geq(held, 2 * len, "both domains hold their freed pages");
+	weft__alloc_purge(a, held);
+	cr_assert_eq(weft__alloc_held(a), held, "a purge that may keep them all keeps them");
+	weft__alloc_purge(a, 0);
+	cr_assert_lt(weft__alloc_held(a), len, "a purge to nothing gave back %zu of %zu bytes",
+		     held - weft__alloc_held(a), held);
+	weft__alloc_destroy(a);
+}
+
 Test(alloc, out_of_range_domain_uses_domain_zero)
 {
 	struct weft__alloc *a;

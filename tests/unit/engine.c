@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <time.h>
 
 #include "core.h"
 
@@ -95,6 +96,63 @@ Test(engine, result_bytes_live_exactly_while_referenced, .timeout = 10)
 	while (weft__alloc_bytes(eng->alloc))
 		;	/* the dependent's thread drops it right after it ends */
 	weft_release(d);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+#define HELD_BYTES (32u << 20)
+
+static int held_result(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+		       const void *arg, size_t arglen)
+{
+	void *p = weft_output(ctx, HELD_BYTES);
+
+	if (!p)
+		return -ENOMEM;
+	memset(p, 1, HELD_BYTES);	/* pages the arena then holds once freed */
+	return 0;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+}
+
+Test(engine, freed_result_pages_go_back_once_every_worker_is_idle, .timeout = 20)
+{
+	struct weft_client *c;
+	struct weft__engine *eng;
+	struct weft_future *g, *r;
+	int i;
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	cr_skip_test("sanitizer builds take results from libc, which keeps no pages");
+#endif
+	weft__engine_set_idle_purge(20 * 1000000);
+	c = open_threads(2);
+	eng = weft__client_engine(c);
+	/* One worker stays busy until the gate opens: the engine is not idle. */
+	atomic_store(&gate, 0);
+	cr_assert_eq(weft_submit(c, wait_gate, NULL, 0, NULL, 0, NULL, &g), 0);
+	cr_assert_eq(weft_submit(c, held_result, NULL, 0, NULL, 0, NULL, &r), 0);
+	cr_assert_eq(weft_wait(r, -1), 0);
+	weft_release(r);
+	while (weft__alloc_bytes(eng->alloc))
+		;	/* the worker may drop the last reference just after */
+	cr_assert_geq(weft__alloc_held(eng->alloc), HELD_BYTES);
+	/* Ten idle periods with one worker parked and one busy: nothing goes. */
+	sleep_ms(200);
+	cr_assert_geq(weft__alloc_held(eng->alloc), HELD_BYTES,
+		      "pages were given back while a task ran");
+	atomic_store(&gate, 1);
+	cr_assert_eq(weft_wait(g, -1), 0);
+	weft_release(g);
+	for (i = 0; i < 500 && weft__alloc_held(eng->alloc) >= HELD_BYTES; i++)
+		sleep_ms(10);
+	cr_assert_lt(weft__alloc_held(eng->alloc), HELD_BYTES,
+		     "an idle engine kept %zu bytes of freed pages",
+		     weft__alloc_held(eng->alloc));
 	cr_assert_eq(weft_client_close(c), 0);
 }
 
