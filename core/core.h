@@ -249,6 +249,8 @@ struct weft__cache {
 	_Atomic uint64_t cancelled;
 	_Atomic uint64_t steals;
 	_Atomic uint64_t parks;
+	const struct weft_task *released;	/* the last record weft_release saw, */
+	intptr_t release_stride;	/* and its distance from the one before */
 	/* Threads that are not workers: */
 	struct weft__cache *next;	/* engine's list of their caches */
 	struct weft__cache *tl_next;	/* the owning thread's list */
