@@ -509,11 +509,6 @@ static struct weft_task *find_work(struct weft__worker *w)
 /* ---- worker threads ---- */
 
 /*
- * Park until a wake-up, after the re-check that makes a lost one impossible (see
- * notify_strict). @spinning: the caller is registered in nspinning. Return: a task
- * the re-check found, or NULL.
- */
-/*
  * Sleep until a wake-up changes park_seq from @key. The last worker to park first
  * sleeps with a deadline: if it passes with no wake-up, the whole engine has been
  * idle that long, and the pages of freed results go back to the system. Not while
@@ -536,6 +531,11 @@ static void park_sleep(struct weft__engine *eng, uint32_t key, bool last)
 	futex_wait(&eng->park_seq, key, -1);
 }
 
+/*
+ * Park until a wake-up, after the re-check that makes a lost one impossible (see
+ * notify_strict). @spinning: the caller is registered in nspinning. Return: a task
+ * the re-check found, or NULL.
+ */
 static struct weft_task *park(struct weft__worker *w, bool spinning)
 {
 	struct weft__engine *eng = w->eng;
