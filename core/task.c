@@ -1432,6 +1432,7 @@ static inline void release_stride_prefetch(struct weft__cache *c, const struct w
 
 void weft_release(struct weft_future *f)
 {
+	struct weft__worker *w;
 	struct weft__cache *c;
 	struct weft_task *t;
 
@@ -1451,9 +1452,10 @@ void weft_release(struct weft_future *f)
 	    unlikely(t->flags & TF_OUTPUT) && f->usable)
 		weft__store_unpin(t->eng, f, true);
 	output_unref(t, f);
-	if (weft__self(t->eng)) {
+	w = weft__self(t->eng);
+	if (w) {
 		/* A worker's records are fresh, and may be another worker's now. */
-		task_unref(weft__cache_self(t->eng), t);
+		task_unref(&w->cache, t);
 		return;
 	}
 	c = cache_external(t->eng);
