@@ -27,6 +27,12 @@ void weft__log(enum weft__log_level lvl, const char *component, const char *fmt,
 bool weft__log_enabled(enum weft__log_level lvl);
 /* Names the calling thread for ps, top -H, perf and gdb (15 bytes kept). */
 void weft__name_thread(const char *fmt, ...) __printf(1, 2);
+/*
+ * Runs the calling thread @levels nice values above where it runs now (to -20 at
+ * most); 0 changes nothing. Threads created by it afterwards inherit the value.
+ * Return: 0, or -EACCES/-EPERM when the process may not (no CAP_SYS_NICE).
+ */
+int weft__raise_priority(unsigned levels);
 
 /* ---- configuration (config.c) ---- */
 
@@ -45,6 +51,9 @@ size_t weft__memory_available(void);
 #define WEFT_DEFAULT_HARD 0.95		/* refuse a new result that would pass it */
 #define WEFT_DEFAULT_LIMIT_SHARE 0.5	/* default limit: this share of what is available */
 #define WEFT_MIN_MEMORY_LIMIT (4u << 20)	/* below this the engine cannot work */
+/* Nice levels the spill thread runs above the process: $WEFT_IO_NICE, 0 to 39. */
+#define WEFT_DEFAULT_IO_NICE 10
+#define WEFT_MAX_IO_NICE 39
 
 /* ---- topology (topo.c; the only user of hwloc) ---- */
 
@@ -297,6 +306,8 @@ struct weft__engine {
 	size_t memory_limit;		/* bytes of results in memory */
 	double mem_target, mem_pause, mem_hard;	/* fractions of memory_limit */
 	char *spill_dir;
+	unsigned io_nice;		/* the spill thread's raise (WEFT_DEFAULT_IO_NICE) */
+	bool io_nice_set;		/* ... asked for in the environment */
 	struct weft__store *store;	/* results in memory and on disk */
 
 	/*

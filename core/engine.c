@@ -868,6 +868,31 @@ static __cold int memory_resolve(struct weft__engine *eng, const struct weft_opt
 	return thresholds_order(eng, from);
 }
 
+/*
+ * How far the spill thread (and the trimmer and io_uring workers it starts) runs
+ * above the process. While the workers keep every core busy, a spill thread that
+ * waits for a core leaves the disk idle: in the 50M x 250M join it waited 1.75 s.
+ */
+static __cold int io_nice_resolve(struct weft__engine *eng)
+{
+	const char *s = getenv("WEFT_IO_NICE");
+
+	eng->io_nice = WEFT_DEFAULT_IO_NICE;
+	if (!s || !*s)
+		return 0;
+	eng->io_nice_set = true;
+	if (!strcmp(s, "0")) {
+		eng->io_nice = 0;
+		return 0;
+	}
+	if (weft__parse_uint(s, &eng->io_nice) || eng->io_nice > WEFT_MAX_IO_NICE) {
+		weft__log(WEFT_LOG_ERROR, "core", "WEFT_IO_NICE=%s: not a count of nice levels "
+			  "from 0 to %u", s, WEFT_MAX_IO_NICE);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static __cold int options_resolve(struct weft__engine *eng, const struct weft_options *o)
 {
 	const char *s;
@@ -888,7 +913,7 @@ static __cold int options_resolve(struct weft__engine *eng, const struct weft_op
 			  MAX_THREADS);
 		return -EINVAL;
 	}
-	ret = memory_resolve(eng, o);
+	ret = memory_resolve(eng, o) ?: io_nice_resolve(eng);
 	if (ret)
 		return ret;
 	s = o->spill_dir;

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
  * log.c - one line per event on stderr, filtered by $WEFT_LOG (default warn); and
- * names for our threads, for the tools that show threads.
+ * names and priorities for our threads.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "core.h"
 
@@ -46,6 +49,26 @@ void weft__name_thread(const char *fmt, ...)
 	vsnprintf(name, sizeof(name), fmt, ap);
 	va_end(ap);
 	(void)pthread_setname_np(pthread_self(), name);	/* a name is a courtesy */
+}
+
+int weft__raise_priority(unsigned levels)
+{
+	/* On Linux a nice value belongs to a thread; PRIO_PROCESS with a tid sets one. */
+	id_t self = (id_t)gettid();
+	int now, want;
+
+	if (!levels)
+		return 0;
+	errno = 0;
+	now = getpriority(PRIO_PROCESS, self);
+	if (now == -1 && errno)
+		return -errno;
+	want = now - (int)(levels < 40 ? levels : 40);
+	if (want < -20)
+		want = -20;
+	if (want == now)
+		return 0;
+	return setpriority(PRIO_PROCESS, self, want) ? -errno : 0;
 }
 
 void weft__log(enum weft__log_level lvl, const char *component, const char *fmt, ...)

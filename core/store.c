@@ -227,6 +227,21 @@ const char *weft__store_blocked(struct weft__engine *eng)
 	return atomic_load_explicit(&eng->store->blocked, memory_order_acquire);
 }
 
+/*
+ * The spill thread runs above the workers, so that it gets a core as soon as the
+ * disk has done what it asked; the trimmer and the io_uring workers it starts
+ * inherit that. Refused without CAP_SYS_NICE: said when the environment asked.
+ */
+static void raise_priority(struct weft__engine *eng)
+{
+	int ret = weft__raise_priority(eng->io_nice);
+
+	if (ret)
+		weft__log(eng->io_nice_set ? WEFT_LOG_WARN : WEFT_LOG_INFO, "spill",
+			  "WEFT_IO_NICE=%u: the spill thread keeps the process's priority: %s",
+			  eng->io_nice, weft_strerror(ret));
+}
+
 static void *spill_main(void *arg)
 {
 	struct weft__engine *eng = arg;
@@ -236,6 +251,7 @@ static void *spill_main(void *arg)
 	int64_t retry_at = 0;
 
 	weft__name_thread("weft-spill");
+	raise_priority(eng);
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop) {
 		struct timespec until;

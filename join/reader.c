@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -156,11 +157,32 @@ static struct rchunk *next_chunk(struct reader *r, const struct chunk **c)
 	return NULL;
 }
 
+/*
+ * Readers run above the workers, as the engine's spill thread does: while the
+ * workers keep every core busy, a reader that waits for a core leaves the disk
+ * idle. $WEFT_IO_NICE says by how many nice levels (default 10; 0: not at all),
+ * and weft_client_open has refused a bad value by now. Without CAP_SYS_NICE the
+ * readers keep the process's priority.
+ */
+static void reader_priority(void)
+{
+	const char *e = getenv("WEFT_IO_NICE");
+	int levels = e && *e ? atoi(e) : 10, now;
+	id_t self = (id_t)gettid();
+
+	errno = 0;
+	now = getpriority(PRIO_PROCESS, self);
+	if (levels <= 0 || (now == -1 && errno))
+		return;
+	(void)setpriority(PRIO_PROCESS, self, now - levels < -20 ? -20 : now - levels);
+}
+
 static void *reader_main(void *arg)
 {
 	struct reader *r = arg;
 
 	(void)pthread_setname_np(pthread_self(), "join-reader");
+	reader_priority();
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop) {
 		const struct chunk *c;

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /* Spilling through the public API: graphs larger than memory, limits, a full disk. */
 #include <stdlib.h>
+#include <dirent.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common.h"
@@ -251,5 +253,138 @@ Test(spill, all_memory_pinned_still_finishes, .timeout = 60)
 	for (int i = 0; i < N; i++)
 		weft_release(held[i]);
 	weft_release(big);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+/* The nice value of our thread named @name, or 99 if there is none. */
+static int thread_nice(const char *name)
+{
+	char path[PATH_MAX], comm[32], stat[1024];
+	struct dirent *e;
+	DIR *d = opendir("/proc/self/task");
+	int nice = 99;
+
+	cr_assert_not_null(d);
+	while (nice == 99 && (e = readdir(d))) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (!f || !fgets(comm, sizeof(comm), f) || strcmp(strtok(comm, "\n"), name)) {
+			if (f)
+				fclose(f);
+			continue;
+		}
+		fclose(f);
+		snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
+		f = fopen(path, "r");
+		cr_assert_not_null(f);
+		cr_assert_not_null(fgets(stat, sizeof(stat), f));
+		fclose(f);
+		/* After the name in parentheses: state is field 3, nice field 19. */
+		char *p = strrchr(stat, ')');
+
+		for (int field = 2; p && field < 19; field++)
+			p = strchr(p + 1, ' ');
+		cr_assert_not_null(p);
+		nice = atoi(p + 1);
+	}
+	closedir(d);
+	return nice;
+}
+
+/*
+ * Makes the engine spill (24 live results of 1 MiB under 16 MiB), checks them all,
+ * and returns how many nice levels the spill thread ran above the first worker.
+ */
+static int spill_thread_raise(const char *dir)
+{
+	enum { N = 24 };
+	struct weft_future *blocks[N], *checks[N];
+	struct weft_stats st = { .size = sizeof(st) };
+	struct weft_client *c = open_limited(16 * MB, dir);
+	int spill, worker;
+
+	for (int i = 0; i < N; i++) {
+		uint64_t a[2] = { MB, (uint64_t)i + 1 };
+
+		cr_assert_eq(weft_submit(c, make_block, NULL, 0, a, sizeof(a), NULL,
+					 &blocks[i]), 0);
+	}
+	for (int i = 0; i < N; i++)
+		checks[i] = submit_u64(c, check_block, &blocks[i], 1, 0);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(result_u64(checks[i]), (uint64_t)i + 1);
+	cr_assert_eq(weft_stats(c, &st), 0);
+	cr_assert_gt(st.spilled_bytes, 0, "nothing spilled");
+	spill = thread_nice("weft-spill");
+	worker = thread_nice("weft-w0");
+	cr_assert_neq(spill, 99, "no spill thread");
+	cr_assert_neq(worker, 99, "no worker");
+	for (int i = 0; i < N; i++) {
+		weft_release(blocks[i]);
+		weft_release(checks[i]);
+	}
+	cr_assert_eq(weft_client_close(c), 0);
+	return worker - spill;
+}
+
+Test(spill, spill_thread_runs_ten_nice_levels_above_the_workers, .timeout = 60)
+{
+	char dir[PATH_MAX];
+	int now = getpriority(PRIO_PROCESS, 0);
+
+	if (geteuid() != 0)
+		cr_skip_test("needs CAP_SYS_NICE to raise a thread's priority");
+	cr_assert_not_null(mkdtemp(t_template(dir, sizeof(dir), "weft-nice")));
+	cr_assert_eq(spill_thread_raise(dir), now - 10 < -20 ? now + 20 : 10);
+	setenv("WEFT_IO_NICE", "3", 1);
+	cr_assert_eq(spill_thread_raise(dir), now - 3 < -20 ? now + 20 : 3);
+	rmdir(dir);
+}
+
+Test(spill, io_nice_0_leaves_the_spill_thread_at_the_process_priority, .timeout = 60)
+{
+	char dir[PATH_MAX];
+
+	setenv("WEFT_IO_NICE", "0", 1);
+	cr_assert_not_null(mkdtemp(t_template(dir, sizeof(dir), "weft-nice")));
+	cr_assert_eq(spill_thread_raise(dir), 0);
+	rmdir(dir);
+}
+
+Test(spill, spilling_works_where_raising_the_priority_is_refused, .timeout = 60)
+{
+	char dir[PATH_MAX];
+	struct rlimit none = { 0, 0 };
+
+	cr_assert_not_null(mkdtemp(t_template(dir, sizeof(dir), "weft-nice")));
+	/* No raise allowed: without CAP_SYS_NICE, RLIMIT_NICE 0 refuses any. */
+	cr_assert_eq(setrlimit(RLIMIT_NICE, &none), 0);
+	if (geteuid() == 0) {
+		cr_assert_eq(chmod(dir, 0777), 0);
+		if (setgid(65534) || setuid(65534))
+			cr_skip_test("cannot drop root to test a refused raise");
+	}
+	setenv("WEFT_IO_NICE", "10", 1);	/* asked for: the refusal is logged */
+	cr_assert_eq(spill_thread_raise(dir), 0);
+	cr_assert_eq(dir_entries(dir), 0, "a spill file was left behind");
+	rmdir(dir);
+}
+
+Test(spill, bad_io_nice_returns_einval)
+{
+	static const char *const bad[] = { "ten", "-1", "40", "10x", " 5" };
+	struct weft_client *c = NULL;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("WEFT_IO_NICE", bad[i], 1);
+		cr_assert_eq(weft_client_open(NULL, NULL, &c), -EINVAL, "WEFT_IO_NICE=%s", bad[i]);
+		cr_assert_null(c);
+	}
+	setenv("WEFT_IO_NICE", "39", 1);
+	cr_assert_eq(weft_client_open(NULL, NULL, &c), 0);
 	cr_assert_eq(weft_client_close(c), 0);
 }
