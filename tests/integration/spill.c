@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common.h"
@@ -360,13 +359,18 @@ Test(spill, spilling_works_where_raising_the_priority_is_refused, .timeout = 60)
 	char dir[PATH_MAX];
 	struct rlimit none = { 0, 0 };
 
-	cr_assert_not_null(mkdtemp(t_template(dir, sizeof(dir), "weft-nice")));
 	/* No raise allowed: without CAP_SYS_NICE, RLIMIT_NICE 0 refuses any. */
 	cr_assert_eq(setrlimit(RLIMIT_NICE, &none), 0);
 	if (geteuid() == 0) {
-		cr_assert_eq(chmod(dir, 0777), 0);
-		if (setgid(65534) || setuid(65534))
+		/* Root drops to nobody, in a directory nobody can reach and remove. */
+		snprintf(dir, sizeof(dir), "/tmp/weft-nice-XXXXXX");
+		cr_assert_not_null(mkdtemp(dir));
+		if (chown(dir, 65534, 65534) || setgid(65534) || setuid(65534)) {
+			rmdir(dir);
 			cr_skip_test("cannot drop root to test a refused raise");
+		}
+	} else {
+		cr_assert_not_null(mkdtemp(t_template(dir, sizeof(dir), "weft-nice")));
 	}
 	setenv("WEFT_IO_NICE", "10", 1);	/* asked for: the refusal is logged */
 	cr_assert_eq(spill_thread_raise(dir), 0);
