@@ -26,6 +26,7 @@
 #define DIRECT_ALIGN 4096	/* offsets, lengths and buffers of O_DIRECT reads */
 #define HUGE_PAGE (2u << 20)	/* a transparent huge page on x86-64 */
 #define READERS 2		/* reads under way at once */
+#define IO_NICE 10		/* $WEFT_IO_NICE's default, as the engine's */
 
 static uint64_t align_down(uint64_t v)
 {
@@ -167,7 +168,7 @@ static struct rchunk *next_chunk(struct reader *r, const struct chunk **c)
 static void reader_priority(void)
 {
 	const char *e = getenv("WEFT_IO_NICE");
-	int levels = e && *e ? atoi(e) : 10, now;
+	int levels = e && *e ? atoi(e) : IO_NICE, now;
 	id_t self = (id_t)gettid();
 
 	errno = 0;
