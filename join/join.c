@@ -1318,6 +1318,11 @@ static int plan_resident(struct plan *pl, struct split *sp, size_t n, struct par
 		j->res->resident_parts++;
 		ret = submit_build(pl, &parts[p], LEFT, 0, parts[p].n[LEFT], build_prio,
 				   &deps, &cap, &tab[p]);
+		/* Only the build reads them: they are freed once it has run. */
+		for (size_t i = 0; i < parts[p].n[LEFT]; i++) {
+			weft_release(parts[p].pc[LEFT][i].f);
+			parts[p].pc[LEFT][i].f = NULL;
+		}
 	}
 	for (bool last = false; !ret && !last;) {
 		if (k < n)
