@@ -18,8 +18,8 @@
 #define BATCH_ITEMS 256			/* results per spill batch at most */
 #define BATCH_BYTES (64u << 20)		/* bytes per spill batch at most */
 #define RETRY_NS 100000000		/* a full disk is tried again this often */
-#define PREFETCH_ITEMS 64		/* results read back ahead in one go at most */
-#define PREFETCH_BYTES (8u << 20)	/* ... and bytes, about the spill file's stage */
+#define PREFETCH_ITEMS 128		/* results read back ahead in one go at most, and
+					 * bytes: the spill file's stage */
 #define TRIM_DUE (64u << 20)		/* released spill bytes that start trimming */
 #define TRIM_SLICE (16u << 20)		/* queued per idle round: reads wait little */
 
@@ -305,7 +305,8 @@ static void *spill_main(void *arg)
 		int64_t t0 = now_ns();
 
 		if (!file)
-			err = weft__spill_open(eng->spill_dir, s->backend, &file);
+			err = weft__spill_open(eng->spill_dir, s->backend,
+					       weft__spill_stage_for(eng->memory_limit), &file);
 		if (!err)
 			err = weft__spill_write(file, items, n);
 		pthread_mutex_lock(&s->lock);
@@ -713,10 +714,10 @@ static void prefetch_some(struct weft__engine *eng)
 	struct weft__spill *file;
 
 	while (s->pf_len && !s->stop) {
-		size_t taken = 0, bytes = 0;
+		size_t taken = 0, bytes = 0, most = weft__spill_stage(s->file);
 		unsigned n = 0;
 
-		while (taken < s->pf_len && n < PREFETCH_ITEMS && bytes < PREFETCH_BYTES) {
+		while (taken < s->pf_len && n < PREFETCH_ITEMS && bytes < most) {
 			struct weft__stored *r = s->pf[taken];
 			void *buf;
 

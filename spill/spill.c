@@ -30,7 +30,6 @@
 
 #define ITEM_ALIGN 64			/* items start on cache-line boundaries */
 #define BLOCK 4096			/* O_DIRECT alignment of offsets, lengths, buffers */
-#define STAGE (8u << 20)		/* direct writes go out this much at a time */
 #define HUGE_PAGE (2u << 20)		/* a transparent huge page on x86-64 */
 #define BOUNCE HUGE_PAGE		/* direct reads of unaligned items, a piece at a time */
 #define SEG_SHIFT 28			/* the first segments are 256 MiB ... */
@@ -64,6 +63,7 @@ struct weft__spill {
 	const struct spill_ops *ops;
 	void *ctx;
 	bool direct;			/* O_DIRECT: writes staged, reads bounced */
+	size_t stage_bytes;		/* a power of two (WEFT__SPILL_STAGE_MIN..MAX) */
 	void *stage;			/* direct: the spill thread's staging buffer */
 	pthread_mutex_t bounce_lock;	/* one read at a time through: */
 	void *bounce;			/* direct: after the stage, in its mapping */
@@ -485,17 +485,35 @@ out_free:
 
 /* ---- open and close ---- */
 
-int weft__spill_open(const char *dir, enum weft__spill_backend backend,
+size_t weft__spill_stage_for(size_t memory_limit)
+{
+	size_t stage = WEFT__SPILL_STAGE_MIN;
+
+	while (stage < WEFT__SPILL_STAGE_MAX && 2 * stage <= memory_limit / 32)
+		stage *= 2;
+	return stage;
+}
+
+size_t weft__spill_stage(const struct weft__spill *s)
+{
+	return s->stage_bytes;
+}
+
+int weft__spill_open(const char *dir, enum weft__spill_backend backend, size_t stage,
 		     struct weft__spill **out)
 {
 	struct weft__spill *s;
 	int ret, fd;
 
-	if (!dir || !out || backend > WEFT_SPILL_PREAD)
+	if (!stage)
+		stage = WEFT__SPILL_STAGE_MAX;
+	if (!dir || !out || backend > WEFT_SPILL_PREAD || stage < WEFT__SPILL_STAGE_MIN ||
+	    stage > WEFT__SPILL_STAGE_MAX || (stage & (stage - 1)))
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	s->stage_bytes = stage;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->bounce_lock, NULL);
 	pthread_cond_init(&s->trim_wake, NULL);
@@ -518,11 +536,11 @@ int weft__spill_open(const char *dir, enum weft__spill_backend backend,
 		goto err_free;
 	}
 	atomic_init(&s->seg[0], fd);
-	if (s->direct && !(s->stage = huge_map(STAGE + BOUNCE))) {
+	if (s->direct && !(s->stage = huge_map(s->stage_bytes + BOUNCE))) {
 		ret = -ENOMEM;
 		goto err_close;
 	}
-	s->bounce = s->direct ? (char *)s->stage + STAGE : NULL;
+	s->bounce = s->direct ? (char *)s->stage + s->stage_bytes : NULL;
 	s->ops = backend == WEFT_SPILL_PREAD ? &spill_pread_ops : &spill_uring_ops;
 	ret = s->ops->init(&s->ctx);
 	if (ret == -EOPNOTSUPP && backend == WEFT_SPILL_AUTO) {
@@ -536,7 +554,7 @@ int weft__spill_open(const char *dir, enum weft__spill_backend backend,
 
 err_close:
 	if (s->stage)
-		munmap(s->stage, STAGE + BOUNCE);
+		munmap(s->stage, s->stage_bytes + BOUNCE);
 	close(fd);
 err_free:
 	free(s->seg);
@@ -591,7 +609,7 @@ void weft__spill_close(struct weft__spill *s)
 	pthread_mutex_destroy(&s->bounce_lock);
 	pthread_mutex_destroy(&s->lock);
 	if (s->stage)
-		munmap(s->stage, STAGE + BOUNCE);
+		munmap(s->stage, s->stage_bytes + BOUNCE);
 	free(s->jobs);
 	free(s->work);
 	free(s->rel);
@@ -723,7 +741,7 @@ static void sum_piece(struct weft__spill_item *it, XXH3_state_t *st, const void 
 static int write_staged(struct weft__spill *s, struct weft__spill_item *items, unsigned n,
 			uint64_t base, uint64_t len, unsigned *nreq)
 {
-	const size_t half = STAGE / 2;
+	const size_t half = s->stage_bytes / 2;
 	XXH3_state_t *st = XXH3_createState();	/* an item that spans halves */
 	struct iovec iov[2];
 	struct spill_io io[2];
@@ -963,9 +981,9 @@ static unsigned stage_group(const struct weft__spill *s, const struct weft__spil
 		size_t len = round_up(items[i].off + items[i].len, BLOCK) - off;
 
 		at[i] = SIZE_MAX;
-		if (len > STAGE)
+		if (len > s->stage_bytes)
 			continue;	/* larger than the stage: read alone */
-		if (used + len > STAGE)
+		if (used + len > s->stage_bytes)
 			break;
 		at[i] = used;
 		iov[*nios] = (struct iovec){ (char *)s->stage + used, len };

@@ -44,12 +44,26 @@ struct weft__spill_stats {
 };
 
 /*
- * weft__spill_open() - A spill file in @dir.
- * Return: 0, -errno of the directory (-ENOENT, -EROFS, ...), -ENOMEM, or
+ * The stage that direct I/O goes through: a power of two between these. Reads
+ * back ahead go out a stageful at a time and writes half a stage at a time, and
+ * this disk serves larger requests faster; a small memory limit keeps a small one.
+ */
+#define WEFT__SPILL_STAGE_MIN ((size_t)2 << 20)
+#define WEFT__SPILL_STAGE_MAX ((size_t)16 << 20)
+
+/* The stage for an engine of @memory_limit bytes: 1/32 of it, within the bounds. */
+size_t weft__spill_stage_for(size_t memory_limit);
+
+/*
+ * weft__spill_open() - A spill file in @dir, with a stage of @stage bytes (0: the
+ * largest), a power of two from WEFT__SPILL_STAGE_MIN to WEFT__SPILL_STAGE_MAX.
+ * Return: 0, -EINVAL, -errno of the directory (-ENOENT, -EROFS, ...), -ENOMEM, or
  * -EOPNOTSUPP when @backend is WEFT_SPILL_URING and io_uring cannot be used.
  */
-int weft__spill_open(const char *dir, enum weft__spill_backend backend,
+int weft__spill_open(const char *dir, enum weft__spill_backend backend, size_t stage,
 		     struct weft__spill **out) __attribute__((warn_unused_result));
+/* The file's stage in bytes, as opened (also when it reads through the page cache). */
+size_t weft__spill_stage(const struct weft__spill *s);
 /* 0 if a spill file can be made in @dir; else -ENOENT, -ENOTDIR, -EACCES, -EROFS... */
 int weft__spill_dir_check(const char *dir) __attribute__((warn_unused_result));
 /* Closes (and so removes) the file. NULL does nothing. */

@@ -36,15 +36,22 @@ static void damage(struct weft__spill *s, uint64_t off)
 	close(fd);
 }
 
-static struct weft__spill *open_or_skip(const char *dir, enum weft__spill_backend b)
+/* A spill file with a stage of @stage bytes (0: the default), or NULL: no io_uring. */
+static struct weft__spill *open_staged(const char *dir, enum weft__spill_backend b,
+				       size_t stage)
 {
 	struct weft__spill *s = NULL;
-	int ret = weft__spill_open(dir, b, &s);
+	int ret = weft__spill_open(dir, b, stage, &s);
 
 	if (ret == -EOPNOTSUPP && b == WEFT_SPILL_URING)
 		return NULL;	/* no io_uring here: the pread run still tests */
 	cr_assert_eq(ret, 0, "open: %s", strerror(-ret));
 	return s;
+}
+
+static struct weft__spill *open_or_skip(const char *dir, enum weft__spill_backend b)
+{
+	return open_staged(dir, b, 0);
 }
 
 static void fill(unsigned char *p, size_t n, unsigned seed)
@@ -67,19 +74,44 @@ Test(spill, open_bad_arguments_return_einval)
 {
 	struct weft__spill *s = NULL;
 
-	cr_assert_eq(weft__spill_open(NULL, WEFT_SPILL_AUTO, &s), -EINVAL);
-	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, NULL), -EINVAL);
-	cr_assert_eq(weft__spill_open("/tmp", 7, &s), -EINVAL);
-	cr_assert_eq(weft__spill_open("/nonexistent", WEFT_SPILL_AUTO, &s), -ENOENT);
+	cr_assert_eq(weft__spill_open(NULL, WEFT_SPILL_AUTO, 0, &s), -EINVAL);
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, 0, NULL), -EINVAL);
+	cr_assert_eq(weft__spill_open("/tmp", 7, 0, &s), -EINVAL);
+	/* Stages: a power of two from 2 to 16 MiB. */
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, 1 << 20, &s), -EINVAL);
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, 3 << 20, &s), -EINVAL);
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, 32 << 20, &s), -EINVAL);
+	cr_assert_eq(weft__spill_open("/nonexistent", WEFT_SPILL_AUTO, 0, &s), -ENOENT);
 	cr_assert_null(s);
 	weft__spill_close(NULL);
+}
+
+/* 1/32 of the engine's limit, a power of two from 2 to 16 MiB; 0 opens the largest. */
+Test(spill, the_stage_follows_the_memory_limit)
+{
+	const size_t mib = 1 << 20;
+	struct weft__spill *s;
+
+	cr_assert_eq(weft__spill_stage_for(0), 2 * mib);
+	cr_assert_eq(weft__spill_stage_for(8 * mib), 2 * mib);
+	cr_assert_eq(weft__spill_stage_for(127 * mib), 2 * mib);
+	cr_assert_eq(weft__spill_stage_for(128 * mib), 4 * mib);
+	cr_assert_eq(weft__spill_stage_for(300 * mib), 8 * mib);
+	cr_assert_eq(weft__spill_stage_for(640 * mib), 16 * mib);
+	cr_assert_eq(weft__spill_stage_for(SIZE_MAX), 16 * mib);
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, 0, &s), 0);
+	cr_assert_eq(weft__spill_stage(s), WEFT__SPILL_STAGE_MAX);
+	weft__spill_close(s);
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, 4 * mib, &s), 0);
+	cr_assert_eq(weft__spill_stage(s), 4 * mib);
+	weft__spill_close(s);
 }
 
 Test(spill, auto_picks_a_backend)
 {
 	struct weft__spill *s;
 
-	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, &s), 0);
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, 0, &s), 0);
 	cr_assert(!strcmp(weft__spill_backend_name(s), "io_uring") ||
 		  !strcmp(weft__spill_backend_name(s), "pread"));
 	weft__spill_close(s);
@@ -336,7 +368,7 @@ Test(spill, bad_items_return_einval)
 	struct weft__spill_item empty = { "x", 0 }, nodata = { NULL, 4 }, far = { "x", 1 };
 	char buf[4];
 
-	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_PREAD, &s), 0);
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_PREAD, 0, &s), 0);
 	cr_assert_eq(weft__spill_write(s, &empty, 1), -EINVAL);
 	cr_assert_eq(weft__spill_write(s, &nodata, 1), -EINVAL);
 	far.data = buf;
@@ -414,52 +446,60 @@ Test(spill, aligned_batch_on_a_full_disk_keeps_nothing, .timeout = 30)
 }
 
 /*
- * Read-ahead sends a batch a stageful at a time (the stage is 8 MiB), and reads an
- * item larger than the stage alone: in place when it is aligned, else through a
- * bounce buffer. All must come back intact.
+ * Read-ahead sends a batch a stageful at a time, and reads an item larger than the
+ * stage alone: in place when it is aligned, else through a bounce buffer. All must
+ * come back intact, with the smallest stage and the largest.
  */
 Test(spill, read_ahead_round_trip_past_the_stage, .timeout = 60)
 {
+	const size_t stages[] = { WEFT__SPILL_STAGE_MIN, WEFT__SPILL_STAGE_MAX };
 	enum weft__spill_backend b;
 	enum { N = 26 };
 
 	FOR_EACH_BACKEND(b) {
-		struct weft__spill *s = open_or_skip("/tmp", b);
-		struct weft__spill_item w[N], r[N];
-		struct weft__spill_stats st;
-		size_t room[N];
+		for (int k = 0; k < 2; k++) {
+			size_t stage = stages[k];
+			struct weft__spill *s = open_staged("/tmp", b, stage);
+			struct weft__spill_item w[N], r[N];
+			struct weft__spill_stats st;
+			size_t room[N];
 
-		if (!s)
-			continue;
-		for (int i = 0; i < N; i++) {
-			/* 600 KiB and a bit: 24 of them are about twice the stage. */
-			size_t len = i % 6 == 5 ? 1 << 20 : (600 << 10) + 17 * i + 1;
+			if (!s)
+				continue;
+			cr_assert_eq(weft__spill_stage(s), stage);
+			for (int i = 0; i < N; i++) {
+				/* 1/16 of the stage and a bit: 24 make about twice the stage. */
+				size_t len = i % 6 == 5 ? stage / 8 : stage / 16 + 17 * i + 1;
 
-			if (i >= 24)	/* past the stage: aligned, then not */
-				len = (9u << 20) + (i == 24 ? 0 : 4097);
-			room[i] = (len + 4095) & ~(size_t)4095;
-			w[i] = (struct weft__spill_item){ aligned_alloc(4096, room[i]), len };
-			fill(w[i].data, len, i + 40);
+				if (i >= 24)	/* past the stage: aligned, then not */
+					len = stage + (1 << 20) + (i == 24 ? 0 : 4097);
+				room[i] = (len + 4095) & ~(size_t)4095;
+				w[i] = (struct weft__spill_item){ aligned_alloc(4096, room[i]),
+								  len };
+				fill(w[i].data, len, i + 40);
+			}
+			cr_assert_eq(weft__spill_write(s, w, N), 0);
+			for (int i = 0; i < N; i++) {
+				r[i] = w[i];
+				r[i].data = aligned_alloc(4096, room[i]);
+			}
+			cr_assert_eq(weft__spill_read_ahead(s, r, N), 0);
+			for (int i = 0; i < N; i++) {
+				cr_assert_eq(r[i].err, 0);
+				cr_assert_eq(memcmp(r[i].data, w[i].data, w[i].len), 0,
+					     "%s, %s, stage %zu: item %d",
+					     weft__spill_backend_name(s),
+					     weft__spill_direct(s) ? "direct" : "buffered",
+					     stage, i);
+			}
+			weft__spill_stats(s, &st);
+			cr_assert_eq(st.items_read, N);
+			for (int i = 0; i < N; i++) {
+				free(r[i].data);
+				free(w[i].data);
+			}
+			weft__spill_close(s);
 		}
-		cr_assert_eq(weft__spill_write(s, w, N), 0);
-		for (int i = 0; i < N; i++) {
-			r[i] = w[i];
-			r[i].data = aligned_alloc(4096, room[i]);
-		}
-		cr_assert_eq(weft__spill_read_ahead(s, r, N), 0);
-		for (int i = 0; i < N; i++) {
-			cr_assert_eq(r[i].err, 0);
-			cr_assert_eq(memcmp(r[i].data, w[i].data, w[i].len), 0, "%s, %s: item %d",
-				     weft__spill_backend_name(s),
-				     weft__spill_direct(s) ? "direct" : "buffered", i);
-		}
-		weft__spill_stats(s, &st);
-		cr_assert_eq(st.items_read, N);
-		for (int i = 0; i < N; i++) {
-			free(r[i].data);
-			free(w[i].data);
-		}
-		weft__spill_close(s);
 	}
 }
 
