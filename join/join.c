@@ -418,14 +418,17 @@ static int part_again(struct weft_ctx *ctx, const struct weft_buf *in, size_t ni
  * A hash table, as one result: rows grouped by bucket (a counting sort), with
  * start[b]..start[b+1] the rows of bucket b. Keys apart from the rest of the rows,
  * so that a probe touches one line per bucket. For counting, rows of one key are
- * folded into one entry: its count and the sum of its words.
+ * folded into one entry: the key and the sum of its words, and the key's count in
+ * an array after the entries, which only a table with a repeated key has (unique
+ * keys are the common build side: 16 bytes an entry, where 24 overflowed the
+ * core's cache).
  */
 struct table {
 	uint64_t nrows;		/* entries */
 	uint32_t bucket_bits;
 	uint32_t level;		/* the hash of the part, whose low bits pick buckets */
 	uint32_t rest;		/* bytes after the key of each row (rows only) */
-	uint32_t pad;
+	uint32_t counted;	/* counting: 1 if the counts array follows the entries */
 };
 
 static inline const uint32_t *tab_start(const struct table *t)
@@ -447,10 +450,22 @@ static size_t tab_size(uint32_t bucket_bits, uint64_t n, size_t per)
 	return sizeof(struct table) + ((nb + 2) * 4 & ~(size_t)7) + n * (8 + per);
 }
 
-/* A counting table's entry: one key, its rows and the sum of their words. */
+/* A counting table's entry: one key and the sum of its rows' words. */
 struct tab_count {
-	uint64_t key, cnt, sum;
+	uint64_t key, sum;
 };
+
+/* A counting table's bytes: @n entries, and their counts if @counted. */
+static size_t count_tab_size(uint32_t bucket_bits, uint64_t n, bool counted)
+{
+	return tab_size(bucket_bits, n, 8) + (counted ? n * sizeof(uint32_t) : 0);
+}
+
+/* Its counts, when it has them: entry i's count is tab_counts(t)[i]. */
+static inline const uint32_t *tab_counts(const struct table *t)
+{
+	return (const uint32_t *)(tab_keys(t) + 2 * t->nrows);
+}
 
 struct build_arg {
 	struct join *j;
@@ -517,7 +532,7 @@ static int build_rows(struct weft_ctx *ctx, const struct weft_buf *in, size_t ni
  */
 static size_t fold_span(const char *recs, size_t nrows, unsigned level, uint64_t mask,
 			uint32_t *start, size_t lo, size_t nb, uint64_t *tk, uint64_t *tw,
-			struct tab_count *out)
+			struct tab_count *out, uint32_t *cnt)
 {
 	size_t d = 0, from = 0;
 
@@ -541,9 +556,11 @@ static size_t fold_span(const char *recs, size_t nrows, unsigned level, uint64_t
 
 			while (e < d && out[e].key != tk[i])
 				e++;
-			if (e == d)
-				out[d++] = (struct tab_count){ tk[i], 0, 0 };
-			out[e].cnt++;
+			if (e == d) {
+				cnt[d] = 0;
+				out[d++] = (struct tab_count){ tk[i], 0 };
+			}
+			cnt[e]++;
 			out[e].sum += tw[i];
 		}
 		from = start[b];
@@ -560,10 +577,12 @@ static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t 
 	unsigned bits = log2_ceil(n), sbits = log2_ceil(n / BUILD_SPAN_ROWS), shift, dbits;
 	size_t nb = (size_t)1 << bits, mask = nb - 1, d = 0, most = 0, nspans;
 	uint32_t *start, *span;
-	struct tab_count *out = scratch(SLOT_IDS, n * sizeof(*out) + 1);
+	struct tab_count *out = scratch(SLOT_IDS, n * (sizeof(*out) + sizeof(uint32_t)) + 1);
+	uint32_t *cnt = (uint32_t *)(out + n);
 	char *recs = scratch(SLOT_RECS, n * 16 + 1);
 	uint64_t *tk;
 	struct table *t;
+	bool counted;
 
 	sbits = sbits > bits ? bits : sbits > 12 ? 12 : sbits;
 	shift = bits - sbits;
@@ -593,18 +612,20 @@ static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t 
 	/* Fold span by span (span[s] is now s's end), in bucket order. */
 	for (size_t s = 0, from = 0; s < nspans; from = span[s++])
 		d += fold_span(recs + from * 16, span[s] - from, a->level, mask, start,
-			       s << shift, (size_t)1 << shift, tk, tk + most, out + d);
-	/* The table, sized for the distinct keys. */
+			       s << shift, (size_t)1 << shift, tk, tk + most, out + d, cnt + d);
+	/* The table, sized for the distinct keys; counts only if a key repeats. */
+	counted = d < n;
 	dbits = log2_ceil(d);
 	nb = (size_t)1 << dbits;
 	mask = nb - 1;
-	t = weft_output(ctx, tab_size(dbits, d, 16));
+	t = weft_output(ctx, count_tab_size(dbits, d, counted));
 	if (!t)
 		return weft_fail(ctx, "build: no memory for a table of %zu keys", d);
-	*t = (struct table){ d, dbits, a->level, 16, 0 };
+	*t = (struct table){ d, dbits, a->level, 8, counted };
 
 	uint32_t *ts = (uint32_t *)tab_start(t);
 	struct tab_count *te = (struct tab_count *)tab_keys(t);
+	uint32_t *tc = (uint32_t *)tab_counts(t);
 
 	memset(ts, 0, (nb + 1) * 4);
 	for (size_t i = 0; i < d; i++)
@@ -613,11 +634,18 @@ static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t 
 	if (dbits == bits) {
 		/* Same buckets: the entries are in bucket order already. */
 		memcpy(te, out, d * sizeof(*te));
+		if (counted)
+			memcpy(tc, cnt, d * sizeof(*tc));
 		return 0;
 	}
 	memcpy(start, ts, (nb + 1) * 4);
-	for (size_t i = 0; i < d; i++)
-		te[start[mix(out[i].key, a->level) & mask]++] = out[i];
+	for (size_t i = 0; i < d; i++) {
+		uint32_t at = start[mix(out[i].key, a->level) & mask]++;
+
+		te[at] = out[i];
+		if (counted)
+			tc[at] = cnt[i];
+	}
 	return 0;
 }
 
@@ -664,10 +692,14 @@ struct sums {
 #define PROBE_SPAN (512u << 10)
 #define PROBE_SPANS_MIN 8
 
-/* Probe @n records (16 bytes each) of one table; add to @s as build/probe. */
-static void probe_recs(const struct table *t, const char *r, size_t n, struct sums *s)
+/*
+ * Probe @n records (16 bytes each) of one table; add to @s as build/probe. Made
+ * twice, with counts and without, so that unique keys pay no branch for them.
+ */
+static __attribute__((always_inline)) inline void
+probe_recs_as(const struct table *t, const char *r, size_t n, struct sums *s, bool counted)
 {
-	const uint32_t *start = tab_start(t);
+	const uint32_t *start = tab_start(t), *cnt = tab_counts(t);
 	const struct tab_count *ent = (const struct tab_count *)tab_keys(t);
 	uint64_t mask = ((uint64_t)1 << t->bucket_bits) - 1;
 	uint64_t rows = 0, tsum = 0, psum = 0;
@@ -691,9 +723,11 @@ static void probe_recs(const struct table *t, const char *r, size_t n, struct su
 			for (uint32_t x = lo[k]; x < hi[k]; x++) {
 				if (ent[x].key != key[k])
 					continue;
-				rows += ent[x].cnt;
+				uint64_t c = counted ? cnt[x] : 1;
+
+				rows += c;
 				tsum += ent[x].sum;
-				psum += ent[x].cnt * rec_word(r + (g + k) * 16);
+				psum += c * rec_word(r + (g + k) * 16);
 				break;
 			}
 		}
@@ -701,6 +735,14 @@ static void probe_recs(const struct table *t, const char *r, size_t n, struct su
 	s->rows += rows;
 	s->left += tsum;
 	s->right += psum;
+}
+
+static void probe_recs(const struct table *t, const char *r, size_t n, struct sums *s)
+{
+	if (t->counted)
+		probe_recs_as(t, r, n, s, true);
+	else
+		probe_recs_as(t, r, n, s, false);
 }
 
 /* The span of buckets of each record, as the top @sbits of its bucket. */
@@ -773,12 +815,15 @@ static void span_warm(const struct table *t, size_t sp, unsigned shift, uint64_t
 		return;
 	lines_load((const char *)start, (const char *)(start + nb + 1));
 	lines_load(a, b);
+	if (t->counted)
+		lines_load((const char *)(tab_counts(t) + start[0]),
+			   (const char *)(tab_counts(t) + start[nb]));
 }
 
 static int probe_counts(struct weft_ctx *ctx, const struct table *t,
 			const struct weft_buf *in, size_t nin, unsigned side)
 {
-	size_t bytes = tab_size(t->bucket_bits, t->nrows, 16), n = 0;
+	size_t bytes = count_tab_size(t->bucket_bits, t->nrows, t->counted), n = 0;
 	unsigned sbits = bytes >= PROBE_SPANS_MIN * PROBE_SPAN ? log2_ceil(bytes / PROBE_SPAN) : 0;
 	struct sums s = { 0 }, *out;
 
@@ -1276,9 +1321,13 @@ static bool in_memory(const struct join *j)
 /* Bytes of the table that build() makes of @rows rows of side @s, at most. */
 static uint64_t table_bytes(const struct join *j, unsigned s, uint64_t rows)
 {
-	unsigned rest = j->count_only ? 16 : j->side[s].width - REC_KEY;
-
-	return tab_size(log2_ceil(rows), rows, rest);
+	/*
+	 * Counting: without counts. A table that needs them has fewer entries than
+	 * rows, and is no larger unless more than 4 rows in 5 have a key of their own.
+	 */
+	if (j->count_only)
+		return count_tab_size(log2_ceil(rows), rows, false);
+	return tab_size(log2_ceil(rows), rows, j->side[s].width - REC_KEY);
 }
 
 /*

@@ -119,7 +119,7 @@ Test(join, direct_reads_match_the_reference, .timeout = 120)
 
 /*
  * One part, so one table of many spans, built and probed a span at a time: with
- * unique keys, and with fewer keys. 300k unique keys make a table of 7.7 MB, past
+ * unique keys, and with fewer keys. 300k unique keys make a table of 6.9 MB, past
  * the 4 MiB from which probes go by span.
  */
 Test(join, large_tables_built_and_probed_in_spans, .timeout = 60)
