@@ -40,7 +40,11 @@
 #define MIN_PIECE (256u << 10)	/* pieces that will spill are at least this, on average */
 #define PIECE_COST 4096		/* bytes of limit per piece: its bookkeeping is ~1/16 */
 #define MAX_CHUNK (16u << 20)
-#define RESIDENT_GROUP (256u << 10)	/* right bytes per probe of a resident part */
+/*
+ * Right bytes per probe of a resident part: at least this, and an eighth of its
+ * table, from which a probe by span reads each span's slice through first.
+ */
+#define RESIDENT_GROUP (256u << 10)
 #define RESIDENT_PRIO 1			/* ahead of the reads (0) */
 #define ENGINE_TARGET 0.6		/* the engine spills down to this share of its limit */
 
@@ -1349,11 +1353,12 @@ static int plan_resident(struct plan *pl, struct split *sp, size_t n, struct par
 	struct join *j = pl->j;
 	struct weft_future **tab = calloc(nparts, sizeof(*tab)), **deps = NULL;
 	size_t *from = calloc(nparts, sizeof(*from)), cap = 0, k = 0;
+	uint64_t *group = calloc(nparts, sizeof(*group));
 	unsigned rw = j->side[RIGHT].width;
 	/* Well below the engine's target, or the tables would be spilled and read back. */
 	uint64_t room = j->elimit * (ENGINE_TARGET * 5 / 8);
 	int build_prio = in_memory(j) ? 0 : RESIDENT_PRIO;
-	int ret = tab && from ? 0 : -ENOMEM;
+	int ret = tab && from && group ? 0 : -ENOMEM;
 
 	for (; k < n && !ret && sp[k].side == LEFT; k++)
 		ret = gather(pl, &sp[k], parts);
@@ -1364,6 +1369,7 @@ static int plan_resident(struct plan *pl, struct split *sp, size_t n, struct par
 		if (!bytes || bytes > j->share || need > room)
 			continue;
 		room -= need;
+		group[p] = need / 8 > RESIDENT_GROUP ? need / 8 : RESIDENT_GROUP;
 		j->res->resident_parts++;
 		ret = submit_build(pl, &parts[p], LEFT, 0, parts[p].n[LEFT], build_prio,
 				   &deps, &cap, &tab[p]);
@@ -1385,7 +1391,7 @@ static int plan_resident(struct plan *pl, struct split *sp, size_t n, struct par
 				continue;
 			for (size_t i = from[p]; i < pt->n[RIGHT]; i++)
 				bytes += pt->pc[RIGHT][i].rows * rw;
-			if (!bytes || (bytes < RESIDENT_GROUP && !last))
+			if (!bytes || (bytes < group[p] && !last))
 				continue;
 			ret = submit_probe(pl, pt, RIGHT, from[p], pt->n[RIGHT], tab[p],
 					   RESIDENT_PRIO, &deps, &cap);
@@ -1406,6 +1412,7 @@ static int plan_resident(struct plan *pl, struct split *sp, size_t n, struct par
 		part_free(&parts[p]);	/* joined: nothing left to plan */
 	}
 	free(deps);
+	free(group);
 	free(from);
 	free(tab);
 	return ret;
