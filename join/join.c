@@ -574,6 +574,61 @@ static size_t fold_span(const char *recs, size_t nrows, unsigned level, uint64_t
 
 /* Rows per span of a table's build: its sort and fold stay in the core's cache. */
 #define BUILD_SPAN_ROWS 8192
+/* Rows of a table small enough to build in place: it fits in the core's cache. */
+#define DIRECT_BUILD_ROWS (64u << 10)
+#define BUILD_REPEATS 1		/* build_unique met a key twice */
+
+/*
+ * A counting table of unique keys (the usual build side), straight from the rows:
+ * one hash per row, kept for the second pass, and each entry written once, into its
+ * bucket of the table itself, where a key already there is found. The sort and fold
+ * of build_counts pass over the rows five times and hash them as often.
+ * Return: 0, BUILD_REPEATS (the table is unfinished: fold instead), or the task's
+ * failure.
+ */
+static int build_unique(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
+			const struct build_arg *a, uint64_t n)
+{
+	unsigned bits = log2_ceil(n);
+	size_t nb = (size_t)1 << bits, mask = nb - 1, r = 0;
+	uint32_t *bucket = scratch(SLOT_IDS, n * sizeof(*bucket) + 1);
+	uint32_t *fill = scratch(SLOT_AUX, (nb + 1) * sizeof(*fill));
+	struct table *t = weft_output(ctx, count_tab_size(bits, n, false));
+	struct tab_count *te;
+	uint32_t *ts;
+
+	if (!bucket || !fill)
+		return weft_fail(ctx, "build: out of memory for %" PRIu64 " rows", n);
+	if (!t)
+		return weft_fail(ctx, "build: no memory for a table of %" PRIu64 " keys", n);
+	*t = (struct table){ n, bits, a->level, 8, false };
+	ts = (uint32_t *)tab_start(t);
+	te = (struct tab_count *)tab_keys(t);
+	memset(ts, 0, (nb + 1) * sizeof(*ts));
+	for (size_t i = 0; i < nin; i++) {
+		for (const char *p = in[i].data, *e = p + in[i].len; p < e; p += 16) {
+			uint32_t b = mix(rec_key(p), a->level) & mask;
+
+			bucket[r++] = b;
+			ts[b]++;
+		}
+	}
+	starts(ts, nb);
+	memcpy(fill, ts, (nb + 1) * sizeof(*fill));
+	r = 0;
+	for (size_t i = 0; i < nin; i++) {
+		for (const char *p = in[i].data, *e = p + in[i].len; p < e; p += 16) {
+			uint32_t b = bucket[r++], at = fill[b]++;
+			uint64_t k = rec_key(p);
+
+			for (uint32_t x = ts[b]; x < at; x++)
+				if (__builtin_expect(te[x].key == k, 0))
+					return BUILD_REPEATS;
+			te[at] = (struct tab_count){ k, rec_word(p) };
+		}
+	}
+	return 0;
+}
 
 static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
 			const struct build_arg *a, uint64_t n)
@@ -588,6 +643,12 @@ static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t 
 	struct table *t;
 	bool counted;
 
+	if (n <= DIRECT_BUILD_ROWS) {
+		int ret = build_unique(ctx, in, nin, a, n);
+
+		if (ret != BUILD_REPEATS)
+			return ret;
+	}
 	sbits = sbits > bits ? bits : sbits > 12 ? 12 : sbits;
 	shift = bits - sbits;
 	nspans = (size_t)1 << sbits;

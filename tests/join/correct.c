@@ -146,6 +146,40 @@ Test(join, large_tables_built_and_probed_in_spans, .timeout = 60)
 }
 
 /*
+ * Tables of unique keys small enough to build in place, and the same with one key
+ * repeated: in the part's first rows, then as its very last row (in another piece
+ * when the chunks are small), so that the in-place build meets the repeat after it
+ * has written the other entries and the table is folded instead.
+ */
+Test(join, small_tables_of_unique_keys_and_one_repeat, .timeout = 60)
+{
+	uint64_t seed = 9;
+	char *dir = t_dir();
+
+	for (int it = 0; it < 6; it++) {
+		size_t nl = 50000, nr = 80000;
+		struct row *l = random_rows(nl, 1, &seed), *r = random_rows(nr, 1, &seed);
+		struct join_spec spec = t_spec(NULL, NULL);
+
+		for (size_t i = 0; i < nl; i++)
+			l[i].key = (i + 1) * 0x9e3779b97f4a7c15ull;	/* unique, shuffled */
+		if (it % 3 == 1)
+			l[1].key = l[0].key;
+		else if (it % 3 == 2)
+			l[nl - 1].key = l[nl / 2].key;
+		for (size_t i = 0; i < nr; i++)
+			r[i].key = i % 10 ? l[t_rand(&seed) % nl].key : t_rand(&seed);
+		spec.partitions = it < 3 ? 1 : 0;
+		spec.task_bytes = it < 3 ? 0 : 64 << 10;
+		spec.nthreads = 2;
+		join_rows(spec, dir, l, nl, r, nr);
+		free(l);
+		free(r);
+	}
+	t_rmdir(dir);
+}
+
+/*
  * Inputs that spill: the parts whose tables fit are joined while the right input is
  * read (half of them here), the others after.
  */
