@@ -574,47 +574,42 @@ static size_t fold_span(const char *recs, size_t nrows, unsigned level, uint64_t
 
 /* Rows per span of a table's build: its sort and fold stay in the core's cache. */
 #define BUILD_SPAN_ROWS 8192
-/* Rows of a table small enough to build in place: it fits in the core's cache. */
+/* Rows of a table small enough to build in place from its pieces: it fits in cache. */
 #define DIRECT_BUILD_ROWS (64u << 10)
-#define BUILD_REPEATS 1		/* build_unique met a key twice */
 
 /*
- * A counting table of unique keys (the usual build side), straight from the rows:
- * one hash per row, kept for the second pass, and each entry written once, into its
- * bucket of the table itself, where a key already there is found. The sort and fold
- * of build_counts pass over the rows five times and hash them as often.
- * Return: 0, BUILD_REPEATS (the table is unfinished: fold instead), or the task's
- * failure.
+ * Entries of unique keys (the usual build side), straight from @in's rows, whose
+ * buckets are [lo, lo + nb) of @t: one hash per row, kept in @bucket for the second
+ * pass, and each entry written once, from te[@base] on, into its bucket of the table
+ * itself, where a key already there is found. Sets start[lo..lo + nb] (the last is
+ * the next range's first). @fill: room for nb + 1 starts. The sort and fold of
+ * build_counts pass over the rows five times and hash them as often.
+ * Return: false if a key repeats (the table is unfinished: fold instead).
  */
-static int build_unique(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
-			const struct build_arg *a, uint64_t n)
+static bool place_unique(const struct weft_buf *in, size_t nin, struct table *t,
+			 size_t lo, size_t nb, uint32_t base, uint32_t *bucket, uint32_t *fill)
 {
-	unsigned bits = log2_ceil(n);
-	size_t nb = (size_t)1 << bits, mask = nb - 1, r = 0;
-	uint32_t *bucket = scratch(SLOT_IDS, n * sizeof(*bucket) + 1);
-	uint32_t *fill = scratch(SLOT_AUX, (nb + 1) * sizeof(*fill));
-	struct table *t = weft_output(ctx, count_tab_size(bits, n, false));
-	struct tab_count *te;
-	uint32_t *ts;
+	uint32_t *ts = (uint32_t *)tab_start(t) + lo, sum = base;
+	struct tab_count *te = (struct tab_count *)tab_keys(t);
+	uint64_t mask = ((uint64_t)1 << t->bucket_bits) - 1;
+	size_t r = 0;
 
-	if (!bucket || !fill)
-		return weft_fail(ctx, "build: out of memory for %" PRIu64 " rows", n);
-	if (!t)
-		return weft_fail(ctx, "build: no memory for a table of %" PRIu64 " keys", n);
-	*t = (struct table){ n, bits, a->level, 8, false };
-	ts = (uint32_t *)tab_start(t);
-	te = (struct tab_count *)tab_keys(t);
-	memset(ts, 0, (nb + 1) * sizeof(*ts));
+	memset(ts, 0, nb * sizeof(*ts));
 	for (size_t i = 0; i < nin; i++) {
 		for (const char *p = in[i].data, *e = p + in[i].len; p < e; p += 16) {
-			uint32_t b = mix(rec_key(p), a->level) & mask;
+			uint32_t b = (mix(rec_key(p), t->level) & mask) - lo;
 
 			bucket[r++] = b;
 			ts[b]++;
 		}
 	}
-	starts(ts, nb);
-	memcpy(fill, ts, (nb + 1) * sizeof(*fill));
+	for (size_t b = 0; b < nb; b++) {
+		uint32_t c = ts[b];
+
+		fill[b] = ts[b] = sum;
+		sum += c;
+	}
+	ts[nb] = sum;
 	r = 0;
 	for (size_t i = 0; i < nin; i++) {
 		for (const char *p = in[i].data, *e = p + in[i].len; p < e; p += 16) {
@@ -623,11 +618,23 @@ static int build_unique(struct weft_ctx *ctx, const struct weft_buf *in, size_t 
 
 			for (uint32_t x = ts[b]; x < at; x++)
 				if (__builtin_expect(te[x].key == k, 0))
-					return BUILD_REPEATS;
+					return false;
 			te[at] = (struct tab_count){ k, rec_word(p) };
 		}
 	}
-	return 0;
+	return true;
+}
+
+/* A counting table without counts, for @n unique keys; NULL when out of memory. */
+static struct table *unique_table(struct weft_ctx *ctx, const struct build_arg *a,
+				  uint64_t n)
+{
+	unsigned bits = log2_ceil(n);
+	struct table *t = weft_output(ctx, count_tab_size(bits, n, false));
+
+	if (t)
+		*t = (struct table){ n, bits, a->level, 8, false };
+	return t;
 }
 
 static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
@@ -641,19 +648,30 @@ static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t 
 	char *recs = scratch(SLOT_RECS, n * 16 + 1);
 	uint64_t *tk;
 	struct table *t;
-	bool counted;
+	bool counted, unique = true;
 
+	if (!out || !recs)
+		return weft_fail(ctx, "build: out of memory for %" PRIu64 " rows", n);
+	/* A table that fits in cache, of unique keys: straight from the pieces. */
 	if (n <= DIRECT_BUILD_ROWS) {
-		int ret = build_unique(ctx, in, nin, a, n);
+		uint32_t *fill = scratch(SLOT_AUX, (nb + 1) * sizeof(*fill));
 
-		if (ret != BUILD_REPEATS)
-			return ret;
+		if (!fill)
+			return weft_fail(ctx, "build: out of memory for %" PRIu64 " rows", n);
+		t = unique_table(ctx, a, n);
+		if (!t)
+			return weft_fail(ctx, "build: no memory for a table of %" PRIu64
+					 " keys", n);
+		/* out's room is free until the fold: it holds the rows' buckets. */
+		if (place_unique(in, nin, t, 0, nb, 0, (uint32_t *)out, fill))
+			return 0;
+		unique = false;
 	}
 	sbits = sbits > bits ? bits : sbits > 12 ? 12 : sbits;
 	shift = bits - sbits;
 	nspans = (size_t)1 << sbits;
 	start = scratch(SLOT_AUX, (nb + nspans + 2) * sizeof(*start));
-	if (!out || !recs || !start)
+	if (!start)
 		return weft_fail(ctx, "build: out of memory for %" PRIu64 " rows", n);
 	span = start + nb + 1;
 	/* Group the rows by span of buckets (the top bits of their bucket). */
@@ -673,6 +691,21 @@ static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t 
 
 			memcpy(recs + (size_t)at * 16, r, 16);
 		}
+	}
+	/* Unique keys, likely: each span's entries go straight into the table. */
+	if (unique) {
+		t = unique_table(ctx, a, n);
+		if (!t)
+			return weft_fail(ctx, "build: no memory for a table of %" PRIu64
+					 " keys", n);
+		for (size_t s = 0, from = 0; unique && s < nspans; from = span[s++]) {
+			struct weft_buf v = { recs + from * 16, (span[s] - from) * 16 };
+
+			unique = place_unique(&v, 1, t, s << shift, (size_t)1 << shift,
+					      (uint32_t)from, (uint32_t *)tk, start);
+		}
+		if (unique)
+			return 0;
 	}
 	/* Fold span by span (span[s] is now s's end), in bucket order. */
 	for (size_t s = 0, from = 0; s < nspans; from = span[s++])

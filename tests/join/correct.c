@@ -146,18 +146,19 @@ Test(join, large_tables_built_and_probed_in_spans, .timeout = 60)
 }
 
 /*
- * Tables of unique keys small enough to build in place, and the same with one key
- * repeated: in the part's first rows, then as its very last row (in another piece
- * when the chunks are small), so that the in-place build meets the repeat after it
- * has written the other entries and the table is folded instead.
+ * Tables of unique keys, built in place from their pieces (50k keys) or span by
+ * span (200k), and the same with one key repeated: in the part's first rows, then
+ * as its very last row (in another piece when the chunks are small), so that the
+ * in-place build meets the repeat after it has written the other entries and the
+ * table is folded instead.
  */
-Test(join, small_tables_of_unique_keys_and_one_repeat, .timeout = 60)
+Test(join, tables_of_unique_keys_and_one_repeat, .timeout = 60)
 {
 	uint64_t seed = 9;
 	char *dir = t_dir();
 
-	for (int it = 0; it < 6; it++) {
-		size_t nl = 50000, nr = 80000;
+	for (int it = 0; it < 9; it++) {
+		size_t nl = it < 6 ? 50000 : 200000, nr = 80000;
 		struct row *l = random_rows(nl, 1, &seed), *r = random_rows(nr, 1, &seed);
 		struct join_spec spec = t_spec(NULL, NULL);
 
@@ -169,8 +170,8 @@ Test(join, small_tables_of_unique_keys_and_one_repeat, .timeout = 60)
 			l[nl - 1].key = l[nl / 2].key;
 		for (size_t i = 0; i < nr; i++)
 			r[i].key = i % 10 ? l[t_rand(&seed) % nl].key : t_rand(&seed);
-		spec.partitions = it < 3 ? 1 : 0;
-		spec.task_bytes = it < 3 ? 0 : 64 << 10;
+		spec.partitions = it < 3 || it >= 6 ? 1 : 0;
+		spec.task_bytes = it >= 3 && it < 6 ? 64 << 10 : 0;
 		spec.nthreads = 2;
 		join_rows(spec, dir, l, nl, r, nr);
 		free(l);
