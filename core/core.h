@@ -384,6 +384,51 @@ void weft__engine_schedule(struct weft__engine *eng, struct weft__worker *w,
 			   struct weft_task *t);
 void weft__engine_run_next(struct weft__engine *eng, struct weft__worker *w,
 			   struct weft_task *t);
+
+/* Wake one parked worker (engine.c). */
+void weft__engine_wake_one(struct weft__engine *eng);
+
+/*
+ * After publishing work with a seq_cst operation: wake a parked thread unless one
+ * is still spinning (it re-checks every queue before it parks). All seq_cst, paired
+ * with the increments and re-check in idle(): either we see the parker, or it sees
+ * the work.
+ */
+static inline void weft__notify_strict(struct weft__engine *eng)
+{
+	if (unlikely(atomic_load_explicit(&eng->nparked, memory_order_seq_cst)) &&
+	    !atomic_load_explicit(&eng->nspinning, memory_order_seq_cst))
+		weft__engine_wake_one(eng);
+}
+
+/*
+ * The inbox keeps the order tasks came in without a walk: a consumer runs the
+ * queue node by node, each record's miss started one task ahead, where a stack
+ * taken whole had to be walked first to reverse it, one cold miss after another.
+ *
+ * Producers never wait: a swap at the tail, then one store, to the node before or,
+ * in an empty queue, to inbox_first. Between the two the new node is not linked
+ * yet; a consumer that reaches the gap leaves it for later, and spins instead of
+ * parking while the tail says the queue is not empty.
+ */
+static inline void weft__inbox_push(struct weft__engine *eng, struct weft_task *t)
+{
+	struct weft_task *prev;
+
+	atomic_store_explicit(&t->next, NULL, memory_order_relaxed);
+	/*
+	 * seq_cst: ordered before weft__notify_strict's loads and paired with the
+	 * load in inbox_empty, so that either a parker sees this task or we see it.
+	 */
+	prev = atomic_exchange_explicit(&eng->inbox_tail, t, memory_order_seq_cst);
+	/* Release pairs with the acquire loads in inbox_pop: t is complete. */
+	if (prev)
+		atomic_store_explicit(&prev->next, t, memory_order_release);
+	else
+		atomic_store_explicit(&eng->inbox_first, t, memory_order_release);
+	weft__notify_strict(eng);
+}
+
 /*
  * Run other work (inside a task) until @done(@arg, mark) or the deadline (< 0: none).
  * @done with mark set must also flag the awaited tasks with WT_WAITER, so that their

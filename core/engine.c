@@ -102,7 +102,7 @@ int64_t weft__engine_set_idle_purge(int64_t ns)
 
 /* ---- parking: an eventcount over park_seq ---- */
 
-static void wake_one(struct weft__engine *eng)
+void weft__engine_wake_one(struct weft__engine *eng)
 {
 	/* Pairs with the load of park_seq in idle(): a parker that read the old value
 	 * returns from FUTEX_WAIT at once. */
@@ -117,19 +117,6 @@ void weft__engine_wake_all(struct weft__engine *eng)
 }
 
 /*
- * After publishing work with a seq_cst operation: wake a parked thread unless one
- * is still spinning (it re-checks every queue before it parks). All seq_cst, paired
- * with the increments and re-check in idle(): either we see the parker, or it sees
- * the work.
- */
-static void notify_strict(struct weft__engine *eng)
-{
-	if (atomic_load_explicit(&eng->nparked, memory_order_seq_cst) &&
-	    !atomic_load_explicit(&eng->nspinning, memory_order_seq_cst))
-		wake_one(eng);
-}
-
-/*
  * After a worker pushed onto its own deque: that worker will run the task if nobody
  * steals it, so a stale read here costs parallelism, never progress. No fence.
  */
@@ -137,7 +124,7 @@ static inline void notify_hint(struct weft__engine *eng)
 {
 	if (unlikely(atomic_load_explicit(&eng->nparked, memory_order_relaxed)) &&
 	    !atomic_load_explicit(&eng->nspinning, memory_order_relaxed))
-		wake_one(eng);
+		weft__engine_wake_one(eng);
 }
 
 void weft__engine_wake_waiters(struct weft__engine *eng)
@@ -219,34 +206,6 @@ out_unlock:
 
 /* ---- where ready tasks go ---- */
 
-/*
- * The inbox keeps the order tasks came in without a walk: a consumer runs the
- * queue node by node, each record's miss started one task ahead, where a stack
- * taken whole had to be walked first to reverse it, one cold miss after another.
- *
- * Producers never wait: a swap at the tail, then one store, to the node before or,
- * in an empty queue, to inbox_first. Between the two the new node is not linked
- * yet; a consumer that reaches the gap leaves it for later, and spins instead of
- * parking while the tail says the queue is not empty.
- */
-static void inbox_push(struct weft__engine *eng, struct weft_task *t)
-{
-	struct weft_task *prev;
-
-	atomic_store_explicit(&t->next, NULL, memory_order_relaxed);
-	/*
-	 * seq_cst: ordered before notify_strict's loads and paired with the load in
-	 * inbox_empty, so that either a parker sees this task or we see the parker.
-	 */
-	prev = atomic_exchange_explicit(&eng->inbox_tail, t, memory_order_seq_cst);
-	/* Release pairs with the acquire loads in inbox_pop: t is complete. */
-	if (prev)
-		atomic_store_explicit(&prev->next, t, memory_order_release);
-	else
-		atomic_store_explicit(&eng->inbox_first, t, memory_order_release);
-	notify_strict(eng);
-}
-
 /* True when no task waits in the inbox, linked or about to be. */
 static bool inbox_empty(struct weft__engine *eng)
 {
@@ -257,7 +216,7 @@ void weft__engine_schedule(struct weft__engine *eng, struct weft__worker *w,
 			   struct weft_task *t)
 {
 	if (unlikely(t->prio) && !prio_push(eng, t)) {
-		notify_strict(eng);
+		weft__notify_strict(eng);
 		return;
 	}
 	if (likely(w) && !weft__deque_push(&w->dq, t)) {
@@ -265,7 +224,7 @@ void weft__engine_schedule(struct weft__engine *eng, struct weft__worker *w,
 		return;
 	}
 	/* Not a worker, or a deque that could not grow: the inbox takes anything. */
-	inbox_push(eng, t);
+	weft__inbox_push(eng, t);
 }
 
 /*
@@ -354,7 +313,7 @@ static struct weft_task *inbox_pop(struct weft__engine *eng, struct weft_task **
 	if (!h) {
 		if (!atomic_load_explicit(&eng->inbox_first, memory_order_relaxed))
 			return NULL;
-		/* Acquire pairs with the release store in inbox_push. */
+		/* Acquire pairs with the release store in weft__inbox_push. */
 		h = atomic_exchange_explicit(&eng->inbox_first, NULL, memory_order_acquire);
 		*head = h;
 		/*
@@ -533,8 +492,8 @@ static void park_sleep(struct weft__engine *eng, uint32_t key, bool last)
 
 /*
  * Park until a wake-up, after the re-check that makes a lost one impossible (see
- * notify_strict). @spinning: the caller is registered in nspinning. Return: a task
- * the re-check found, or NULL.
+ * weft__notify_strict). @spinning: the caller is registered in nspinning.
+ * Return: a task the re-check found, or NULL.
  */
 static struct weft_task *park(struct weft__worker *w, bool spinning)
 {
@@ -610,7 +569,7 @@ static struct weft_task *idle(struct weft__worker *w)
 			/* The last spinner found work: another may be needed. */
 			if (atomic_fetch_sub_explicit(&eng->nspinning, 1,
 						      memory_order_seq_cst) == 1)
-				notify_strict(eng);
+				weft__notify_strict(eng);
 			return t;
 		}
 		if (atomic_load_explicit(&eng->stop, memory_order_relaxed) ||

@@ -909,7 +909,11 @@ ready_unseen:
 	atomic_store_explicit(&t->state, WT_READY, memory_order_relaxed);
 	if (ndeps)
 		weft__store_prefetch(eng, t->in, t->nin);
-	weft__engine_schedule(eng, w, t);
+	/* A client's plain task goes straight to the inbox, inline. */
+	if (!w && likely(!t->prio))
+		weft__inbox_push(eng, t);
+	else
+		weft__engine_schedule(eng, w, t);
 	return 0;
 }
 
@@ -1284,11 +1288,19 @@ static int wait_until(struct weft__engine *eng, bool (*done)(void *, bool),
 int weft_wait(struct weft_future *f, int64_t timeout_ns)
 {
 	struct weft_task *t;
+	uint32_t s;
 	int ret;
 
 	if (!f)
 		return -EINVAL;
 	t = weft__future_task(f);
+	/*
+	 * Ended already, as most are by the time they are waited on. Acquire pairs
+	 * with the release exchange in end_one.
+	 */
+	s = atomic_load_explicit(&t->state, memory_order_acquire);
+	if (likely(wt_final(s)))
+		return status_of(t, s);
 	if (!t->eng->closed) {
 		ret = wait_until(t->eng, task_ended, task_stuck, t, timeout_ns);
 		if (ret)
