@@ -804,6 +804,7 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 	struct weft__cache *c;
 	struct weft_task *t;
 	uint32_t already = 0, i;
+	unsigned nout;
 	int ret;
 
 	if (!fn || !out || (arglen && !arg) || arglen > WEFT_MAX_ARG)
@@ -819,6 +820,8 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 		if (ret)
 			return ret;
 	}
+	/* t->noutputs too, once task_fill has run: a constant in the usual copy. */
+	nout = o->noutputs ? o->noutputs : 1;
 	if (unlikely(atomic_load_explicit(&eng->closing, memory_order_relaxed)))
 		return -ESHUTDOWN;
 	c = w ? &w->cache : cache_external(eng);
@@ -837,7 +840,7 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 	atomic_store_explicit(&t->state, WT_WAITING, memory_order_relaxed);
 	atomic_store_explicit(&t->dependents, NULL, memory_order_relaxed);
 	/* One per future handed out, one for the engine until the task retires. */
-	atomic_store_explicit(&t->refs, t->noutputs + 1, memory_order_relaxed);
+	atomic_store_explicit(&t->refs, nout + 1, memory_order_relaxed);
 	/*
 	 * One per dependency not yet ended. No guard: after its last edge is queued,
 	 * submit no longer touches t's shared state, so t may start (or be ended by a
@@ -846,10 +849,11 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 	 */
 	atomic_store_explicit(&t->pending, (uint32_t)ndeps, memory_order_relaxed);
 	counter_inc(&c->created);
-	for (i = 0; i < t->noutputs; i++) {
+	if (likely(nout == 1))
+		out[0] = &t->out1;
+	for (i = 0; nout > 1 && i < nout; i++) {
 		out[i] = weft__task_out(t, i);
-		if (t->noutputs > 1)
-			atomic_store_explicit(weft__out_refs(out[i]), 1, memory_order_relaxed);
+		atomic_store_explicit(weft__out_refs(out[i]), 1, memory_order_relaxed);
 	}
 	if (!ndeps)
 		goto ready_unseen;
