@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "join.h"
@@ -183,6 +184,25 @@ static bool drop_caches(void)
 	return ok;
 }
 
+/*
+ * CPU time the hypervisor gave to others, all CPUs together (steal in /proc/stat):
+ * on this shared virtual machine it sets much of the difference between two runs.
+ * Return: seconds, or -1 where the kernel does not count it.
+ */
+static double steal_seconds(void)
+{
+	unsigned long long v[8] = { 0 };
+	FILE *f = fopen("/proc/stat", "r");
+	int n;
+
+	if (!f)
+		return -1;
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+		   &v[3], &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	return n == 8 ? (double)v[7] / sysconf(_SC_CLK_TCK) : -1;
+}
+
 #define READ_BUF ((size_t)16 << 20)	/* the reference's reads, as weft-join's chunks */
 #define HUGE_PAGE ((size_t)2 << 20)
 
@@ -251,7 +271,7 @@ static int run_scale(const struct scale *sc, const char *tools, const char *dir)
 {
 	char r[PATH_MAX], s[PATH_MAX], cmd[3 * PATH_MAX], want[256] = "";
 	double tuples = (double)(sc->r + sc->s);
-	double ws[16], ss[16], rs[16];
+	double ws[16], ss[16], rs[16], steal[16];
 	struct outcome w = { 0 }, ser = { 0 };
 	FILE *p;
 
@@ -280,7 +300,9 @@ static int run_scale(const struct scale *sc, const char *tools, const char *dir)
 		cold &= drop_caches();
 		rs[i] = read_seconds(r, s);
 		cold &= drop_caches();
+		steal[i] = steal_seconds();
 		w = in_child(measure_weft, sc, r, s);
+		steal[i] = steal[i] < 0 ? -1 : steal_seconds() - steal[i];
 		ws[i] = w.seconds;
 		if (w.err) {
 			fprintf(stderr, "join: %s\n", w.error);
@@ -329,6 +351,13 @@ static int run_scale(const struct scale *sc, const char *tools, const char *dir)
 		 nthreads, sm / wm, sc->limit ? 1.5 * 11.6 : 1.5 * 22, runs);
 	report(sc->name, "weft-join --count", tuples / wm / 1e6, wm, w.peak_rss, w.spilled,
 	       note);
+	if (steal[0] >= 0) {
+		printf("# CPU time the hypervisor took during weft-join's runs (of %u CPUs):",
+		       nthreads);
+		for (int i = 0; i < sc->reps; i++)
+			printf("%s %.2f s", i ? "," : "", steal[i]);
+		printf("\n");
+	}
 	printf("# the target is 1.5x DuckDB 1.5 (threads=2, 1 GB limit) on this machine,"
 	       " counting its join alone: %.1f Mtuples/s\n", sc->limit ? 11.6 : 22.0);
 	unlink(r);
