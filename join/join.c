@@ -477,10 +477,10 @@ struct build_arg {
 	unsigned level;
 };
 
-/* Turn bucket counts into starts, as a counting sort's first half. */
-static void starts(uint32_t *start, size_t nb)
+/* Turn bucket counts into starts from @base, as a counting sort's first half. */
+static void starts_from(uint32_t *start, size_t nb, uint32_t base)
 {
-	uint32_t sum = 0;
+	uint32_t sum = base;
 
 	for (size_t b = 0; b < nb; b++) {
 		uint32_t c = start[b];
@@ -489,6 +489,11 @@ static void starts(uint32_t *start, size_t nb)
 		sum += c;
 	}
 	start[nb] = sum;
+}
+
+static void starts(uint32_t *start, size_t nb)
+{
+	starts_from(start, nb, 0);
 }
 
 static int build_rows(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
@@ -589,7 +594,7 @@ static size_t fold_span(const char *recs, size_t nrows, unsigned level, uint64_t
 static bool place_unique(const struct weft_buf *in, size_t nin, struct table *t,
 			 size_t lo, size_t nb, uint32_t base, uint32_t *bucket, uint32_t *fill)
 {
-	uint32_t *ts = (uint32_t *)tab_start(t) + lo, sum = base;
+	uint32_t *ts = (uint32_t *)tab_start(t) + lo;
 	struct tab_count *te = (struct tab_count *)tab_keys(t);
 	uint64_t mask = ((uint64_t)1 << t->bucket_bits) - 1;
 	size_t r = 0;
@@ -603,13 +608,8 @@ static bool place_unique(const struct weft_buf *in, size_t nin, struct table *t,
 			ts[b]++;
 		}
 	}
-	for (size_t b = 0; b < nb; b++) {
-		uint32_t c = ts[b];
-
-		fill[b] = ts[b] = sum;
-		sum += c;
-	}
-	ts[nb] = sum;
+	starts_from(ts, nb, base);
+	memcpy(fill, ts, nb * sizeof(*fill));
 	r = 0;
 	for (size_t i = 0; i < nin; i++) {
 		for (const char *p = in[i].data, *e = p + in[i].len; p < e; p += 16) {
