@@ -174,17 +174,31 @@ Test(cli, output_replaces_the_file_only_on_success)
 	teardown(&e);
 }
 
-Test(cli, full_disk_fails_cleanly, .timeout = 60)
+/* A 1 MiB disk at e->dir/small (a tmpfs); the test is skipped without root. */
+static char *small_disk(struct env *e)
 {
-	struct env e = setup();
-	char *mnt = t_path(e.dir, "small"), *out;
-	int rc;
+	char *mnt = t_path(e->dir, "small");
 
 	if (geteuid() != 0)
 		cr_skip_test("needs root to mount a tmpfs");
 	mkdir(mnt, 0755);
 	if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m"))
 		cr_skip_test("cannot mount a tmpfs here");
+	return mnt;
+}
+
+static void small_disk_gone(char *mnt)
+{
+	umount2(mnt, MNT_DETACH);
+	free(mnt);
+}
+
+Test(cli, full_disk_fails_cleanly, .timeout = 60)
+{
+	struct env e = setup();
+	char *mnt = small_disk(&e), *out;
+	int rc;
+
 	rc = t_run(NULL, "cd '%s' && '%s' --pair --left l.bin --right r.bin --left-rows 20000"
 		   " --rows 100000", e.dir, e.gen);
 	cr_assert_eq(rc, 0);
@@ -195,8 +209,7 @@ Test(cli, full_disk_fails_cleanly, .timeout = 60)
 	cr_expect(strstr(out, "No space left on device"), "%s", out);
 	cr_expect_eq(t_count_files(mnt, "out"), 0, "nothing is left on the full disk");
 	free(out);
-	umount2(mnt, MNT_DETACH);
-	free(mnt);
+	small_disk_gone(mnt);
 	teardown(&e);
 }
 
@@ -259,6 +272,56 @@ Test(gen, deterministic_for_a_seed)
 	free(a);
 	free(b);
 	free(c);
+	teardown(&e);
+}
+
+/*
+ * Tables written with O_DIRECT (the test's directory) and through a pipe, which
+ * refuses O_DIRECT, are the same bytes: binary with a partial last block and
+ * without, wide rows, and CSV.
+ */
+Test(gen, the_same_bytes_with_and_without_direct_writes)
+{
+	static const char *args[] = {
+		"--rows 1000", "--rows 262144", "--rows 3001 --row-bytes 40",
+		"--rows 5000 --format csv",
+	};
+	struct env e = setup();
+
+	for (size_t i = 0; i < sizeof(args) / sizeof(args[0]); i++) {
+		char *pa = t_path(e.dir, "t"), *pb = t_path(e.dir, "p"), *a, *b;
+		size_t la, lb;
+
+		cr_assert_eq(t_run(NULL, "cd '%s' && '%s' %s --seed 3 --output t", e.dir, e.gen,
+				   args[i]), 0, "%s", args[i]);
+		cr_assert_eq(t_run(NULL, "cd '%s' && '%s' %s --seed 3 --output /dev/stdout |"
+				   " cat > p", e.dir, e.gen, args[i]), 0, "%s", args[i]);
+		a = t_read(pa, &la);
+		b = t_read(pb, &lb);
+		cr_expect(la == lb && !memcmp(a, b, la), "%s: %zu and %zu bytes", args[i],
+			  la, lb);
+		cr_expect_gt(la, 0);
+		free(a);
+		free(b);
+		free(pa);
+		free(pb);
+	}
+	teardown(&e);
+}
+
+/* A table that does not fit fails with the system's reason and leaves no file. */
+Test(gen, full_disk_fails_cleanly, .timeout = 60)
+{
+	struct env e = setup();
+	char *mnt = small_disk(&e), *out;
+	int rc;
+
+	rc = t_run(&out, "cd '%s' && '%s' --rows 200000 --output small/t.bin", e.dir, e.gen);
+	cr_expect_neq(rc, 0, "exit %d: %s", rc, out);
+	cr_expect(strstr(out, "No space left on device"), "%s", out);
+	cr_expect_eq(t_count_files(mnt, "t.bin"), 0, "nothing is left on the full disk");
+	free(out);
+	small_disk_gone(mnt);
 	teardown(&e);
 }
 
