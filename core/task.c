@@ -849,11 +849,14 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 	 */
 	atomic_store_explicit(&t->pending, (uint32_t)ndeps, memory_order_relaxed);
 	counter_inc(&c->created);
-	if (likely(nout == 1))
+	if (likely(nout == 1)) {
 		out[0] = &t->out1;
-	for (i = 0; nout > 1 && i < nout; i++) {
-		out[i] = weft__task_out(t, i);
-		atomic_store_explicit(weft__out_refs(out[i]), 1, memory_order_relaxed);
+	} else {
+		for (i = 0; i < nout; i++) {
+			out[i] = weft__task_out(t, i);
+			atomic_store_explicit(weft__out_refs(out[i]), 1,
+					      memory_order_relaxed);
+		}
 	}
 	if (!ndeps)
 		goto ready_unseen;

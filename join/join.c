@@ -652,16 +652,16 @@ static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t 
 
 	if (!out || !recs)
 		return weft_fail(ctx, "build: out of memory for %" PRIu64 " rows", n);
-	/* A table that fits in cache, of unique keys: straight from the pieces. */
+	/* Unique keys, likely: their entries go straight into this table. */
+	t = unique_table(ctx, a, n);
+	if (!t)
+		return weft_fail(ctx, "build: no memory for a table of %" PRIu64 " keys", n);
+	/* A table that fits in cache: straight from the pieces. */
 	if (n <= DIRECT_BUILD_ROWS) {
 		uint32_t *fill = scratch(SLOT_AUX, (nb + 1) * sizeof(*fill));
 
 		if (!fill)
 			return weft_fail(ctx, "build: out of memory for %" PRIu64 " rows", n);
-		t = unique_table(ctx, a, n);
-		if (!t)
-			return weft_fail(ctx, "build: no memory for a table of %" PRIu64
-					 " keys", n);
 		/* out's room is free until the fold: it holds the rows' buckets. */
 		if (place_unique(in, nin, t, 0, nb, 0, (uint32_t *)out, fill))
 			return 0;
@@ -692,12 +692,8 @@ static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t 
 			memcpy(recs + (size_t)at * 16, r, 16);
 		}
 	}
-	/* Unique keys, likely: each span's entries go straight into the table. */
+	/* Past the cache's size: span by span, from the grouped rows. */
 	if (unique) {
-		t = unique_table(ctx, a, n);
-		if (!t)
-			return weft_fail(ctx, "build: no memory for a table of %" PRIu64
-					 " keys", n);
 		for (size_t s = 0, from = 0; unique && s < nspans; from = span[s++]) {
 			struct weft_buf v = { recs + from * 16, (span[s] - from) * 16 };
 
