@@ -2,11 +2,16 @@
 # make bench: every benchmark in perf/, then the oneTBB yardstick from
 # ../shared/yardsticks (when it is there and libtbb-dev is installed), in one run,
 # so that the figures can be read as ratios measured on the same machine.
-# join writes ~6 GB of tables to $WEFT_BENCH_DIR (or $TMPDIR, or /tmp) and takes
-# a few minutes.
+# join writes ~6 GB of tables to $WEFT_BENCH_DIR (or $TMPDIR, or /tmp), and ~10 GB
+# more as CSV for DuckDB, and takes a quarter of an hour.
 # usage: perf/run.sh BUILD_DIR
 set -e
 b=$1
+# The join's reference system, DuckDB, runs on Node.js (perf/duckdb.sh).
+if [ -z "$WEFT_BENCH_DUCKDB" ] && command -v node >/dev/null && command -v npm >/dev/null; then
+	WEFT_BENCH_DUCKDB="$(pwd)/perf/duckdb.sh $(cd "$b" && pwd)"
+	export WEFT_BENCH_DUCKDB
+fi
 for p in fib flat chain fanout roundtrip spill join; do
 	"$b/perf/$p"
 	echo
