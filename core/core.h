@@ -166,17 +166,20 @@ struct weft_task {
 	struct weft_future out1;
 	struct weft_future *out;	/* &out1, or noutputs of them */
 	struct weft_future **in;	/* the dependencies' outputs */
-	/* Line 2: used by some tasks only. */
+	/*
+	 * Line 2: dependencies. A task of one or two is written in lines 0 and 2
+	 * only, each a line its submitter may have to take from another core.
+	 */
+	struct weft_future *in_inl[WEFT_INLINE_DEPS];
+	struct weft__edge edge_inl[WEFT_INLINE_DEPS];
 	struct weft__edge *edges;	/* one per dependency */
+	struct weft_task *ending_next;	/* stack of tasks failing together */
+	/* Line 3: used by some tasks only. */
 	int priority;
 	unsigned retries;		/* re-runs left */
 	struct weft__err *err;		/* set once final and not done */
 	char *label;			/* owned copy, or NULL: use the function's name */
 	uint64_t seq;			/* priority ties; a free batch's size */
-	struct weft_task *ending_next;	/* stack of tasks failing together */
-	struct weft_future *in_inl[WEFT_INLINE_DEPS];
-	/* Line 3. */
-	struct weft__edge edge_inl[WEFT_INLINE_DEPS];
 	_Alignas(16) unsigned char arg_inl[WEFT_INLINE_ARG];
 } __cacheline_aligned;	/* no record shares a line with another thread's record */
 
@@ -184,6 +187,8 @@ _Static_assert(sizeof(struct weft_task) == 4 * WEFT_CACHELINE,
 	       "a task record is four cache lines; keep line 0 hot");
 _Static_assert(offsetof(struct weft_task, out1) == WEFT_CACHELINE,
 	       "line 0 holds what every task touches");
+_Static_assert(offsetof(struct weft_task, priority) == 3 * WEFT_CACHELINE,
+	       "line 2 holds what a task with dependencies touches");
 
 /*
  * Records are WEFT_RECORD_ALIGN-aligned in their slabs, so a record's own output

@@ -345,7 +345,7 @@ static __cold struct weft_task *cache_refill(struct weft__cache *c)
  * back a record reads and writes nothing in it, so a record released on one thread
  * is not pulled into that thread's cache before it is reused.
  */
-static inline struct weft_task *record_get(struct weft__cache *c)
+static inline struct weft_task *record_get(struct weft__cache *c, bool deps)
 {
 	if (likely(c->nfree)) {
 		struct weft_task *t = c->free[--c->nfree];
@@ -353,9 +353,16 @@ static inline struct weft_task *record_get(struct weft__cache *c)
 		/*
 		 * Start the miss of a record RECORD_PREFETCH submits ahead: one
 		 * that comes from memory takes longer than a submit to arrive.
+		 * With dependencies, line 2 too: the thread that freed the record
+		 * read it last, and a write must take it back from that core.
 		 */
-		if (c->nfree >= RECORD_PREFETCH)
-			__builtin_prefetch(c->free[c->nfree - RECORD_PREFETCH], 1);
+		if (c->nfree >= RECORD_PREFETCH) {
+			struct weft_task *ahead = c->free[c->nfree - RECORD_PREFETCH];
+
+			__builtin_prefetch(ahead, 1);
+			if (deps)
+				__builtin_prefetch(ahead->in_inl, 1);
+		}
 		return t;
 	}
 	if (weft__alloc_should_fail())
@@ -827,7 +834,7 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 	c = w ? &w->cache : cache_external(eng);
 	if (unlikely(!c))
 		return -ENOMEM;
-	t = record_get(c);
+	t = record_get(c, ndeps);
 	if (unlikely(!t))
 		return -ENOMEM;
 	ret = task_fill(t, ndeps, arg, arglen, o);
@@ -938,7 +945,7 @@ int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 	c = weft__cache_self(eng);
 	if (!c)
 		return -ENOMEM;
-	t = record_get(c);
+	t = record_get(c, false);
 	if (!t)
 		return -ENOMEM;
 	if (task_fill(t, 0, NULL, 0, &default_opts)) {
