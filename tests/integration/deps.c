@@ -47,6 +47,94 @@ Test(deps, dependency_already_finished, .timeout = 20)
 	cr_assert_eq(weft_client_close(c), 0);
 }
 
+static void spin_us(long us)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000000L + (t.tv_nsec - t0.tv_nsec) / 1000 < us);
+}
+
+/* A link on @prev, cancelled at once: it ends cancelled, or ran before it could be. */
+static void cancel_one_link(struct weft_client *c, struct weft_future *prev)
+{
+	struct weft_future *link = submit_u64(c, sum, &prev, 1, 1);
+	int rc = weft_cancel(link);
+
+	if (rc == 0) {
+		cr_assert_eq(weft_wait(link, -1), -ECANCELED);
+	} else {
+		cr_assert(rc == -EBUSY || rc == -EALREADY, "cancel: %d", rc);
+		cr_assert_eq(result_u64(link), result_u64(prev) + 1);
+	}
+	weft_release(link);
+}
+
+/*
+ * A link queued on a task in every state a client can meet it in: running,
+ * ended just now, ended with a plain task run since, ended a while ago, and
+ * cancelled as it is queued. Each kept link adds 1; a cancelled one is followed
+ * by a link on the same task.
+ */
+Test(deps, links_queued_on_a_task_in_every_state, .timeout = 60)
+{
+	for (unsigned threads = 1; threads <= 2; threads++) {
+		struct weft_client *c = open_threads(threads);
+		struct weft_future *root = submit_u64(c, sum, NULL, 0, 0);
+		struct weft_future *prev = submit_u64(c, sum, &root, 1, 0), *next, *plain;
+		long n = stress_scaled(20000), want = 0;
+
+		for (long i = 0; i < n; i++) {
+			switch (i % 5) {
+			case 0:		/* queued on a task that may be running */
+				break;
+			case 1:		/* right after its end is seen */
+				cr_assert_eq(weft_wait(prev, -1), 0);
+				break;
+			case 2:		/* with a plain task run since */
+				cr_assert_eq(weft_wait(prev, -1), 0);
+				plain = submit_u64(c, sum, NULL, 0, 7);
+				cr_assert_eq(result_u64(plain), 7);
+				weft_release(plain);
+				break;
+			case 3:		/* a while after its end */
+				cr_assert_eq(weft_wait(prev, -1), 0);
+				spin_us(200);
+				break;
+			case 4:		/* cancelled as it is queued */
+				cr_assert_eq(weft_wait(prev, -1), 0);
+				cancel_one_link(c, prev);
+				break;
+			}
+			next = submit_u64(c, sum, &prev, 1, 1);
+			want++;
+			weft_release(prev);
+			prev = next;
+		}
+		cr_assert_eq(result_u64(prev), (uint64_t)want);
+		weft_release(prev);
+		weft_release(root);
+		cr_assert_eq(weft_client_close(c), 0);
+	}
+}
+
+/* A client that closes as soon as its chain has ended: no hang, no leak. */
+Test(deps, close_right_after_a_chain_ends, .timeout = 30)
+{
+	for (int round = 0; round < 200; round++) {
+		struct weft_client *c = open_threads(1 + round % 2);
+		struct weft_future *a = submit_u64(c, sum, NULL, 0, 1);
+		struct weft_future *b = submit_u64(c, sum, &a, 1, 1);
+
+		cr_assert_eq(result_u64(b), 2);
+		weft_release(a);
+		weft_release(b);
+		cr_assert_eq(weft_client_close(c), 0);
+	}
+}
+
 /* Splits its argument's value into n outputs: output i holds value + i. */
 TASK(split)
 {
