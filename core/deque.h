@@ -123,6 +123,17 @@ static inline int weft__deque_push(struct weft__deque *d, void *x)
 	return 0;
 }
 
+/*
+ * Owner only: true if there is nothing to pop. Exact when true: top only grows, so
+ * a stale top at or past bottom means an empty deque; and it spares pop's fence,
+ * which a thread that finds its work elsewhere (the inbox) would pay every time.
+ */
+static inline bool weft__deque_empty(struct weft__deque *d)
+{
+	return atomic_load_explicit(&d->bottom, memory_order_relaxed) <=
+	       atomic_load_explicit(&d->top, memory_order_relaxed);
+}
+
 /* Owner only. Return: the newest element, or WEFT_DEQUE_EMPTY. */
 static inline void *weft__deque_pop(struct weft__deque *d)
 {

@@ -449,9 +449,11 @@ static struct weft_task *find_work(struct weft__worker *w)
 		w->run_next = NULL;
 		return t;
 	}
-	t = weft__deque_pop(&w->dq);
-	if (t)
-		return t;
+	if (!weft__deque_empty(&w->dq)) {
+		t = weft__deque_pop(&w->dq);
+		if (t)
+			return t;
+	}
 	if (inbox_ready(eng)) {
 		t = inbox_take(w);
 		if (t)

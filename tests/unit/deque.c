@@ -47,6 +47,29 @@ Test(deque, steal_empty_returns_empty, .timeout = 5)
 	weft__deque_fini(&d);
 }
 
+/* The owner's emptiness hint: true exactly when nothing is left to pop or steal. */
+Test(deque, empty_follows_push_pop_and_steal, .timeout = 5)
+{
+	struct weft__deque d;
+
+	cr_assert_eq(weft__deque_init(&d, 2), 0);
+	cr_assert(weft__deque_empty(&d));
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(weft__deque_push(&d, ITEM(i)), 0);	/* grows once */
+	cr_assert_not(weft__deque_empty(&d));
+	cr_assert_eq(weft__deque_steal(&d), ITEM(0));
+	cr_assert_eq(weft__deque_pop(&d), ITEM(2));
+	cr_assert_not(weft__deque_empty(&d));
+	cr_assert_eq(weft__deque_steal(&d), ITEM(1));
+	cr_assert(weft__deque_empty(&d), "the last item went to a thief");
+	cr_assert_eq(weft__deque_pop(&d), WEFT_DEQUE_EMPTY);
+	cr_assert(weft__deque_empty(&d), "a pop of nothing leaves it empty");
+	weft__deque_push(&d, ITEM(3));
+	cr_assert_eq(weft__deque_pop(&d), ITEM(3));
+	cr_assert(weft__deque_empty(&d));
+	weft__deque_fini(&d);
+}
+
 Test(deque, push_grows_and_keeps_every_item, .timeout = 5)
 {
 	struct weft__deque d;
