@@ -325,6 +325,7 @@ struct weft__engine {
 	_Atomic(struct weft_task *) inbox_tail __cacheline_aligned;
 	_Atomic(struct weft_task *) inbox_first;
 	_Atomic(struct weft_task *) inbox_head __cacheline_aligned;
+	intptr_t inbox_stride;		/* between the last two taken: the head's holder's */
 
 	/* Parking: an eventcount. */
 	_Atomic uint32_t park_seq __cacheline_aligned;	/* bumped by each wake */
