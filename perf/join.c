@@ -459,8 +459,8 @@ static int run_scale(const struct scale *sc, const char *tools, const char *dir)
 	       " alone, as the issue measured it on this kind of machine: %.1f Mtuples/s\n",
 	       stated);
 	if (nduck)
-		printf("# and 1.5x DuckDB as measured above: %.1f Mtuples/s; weft-join took"
-		       " %.2fx less time than DuckDB's join alone\n", here, dm / wm);
+		printf("# and 1.5x DuckDB as measured above: %.1f Mtuples/s; DuckDB's join"
+		       " alone took %.2fx weft-join's time\n", here, dm / wm);
 	else
 		printf("# DuckDB: not measured (WEFT_BENCH_DUCKDB unset; make bench sets it"
 		       " when node and npm are installed)\n");
