@@ -9,7 +9,7 @@ set -e
 b=$1
 # The join's reference system, DuckDB, runs on Node.js (perf/duckdb.sh).
 if [ -z "$WEFT_BENCH_DUCKDB" ] && command -v node >/dev/null && command -v npm >/dev/null; then
-	WEFT_BENCH_DUCKDB="$(pwd)/perf/duckdb.sh $(cd "$b" && pwd)"
+	WEFT_BENCH_DUCKDB="'$(pwd)/perf/duckdb.sh' '$(cd "$b" && pwd)'"
 	export WEFT_BENCH_DUCKDB
 fi
 for p in fib flat chain fanout roundtrip spill join; do
