@@ -89,10 +89,17 @@ enum weft__task_state {
 	WT_FAILED,			/* final: err says why */
 	WT_CANCELLED,			/* final: never ran */
 };
-#define WT_STATE_MASK	0xffu
-#define WT_WAITER	0x100u		/* a thread sleeps on done_seq for this task */
+/*
+ * A task's state and the list of its waiting dependents share one word, sd: the
+ * state and WT_WAITER in the low bits, the newest edge (16-byte aligned) above
+ * them. Ending a task is then one exchange, which publishes the final state, takes
+ * the list and closes it at once: no edge is queued on a task whose state is final.
+ */
+#define WT_STATE_MASK	0x7u
+#define WT_WAITER	0x8u		/* a thread sleeps on done_seq for this task */
+#define WT_BITS		0xfu		/* the state and WT_WAITER */
 
-static inline bool wt_final(uint32_t s)
+static inline bool wt_final(uint64_t s)
 {
 	return (s & WT_STATE_MASK) >= WT_DONE;
 }
@@ -117,11 +124,18 @@ struct weft_future {
 	};
 };
 
-/* A dependency edge, queued on the dependency until it ends. */
+/* A dependency edge, queued on the dependency until it ends (in its sd). */
 struct weft__edge {
 	struct weft_task *task;		/* the dependent */
 	struct weft__edge *next;
-};
+} __attribute__((aligned(16)));	/* its address leaves WT_BITS clear */
+
+_Static_assert(_Alignof(max_align_t) >= 16, "malloc'd edges leave WT_BITS clear too");
+
+static inline struct weft__edge *wt_edges(uint64_t sd)
+{
+	return (struct weft__edge *)(uintptr_t)(sd & ~(uint64_t)WT_BITS);
+}
 
 #define WEFT_INLINE_DEPS 2
 #define WEFT_INLINE_ARG 32
@@ -147,11 +161,10 @@ struct weft_task {
 	/* Line 0: what submit, run, wait and release all touch. */
 	weft_fn *fn;
 	struct weft__engine *eng;
-	_Atomic uint32_t state;		/* enum weft__task_state | WT_WAITER */
+	_Atomic uint64_t sd;		/* enum weft__task_state | WT_WAITER | edges */
 	_Atomic uint32_t pending;	/* unfinished dependencies, +1 while submitting */
 	_Atomic uint32_t refs;
 	uint32_t nin;			/* dependencies */
-	_Atomic(struct weft__edge *) dependents;	/* edges of waiting dependents */
 	_Atomic(struct weft_task *) next;	/* the next in the inbox */
 	union {
 		void *arg;		/* arglen > WEFT_WORD_ARG: arg_inl or the heap */
@@ -242,8 +255,11 @@ static inline const void *weft__task_arg(const struct weft_task *t)
 	return t->arglen <= WEFT_WORD_ARG ? (const void *)t->arg_word : t->arg;
 }
 
-/* A sentinel dependents value: the task has ended, add no more edges. */
-#define WEFT_EDGES_CLOSED ((struct weft__edge *)1)
+/* The state bits of @t's sd (enum weft__task_state | WT_WAITER). */
+static inline uint32_t wt_state(struct weft_task *t, memory_order mo)
+{
+	return (uint32_t)(atomic_load_explicit(&t->sd, mo) & WT_BITS);
+}
 
 /*
  * A per-thread cache of free records, and that thread's counters. Each cache is

@@ -527,7 +527,7 @@ static void output_unref(struct weft_task *t, struct weft_future *f)
 	if (atomic_fetch_sub_explicit(weft__out_refs(f), 1, memory_order_acq_rel) != 1)
 		return;
 	/* Acquire pairs with the release of the final state: outputs are settled. */
-	if (!wt_final(atomic_load_explicit(&t->state, memory_order_acquire)))
+	if (!wt_final(wt_state(t, memory_order_acquire)))
 		return;
 	if (f->usable)
 		weft__store_drop(t->eng, f);
@@ -589,13 +589,13 @@ static inline void retire(struct weft__cache *c, struct weft_task *t)
  */
 static bool claim(struct weft_task *t, struct weft__err *err)
 {
-	uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+	uint64_t s = atomic_load_explicit(&t->sd, memory_order_relaxed);
 
 	do {
 		if ((s & WT_STATE_MASK) > WT_READY)
 			return false;
-	} while (!atomic_compare_exchange_weak_explicit(&t->state, &s,
-							(s & WT_WAITER) | WT_ENDING,
+	} while (!atomic_compare_exchange_weak_explicit(&t->sd, &s,
+							(s & ~(uint64_t)WT_STATE_MASK) | WT_ENDING,
 							memory_order_acquire,
 							memory_order_relaxed));
 	t->err = err_get(err);
@@ -608,15 +608,15 @@ static bool claim(struct weft_task *t, struct weft__err *err)
 static void became_ready(struct weft__cache *c, struct weft__worker *w,
 			 struct weft_task *t, bool next)
 {
-	uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed);
+	uint64_t s = atomic_load_explicit(&t->sd, memory_order_relaxed);
 
 	do {
 		if ((s & WT_STATE_MASK) != WT_WAITING) {
 			retire(c, t);
 			return;
 		}
-	} while (!atomic_compare_exchange_weak_explicit(&t->state, &s,
-							(s & WT_WAITER) | WT_READY,
+	} while (!atomic_compare_exchange_weak_explicit(&t->sd, &s,
+							(s & ~(uint64_t)WT_STATE_MASK) | WT_READY,
 							memory_order_relaxed,
 							memory_order_relaxed));
 	weft__store_prefetch(t->eng, t->in, t->nin);
@@ -636,19 +636,21 @@ static void end_one(struct weft__cache *c, struct weft__worker *w, struct weft_t
 		    uint32_t final, struct weft_task **stack)
 {
 	struct weft__edge *e, *next;
-	uint32_t old;
+	uint64_t old;
 
 	if (final == WT_FAILED)
 		counter_inc(&c->failed);
 	else if (final == WT_CANCELLED)
 		counter_inc(&c->cancelled);
-	/* Release pairs with the acquire loads of state in wait and result. */
-	old = atomic_exchange_explicit(&t->state, final, memory_order_acq_rel);
+	/*
+	 * One exchange publishes the final state and takes the edges, closing the
+	 * list. Release pairs with the acquire loads of the state in wait, result and
+	 * submit; acquire with the release CAS that queued each edge in submit.
+	 */
+	old = atomic_exchange_explicit(&t->sd, final, memory_order_acq_rel);
 	if (old & WT_WAITER)
 		weft__engine_wake_waiters(t->eng);
-	/* Acquire pairs with the release CAS that queued each edge in submit. */
-	e = atomic_exchange_explicit(&t->dependents, WEFT_EDGES_CLOSED,
-				     memory_order_acq_rel);
+	e = wt_edges(old);
 	for (; e; e = next) {
 		struct weft_task *d = e->task;
 
@@ -844,8 +846,7 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 	}
 	t->fn = fn;
 	t->nin = (uint32_t)ndeps;
-	atomic_store_explicit(&t->state, WT_WAITING, memory_order_relaxed);
-	atomic_store_explicit(&t->dependents, NULL, memory_order_relaxed);
+	atomic_store_explicit(&t->sd, WT_WAITING, memory_order_relaxed);
 	/* One per future handed out, one for the engine until the task retires. */
 	atomic_store_explicit(&t->refs, nout + 1, memory_order_relaxed);
 	/*
@@ -882,24 +883,25 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 	}
 	for (i = 0; i < ndeps; i++) {
 		struct weft_task *d = weft__future_task(deps[i]);
-		struct weft__edge *e = &t->edges[i], *head;
+		struct weft__edge *e = &t->edges[i];
+		uint64_t head;
 
 		e->task = t;
-		head = atomic_load_explicit(&d->dependents, memory_order_acquire);
+		head = atomic_load_explicit(&d->sd, memory_order_acquire);
 		do {
-			if (head == WEFT_EDGES_CLOSED)
+			if (wt_final(head))
 				break;
-			e->next = head;
+			e->next = wt_edges(head);
 			/* Release pairs with the exchange in end_one: it sees e filled. */
-		} while (!atomic_compare_exchange_weak_explicit(&d->dependents, &head, e,
+		} while (!atomic_compare_exchange_weak_explicit(&d->sd, &head,
+								(uintptr_t)e | (head & WT_BITS),
 								memory_order_release,
 								memory_order_acquire));
-		if (head != WEFT_EDGES_CLOSED)
+		if (!wt_final(head))
 			continue;
-		/* d has ended; its state and error were published before the close. */
+		/* d has ended; its error was set before its final state, seen here. */
 		already++;
-		if (!ferr && (atomic_load_explicit(&d->state, memory_order_acquire) &
-			      WT_STATE_MASK) != WT_DONE)
+		if (!ferr && (head & WT_STATE_MASK) != WT_DONE)
 			ferr = d->err;
 	}
 	if (!already)
@@ -920,7 +922,7 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 		return 0;
 	}
 ready_unseen:
-	atomic_store_explicit(&t->state, WT_READY, memory_order_relaxed);
+	atomic_store_explicit(&t->sd, WT_READY, memory_order_relaxed);
 	if (ndeps)
 		weft__store_prefetch(eng, t->in, t->nin);
 	/* A client's plain task goes straight to the inbox, inline. */
@@ -975,11 +977,10 @@ int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 	}
 	t->fn = NULL;
 	t->nin = 0;
-	/* Born ended: no engine reference, nothing to schedule. */
-	atomic_store_explicit(&t->dependents, WEFT_EDGES_CLOSED, memory_order_relaxed);
+	/* Born ended (so closed to edges): no engine reference, nothing to schedule. */
 	atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
 	atomic_store_explicit(&t->refs, 1, memory_order_relaxed);
-	atomic_store_explicit(&t->state, WT_DONE, memory_order_release);
+	atomic_store_explicit(&t->sd, WT_DONE, memory_order_release);
 	*out = f;
 	return 0;
 }
@@ -1050,7 +1051,8 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t)
 	struct weft_buf stack_in[STACK_INPUTS], *in = stack_in;
 	struct weft_ctx ctx = { .w = w, .t = t };
 	struct weft__cache *c = &w->cache;
-	uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed), i;
+	uint64_t s = atomic_load_explicit(&t->sd, memory_order_relaxed);
+	uint32_t i;
 	int rc;
 
 	do {
@@ -1059,8 +1061,8 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t)
 			return;
 		}
 		/* Acquire pairs with the release in the queue that handed t over. */
-	} while (!atomic_compare_exchange_weak_explicit(&t->state, &s,
-							(s & WT_WAITER) | WT_RUNNING,
+	} while (!atomic_compare_exchange_weak_explicit(&t->sd, &s,
+							(s & ~(uint64_t)WT_STATE_MASK) | WT_RUNNING,
 							memory_order_acquire,
 							memory_order_relaxed));
 	if (unlikely(atomic_load_explicit(&t->eng->closing, memory_order_relaxed))) {
@@ -1224,9 +1226,10 @@ static bool task_ended(void *arg, bool mark)
 
 	/* Acquire pairs with the release exchange in end_one. */
 	if (mark)
-		s = atomic_fetch_or_explicit(&t->state, WT_WAITER, memory_order_acq_rel);
+		s = (uint32_t)(atomic_fetch_or_explicit(&t->sd, WT_WAITER, memory_order_acq_rel) &
+			       WT_BITS);
 	else
-		s = atomic_load_explicit(&t->state, memory_order_acquire);
+		s = wt_state(t, memory_order_acquire);
 	return wt_final(s);
 }
 
@@ -1259,7 +1262,7 @@ static bool is_output_of(const struct weft_task *s, const struct weft_future *f)
  */
 static bool waits_on_itself(const struct weft__worker *w, struct weft_task *t)
 {
-	uint32_t s = atomic_load_explicit(&t->state, memory_order_relaxed) & WT_STATE_MASK;
+	uint32_t s = wt_state(t, memory_order_relaxed) & WT_STATE_MASK;
 	const struct weft_ctx *x;
 	uint32_t i;
 
@@ -1312,7 +1315,7 @@ int weft_wait(struct weft_future *f, int64_t timeout_ns)
 	 * Ended already, as most are by the time they are waited on. Acquire pairs
 	 * with the release exchange in end_one.
 	 */
-	s = atomic_load_explicit(&t->state, memory_order_acquire);
+	s = wt_state(t, memory_order_acquire);
 	if (likely(wt_final(s)))
 		return status_of(t, s);
 	if (!t->eng->closed) {
@@ -1320,7 +1323,7 @@ int weft_wait(struct weft_future *f, int64_t timeout_ns)
 		if (ret)
 			return ret;
 	}
-	return status_of(t, atomic_load_explicit(&t->state, memory_order_acquire));
+	return status_of(t, wt_state(t, memory_order_acquire));
 }
 
 struct any_arg {
@@ -1409,7 +1412,7 @@ const char *weft_future_error(struct weft_future *f)
 	if (!f)
 		return NULL;
 	t = weft__future_task(f);
-	s = atomic_load_explicit(&t->state, memory_order_acquire);
+	s = wt_state(t, memory_order_acquire);
 	if (!wt_final(s))
 		return t->eng->closed ? NULL : weft__store_blocked(t->eng);
 	if ((s & WT_STATE_MASK) == WT_DONE)
@@ -1430,7 +1433,7 @@ int weft_cancel(struct weft_future *f)
 	t = weft__future_task(f);
 	if (t->eng->closed)
 		return -ESHUTDOWN;
-	s = atomic_load_explicit(&t->state, memory_order_acquire) & WT_STATE_MASK;
+	s = wt_state(t, memory_order_acquire) & WT_STATE_MASK;
 	if (s == WT_RUNNING)
 		return -EBUSY;
 	if (s > WT_RUNNING)
@@ -1442,7 +1445,7 @@ int weft_cancel(struct weft_future *f)
 		      weft__task_label(t, buf, sizeof(buf)));
 	if (!claim(t, err)) {
 		err_put(err);
-		s = atomic_load_explicit(&t->state, memory_order_acquire) & WT_STATE_MASK;
+		s = wt_state(t, memory_order_acquire) & WT_STATE_MASK;
 		return s == WT_RUNNING ? -EBUSY : -EALREADY;
 	}
 	err_put(err);
@@ -1488,7 +1491,7 @@ void weft_release(struct weft_future *f)
 	 * ended, and only then are its flags settled (acquire pairs with the release
 	 * of the final state); the flag keeps plain tasks on line 0.
 	 */
-	if (wt_final(atomic_load_explicit(&t->state, memory_order_acquire)) &&
+	if (wt_final(wt_state(t, memory_order_acquire)) &&
 	    unlikely(t->flags & TF_OUTPUT) && f->usable)
 		weft__store_unpin(t->eng, f, true);
 	output_unref(t, f);

@@ -61,7 +61,7 @@ Test(engine, pending_counts_unfinished_dependencies, .timeout = 10)
 	cr_assert_eq(weft_submit(c, noop, deps, 3, NULL, 0, NULL, &d), 0);
 	/* The scattered input had ended: it does not count; g counts twice. */
 	cr_assert_eq(atomic_load(&d->task->pending), 2);
-	cr_assert_eq(atomic_load(&d->task->state) & WT_STATE_MASK, WT_WAITING);
+	cr_assert_eq(atomic_load(&d->task->sd) & WT_STATE_MASK, WT_WAITING);
 	/* d holds one reference on g's task per edge, the user one, the engine one. */
 	cr_assert_eq(atomic_load(&g->task->refs), 4);
 	atomic_store(&gate, 1);
