@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Dependencies, multi-output tasks, and how long results live. */
+#include <pthread.h>
+
 #include "../common.h"
 
 Test(deps, chain_passes_results_along, .timeout = 20)
@@ -118,6 +120,59 @@ Test(deps, links_queued_on_a_task_in_every_state, .timeout = 60)
 		weft_release(root);
 		cr_assert_eq(weft_client_close(c), 0);
 	}
+}
+
+/* Its argument back, whatever its input (the gate gives none). */
+TASK(own_arg)
+{
+	uint64_t v;
+
+	memcpy(&v, arg, sizeof(v));
+	return put_u64(ctx, v);
+}
+
+static void *wait_on(void *arg)
+{
+	return (void *)(intptr_t)weft_wait(arg, -1);
+}
+
+/*
+ * A task's state, the mark of a sleeping waiter and its dependents' edges share
+ * one word: none may lose another. A thread sleeps on a task that is held running
+ * while dependents are queued on it, before and after the sleeper marked it; when
+ * it ends, the sleeper must wake and every dependent run.
+ */
+Test(deps, a_sleeping_waiter_and_queued_dependents_on_one_task, .timeout = 60)
+{
+	struct weft_client *c = open_threads(2);
+
+	for (int round = 0; round < 20; round++) {
+		struct weft_future *g, *d[64];
+		pthread_t th;
+		void *rc;
+
+		atomic_store(&gate_open, 0);
+		g = submit_u64(c, gate, NULL, 0, 0);
+		for (int i = 0; i < 32; i++)
+			d[i] = submit_u64(c, own_arg, &g, 1, i);
+		cr_assert_eq(pthread_create(&th, NULL, wait_on, g), 0);
+		/* Inside the waiter's spin, or long past it, when it sleeps marked. */
+		if (round % 2)
+			nanosleep(&(struct timespec){ 0, 2000000 }, NULL);
+		else
+			spin_us(20);
+		for (int i = 32; i < 64; i++)
+			d[i] = submit_u64(c, own_arg, &g, 1, i);
+		atomic_store(&gate_open, 1);
+		cr_assert_eq(pthread_join(th, &rc), 0);
+		cr_assert_eq((intptr_t)rc, 0);
+		for (int i = 0; i < 64; i++) {
+			cr_assert_eq(result_u64(d[i]), (uint64_t)i);
+			weft_release(d[i]);
+		}
+		weft_release(g);
+	}
+	cr_assert_eq(weft_client_close(c), 0);
 }
 
 /* A client that closes as soon as its chain has ended: no hang, no leak. */
