@@ -4,6 +4,7 @@
 # version) into BUILD_DIR/duckdb the first time. perf/join calls it through
 # $WEFT_BENCH_DUCKDB, which perf/run.sh sets when node and npm are installed.
 # usage: perf/duckdb.sh BUILD_DIR LEFT.csv RIGHT.csv TEMP_DIR REPS
+#        perf/duckdb.sh BUILD_DIR      (install only: prints READY)
 # prints duckdb_join.mjs's lines, or one line "SKIP why" when it cannot run it
 set -e
 b=$1
@@ -19,6 +20,10 @@ if [ ! -f "$dir/node_modules/@duckdb/node-api/package.json" ]; then
 		echo "SKIP npm could not install @duckdb/node-api@$version"
 		exit 0
 	fi
+fi
+if [ $# -eq 0 ]; then
+	echo READY
+	exit 0
 fi
 # Node resolves the import from the script's own directory upwards: run a copy
 # that sits beside node_modules.
