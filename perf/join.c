@@ -350,12 +350,22 @@ out:
 	return ret;
 }
 
+/* "; runs A, B, C": each of @n runs in Mtuples/s, in order; nothing for one run. */
+static void runs_note(char *buf, size_t size, double tuples, const double *secs, int n)
+{
+	buf[0] = 0;
+	for (int i = 0; i < n && n > 1; i++)
+		snprintf(buf + strlen(buf), size - strlen(buf), "%s%.1f", i ? ", " : "; runs ",
+			 tuples / secs[i] / 1e6);
+}
+
 static int run_scale(const struct scale *sc, const char *tools, const char *dir)
 {
 	char r[PATH_MAX], s[PATH_MAX], cmd[3 * PATH_MAX], want[256] = "";
 	double tuples = (double)(sc->r + sc->s);
 	double ws[16], ss[16], rs[16], steal[16];
 	struct outcome w = { 0 }, ser = { 0 };
+	int ret = 1;
 	FILE *p;
 
 	snprintf(r, sizeof(r), "%s/join-%s-R.bin", dir, sc->name);
@@ -369,7 +379,7 @@ static int run_scale(const struct scale *sc, const char *tools, const char *dir)
 	p = popen(cmd, "r");
 	if (!p || !fgets(want, sizeof(want), p) || pclose(p)) {
 		fprintf(stderr, "join: weft-gen failed\n");
-		goto fail;
+		goto out;
 	}
 	bool cold = true;
 
@@ -389,7 +399,7 @@ static int run_scale(const struct scale *sc, const char *tools, const char *dir)
 		ws[i] = w.seconds;
 		if (w.err) {
 			fprintf(stderr, "join: %s\n", w.error);
-			goto fail;
+			goto out;
 		}
 	}
 	for (int i = 0; i < sc->reps; i++) {
@@ -398,7 +408,7 @@ static int run_scale(const struct scale *sc, const char *tools, const char *dir)
 		ss[i] = ser.seconds;
 		if (ser.err) {
 			fprintf(stderr, "join: the reference failed\n");
-			goto fail;
+			goto out;
 		}
 	}
 
@@ -407,7 +417,7 @@ static int run_scale(const struct scale *sc, const char *tools, const char *dir)
 	int nduck = duckdb_seconds(sc, tools, dir, want, ds, 3, duck, sizeof(duck));
 
 	if (nduck < 0)
-		goto fail;
+		goto out;
 
 	char got[256];
 
@@ -415,14 +425,12 @@ static int run_scale(const struct scale *sc, const char *tools, const char *dir)
 		 ", \"right_sum\": %" PRIu64 "}\n", w.rows, w.lsum, w.rsum);
 	if (strcmp(got, want) || w.rows != ser.rows || w.lsum != ser.lsum) {
 		fprintf(stderr, "join: wrong result %s, want %s", got, want);
-		goto fail;
+		goto out;
 	}
 	/* Every run of weft-join, in order, before the medians sort them. */
-	char runs[160] = "";
+	char runs[160];
 
-	for (int i = 0; i < sc->reps && sc->reps > 1; i++)
-		snprintf(runs + strlen(runs), sizeof(runs) - strlen(runs), "%s%.1f",
-			 i ? ", " : "; runs ", tuples / ws[i] / 1e6);
+	runs_note(runs, sizeof(runs), tuples, ws, sc->reps);
 
 	double rm = bench_median(rs, sc->reps), sm = bench_median(ss, sc->reps);
 	double wm = bench_median(ws, sc->reps);
@@ -450,11 +458,9 @@ static int run_scale(const struct scale *sc, const char *tools, const char *dir)
 		 stated, here);
 
 	if (nduck) {
-		char druns[160] = "";
+		char druns[160];
 
-		for (int i = 0; i < nduck; i++)
-			snprintf(druns + strlen(druns), sizeof(druns) - strlen(druns),
-				 "%s%.1f", i ? ", " : "; runs ", tuples / ds[i] / 1e6);
+		runs_note(druns, sizeof(druns), tuples, ds, nduck);
 		snprintf(note, sizeof(note), "%s, threads=2, 1 GB limit, join alone%s", duck,
 			 druns);
 		report(sc->name, "DuckDB join", tuples / dm / 1e6, dm, 0, UINT64_MAX, note);
@@ -479,15 +485,12 @@ static int run_scale(const struct scale *sc, const char *tools, const char *dir)
 	else if (!getenv("WEFT_BENCH_DUCKDB") || !*getenv("WEFT_BENCH_DUCKDB"))
 		printf("# DuckDB: not measured (WEFT_BENCH_DUCKDB unset; make bench sets it"
 		       " when node and npm are installed)\n");
+	ret = 0;
+out:
+	/* Tables of gigabytes are not left behind, whether the run failed or not. */
 	unlink(r);
 	unlink(s);
-	return 0;
-
-fail:
-	/* Tables of gigabytes are not left behind by a run that failed. */
-	unlink(r);
-	unlink(s);
-	return 1;
+	return ret;
 }
 
 int main(int argc, char **argv)
