@@ -64,7 +64,7 @@ Test(deque, empty_follows_push_pop_and_steal, .timeout = 5)
 	cr_assert(weft__deque_empty(&d), "the last item went to a thief");
 	cr_assert_eq(weft__deque_pop(&d), WEFT_DEQUE_EMPTY);
 	cr_assert(weft__deque_empty(&d), "a pop of nothing leaves it empty");
-	weft__deque_push(&d, ITEM(3));
+	cr_assert_eq(weft__deque_push(&d, ITEM(3)), 0);
 	cr_assert_eq(weft__deque_pop(&d), ITEM(3));
 	cr_assert(weft__deque_empty(&d));
 	weft__deque_fini(&d);
