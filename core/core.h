@@ -306,6 +306,8 @@ struct weft__worker {
 	unsigned *victims;		/* other workers, same domain first */
 	unsigned nvictims;
 	unsigned nlocal;		/* victims[0..nlocal-1] share this domain */
+	int64_t *seen_top;		/* each victim's deque top when this thread
+					 * last looked at its batch */
 	uint64_t rng;			/* xorshift state for victim order */
 	struct weft_ctx *running;	/* the task it runs, innermost first; read
 					 * and written by this thread only */

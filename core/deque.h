@@ -4,6 +4,13 @@
  * Zappa Nardelli (PPoPP 2013). The owner pushes and pops at the bottom; any thread
  * steals from the top. The array grows by doubling; old arrays are kept until the
  * deque is destroyed, because a thief may still be reading one.
+ *
+ * A deque may also hold a batch: tasks pushed in one go, oldest first, into an
+ * empty deque (the engine's turn at its inbox). They sit at indices below
+ * batch_end and leave only from the top, the oldest first, whoever takes them: the
+ * owner with take_oldest, a thief with steal_batch, which takes the older half at
+ * once. So a batch keeps the order it came in, while what the owner pushes on top
+ * of it stays last in, first out.
  */
 #ifndef WEFT_DEQUE_H
 #define WEFT_DEQUE_H
@@ -26,6 +33,12 @@ struct weft__deque {
 	_Atomic int64_t bottom __cacheline_aligned;	/* owner's end */
 	/* Its own line: thieves read it on every steal, the owner rarely writes it. */
 	_Atomic(struct weft__deque_array *) array __cacheline_aligned;
+	/*
+	 * Indices below it belong to the last batch: the owner never pops them from
+	 * the bottom. Written by the owner only, into an empty deque, before the
+	 * batch's pushes publish it.
+	 */
+	_Atomic int64_t batch_end;
 };
 
 #define WEFT_DEQUE_EMPTY ((void *)0)
@@ -52,6 +65,7 @@ static inline int weft__deque_init(struct weft__deque *d, int64_t cap)
 	atomic_init(&d->top, 0);
 	atomic_init(&d->bottom, 0);
 	atomic_init(&d->array, a);
+	atomic_init(&d->batch_end, 0);
 	return 0;
 }
 
@@ -192,6 +206,96 @@ static inline void *weft__deque_steal(struct weft__deque *d)
 						     memory_order_relaxed))
 		return WEFT_DEQUE_ABORT;
 	return x;
+}
+
+/*
+ * Owner only, into an empty deque: @x[0..n-1], oldest first, as a batch. The array
+ * must have room for them (an empty array of at least @n slots), so nothing grows.
+ */
+static inline void weft__deque_push_batch(struct weft__deque *d, void *const *x, unsigned n)
+{
+	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
+	struct weft__deque_array *a = atomic_load_explicit(&d->array, memory_order_relaxed);
+	unsigned i;
+
+	/*
+	 * Relaxed: the release store of bottom below publishes it with the slots. A
+	 * thief that reads the new end with an old bottom takes nothing: the deque
+	 * was empty up to that bottom.
+	 */
+	atomic_store_explicit(&d->batch_end, b + n, memory_order_relaxed);
+	for (i = 0; i < n; i++)
+		atomic_store_explicit(&a->slot[(b + i) & a->mask], x[i], memory_order_relaxed);
+	/* Release pairs with the acquire load of bottom in steal and steal_batch. */
+	atomic_store_explicit(&d->bottom, b + n, memory_order_release);
+}
+
+/*
+ * Owner only. Return: the newest element the owner pushed on top of its batch, else
+ * the batch's oldest, else WEFT_DEQUE_EMPTY.
+ */
+static inline void *weft__deque_take(struct weft__deque *d)
+{
+	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
+	int64_t e = atomic_load_explicit(&d->batch_end, memory_order_relaxed);
+	int64_t t;
+	void *x;
+
+	if (b > e)
+		return weft__deque_pop(d);
+	/* Only the top moves meanwhile, by thieves' exchanges: no fence needed. */
+	t = atomic_load_explicit(&d->top, memory_order_relaxed);
+	while (t < b) {
+		struct weft__deque_array *a =
+			atomic_load_explicit(&d->array, memory_order_relaxed);
+
+		x = atomic_load_explicit(&a->slot[t & a->mask], memory_order_relaxed);
+		/* As in steal: whoever moves top past t owns the element at t. */
+		if (atomic_compare_exchange_strong_explicit(&d->top, &t, t + 1,
+							    memory_order_seq_cst,
+							    memory_order_relaxed))
+			return x;
+	}
+	return WEFT_DEQUE_EMPTY;
+}
+
+/*
+ * Any thread but the owner: the older half (at least one, at most @max) of what is
+ * left of the deque's batch, into @out, oldest first. Return: how many; 0 when no
+ * batch element is left, or -1 for a lost race (the batch may not be empty).
+ *
+ * Safe against the owner because it never pops below batch_end: elements there
+ * leave only through exchanges on top, and winning the exchange from t means none
+ * of t..t+k-1 left before. A batch_end read stale is older and lower, so it only
+ * takes less (a new batch starts in an empty deque, above every older one).
+ */
+static inline int weft__deque_steal_batch(struct weft__deque *d, void **out, unsigned max)
+{
+	int64_t t = atomic_load_explicit(&d->top, memory_order_acquire);
+	int64_t b, e, k, i;
+
+	/* Pairs with the fence in pop, as in steal. */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* Acquire pairs with the release stores of bottom in push and push_batch. */
+	b = atomic_load_explicit(&d->bottom, memory_order_acquire);
+	e = atomic_load_explicit(&d->batch_end, memory_order_relaxed);
+	if (e < b)
+		b = e;
+	if (t >= b)
+		return 0;
+	k = (b - t + 1) / 2;
+	if (k > max)
+		k = max;
+	/* Acquire pairs with the release store of array in grow. */
+	struct weft__deque_array *a = atomic_load_explicit(&d->array, memory_order_acquire);
+
+	for (i = 0; i < k; i++)
+		out[i] = atomic_load_explicit(&a->slot[(t + i) & a->mask], memory_order_relaxed);
+	if (!atomic_compare_exchange_strong_explicit(&d->top, &t, t + k,
+						     memory_order_seq_cst,
+						     memory_order_relaxed))
+		return -1;
+	return (int)k;
 }
 
 #endif /* WEFT_DEQUE_H */

@@ -356,9 +356,22 @@ static struct weft_task *inbox_pop(struct weft__engine *eng, struct weft_task **
 }
 
 /*
+ * Publish @n tasks taken together as a batch on @w's empty deque. The fence orders
+ * the batch before the load of nparked, as inbox_push's exchange does a task (see
+ * weft__notify_strict): a thread that parks now either sees the batch or is woken
+ * for it, so that no task waits behind a running one while a thread sleeps.
+ */
+static void batch_publish(struct weft__worker *w, void *const *x, unsigned n)
+{
+	weft__deque_push_batch(&w->dq, x, n);
+	atomic_thread_fence(memory_order_seq_cst);
+	weft__notify_strict(w->eng);
+}
+
+/*
  * With several workers, each takes the head in turn: up to INBOX_TAKE tasks, then
- * it gives the head back, runs the oldest and pushes the rest on its deque, where
- * the next oldest is popped first.
+ * it gives the head back, runs the oldest and keeps the rest on its deque as a
+ * batch, which leaves it oldest first, to this thread or to an idle one.
  */
 static __attribute__((noinline)) struct weft_task *inbox_take_turn(struct weft__worker *w)
 {
@@ -376,10 +389,10 @@ static __attribute__((noinline)) struct weft_task *inbox_take_turn(struct weft__
 	atomic_store_explicit(&eng->inbox_head, head, memory_order_release);
 	/*
 	 * find_work looked in the deque first: it is empty, and an array is never
-	 * smaller than DEQUE_CAP, so these pushes cannot need to grow it.
+	 * smaller than DEQUE_CAP, so the batch fits it.
 	 */
-	while (n)
-		(void)weft__deque_push(&w->dq, more[--n]);
+	if (n)
+		batch_publish(w, (void *const *)more, n);
 	return t;
 }
 
@@ -411,11 +424,16 @@ static inline uint64_t xorshift(uint64_t *s)
 	return *s = x;
 }
 
-/* Same domain first, from a random start, then the others. */
-static struct weft_task *steal(struct weft__worker *w)
+/*
+ * Look for work in other threads' deques, same domain first, from a random start,
+ * then the others: @take(@w, i) for each victims[i] until it finds some.
+ */
+static inline struct weft_task *
+steal_from(struct weft__worker *w,
+	   struct weft_task *(*take)(struct weft__worker *, unsigned))
 {
-	struct weft__worker **all = w->eng->workers;
-	unsigned n = w->nvictims, i, j, start, lo, cnt;
+	unsigned n = w->nvictims, j, start, lo, cnt;
+	struct weft_task *t;
 	int pass;
 
 	for (pass = 0; pass < 2; pass++) {
@@ -425,20 +443,76 @@ static struct weft_task *steal(struct weft__worker *w)
 			continue;
 		start = (unsigned)(xorshift(&w->rng) % cnt);
 		for (j = 0; j < cnt; j++) {
-			struct weft__worker *v = all[w->victims[lo + (start + j) % cnt]];
-			void *t;
-
-			i = 0;
-			do {
-				t = weft__deque_steal(&v->dq);
-			} while (t == WEFT_DEQUE_ABORT && ++i < 4);
-			if (t != WEFT_DEQUE_EMPTY && t != WEFT_DEQUE_ABORT) {
+			t = take(w, lo + (start + j) % cnt);
+			if (t) {
 				counter_inc(&w->cache.steals);
 				return t;
 			}
 		}
 	}
 	return NULL;
+}
+
+static inline struct weft__worker *victim(struct weft__worker *w, unsigned i)
+{
+	return w->eng->workers[w->victims[i]];
+}
+
+/* The oldest task of victims[@i]'s deque, if a few tries win it. */
+static inline struct weft_task *steal_one(struct weft__worker *w, unsigned vi)
+{
+	struct weft__worker *v = victim(w, vi);
+	unsigned i = 0;
+	void *t;
+
+	do {
+		t = weft__deque_steal(&v->dq);
+	} while (t == WEFT_DEQUE_ABORT && ++i < 4);
+	return t == WEFT_DEQUE_ABORT ? NULL : t;
+}
+
+/*
+ * The older half of victims[@vi]'s batch, which holds older submissions than the
+ * inbox, if that thread has started none of it since this one last looked: it is
+ * held up by a task that runs long. (One that goes on through its batch is left
+ * to it: taking half of it would cost a move of each of those tasks' lines, and
+ * on a machine whose cores are all busy, the core of the thread that submits.)
+ * This thread runs the oldest and keeps the rest as a batch of its own (its deque
+ * is empty: find_work looked there first).
+ */
+static struct weft_task *steal_half(struct weft__worker *w, unsigned vi)
+{
+	struct weft__deque *dq = &victim(w, vi)->dq;
+	/* Relaxed: a stale top only makes a steal wait for the next look. */
+	int64_t top = atomic_load_explicit(&dq->top, memory_order_relaxed);
+	void *got[INBOX_TAKE];
+	unsigned i = 0;
+	int k;
+
+	if (top != w->seen_top[vi]) {
+		w->seen_top[vi] = top;
+		return NULL;
+	}
+	do {
+		k = weft__deque_steal_batch(dq, got, INBOX_TAKE);
+	} while (k < 0 && ++i < 4);
+	if (k <= 0)
+		return NULL;
+	w->seen_top[vi] = top + k;
+	if (k > 1)
+		batch_publish(w, got + 1, (unsigned)k - 1);
+	return got[0];
+}
+
+/* Out of line for steal_half's array, as inbox_take_turn is for its own. */
+static __attribute__((noinline)) struct weft_task *steal_batch(struct weft__worker *w)
+{
+	return steal_from(w, steal_half);
+}
+
+static inline struct weft_task *steal(struct weft__worker *w)
+{
+	return steal_from(w, steal_one);
 }
 
 /* No task may start: the engine is paused, and not closing (see find_work). */
@@ -471,7 +545,16 @@ static struct weft_task *find_work(struct weft__worker *w)
 		return t;
 	}
 	if (!weft__deque_empty(&w->dq)) {
-		t = weft__deque_pop(&w->dq);
+		t = weft__deque_take(&w->dq);
+		if (t)
+			return t;
+	}
+	/*
+	 * A client's tasks start in the order it submitted them: batches that other
+	 * threads took from the inbox hold older ones than the inbox does.
+	 */
+	if (eng->nthreads > 1) {
+		t = steal_batch(w);
 		if (t)
 			return t;
 	}
@@ -933,8 +1016,10 @@ static __cold int workers_create(struct weft__engine *eng)
 		memset(w, 0, sizeof(*w));
 		eng->workers[i] = w;
 		w->victims = calloc(n, sizeof(*w->victims));
-		if (!w->victims || weft__deque_init(&w->dq, DEQUE_CAP)) {
+		w->seen_top = calloc(n, sizeof(*w->seen_top));
+		if (!w->victims || !w->seen_top || weft__deque_init(&w->dq, DEQUE_CAP)) {
 			free(w->victims);
+			free(w->seen_top);
 			free(w);
 			eng->workers[i] = NULL;
 			goto err_nomem;
@@ -980,6 +1065,7 @@ static __cold void workers_free(struct weft__engine *eng)
 			continue;
 		weft__deque_fini(&w->dq);
 		free(w->victims);
+		free(w->seen_top);
 		free(w);
 	}
 	free(eng->workers);

@@ -437,3 +437,92 @@ Test(sched, tasks_run_on_threads_named_for_weft, .timeout = 10)
 	}
 	cr_assert_eq(weft_client_close(c), 0);
 }
+
+/*
+ * regress_22: a short task submitted between two long ones starts at once on the
+ * second thread, rather than waiting behind the first long one while the third,
+ * submitted after it, runs.
+ */
+Test(sched, regress_22_a_short_task_does_not_wait_behind_a_long_one, .timeout = 30)
+{
+	struct weft_client *c = open_threads(2);
+	struct weft_future *fs[3];
+
+	for (int round = 0; round < 3; round++) {
+		fs[0] = submit_u64(c, sleepy, NULL, 0, 300);
+		fs[1] = submit_u64(c, sleepy, NULL, 0, 5);
+		fs[2] = submit_u64(c, sleepy, NULL, 0, 300);
+		cr_assert_eq(weft_wait_any(fs, 3, -1), 1, "round %d", round);
+		for (int i = 0; i < 3; i++) {
+			cr_assert_eq(weft_wait(fs[i], -1), 0);
+			weft_release(fs[i]);
+		}
+	}
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+static _Atomic int held_open[3];
+static _Atomic int held_started;
+
+/* Blocks its thread until held_open[*arg] is set. */
+TASK(held)
+{
+	int i;
+
+	memcpy(&i, arg, sizeof(i));
+	atomic_fetch_add(&held_started, 1);
+	while (!atomic_load(&held_open[i]))
+		sched_yield();
+	return 0;
+}
+
+/*
+ * regress_22: one thread takes a long task and the submissions after it from the
+ * queue together; the other thread, once free, starts those in the order they were
+ * submitted, oldest first, not the newest of what the first thread holds.
+ */
+Test(sched, regress_22_a_free_thread_starts_the_oldest_submission, .timeout = 60)
+{
+	enum { N = 300 };
+	struct weft_client *c = open_threads(2);
+	struct weft_future *h[3], **f = malloc(N * sizeof(*f));
+	static int seq[N];
+
+	for (int i = 0; i < 3; i++)
+		atomic_store(&held_open[i], 0);
+	atomic_store(&held_started, 0);
+	atomic_store(&started_seq, 0);
+	/* Both threads held, so that the queue fills behind them. */
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(weft_submit(c, held, NULL, 0, &i, sizeof(i), NULL, &h[i]), 0);
+	while (atomic_load(&held_started) < 2)
+		sched_yield();
+	int two = 2;
+
+	cr_assert_eq(weft_submit(c, held, NULL, 0, &two, sizeof(two), NULL, &h[2]), 0);
+	for (int i = 0; i < N; i++) {
+		int *slot = &seq[i];
+
+		cr_assert_eq(weft_submit(c, note_start, NULL, 0, &slot, sizeof(slot), NULL,
+					 &f[i]), 0);
+	}
+	/* The first thread freed takes the third held task, and others with it. */
+	atomic_store(&held_open[0], 1);
+	while (atomic_load(&held_started) < 3)
+		sched_yield();
+	atomic_store(&held_open[1], 1);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_wait(f[i], -1), 0);
+	cr_assert_eq(weft_wait(h[2], 0), -ETIMEDOUT, "the third held task still runs");
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(seq[i], i, "task %d started as number %d", i, seq[i]);
+	atomic_store(&held_open[2], 1);
+	for (int i = 0; i < N; i++)
+		weft_release(f[i]);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(weft_wait(h[i], -1), 0);
+		weft_release(h[i]);
+	}
+	free(f);
+	cr_assert_eq(weft_client_close(c), 0);
+}
