@@ -2,8 +2,9 @@
 # Run the Criterion test programs of the given tiers and sum their results.
 # usage: tests/run.sh BUILD_DIR TIER...   (WEFT_TEST_FILTER="tier/name ..." limits it;
 # WEFT_TEST_PROGRAM_TIMEOUT, seconds, default 600, bounds each program)
-# Prints each program's synthesis and time, and one closing line: "check: N passed,
-# N failed".
+# Prints each program's synthesis and time, each skipped test with its reason, and
+# one closing line: "check: N passed, N failed, N skipped". Criterion's synthesis
+# leaves skipped tests out of its counts, so they are read from its TAP report.
 #
 # Under LeakSanitizer a leak in a test's process is printed but does not fail the
 # test, and Criterion's runner leaks a little itself (and exits non-zero for it). So
@@ -27,6 +28,8 @@ trap 'exit 130' INT TERM
 export TMPDIR="$scratch"
 passed=0
 failed=0
+skipped=0
+skips=""
 # Criterion's own .timeout does not always fire (a test spinning with --jobs 2 was
 # seen to run on for many minutes), so each program also gets a wall-clock limit.
 limit=${WEFT_TEST_PROGRAM_TIMEOUT:-600}
@@ -51,8 +54,17 @@ for tier in "$@"; do
 			esac
 		fi
 		t0=$(date +%s)
-		out=$(timeout -k 10 "$limit" "$t" --jobs 2 2>&1 </dev/null)
+		tap="$scratch/.tap"
+		rm -f "$tap"
+		out=$(timeout -k 10 "$limit" "$t" --jobs 2 --tap="$tap" 2>&1 </dev/null)
 		rc=$?
+		# "ok - suite::name  # SKIP reason"
+		skip=$(sed -n 's/^ok - \([^ ]*\) *# SKIP \(.*\)$/\1: \2/p' "$tap" 2>/dev/null)
+		if [ -n "$skip" ]; then
+			skipped=$((skipped + $(printf '%s\n' "$skip" | wc -l)))
+			skips="$skips$(printf '%s\n' "$skip" | sed "s|^|  $name |")
+"
+		fi
 		secs=$(($(date +%s) - t0))
 		if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 			out="$out
@@ -83,7 +95,8 @@ $name: still running after ${limit} s: killed (a test's own .timeout did not end
 		[ "$ok" -eq 1 ] || [ "${tested:-1}" != "${passing:-0}" ] || failed=$((failed + 1))
 	done
 done
-echo "check: $passed passed, $failed failed"
+echo "check: $passed passed, $failed failed, $skipped skipped"
+[ -z "$skips" ] || printf 'skipped:\n%s' "$skips"
 [ -z "$bad" ] || { echo "failing:$bad"; exit 1; }
 [ "$passed" -gt 0 ] || { echo "no test ran"; exit 1; }
 exit 0

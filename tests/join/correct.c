@@ -532,7 +532,7 @@ static bool join_fails_cleanly(struct join_spec spec, const char *dir, enum t_su
 	cr_expect(strstr(res.error, want), "submit %ld: the message says '%s': %s", n,
 		  want, res.error);
 	cr_expect_eq(access(spec.output, F_OK), -1, "no output after a failure");
-	cr_expect_eq(t_count_files(dir, ".out.bin"), 0, "no temporary file left");
+	cr_expect_eq(t_count_files(dir, "out.bin"), 0, "neither out.bin nor out.bin.partial-XXXXXX is left");
 	return true;
 }
 
