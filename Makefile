@@ -41,6 +41,11 @@ $(error SAN must be address, thread or empty)
 endif
 
 OPT ?= -O2 -g
+# A debug build (DEBUG=1, or OPT=-O0) aborts on a released future or a closed
+# client used again; a release build reports it and goes on (core.h, handles).
+ifneq ($(DEBUG)$(filter -O0,$(OPT)),)
+override CFLAGS += -DWEFT_DEBUG
+endif
 override CFLAGS += -std=gnu11 $(OPT) -Wall -Wextra -Wno-missing-field-initializers \
 	-fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Icore -Ispill -MMD -MP $(SANFLAGS) \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)

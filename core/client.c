@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
-/* client.c - the client handle: addresses, options and the calls that need a client. */
+/*
+ * client.c - the client handle: addresses, options, the calls that need a client,
+ * and what a call does with a handle that is no longer live (see core.h).
+ */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +51,59 @@ static int options_copy(const struct weft_options *in, struct weft_options *o)
 	return 0;
 }
 
+#ifdef WEFT_DEBUG
+bool weft__stale_aborts = true;
+#else
+bool weft__stale_aborts;
+#endif
+
+/* Reports beyond this many are not logged: a loop of them would flood stderr. */
+#define STALE_REPORTS 8
+static _Atomic unsigned stale_reports;
+
+void weft__handle_stale(const char *call, const char *what)
+{
+	/* Relaxed: a count of reports that orders nothing. */
+	unsigned n = atomic_fetch_add_explicit(&stale_reports, 1, memory_order_relaxed);
+	const char *done = strcmp(what, "client") ? "released" : "closed";
+
+	if (weft__stale_aborts) {
+		weft__log(WEFT_LOG_ERROR, "client", "%s: this %s was %s already (or never"
+			  " given out by weft): aborting (debug build)", call, what, done);
+		abort();
+	}
+	if (n < STALE_REPORTS)
+		weft__log(WEFT_LOG_ERROR, "client", "%s: this %s was %s already (or never"
+			  " given out by weft): ignored, -EBADF%s", call, what, done,
+			  n + 1 == STALE_REPORTS ? "; further ones are not logged" : "");
+}
+
+/* Closed clients, for the next open (see struct weft_client). */
+static pthread_mutex_t clients_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct weft_client *clients_free;
+
+static struct weft_client *client_get(void)
+{
+	struct weft_client *c;
+
+	pthread_mutex_lock(&clients_lock);
+	c = clients_free;
+	if (c)
+		clients_free = c->next_free;
+	pthread_mutex_unlock(&clients_lock);
+	return c ? c : calloc(1, sizeof(*c));
+}
+
+static void client_put(struct weft_client *c)
+{
+	weft__handle_kill(&c->gen);
+	c->eng = NULL;
+	pthread_mutex_lock(&clients_lock);
+	c->next_free = clients_free;
+	clients_free = c;
+	pthread_mutex_unlock(&clients_lock);
+}
+
 int weft_client_open(const char *address, const struct weft_options *opts,
 		     struct weft_client **out)
 {
@@ -68,49 +125,59 @@ int weft_client_open(const char *address, const struct weft_options *opts,
 	}
 	if (address)
 		return address_check(address);
-	c = calloc(1, sizeof(*c));
+	c = client_get();
 	if (!c)
 		return -ENOMEM;
 	ret = weft__engine_open(&o, &c->eng);
 	if (ret) {
-		free(c);
+		client_put(c);
 		return ret;
 	}
-	*out = c;
+	*out = weft__handle_make(c, atomic_load_explicit(&c->gen, memory_order_relaxed));
 	return 0;
 }
 
-int weft_client_close(struct weft_client *c)
+int weft_client_close(struct weft_client *h)
 {
-	if (!c)
+	struct weft_client *c;
+
+	if (!h)
 		return 0;
+	c = weft__client_of(h, "weft_client_close");
+	if (!c)
+		return -EBADF;
 	if (weft__self(c->eng))
 		return -EDEADLK;
 	weft__engine_close(c->eng);
-	free(c);
+	client_put(c);
 	return 0;
 }
 
-int weft_submit_named(struct weft_client *c, const char *fn,
+int weft_submit_named(struct weft_client *h, const char *fn,
 		      struct weft_future *const *deps, size_t ndeps, const void *arg,
 		      size_t arglen, const struct weft_task_opts *opts,
 		      struct weft_future **out)
 {
 	weft_fn *f;
 
-	if (!c || !fn)
+	if (!h || !fn)
 		return -EINVAL;
 	f = weft__registry_find(fn);
 	if (!f)
 		return WEFT_ENOFN;
-	return weft_submit(c, f, deps, ndeps, arg, arglen, opts, out);
+	return weft_submit(h, f, deps, ndeps, arg, arglen, opts, out);
 }
 
-int weft_scatter(struct weft_client *c, const void *data, size_t len,
+int weft_scatter(struct weft_client *h, const void *data, size_t len,
 		 struct weft_future **out)
 {
-	if (!c)
+	struct weft_client *c;
+
+	if (!h)
 		return -EINVAL;
+	c = weft__client_of(h, "weft_scatter");
+	if (!c)
+		return -EBADF;
 	return weft__task_scatter(c->eng, data, len, out);
 }
 
@@ -124,16 +191,20 @@ static void stats_add(struct weft_stats *s, struct weft__cache *c)
 	s->parks += atomic_load_explicit(&c->parks, memory_order_relaxed);
 }
 
-int weft_stats(struct weft_client *c, struct weft_stats *st)
+int weft_stats(struct weft_client *h, struct weft_stats *st)
 {
+	struct weft_client *c;
 	struct weft__engine *eng;
 	struct weft_stats s = { .size = sizeof(s) };
 	struct weft__store_stats ss;
 	struct weft__cache *cache;
 	unsigned i;
 
-	if (!c || !st || st->size < sizeof(size_t))
+	if (!h || !st || st->size < sizeof(size_t))
 		return -EINVAL;
+	c = weft__client_of(h, "weft_stats");
+	if (!c)
+		return -EBADF;
 	eng = c->eng;
 	s.nthreads = eng->nthreads;
 	s.nnuma = eng->nnuma;
@@ -157,13 +228,14 @@ int weft_stats(struct weft_client *c, struct weft_stats *st)
 	s.spill_file_bytes = ss.file_bytes;
 	s.paused = ss.paused;
 	s.spill_blocked = ss.nospace;
+	s.mem_available = weft__memory_available();
 	memcpy(st, &s, st->size < sizeof(s) ? st->size : sizeof(s));
 	st->size = st->size < sizeof(s) ? st->size : sizeof(s);
 	return 0;
 }
 
 /* For unit tests: the engine behind a client. */
-struct weft__engine *weft__client_engine(struct weft_client *c)
+struct weft__engine *weft__client_engine(struct weft_client *h)
 {
-	return c->eng;
+	return ((struct weft_client *)weft__handle_addr(h))->eng;
 }

@@ -165,6 +165,7 @@ struct weft_task {
 	_Atomic uint32_t pending;	/* unfinished dependencies, +1 while submitting */
 	_Atomic uint32_t refs;
 	uint32_t nin;			/* dependencies */
+	_Atomic uint32_t gen;		/* out1's handle generation (see handles) */
 	_Atomic(struct weft_task *) next;	/* the next in the inbox */
 	union {
 		void *arg;		/* arglen > WEFT_WORD_ARG: arg_inl or the heap */
@@ -216,8 +217,59 @@ _Static_assert(offsetof(struct weft_task, priority) == 3 * WEFT_CACHELINE,
 _Static_assert(sizeof(struct weft_task) == WEFT_RECORD_ALIGN, "records tile the alignment");
 _Static_assert(sizeof(struct weft_future) <= WEFT_OUT_STRIDE, "outputs fit their stride");
 
+/* ---- handles (client.c) ---- */
+
+/*
+ * A handle users hold (a future, a client) is the object's address with a 16-bit
+ * generation in its top bits, which user-space addresses leave clear on x86-64 and
+ * AArch64. The object keeps its live handle's generation and bumps it when the
+ * handle is released (or the client closed). A handle used after that, even once
+ * its memory serves another task, then no longer matches: a double release, a wait
+ * after release or a second close is reported (weft__handle_stale) instead of
+ * acting on someone else's task. It costs a compare in a line the call reads
+ * anyway. A handle kept through 65536 reuses of its memory would match again.
+ */
+#define WEFT_HANDLE_SHIFT 48
+#define WEFT_HANDLE_GENS 0xffffu
+#define WEFT_HANDLE_ADDR (((uintptr_t)1 << WEFT_HANDLE_SHIFT) - 1)
+
+static inline void *weft__handle_addr(const void *h)
+{
+	return (void *)((uintptr_t)h & WEFT_HANDLE_ADDR);
+}
+
+static inline void *weft__handle_make(const void *p, uint32_t gen)
+{
+	return (void *)((uintptr_t)p | (uintptr_t)(gen & WEFT_HANDLE_GENS) << WEFT_HANDLE_SHIFT);
+}
+
+static inline bool weft__handle_live(const void *h, _Atomic uint32_t *gen)
+{
+	/*
+	 * Relaxed: the handle's holder is the one that bumps it (release, close);
+	 * it got the handle from the call that read the same value.
+	 */
+	return ((atomic_load_explicit(gen, memory_order_relaxed) & WEFT_HANDLE_GENS) ==
+		(uint32_t)((uintptr_t)h >> WEFT_HANDLE_SHIFT));
+}
+
+/* The handle is dead from now on. Relaxed: see weft__handle_live. */
+static inline void weft__handle_kill(_Atomic uint32_t *gen)
+{
+	atomic_store_explicit(gen, atomic_load_explicit(gen, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+/*
+ * @call was given a @what (a "future", a "client") that is no longer live: log it
+ * and, in debug builds (WEFT_DEBUG, or weft__stale_aborts set), abort.
+ */
+void weft__handle_stale(const char *call, const char *what) __cold;
+extern bool weft__stale_aborts;
+
 static inline struct weft_task *weft__future_task(const struct weft_future *f)
 {
+	f = weft__handle_addr(f);
 	if (((uintptr_t)f & (WEFT_RECORD_ALIGN - 1)) == WEFT_OUT1_RESIDUE)
 		return container_of(f, struct weft_task, out1);
 	return f->task;
@@ -231,12 +283,45 @@ static inline struct weft_task *weft__future_task(const struct weft_future *f)
 struct weft__out_slot {
 	struct weft_future f;
 	_Atomic uint32_t refs;
+	_Atomic uint32_t gen;		/* its handle's generation */
 };
 _Static_assert(sizeof(struct weft__out_slot) <= WEFT_OUT_STRIDE, "slots fit their stride");
 
 static inline _Atomic uint32_t *weft__out_refs(struct weft_future *f)
 {
 	return &container_of(f, struct weft__out_slot, f)->refs;
+}
+
+/* Where the generation of output @f of @t's handle lives. */
+static inline _Atomic uint32_t *weft__future_gen(struct weft_task *t, struct weft_future *f)
+{
+	if (likely(t->noutputs <= 1))
+		return &t->gen;
+	return &container_of(f, struct weft__out_slot, f)->gen;
+}
+
+/* The handle of output @f of @t, for its caller. */
+static inline struct weft_future *weft__future_handle(struct weft_task *t,
+						      struct weft_future *f)
+{
+	return weft__handle_make(f, atomic_load_explicit(weft__future_gen(t, f),
+							 memory_order_relaxed));
+}
+
+/*
+ * The future behind handle @h given to @call, or NULL (reported) when it is not a
+ * live one. A multi-output future's handle is checked in its output array, which
+ * is freed with the task: a handle of one released long ago reads freed memory.
+ */
+static inline struct weft_future *weft__future_of(const struct weft_future *h,
+						  const char *call)
+{
+	struct weft_future *f = weft__handle_addr(h);
+
+	if (likely(weft__handle_live(h, weft__future_gen(weft__future_task(f), f))))
+		return f;
+	weft__handle_stale(call, "future");
+	return NULL;
 }
 
 /* Output @i of @t. */
@@ -373,10 +458,27 @@ struct weft__engine {
 	_Atomic uint64_t husk_live;	/* after close: records still referenced */
 };
 
-/* The handle of weft.h; embedded, it stands for an engine in this process. */
+/*
+ * The handle of weft.h; embedded, it stands for an engine in this process. Never
+ * freed: a closed one waits in a list for the next open, so that a second close
+ * finds a dead handle (see handles), not freed memory.
+ */
 struct weft_client {
 	struct weft__engine *eng;
+	_Atomic uint32_t gen;		/* its handle's generation */
+	struct weft_client *next_free;
 };
+
+/* The client behind handle @h given to @call, or NULL (reported). */
+static inline struct weft_client *weft__client_of(struct weft_client *h, const char *call)
+{
+	struct weft_client *c = weft__handle_addr(h);
+
+	if (likely(weft__handle_live(h, &c->gen)))
+		return c;
+	weft__handle_stale(call, "client");
+	return NULL;
+}
 
 /* The worker the calling thread is, if any (engine.c sets it). */
 extern _Thread_local struct weft__worker *weft__tl_worker;

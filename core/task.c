@@ -715,9 +715,12 @@ static int check_deps(struct weft__engine *eng, struct weft_future *const *deps,
 		return -EINVAL;
 	if (ndeps > UINT32_MAX / 2)
 		return -EINVAL;
-	for (i = 0; i < ndeps; i++)
+	for (i = 0; i < ndeps; i++) {
 		if (!deps[i] || weft__future_task(deps[i])->eng != eng)
 			return -EINVAL;
+		if (!weft__future_of(deps[i], "weft_submit"))
+			return -EBADF;
+	}
 	return 0;
 }
 
@@ -858,12 +861,13 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 	atomic_store_explicit(&t->pending, (uint32_t)ndeps, memory_order_relaxed);
 	counter_inc(&c->created);
 	if (likely(nout == 1)) {
-		out[0] = &t->out1;
+		out[0] = weft__future_handle(t, &t->out1);
 	} else {
 		for (i = 0; i < nout; i++) {
-			out[i] = weft__task_out(t, i);
-			atomic_store_explicit(weft__out_refs(out[i]), 1,
-					      memory_order_relaxed);
+			struct weft_future *o = weft__task_out(t, i);
+
+			atomic_store_explicit(weft__out_refs(o), 1, memory_order_relaxed);
+			out[i] = weft__future_handle(t, o);
 		}
 	}
 	if (!ndeps)
@@ -875,11 +879,12 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 	 * walks all of in[].
 	 */
 	for (i = 0; i < ndeps; i++) {
-		struct weft_task *d = weft__future_task(deps[i]);
+		struct weft_future *f = weft__handle_addr(deps[i]);
+		struct weft_task *d = weft__future_task(f);
 
 		task_ref(d);			/* the caller's future keeps it alive */
-		output_ref(d, deps[i]);
-		t->in[i] = deps[i];
+		output_ref(d, f);
+		t->in[i] = f;
 	}
 	for (i = 0; i < ndeps; i++) {
 		struct weft_task *d = weft__future_task(deps[i]);
@@ -981,7 +986,7 @@ int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 	atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
 	atomic_store_explicit(&t->refs, 1, memory_order_relaxed);
 	atomic_store_explicit(&t->sd, WT_DONE, memory_order_release);
-	*out = f;
+	*out = weft__future_handle(t, f);
 	return 0;
 }
 
@@ -1201,12 +1206,17 @@ int weft_spawn(struct weft_ctx *ctx, weft_fn *fn, struct weft_future *const *dep
 	return submit(ctx->t->eng, ctx->w, fn, deps, ndeps, arg, arglen, opts, out);
 }
 
-int weft_submit(struct weft_client *c, weft_fn *fn, struct weft_future *const *deps,
+int weft_submit(struct weft_client *h, weft_fn *fn, struct weft_future *const *deps,
 		size_t ndeps, const void *arg, size_t arglen,
 		const struct weft_task_opts *opts, struct weft_future **out)
 {
-	if (!c)
+	struct weft_client *c;
+
+	if (!h)
 		return -EINVAL;
+	c = weft__client_of(h, "weft_submit");
+	if (unlikely(!c))
+		return -EBADF;
 	if (!ndeps && !opts)
 		return submit(c->eng, weft__self(c->eng), fn, NULL, 0, arg, arglen, NULL, out);
 	return submit(c->eng, weft__self(c->eng), fn, deps, ndeps, arg, arglen, opts, out);
@@ -1302,15 +1312,12 @@ static int wait_until(struct weft__engine *eng, bool (*done)(void *, bool),
 	return weft__engine_block(eng, done, arg, deadline_of(timeout_ns));
 }
 
-int weft_wait(struct weft_future *f, int64_t timeout_ns)
+static int wait_one(struct weft_future *f, int64_t timeout_ns)
 {
-	struct weft_task *t;
+	struct weft_task *t = weft__future_task(f);
 	uint32_t s;
 	int ret;
 
-	if (!f)
-		return -EINVAL;
-	t = weft__future_task(f);
 	/*
 	 * Ended already, as most are by the time they are waited on. Acquire pairs
 	 * with the release exchange in end_one.
@@ -1324,6 +1331,18 @@ int weft_wait(struct weft_future *f, int64_t timeout_ns)
 			return ret;
 	}
 	return status_of(t, wt_state(t, memory_order_acquire));
+}
+
+int weft_wait(struct weft_future *h, int64_t timeout_ns)
+{
+	struct weft_future *f;
+
+	if (!h)
+		return -EINVAL;
+	f = weft__future_of(h, "weft_wait");
+	if (unlikely(!f))
+		return -EBADF;
+	return wait_one(f, timeout_ns);
 }
 
 struct any_arg {
@@ -1367,9 +1386,12 @@ int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t timeout_ns)
 
 	if (!fs || !n || n > INT32_MAX)
 		return -EINVAL;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (!fs[i])
 			return -EINVAL;
+		if (!weft__future_of(fs[i], "weft_wait_any"))
+			return -EBADF;
+	}
 	eng = weft__future_task(fs[0])->eng;
 	for (i = 1; i < n; i++)
 		if (weft__future_task(fs[i])->eng != eng)
@@ -1380,14 +1402,18 @@ int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t timeout_ns)
 	return ret ? ret : (int)a.found;
 }
 
-int weft_result(struct weft_future *f, struct weft_buf *out)
+int weft_result(struct weft_future *h, struct weft_buf *out)
 {
+	struct weft_future *f;
 	struct weft_task *t;
 	int ret;
 
-	if (!f || !out)
+	if (!h || !out)
 		return -EINVAL;
-	ret = weft_wait(f, -1);
+	f = weft__future_of(h, "weft_result");
+	if (unlikely(!f))
+		return -EBADF;
+	ret = wait_one(f, -1);
 	if (ret)
 		return ret;
 	t = weft__future_task(f);
@@ -1404,14 +1430,16 @@ int weft_result(struct weft_future *f, struct weft_buf *out)
 	return 0;
 }
 
-const char *weft_future_error(struct weft_future *f)
+const char *weft_future_error(struct weft_future *h)
 {
 	struct weft_task *t;
 	uint32_t s;
 
-	if (!f)
+	if (!h)
 		return NULL;
-	t = weft__future_task(f);
+	if (!weft__future_of(h, "weft_future_error"))
+		return "this future was released already: it names no task";
+	t = weft__future_task(h);
 	s = wt_state(t, memory_order_acquire);
 	if (!wt_final(s))
 		return t->eng->closed ? NULL : weft__store_blocked(t->eng);
@@ -1420,7 +1448,7 @@ const char *weft_future_error(struct weft_future *f)
 	return t->err->msg;
 }
 
-int weft_cancel(struct weft_future *f)
+int weft_cancel(struct weft_future *h)
 {
 	struct weft__err *err;
 	struct weft__cache *c;
@@ -1428,9 +1456,11 @@ int weft_cancel(struct weft_future *f)
 	char buf[64];
 	uint32_t s;
 
-	if (!f)
+	if (!h)
 		return -EINVAL;
-	t = weft__future_task(f);
+	if (!weft__future_of(h, "weft_cancel"))
+		return -EBADF;
+	t = weft__future_task(h);
 	if (t->eng->closed)
 		return -ESHUTDOWN;
 	s = wt_state(t, memory_order_acquire) & WT_STATE_MASK;
@@ -1473,15 +1503,20 @@ static inline void release_stride_prefetch(struct weft__cache *c, const struct w
 	c->release_stride = d;
 }
 
-void weft_release(struct weft_future *f)
+void weft_release(struct weft_future *h)
 {
 	struct weft__worker *w;
 	struct weft__cache *c;
+	struct weft_future *f;
 	struct weft_task *t;
 
-	if (!f)
+	if (!h)
+		return;
+	f = weft__future_of(h, "weft_release");
+	if (unlikely(!f))
 		return;
 	t = weft__future_task(f);
+	weft__handle_kill(weft__future_gen(t, f));
 	if (t->eng->closed) {
 		task_unref(NULL, t);
 		return;

@@ -366,6 +366,8 @@ struct weft_stats {
 	uint64_t spill_file_bytes;	/* the spill file's size now */
 	int paused;			/* 1: above the pause threshold, no task starts */
 	int spill_blocked;		/* 1: the last spill failed (disk full, I/O error) */
+	size_t mem_available;		/* memory this process may use: physical memory,
+					 * or its cgroup's limit if lower */
 };
 
 /**

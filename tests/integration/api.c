@@ -208,3 +208,74 @@ Test(api, strerror_names_every_code)
 	cr_assert_not_null(weft_strerror(-99999));
 	cr_assert_not_null(weft_strerror(-4000));
 }
+
+/*
+ * In a debug build (WEFT_DEBUG) a stale handle aborts the process instead; that
+ * path is tested in unit/engine.
+ */
+static void skip_in_debug_builds(void)
+{
+#ifdef WEFT_DEBUG
+	cr_skip_test("a debug build aborts on a stale handle (unit/engine tests that)");
+#endif
+}
+
+/*
+ * regress_22: releasing a future twice, after its record served another task, is
+ * reported and ignored: the other task's future keeps its reference and its data.
+ * A released future's wait, result, cancel and error say so.
+ */
+Test(api, regress_22_a_second_release_touches_no_other_future, .timeout = 10)
+{
+	struct weft_client *c;
+	struct weft_future *f, *g[64];
+	struct weft_buf b;
+
+	skip_in_debug_builds();
+	c = open_threads(1);
+	f = submit_u64(c, sum, NULL, 0, 1);
+	cr_assert_eq(result_u64(f), 1);
+	weft_release(f);
+	/* Records are reused from the releasing thread's cache: one of these is f's. */
+	for (int i = 0; i < 64; i++)
+		g[i] = submit_u64(c, sum, NULL, 0, 1000 + i);
+	for (int i = 0; i < 64; i++)
+		cr_assert_eq(weft_wait(g[i], -1), 0);
+	weft_release(f);
+	weft_release(f);
+	cr_expect_eq(weft_wait(f, 0), -EBADF);
+	cr_expect_eq(weft_result(f, &b), -EBADF);
+	cr_expect_eq(weft_cancel(f), -EBADF);
+	cr_expect_eq(weft_wait_any(&f, 1, 0), -EBADF);
+	cr_expect(strstr(weft_future_error(f), "released"), "%s", weft_future_error(f));
+	struct weft_future *h;
+
+	cr_expect_eq(weft_submit(c, sum, &f, 1, NULL, 0, NULL, &h), -EBADF);
+	for (int i = 0; i < 64; i++) {
+		cr_assert_eq(weft_result(g[i], &b), 0);
+		cr_assert_eq(b.len, 8, "task %d: %zu bytes", i, b.len);
+		cr_assert_eq(u64_of(&b), 1000 + i);
+		weft_release(g[i]);
+	}
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+/* regress_22: a client closed twice: the second close is -EBADF, not a crash, and
+ * a client opened since (which may reuse its handle's memory) is untouched. */
+Test(api, regress_22_closing_a_client_twice_returns_ebadf, .timeout = 10)
+{
+	struct weft_client *c, *d;
+	struct weft_future *f;
+
+	skip_in_debug_builds();
+	c = open_threads(1);
+	cr_assert_eq(weft_client_close(c), 0);
+	cr_assert_eq(weft_client_close(c), -EBADF);
+	d = open_threads(1);
+	cr_assert_eq(weft_client_close(c), -EBADF);
+	cr_expect_eq(weft_submit(c, sum, NULL, 0, NULL, 0, NULL, &f), -EBADF);
+	f = submit_u64(d, sum, NULL, 0, 7);
+	cr_assert_eq(result_u64(f), 7);
+	weft_release(f);
+	cr_assert_eq(weft_client_close(d), 0);
+}

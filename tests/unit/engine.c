@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 
@@ -453,4 +454,28 @@ Test(engine, a_full_deque_that_cannot_grow_sends_spawns_to_the_inbox_two_threads
      .timeout = 30)
 {
 	full_deque_loses_nothing(2);
+}
+
+/* regress_22: in a debug build a released future used again aborts, naming the call. */
+Test(engine, regress_22_a_stale_future_aborts_a_debug_build, .signal = SIGABRT, .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+	struct weft_future *f;
+
+	weft__stale_aborts = true;
+	cr_assert_eq(weft_submit(c, wait_gate, NULL, 0, NULL, 0, NULL, &f), 0);
+	atomic_store(&gate, 1);
+	cr_assert_eq(weft_wait(f, -1), 0);
+	weft_release(f);
+	weft_release(f);
+}
+
+Test(engine, regress_22_a_client_closed_twice_aborts_a_debug_build, .signal = SIGABRT,
+     .timeout = 10)
+{
+	struct weft_client *c = open_threads(1);
+
+	weft__stale_aborts = true;
+	cr_assert_eq(weft_client_close(c), 0);
+	weft_client_close(c);
 }
