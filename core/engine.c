@@ -990,9 +990,10 @@ static __cold int options_resolve(struct weft__engine *eng, const struct weft_op
 		s = "/tmp";
 	ret = weft__spill_dir_check(s);
 	if (ret) {
-		weft__log(WEFT_LOG_ERROR, "core", "spill directory %s: %s", s,
+		weft__log(WEFT_LOG_ERROR, "core", "spill directory %s: %s%s", s,
 			  ret == -ENOENT ? "does not exist" :
-			  ret == -ENOTDIR ? "is not a directory" : weft_strerror(ret));
+			  ret == -ENOTDIR ? "is not a directory" : "cannot create a file there: ",
+			  ret == -ENOENT || ret == -ENOTDIR ? "" : weft_strerror(ret));
 		return ret;
 	}
 	eng->spill_dir = strdup(s);

@@ -7,6 +7,9 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +32,10 @@ static const char usage[] =
 "  --left FILE, --right FILE   the two tables\n"
 "  --output FILE               write the joined rows: the key, the rest of the left\n"
 "                              row, the rest of the right row (same format as the\n"
-"                              inputs; replaced only when the join succeeds)\n"
+"                              inputs). A file is replaced only when the join\n"
+"                              succeeds (through a link, the file it names); a\n"
+"                              device, a pipe or - (standard output) is written in\n"
+"                              place. An input or a directory is refused.\n"
 "  --count                     write no rows; print {\"rows\": N, \"left_sum\": A,\n"
 "                              \"right_sum\": B}: A and B are the wrapping 64-bit sums,\n"
 "                              over joined rows, of the word after the key\n"
@@ -43,6 +49,9 @@ static const char usage[] =
 "  --memory-limit SIZE         e.g. 64M, 1G (default: the engine's, half of memory)\n"
 "  --threads N                 worker threads (default: one per core)\n"
 "  --spill-dir DIR             where spilled data goes (default $TMPDIR or /tmp)\n"
+"  --spill-wait SECONDS        give up (exit 1) once spilling has been blocked\n"
+"                              this long by a full or failing disk (default 30;\n"
+"                              0: at once)\n"
 "  --read auto|direct|cached   how inputs are read: direct (O_DIRECT, past the\n"
 "                              page cache), cached (through it), or auto (default:\n"
 "                              direct unless the page cache holds most of a file)\n"
@@ -51,7 +60,8 @@ static const char usage[] =
 "  --help                      this text\n"
 "\n"
 "Exit status: 0 joined; 1 the join failed; 2 bad usage; 3 an input is missing or\n"
-"malformed (the message names the file and the row).\n";
+"malformed (the message names the file and the row); 128 + N stopped by signal N\n"
+"(SIGINT 130, SIGTERM 143), with the output's temporary file removed.\n";
 
 static int bad(const char *fmt, const char *a, const char *b)
 {
@@ -110,7 +120,7 @@ enum {
 	OPT_LROW, OPT_RROW, OPT_LKOFF, OPT_RKOFF, OPT_KEY, OPT_KEYCOL, OPT_MEM,
 	OPT_THREADS, OPT_SPILL, OPT_PROGRESS, OPT_NOPROGRESS, OPT_QUIET, OPT_HELP,
 	OPT_PARTS,
-	OPT_READ,
+	OPT_READ, OPT_SPILL_WAIT,
 };
 
 static const struct option longopts[] = {
@@ -130,6 +140,7 @@ static const struct option longopts[] = {
 	{ "memory-limit", required_argument, NULL, OPT_MEM },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "spill-dir", required_argument, NULL, OPT_SPILL },
+	{ "spill-wait", required_argument, NULL, OPT_SPILL_WAIT },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "no-progress", no_argument, NULL, OPT_NOPROGRESS },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
@@ -139,16 +150,97 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+/*
+ * SIGINT, SIGTERM and SIGHUP go to one thread, which removes the output being
+ * written and exits 128 + the signal, as a shell reports it. (SIGKILL cannot be
+ * caught: a FILE.partial-XXXXXX may then be left.)
+ */
+static sigset_t ending_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	return set;
+}
+
+static void *signal_main(void *arg)
+{
+	sigset_t set = ending_signals();
+	int sig;
+
+	(void)arg;
+	(void)pthread_setname_np(pthread_self(), "join-signals");
+	while (sigwait(&set, &sig))
+		;
+	join_abandon();
+	fprintf(stderr, "\nweft-join: %s: stopped, nothing written\n", strsignal(sig));
+	_exit(128 + sig);
+}
+
+/* Before any other thread starts, so that every thread inherits the mask. */
+static void catch_ending_signals(void)
+{
+	sigset_t set = ending_signals();
+	pthread_t th;
+
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+		return;
+	if (pthread_create(&th, NULL, signal_main, NULL))
+		pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+static void give_up_stalled(const char *why)
+{
+	join_abandon();
+	fprintf(stderr, "\nweft-join: %s\n", why);
+	_exit(EXIT_JOIN);
+}
+
+/* A limit above the memory the process may use would run out before spilling. */
+static void check_memory_limit(size_t limit)
+{
+	struct weft_options o = { .size = sizeof(o), .nthreads = 1 };
+	struct weft_stats st = { .size = sizeof(st) };
+	struct weft_client *c;
+	char want[32], have[32];
+
+	if (weft_client_open(NULL, &o, &c))
+		return;
+	if (!weft_stats(c, &st) && st.mem_available && limit > st.mem_available) {
+		join_human(want, sizeof(want), limit);
+		join_human(have, sizeof(have), st.mem_available);
+		fprintf(stderr, "weft-join: warning: --memory-limit %s is more than the %s this"
+			" process may use: the join will not spill before it runs out of"
+			" memory\n", want, have);
+	}
+	weft_client_close(c);
+}
+
+static int parse_seconds(const char *s, double *out)
+{
+	char *end;
+
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	*out = strtod(s, &end);
+	return errno || *end || *out > 1e9 ? -EINVAL : 0;
+}
+
 int main(int argc, char **argv)
 {
-	struct join_spec spec = { .format = JOIN_BIN };
+	struct join_spec spec = { .format = JOIN_BIN, .on_stall = give_up_stalled,
+				  .spill_wait = 30 };
 	struct join_result res;
-	int progress = isatty(STDERR_FILENO), quiet = 0, count = 0, opt, ret;
+	int progress = isatty(STDERR_FILENO), quiet = 0, count = 0, opt, idx, ret;
 	unsigned row = 0, koff = 0;
-	int have_koff = 0;
+	bool have_lrow = false, have_rrow = false, have_lkoff = false, have_rkoff = false;
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
 		unsigned *u = NULL, lo = 0, hi = 1u << 20;
 
 		switch (opt) {
@@ -165,11 +257,11 @@ int main(int argc, char **argv)
 				return bad("unknown format '%s'%s: use bin or csv", optarg, "");
 			break;
 		case OPT_ROW: u = &row; lo = 8; break;
-		case OPT_KOFF: u = &koff; have_koff = 1; break;
-		case OPT_LROW: u = &spec.left.row_bytes; lo = 8; break;
-		case OPT_RROW: u = &spec.right.row_bytes; lo = 8; break;
-		case OPT_LKOFF: u = &spec.left.key_offset; break;
-		case OPT_RKOFF: u = &spec.right.key_offset; break;
+		case OPT_KOFF: u = &koff; break;
+		case OPT_LROW: u = &spec.left.row_bytes; lo = 8; have_lrow = true; break;
+		case OPT_RROW: u = &spec.right.row_bytes; lo = 8; have_rrow = true; break;
+		case OPT_LKOFF: u = &spec.left.key_offset; have_lkoff = true; break;
+		case OPT_RKOFF: u = &spec.right.key_offset; have_rkoff = true; break;
 		case OPT_KEY: spec.left.key_name = spec.right.key_name = optarg; break;
 		case OPT_KEYCOL: u = &spec.left.key_column; lo = 1; hi = 1u << 20; break;
 		case OPT_MEM:
@@ -180,6 +272,11 @@ int main(int argc, char **argv)
 			break;
 		case OPT_THREADS: u = &spec.nthreads; lo = 1; hi = 1024; break;
 		case OPT_SPILL: spec.spill_dir = optarg; break;
+		case OPT_SPILL_WAIT:
+			if (parse_seconds(optarg, &spec.spill_wait))
+				return bad("bad --spill-wait '%s': seconds, 0 or more%s", optarg,
+					   "");
+			break;
 		case OPT_PROGRESS: progress = 1; break;
 		case OPT_NOPROGRESS: progress = 0; break;
 		case OPT_QUIET: quiet = 1; break;
@@ -199,9 +296,13 @@ int main(int argc, char **argv)
 		default:
 			return bad("unknown or incomplete option '%s'%s", argv[optind - 1], "");
 		}
-		if (u && parse_uint(optarg, u, lo, hi))
-			return bad("bad value '%s' for %s", optarg, argv[optind - 2][1] == '-' ?
-				   argv[optind - 2] : "an option");
+		/* idx names the option itself, however it was spelt (--opt=v or --opt v). */
+		if (u && parse_uint(optarg, u, lo, hi)) {
+			char name[64];
+
+			snprintf(name, sizeof(name), "--%s", longopts[idx].name);
+			return bad("bad value '%s' for %s", optarg, name);
+		}
 	}
 	if (optind < argc)
 		return bad("unexpected argument '%s'%s", argv[optind], "");
@@ -209,23 +310,29 @@ int main(int argc, char **argv)
 		return bad("both --left and --right are needed%s%s", "", "");
 	if (!!spec.output == count)
 		return bad("give exactly one of --output FILE and --count%s%s", "", "");
+	/* A value given for one side wins over the one given for both, even 0. */
 	if (row) {
-		spec.left.row_bytes = spec.left.row_bytes ? spec.left.row_bytes : row;
-		spec.right.row_bytes = spec.right.row_bytes ? spec.right.row_bytes : row;
+		spec.left.row_bytes = have_lrow ? spec.left.row_bytes : row;
+		spec.right.row_bytes = have_rrow ? spec.right.row_bytes : row;
 	}
-	if (have_koff) {
-		spec.left.key_offset = spec.left.key_offset ? spec.left.key_offset : koff;
-		spec.right.key_offset = spec.right.key_offset ? spec.right.key_offset : koff;
-	}
+	spec.left.key_offset = have_lkoff ? spec.left.key_offset : koff;
+	spec.right.key_offset = have_rkoff ? spec.right.key_offset : koff;
 	spec.right.key_column = spec.left.key_column;
 	if (spec.partitions & (spec.partitions - 1))
 		return bad("--partitions must be a power of two%s%s", "", "");
 	spec.progress = progress;
+	if (spec.memory_limit)
+		check_memory_limit(spec.memory_limit);
 
+	catch_ending_signals();
 	ret = join_run(&spec, &res);
 	if (ret) {
 		fprintf(stderr, "weft-join: %s\n", res.error[0] ? res.error :
 			weft_strerror(ret));
+		if (res.bad_usage) {
+			fprintf(stderr, "Try 'weft-join --help'.\n");
+			return EXIT_USAGE;
+		}
 		return res.bad_input ? EXIT_INPUT : EXIT_JOIN;
 	}
 	if (count)

@@ -450,7 +450,8 @@ int side_open(struct side *s, const struct join_input *in, const char *name,
 	s->dfd = -1;
 	s->in = in;
 	s->name = name;
-	s->fd = open(in->path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO would block the open until a writer came. */
+	s->fd = open(in->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (s->fd < 0)
 		return fail(err, errlen, -errno, "%s input %s: %s", name, in->path,
 			    strerror(errno));
@@ -463,6 +464,7 @@ int side_open(struct side *s, const struct join_input *in, const char *name,
 			   in->path);
 		goto fail;
 	}
+	(void)fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) & ~O_NONBLOCK);
 	s->size = st.st_size;
 	if (fmt == JOIN_BIN) {
 		s->row_bytes = in->row_bytes ? in->row_bytes : 16;

@@ -11,6 +11,8 @@
 
 #include "join.h"
 
+struct weft_client;
+
 /*
  * A record is how a row travels through the graph: its key, then what the join
  * needs of the rest of the row. Counting needs only the word after the key (16
@@ -122,15 +124,26 @@ static inline uint64_t rec_word(const char *rec)
 struct writer {
 	int fd;
 	pthread_mutex_t lock;
-	char *path, *tmp;
+	char *path;			/* the file renamed over, or the one given */
+	char *tmp;			/* the temporary file; NULL when written in place */
 	uint64_t bytes;
 	int err;			/* first write error, a negative errno */
 };
 
-int writer_open(struct writer *w, const char *path, char *err, size_t errlen);
+/*
+ * Open the output @path. A regular file (or a new one) is written through a
+ * temporary file beside it, which writer_close renames over it; a symbolic link
+ * is followed, so that the file it names is replaced, not the link. Anything else
+ * that exists (a device, a pipe, a socket, "-" for standard output, and anything
+ * under /dev or /proc) is written in place. Refused, with *@usage set: a directory,
+ * and the same file as @in_fds[0] or [1] (the inputs), by any path.
+ */
+int writer_open(struct writer *w, const char *path, const int in_fds[2],
+		const char *const in_names[2], bool *usage, char *err, size_t errlen);
 int writer_put(struct writer *w, const void *buf, size_t len);
 /* Keep the file (rename over its path) if @ok, else remove it. */
 int writer_close(struct writer *w, bool ok, char *err, size_t errlen);
+/* The output of the join in progress, if any, is what join_abandon() removes. */
 
 /* The progress bar (output.c): a thread that redraws one line of stderr. */
 struct progress {
@@ -148,5 +161,17 @@ void progress_phase(struct progress *p, const char *phase, uint64_t total);
 void progress_stop(struct progress *p);
 
 double join_now(void);
+
+/* The stall watch (watch.c): runs spec->on_stall, if set, while spilling is blocked. */
+struct watch {
+	struct weft_client *c;
+	const struct join_spec *spec;
+	atomic_bool stop;
+	bool on;
+	pthread_t thread;
+};
+
+void watch_start(struct watch *w, struct weft_client *c, const struct join_spec *spec);
+void watch_stop(struct watch *w);
 
 #endif /* WEFT_JOIN_INTERNAL_H */

@@ -63,6 +63,7 @@ struct join {
 	struct writer out;
 	bool writing;
 	struct progress prog;
+	struct watch watch;
 	unsigned nthreads;
 	size_t limit;		/* the user's */
 	size_t elimit;		/* the engine's share of it, for results */
@@ -1866,6 +1867,7 @@ static int run(struct join *j)
 			strncat(res->error, ")", sizeof(res->error) - strlen(res->error) - 1);
 		return ret;
 	}
+	watch_start(&j->watch, j->c, j->spec);
 	bits = first_bits(j);
 	pl.bits = bits;
 	for (unsigned s = 0; s < 2; s++) {
@@ -1893,6 +1895,7 @@ static int run(struct join *j)
 	plan_fini(&pl);
 	free(pl.outs[0]);
 	free(pl.outs[1]);
+	watch_stop(&j->watch);
 	if (!weft_stats(j->c, &st)) {
 		res->spilled_bytes = st.spilled_bytes;
 		res->restored_bytes = st.restored_bytes;
@@ -1922,8 +1925,10 @@ int join_run(const struct join_spec *spec, struct join_result *res)
 		return -EINVAL;
 	}
 	ret = check_spec(spec, res->error, sizeof(res->error));
-	if (ret)
+	if (ret) {
+		res->bad_usage = true;
 		return ret;
+	}
 	j.count_only = !spec->output;
 	ret = learn_defaults(&j);
 	if (ret) {
@@ -1958,7 +1963,11 @@ int join_run(const struct join_spec *spec, struct join_result *res)
 			    j.side[LEFT].max_rest + j.side[RIGHT].max_rest + 24;
 		if (j.emit < j.out_row)
 			j.emit = j.out_row;
-		ret = writer_open(&j.out, spec->output, res->error, sizeof(res->error));
+		const int fds[2] = { j.side[LEFT].fd, j.side[RIGHT].fd };
+		const char *const names[2] = { "left input", "right input" };
+
+		ret = writer_open(&j.out, spec->output, fds, names, &res->bad_usage,
+				  res->error, sizeof(res->error));
 		if (ret)
 			goto close_right;
 		if (j.fmt == JOIN_CSV && (ret = write_header(&j))) {

@@ -37,6 +37,14 @@ struct join_spec {
 	size_t task_bytes;		/* tests: most input bytes of one task; 0: from the limit */
 	int direct;			/* 1 reads the inputs with O_DIRECT, -1 through the
 					 * page cache; 0: O_DIRECT unless mostly cached */
+	/*
+	 * Called from a join thread, with a message naming the spill directory, once
+	 * spilling has been blocked (a full disk, an I/O error) for @spill_wait
+	 * seconds; again after as long if it returns. NULL: the join waits for the
+	 * space to come back, as the engine does. weft-join exits from it.
+	 */
+	void (*on_stall)(const char *why);
+	double spill_wait;
 };
 
 struct join_result {
@@ -58,6 +66,8 @@ struct join_result {
 	unsigned resident_parts;	/* partitions joined while the right input was read */
 	unsigned direct_inputs;		/* inputs read with O_DIRECT (not through the cache) */
 	bool bad_input;			/* the error is in an input: missing or malformed */
+	bool bad_usage;			/* the error is in the spec: a value out of range,
+					 * an output that is a directory or an input */
 	char error[1024];		/* on failure: what failed, naming the file and row */
 };
 
@@ -76,6 +86,13 @@ struct join_result {
  * message in res->error names the file and, for bad data, the row).
  */
 int join_run(const struct join_spec *spec, struct join_result *res);
+
+/*
+ * For a process about to exit in the middle of a join (a signal, a stall): removes
+ * the temporary file of the output being written, if any, and keeps the join from
+ * renaming it. Any thread; the join must not be returned to.
+ */
+void join_abandon(void);
 
 /* @bytes for people, in B, KiB, MiB, GiB or TiB, e.g. "1.5 GiB". */
 void join_human(char *buf, size_t n, double bytes);

@@ -4,13 +4,14 @@
  *
  * Rows go to a temporary file beside the output, renamed over it only when the
  * whole join has succeeded, so that a failed join never leaves a file that looks
- * complete.
+ * complete; a device, a pipe or standard output is written in place.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,35 +41,101 @@ static mode_t process_umask(void)
 	return mask;
 }
 
-int writer_open(struct writer *w, const char *path, char *err, size_t errlen)
+/*
+ * The temporary file being written, for join_abandon(): a process that exits on a
+ * signal removes it. Under the lock so that it is never removed after the rename.
+ */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static const char *live_tmp;
+
+/* Written in place: standard output, or a file that exists and is not regular. */
+static bool in_place(const char *path, const struct stat *st, bool exists)
 {
-	size_t n = strlen(path);
+	if (!strcmp(path, "-"))
+		return true;
+	if (!strncmp(path, "/dev/", 5) || !strncmp(path, "/proc/", 6))
+		return true;
+	return exists && !S_ISREG(st->st_mode);
+}
+
+static int refuse(bool *usage, char *err, size_t errlen, const char *path, const char *why,
+		  const char *name)
+{
+	*usage = true;
+	snprintf(err, errlen, "output %s: %s%s", path, why, name ? name : "");
+	return -EINVAL;
+}
+
+int writer_open(struct writer *w, const char *path, const int in_fds[2],
+		const char *const in_names[2], bool *usage, char *err, size_t errlen)
+{
+	struct stat st, in;
+	bool exists;
+	size_t n;
+	int i;
 
 	memset(w, 0, sizeof(*w));
 	w->fd = -1;
-	w->path = strdup(path);
-	w->tmp = malloc(n + sizeof(".partial-XXXXXX"));
-	if (!w->path || !w->tmp) {
-		free(w->path);
-		free(w->tmp);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
+	exists = strcmp(path, "-") && !stat(path, &st);
+	if (!exists && strcmp(path, "-") && errno != ENOENT) {
+		snprintf(err, errlen, "output %s: %s", path, strerror(errno));
+		return -errno;
 	}
-	memcpy(w->tmp, path, n);
+	if (!strcmp(path, "-") && fstat(STDOUT_FILENO, &st) == 0)
+		exists = true;
+	if (exists && S_ISDIR(st.st_mode))
+		return refuse(usage, err, errlen, path, "is a directory", NULL);
+	for (i = 0; exists && i < 2; i++)
+		if (!fstat(in_fds[i], &in) && in.st_dev == st.st_dev && in.st_ino == st.st_ino)
+			return refuse(usage, err, errlen, path, "is the same file as the ",
+				      in_names[i]);
+	if (in_place(path, &st, exists)) {
+		w->path = strdup(path);
+		if (!w->path)
+			goto err_nomem;
+		w->fd = !strcmp(path, "-") ? dup(STDOUT_FILENO) :
+			open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+		if (w->fd < 0) {
+			int e = -errno;
+
+			snprintf(err, errlen, "output %s: %s", path, strerror(errno));
+			free(w->path);
+			return e;
+		}
+		pthread_mutex_init(&w->lock, NULL);
+		return 0;
+	}
+	/* A link is followed: the file it names is the one replaced. */
+	w->path = exists ? realpath(path, NULL) : strdup(path);
+	if (!w->path)
+		goto err_nomem;
+	n = strlen(w->path);
+	w->tmp = malloc(n + sizeof(".partial-XXXXXX"));
+	if (!w->tmp)
+		goto err_free_path;
+	memcpy(w->tmp, w->path, n);
 	memcpy(w->tmp + n, ".partial-XXXXXX", sizeof(".partial-XXXXXX"));
 	w->fd = mkostemp(w->tmp, O_CLOEXEC);
 	if (w->fd < 0) {
 		int e = -errno;
 
 		snprintf(err, errlen, "output %s: %s", path, strerror(errno));
-		free(w->path);
 		free(w->tmp);
+		free(w->path);
 		return e;
 	}
 	/* As open(2) would make it, not mkstemp's 0600. */
 	fchmod(w->fd, 0666 & ~process_umask());
 	pthread_mutex_init(&w->lock, NULL);
+	pthread_mutex_lock(&live_lock);
+	live_tmp = w->tmp;
+	pthread_mutex_unlock(&live_lock);
 	return 0;
+err_free_path:
+	free(w->path);
+err_nomem:
+	snprintf(err, errlen, "out of memory");
+	return -ENOMEM;
 }
 
 int writer_put(struct writer *w, const void *buf, size_t len)
@@ -99,20 +166,34 @@ int writer_close(struct writer *w, bool ok, char *err, size_t errlen)
 {
 	int ret = ok ? w->err : 0;
 
-	if (ok && !ret && fsync(w->fd))
+	/* A pipe or a terminal cannot be synced (EINVAL), and needs not be. */
+	if (ok && !ret && w->tmp && fsync(w->fd))
 		ret = -errno;
 	if (close(w->fd) && ok && !ret)
 		ret = -errno;
-	if (ok && !ret && rename(w->tmp, w->path))
-		ret = -errno;
+	if (w->tmp) {
+		pthread_mutex_lock(&live_lock);
+		live_tmp = NULL;
+		if (ok && !ret && rename(w->tmp, w->path))
+			ret = -errno;
+		if (!ok || ret)
+			unlink(w->tmp);
+		pthread_mutex_unlock(&live_lock);
+	}
 	if (ok && ret)
 		snprintf(err, errlen, "output %s: %s", w->path, strerror(-ret));
-	if (!ok || ret)
-		unlink(w->tmp);
 	pthread_mutex_destroy(&w->lock);
 	free(w->path);
 	free(w->tmp);
 	return ret;
+}
+
+void join_abandon(void)
+{
+	/* Held until the process exits: no rename can follow. */
+	pthread_mutex_lock(&live_lock);
+	if (live_tmp)
+		unlink(live_tmp);
 }
 
 void join_human(char *buf, size_t n, double bytes)

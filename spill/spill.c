@@ -295,10 +295,14 @@ int weft__spill_dir_check(const char *dir)
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
-	/* Root passes access(2) checks; only creating a file tells the truth. */
+	/*
+	 * Root passes access(2) checks; only creating a file tells the truth. The
+	 * directory exists: a file system that makes no files there (/proc) says
+	 * ENOENT, which would read as a missing directory.
+	 */
 	fd = create_file(dir, &direct);
 	if (fd < 0)
-		return fd;
+		return fd == -ENOENT ? -EOPNOTSUPP : fd;
 	close(fd);
 	return 0;
 }

@@ -64,7 +64,10 @@ int weft__spill_open(const char *dir, enum weft__spill_backend backend, size_t s
 		     struct weft__spill **out) __attribute__((warn_unused_result));
 /* The file's stage in bytes, as opened (also when it reads through the page cache). */
 size_t weft__spill_stage(const struct weft__spill *s);
-/* 0 if a spill file can be made in @dir; else -ENOENT, -ENOTDIR, -EACCES, -EROFS... */
+/*
+ * 0 if a spill file can be made in @dir; else -ENOENT (no such directory), -ENOTDIR,
+ * -EACCES, -EROFS, -EOPNOTSUPP (its file system makes no files), ...
+ */
 int weft__spill_dir_check(const char *dir) __attribute__((warn_unused_result));
 /* Closes (and so removes) the file. NULL does nothing. */
 void weft__spill_close(struct weft__spill *s);

@@ -4,8 +4,10 @@
  * exit codes, and no output left behind), a full disk, the memory a join takes,
  * and the generator's determinism and expectation.
  */
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "helpers.h"
 
@@ -103,7 +105,7 @@ Test(cli, bad_usage_exits_2)
 	expect_failure(&e, 2, "bad value '0'", "--left a.bin --right a.bin --count --threads 0");
 	expect_failure(&e, 2, "unknown or incomplete option '--frobnicate'",
 		       "--left a.bin --right a.bin --count --frobnicate");
-	expect_failure(&e, 1, "does not fit in 16-byte rows",
+	expect_failure(&e, 2, "does not fit in 16-byte rows",
 		       "--left a.bin --right a.bin --count --key-offset 9");
 	cr_expect_eq(t_run(&out, "'%s' --help", e.join), 0);
 	cr_expect(strstr(out, "usage: weft-join"), "%s", out);
@@ -174,17 +176,24 @@ Test(cli, output_replaces_the_file_only_on_success)
 	teardown(&e);
 }
 
-/* A 1 MiB disk at e->dir/small (a tmpfs); the test is skipped without root. */
-static char *small_disk(struct env *e)
+/* A disk of @size at e->dir/@name (a tmpfs); the test is skipped without root. */
+static char *small_disk_of(struct env *e, const char *name, const char *size)
 {
-	char *mnt = t_path(e->dir, "small");
+	char *mnt = t_path(e->dir, name), opts[32];
 
 	if (geteuid() != 0)
 		cr_skip_test("needs root to mount a tmpfs");
 	mkdir(mnt, 0755);
-	if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m"))
+	snprintf(opts, sizeof(opts), "size=%s", size);
+	if (mount("tmpfs", mnt, "tmpfs", 0, opts))
 		cr_skip_test("cannot mount a tmpfs here");
 	return mnt;
+}
+
+/* A 1 MiB disk at e->dir/small. */
+static char *small_disk(struct env *e)
+{
+	return small_disk_of(e, "small", "1m");
 }
 
 static void small_disk_gone(char *mnt)
@@ -368,5 +377,243 @@ Test(gen, key_distributions)
 	free(keys);
 	cr_expect_eq(t_run(NULL, "'%s' --rows 10 --keys zipf --zipf 0 --output /dev/null",
 			   e.gen), 2);
+	teardown(&e);
+}
+
+/* The bytes of @path, to compare before and after. */
+static char *contents(struct env *e, const char *name, size_t *len)
+{
+	char *p = t_path(e->dir, name), *d = t_read(p, len);
+
+	free(p);
+	return d;
+}
+
+/* regress_22: an output that is an input, by any name, is refused and left alone. */
+Test(cli, regress_22_an_output_that_is_an_input_is_refused)
+{
+	struct env e = setup();
+	struct row rows[2] = { { 1, 2 }, { 1, 3 } };
+	char *lp = t_path(e.dir, "l.bin"), *before, *after;
+	size_t n0, n1;
+
+	t_write(lp, rows, sizeof(rows));
+	put(&e, "r.bin", "");
+	before = contents(&e, "l.bin", &n0);
+	expect_failure(&e, 2, "output l.bin: is the same file as the left input",
+		       "--left l.bin --right r.bin --output l.bin");
+	expect_failure(&e, 2, "is the same file as the right input",
+		       "--left r.bin --right l.bin --output ./l.bin");
+	cr_assert_eq(t_run(NULL, "cd '%s' && ln -s l.bin link.bin && ln l.bin hard.bin",
+			   e.dir), 0);
+	expect_failure(&e, 2, "output link.bin: is the same file as the left input",
+		       "--left l.bin --right r.bin --output link.bin");
+	expect_failure(&e, 2, "output hard.bin: is the same file as the left input",
+		       "--left l.bin --right r.bin --output hard.bin");
+	after = contents(&e, "l.bin", &n1);
+	cr_expect(n0 == n1 && !memcmp(before, after, n0), "the input is unchanged");
+	free(before);
+	free(after);
+	free(lp);
+	teardown(&e);
+}
+
+/*
+ * regress_22: an output that exists and is not a regular file is written in place,
+ * never replaced: a device, standard output by name or as -, a FIFO. A directory
+ * is refused before the join.
+ */
+Test(cli, regress_22_an_output_that_is_not_a_regular_file_is_written_in_place, .timeout = 60)
+{
+	struct env e = setup();
+	struct stat st;
+	char *out;
+	int rc;
+
+	rc = t_run(NULL, "cd '%s' && '%s' --pair --left l.bin --right r.bin --left-rows 100"
+		   " --rows 1000", e.dir, e.gen);
+	cr_assert_eq(rc, 0);
+	/*
+	 * 1000 joined rows of 24 bytes. The devices and links are made here, not
+	 * taken from /dev: a regression would replace them, and /dev is the
+	 * machine's.
+	 */
+	if (geteuid() == 0) {
+		char *dev = t_path(e.dir, "null.dev");
+
+		cr_assert_eq(mknod(dev, S_IFCHR | 0666, makedev(1, 3)), 0);
+		rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --output null.dev"
+			   " --quiet", e.dir, e.join);
+		cr_expect_eq(rc, 0, "%s", out);
+		free(out);
+		cr_assert_eq(stat(dev, &st), 0);
+		cr_expect(S_ISCHR(st.st_mode), "the device is still a device");
+		cr_expect_eq(t_count_files(e.dir, "null.dev.partial"), 0);
+		free(dev);
+	}
+	rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --output - --quiet | wc -c",
+		   e.dir, e.join);
+	cr_expect_eq(rc, 0);
+	cr_expect_eq(atol(out), 24000, "- is standard output: %s", out);
+	free(out);
+	/* As /dev/stdout is: a link to the process's descriptor 1, here a pipe. */
+	char *link = t_path(e.dir, "stdout.link");
+
+	cr_assert_eq(symlink("/proc/self/fd/1", link), 0);
+	rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --output stdout.link"
+		   " --quiet | wc -c", e.dir, e.join);
+	cr_expect_eq(atol(out), 24000, "a link to standard output: %s", out);
+	free(out);
+	cr_assert_eq(lstat(link, &st), 0);
+	cr_expect(S_ISLNK(st.st_mode), "the link is still a link");
+	free(link);
+	rc = t_run(&out, "cd '%s' && mkfifo out.fifo && { wc -c < out.fifo > got & } &&"
+		   " '%s' --left l.bin --right r.bin --output out.fifo --quiet; rc=$?; wait;"
+		   " cat got; exit $rc", e.dir, e.join);
+	cr_expect_eq(rc, 0, "%s", out);
+	cr_expect_eq(atol(out), 24000, "a FIFO is written through: %s", out);
+	free(out);
+	cr_assert_eq(t_run(NULL, "cd '%s' && test -p out.fifo && rm out.fifo got", e.dir), 0,
+		     "the FIFO is still a FIFO");
+	cr_assert_eq(mkdir(t_path(e.dir, "outdir"), 0755), 0);
+	rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --output outdir",
+		   e.dir, e.join);
+	cr_expect_eq(rc, 2, "%s", out);
+	cr_expect(strstr(out, "output outdir: is a directory"), "%s", out);
+	cr_expect(!strstr(out, "rows from"), "refused before the join: %s", out);
+	cr_expect_eq(t_count_files(e.dir, "outdir."), 0);
+	free(out);
+	teardown(&e);
+}
+
+/* regress_22: a FIFO as an input is refused at once (exit 3), not opened and waited on. */
+Test(cli, regress_22_a_fifo_input_is_refused_without_blocking, .timeout = 20)
+{
+	struct env e = setup();
+	char *out;
+	int rc;
+
+	put(&e, "r.bin", "");
+	cr_assert_eq(t_run(NULL, "cd '%s' && mkfifo in.fifo", e.dir), 0);
+	rc = t_run(&out, "cd '%s' && '%s' --left in.fifo --right r.bin --count", e.dir, e.join);
+	cr_expect_eq(rc, 3, "%s", out);
+	cr_expect(strstr(out, "left input in.fifo: not a regular file"), "%s", out);
+	free(out);
+	teardown(&e);
+}
+
+/*
+ * regress_22: SIGINT and SIGTERM in the middle of a join remove the temporary
+ * output and exit 128 + the signal; an existing output is left as it was.
+ */
+Test(cli, regress_22_a_signal_removes_the_temporary_output, .timeout = 120)
+{
+	struct env e = setup();
+	const int sigs[2] = { SIGINT, SIGTERM };
+	char *out;
+	int rc;
+
+	rc = t_run(NULL, "cd '%s' && '%s' --pair --left l.bin --right r.bin --left-rows 2000000"
+		   " --rows 8000000", e.dir, e.gen);
+	cr_assert_eq(rc, 0);
+	put(&e, "out.bin", "old");
+	for (int i = 0; i < 2; i++) {
+		/* Signalled once its temporary file exists: the join is under way. */
+		rc = t_run(&out, "cd '%s' && { '%s' --left l.bin --right r.bin --output out.bin"
+			   " --memory-limit 16M --threads 1 --quiet & pid=$!; n=0;"
+			   " while ! ls out.bin.partial-* >/dev/null 2>&1; do"
+			   " n=$((n+1)); [ $n -lt 2000 ] || break; sleep 0.01; done;"
+			   " kill -%d $pid; wait $pid; }", e.dir, e.join, sigs[i]);
+		cr_expect_eq(rc, 128 + sigs[i], "signal %d: exit %d: %s", sigs[i], rc, out);
+		cr_expect(strstr(out, "stopped, nothing written"), "%s", out);
+		free(out);
+		cr_expect_eq(t_count_files(e.dir, "out.bin.partial"), 0, "no temporary file");
+		size_t len;
+
+		free(contents(&e, "out.bin", &len));
+		cr_expect_eq(len, 3, "the old output is left as it was");
+	}
+	teardown(&e);
+}
+
+/* regress_22: flags. */
+Test(cli, regress_22_flags_mean_what_they_say, .timeout = 60)
+{
+	struct env e = setup();
+	struct row l[10], r[10];
+	char *out;
+	int rc;
+
+	/* Left rows key first; right rows key second. Payloads never equal a key. */
+	for (int i = 0; i < 10; i++) {
+		l[i] = (struct row){ i, 1000 + i };
+		r[i] = (struct row){ 2000 + i, i };
+	}
+	char *lp = t_path(e.dir, "l.bin"), *rp = t_path(e.dir, "r.bin");
+
+	t_write(lp, l, sizeof(l));
+	t_write(rp, r, sizeof(r));
+	rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --count --quiet"
+		   " --key-offset 8 --left-key-offset 0", e.dir, e.join);
+	cr_expect_eq(rc, 0, "%s", out);
+	cr_expect(strstr(out, "\"rows\": 10,"), "an explicit 0 for one side wins: %s", out);
+	free(out);
+	rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --count --quiet"
+		   " --left-key-offset 0 --right-key-offset 8 --key-offset 8", e.dir, e.join);
+	cr_expect(strstr(out, "\"rows\": 10,"), "in any order: %s", out);
+	free(out);
+	expect_failure(&e, 2, "bad value '0' for --threads",
+		       "--left l.bin --right r.bin --count --threads=0");
+	expect_failure(&e, 2, "bad value 'x' for --row-bytes",
+		       "--left l.bin --right r.bin --count --row-bytes=x");
+	rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --count --quiet"
+		   " --memory-limit 99999T", e.dir, e.join);
+	cr_expect_eq(rc, 0, "%s", out);
+	cr_expect(strstr(out, "warning: --memory-limit 99999.0 TiB is more than the"), "%s",
+		  out);
+	cr_expect(strstr(out, "will not spill before it runs out of memory"), "%s", out);
+	free(out);
+	rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --count --quiet"
+		   " --memory-limit 64M", e.dir, e.join);
+	cr_expect(!strstr(out, "warning"), "a limit that fits: %s", out);
+	free(out);
+	expect_failure(&e, 1, "spill directory /proc: cannot create a file there",
+		       "--left l.bin --right r.bin --count --spill-dir /proc");
+	expect_failure(&e, 1, "spill directory /nonexistent: does not exist",
+		       "--left l.bin --right r.bin --count --spill-dir /nonexistent");
+	expect_failure(&e, 2, "bad --spill-wait 'soon'",
+		       "--left l.bin --right r.bin --count --spill-wait soon");
+	free(lp);
+	free(rp);
+	teardown(&e);
+}
+
+/*
+ * regress_22: a spill directory too small for what must spill does not hang the
+ * join: it fails (exit 1) once spilling has been blocked for --spill-wait seconds,
+ * names the directory, and leaves nothing behind.
+ */
+Test(cli, regress_22_a_full_spill_disk_fails_the_join, .timeout = 120)
+{
+	struct env e = setup();
+	char *mnt, *out;
+	int rc;
+
+	rc = t_run(NULL, "cd '%s' && '%s' --pair --left l.bin --right r.bin --left-rows 500000"
+		   " --rows 1000000", e.dir, e.gen);
+	cr_assert_eq(rc, 0);
+	mnt = small_disk_of(&e, "spill", "2m");
+	for (int wait = 0; wait <= 1; wait++) {
+		rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --output out.bin"
+			   " --memory-limit 4M --spill-dir spill --spill-wait %d --quiet",
+			   e.dir, e.join, wait);
+		cr_expect_eq(rc, 1, "--spill-wait %d: exit %d: %s", wait, rc, out);
+		cr_expect(strstr(out, "spill directory spill: spilling has been blocked"),
+			  "%s", out);
+		free(out);
+		cr_expect_eq(t_count_files(e.dir, "out.bin"), 0, "no output, no temporary");
+		cr_expect_eq(dir_entries(mnt), 0, "nothing left in the spill directory");
+	}
+	small_disk_gone(mnt);
 	teardown(&e);
 }
