@@ -144,7 +144,7 @@ static inline struct weft__edge *wt_edges(uint64_t sd)
  * flags, in line 0, so that freeing a plain task reads no other line: each says
  * which other fields a task changed from a free record's values.
  */
-#define TF_ARG_HEAP	0x1		/* arg was malloc'd */
+#define TF_ARG_HEAP	0x1		/* arg came from alloc/ (task.c, arg_alloc) */
 #define TF_DEPS_HEAP	0x2		/* in and edges were malloc'd */
 #define TF_OUT_HEAP	0x4		/* out was malloc'd (several outputs) */
 #define TF_OUTPUT	0x8		/* an output was written */

@@ -225,6 +225,36 @@ static void record_init(struct weft_task *t, struct weft__engine *eng)
 			(lvalue) = (value);	\
 	} while (0)
 
+/*
+ * Arguments beyond the record's room are bytes the engine holds, as results are:
+ * they come from alloc/ and count against the memory limit (so that pending tasks
+ * with large arguments make results spill). The usable size, which the free needs,
+ * sits in a header before them.
+ */
+#define ARG_HEADER 16
+
+static void *arg_alloc(struct weft_task *t, size_t arglen)
+{
+	struct weft__worker *w = weft__self(t->eng);
+	size_t usable;
+	char *p = weft__alloc(t->eng->alloc, w ? w->numa : 0, ARG_HEADER + arglen, &usable);
+
+	if (!p)
+		return NULL;
+	memcpy(p, &usable, sizeof(usable));
+	weft__store_kick(t->eng);
+	return p + ARG_HEADER;
+}
+
+static void arg_free(struct weft_task *t)
+{
+	char *p = (char *)t->arg - ARG_HEADER;
+	size_t usable;
+
+	memcpy(&usable, p, sizeof(usable));
+	weft__free(t->eng->alloc, p, usable);
+}
+
 /* Undo what a task changed in its record (results and error are freed by then). */
 static void record_reset(struct weft_task *t)
 {
@@ -244,7 +274,7 @@ static void record_reset(struct weft_task *t)
 		t->edges = t->edge_inl;
 	}
 	if (f & TF_ARG_HEAP)
-		free(t->arg);
+		arg_free(t);
 	if (f & TF_EXTRA) {
 		free(t->label);
 		t->label = NULL;
@@ -764,10 +794,10 @@ static __always_inline int task_fill(struct weft_task *t, size_t ndeps, const vo
 	} else {
 		t->arg = t->arg_inl;
 		if (unlikely(arglen > WEFT_INLINE_ARG)) {
-			t->flags |= TF_ARG_HEAP;
-			t->arg = malloc(arglen);
+			t->arg = arg_alloc(t, arglen);
 			if (!t->arg)
 				goto err_nomem;
+			t->flags |= TF_ARG_HEAP;
 		}
 		memcpy(t->arg, arg, arglen);
 	}
@@ -796,7 +826,10 @@ static __always_inline int task_fill(struct weft_task *t, size_t ndeps, const vo
 	return 0;
 
 err_nomem:
-	/* free(NULL) is fine: the flags were set before each allocation. */
+	/*
+	 * Each flag was set before its allocation (free(NULL) is fine), but the
+	 * argument's, set once it succeeded.
+	 */
 	record_reset(t);
 	return -ENOMEM;
 }

@@ -171,3 +171,45 @@ Test(memory, spill_dir_read_only_returns_erofs)
 	cr_assert_eq(ret, -EROFS);
 	cr_assert_null(c);
 }
+
+/* Reads its argument's last byte: the bytes were all copied. */
+TASK(arg_last)
+{
+	return put_u64(ctx, ((const unsigned char *)arg)[arglen - 1]);
+}
+
+/*
+ * regress_22: argument bytes are bytes the engine holds: they count in mem_bytes
+ * (against the memory limit) while their task is pending, and stop counting once
+ * it is gone.
+ */
+Test(memory, regress_22_arguments_count_against_the_limit, .timeout = 30)
+{
+	enum { ARG = 4 << 20 };
+	struct weft_client *c = open_threads(1);
+	unsigned char *arg = malloc(ARG);
+	struct weft_future *g, *f[4];
+	size_t before, pending;
+
+	memset(arg, 7, ARG);
+	atomic_store(&gate_open, 0);
+	cr_assert_eq(weft_submit(c, gate, NULL, 0, NULL, 0, NULL, &g), 0);
+	before = mem_bytes(c);
+	for (int i = 0; i < 4; i++) {
+		arg[ARG - 1] = (unsigned char)i;
+		cr_assert_eq(weft_submit(c, arg_last, &g, 1, arg, ARG, NULL, &f[i]), 0);
+	}
+	pending = mem_bytes(c);
+	cr_expect_geq(pending, before + 4 * (size_t)ARG, "4 arguments of 4 MiB pending: %zu"
+		      " bytes held, %zu before", pending, before);
+	atomic_store(&gate_open, 1);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(result_u64(f[i]), (uint64_t)i);
+		weft_release(f[i]);
+	}
+	weft_release(g);
+	cr_expect_lt(mem_bytes(c), (size_t)ARG, "the arguments went with their tasks: %zu",
+		     mem_bytes(c));
+	free(arg);
+	cr_assert_eq(weft_client_close(c), 0);
+}
