@@ -27,7 +27,7 @@ static const char usage[] =
 "\n"
 "Joins the rows of two tables whose keys are equal (an inner equi-join on a\n"
 "64-bit integer key), using at most about --memory-limit of memory: what does not\n"
-"fit is spilled to disk.\n"
+"fit is spilled to disk. A CSV file's first line is its header (see --no-header).\n"
 "\n"
 "  --left FILE, --right FILE   the two tables\n"
 "  --output FILE               write the joined rows: the key, the rest of the left\n"
@@ -46,6 +46,12 @@ static const char usage[] =
 "  --right-key-offset K        the same, for one input\n"
 "  --key NAME                  csv: the key column's name in the header\n"
 "  --key-column N              csv: the key column's number, from 1 (default 1)\n"
+"  --no-header                 csv: the first line is a row, not the header (the\n"
+"                              columns are then named 1..n)\n"
+"  --ragged                    csv: join rows whose field count differs from the\n"
+"                              header's: short rows get empty fields at the end,\n"
+"                              long ones keep their extra fields (default: refuse\n"
+"                              them, exit 3)\n"
 "  --memory-limit SIZE         e.g. 64M, 1G (default: the engine's, half of memory)\n"
 "  --threads N                 worker threads (default: one per core)\n"
 "  --spill-dir DIR             where spilled data goes (default $TMPDIR or /tmp)\n"
@@ -120,7 +126,7 @@ enum {
 	OPT_LROW, OPT_RROW, OPT_LKOFF, OPT_RKOFF, OPT_KEY, OPT_KEYCOL, OPT_MEM,
 	OPT_THREADS, OPT_SPILL, OPT_PROGRESS, OPT_NOPROGRESS, OPT_QUIET, OPT_HELP,
 	OPT_PARTS,
-	OPT_READ, OPT_SPILL_WAIT,
+	OPT_READ, OPT_SPILL_WAIT, OPT_NOHEADER, OPT_RAGGED,
 };
 
 static const struct option longopts[] = {
@@ -137,6 +143,8 @@ static const struct option longopts[] = {
 	{ "right-key-offset", required_argument, NULL, OPT_RKOFF },
 	{ "key", required_argument, NULL, OPT_KEY },
 	{ "key-column", required_argument, NULL, OPT_KEYCOL },
+	{ "no-header", no_argument, NULL, OPT_NOHEADER },
+	{ "ragged", no_argument, NULL, OPT_RAGGED },
 	{ "memory-limit", required_argument, NULL, OPT_MEM },
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "spill-dir", required_argument, NULL, OPT_SPILL },
@@ -264,6 +272,8 @@ int main(int argc, char **argv)
 		case OPT_RKOFF: u = &spec.right.key_offset; have_rkoff = true; break;
 		case OPT_KEY: spec.left.key_name = spec.right.key_name = optarg; break;
 		case OPT_KEYCOL: u = &spec.left.key_column; lo = 1; hi = 1u << 20; break;
+		case OPT_NOHEADER: spec.left.no_header = spec.right.no_header = true; break;
+		case OPT_RAGGED: spec.left.ragged = spec.right.ragged = true; break;
 		case OPT_MEM:
 			if (parse_size(optarg, &spec.memory_limit) ||
 			    spec.memory_limit < JOIN_MIN_MEMORY)

@@ -148,27 +148,44 @@ static const char *csv_scan(const char *p, const char *end, bool eof, unsigned k
 	}
 }
 
+/*
+ * Commas that make a row of @r->nfields fields as wide as the first line, for
+ * --ragged (its rest then has nfields - 1 fields, where an empty rest is one).
+ */
+static unsigned csv_pad(const struct side *s, const struct csv_row *r)
+{
+	if (!s->in->ragged || r->nfields >= s->nfields)
+		return 0;
+	return r->nfields >= 2 ? s->nfields - r->nfields : s->nfields - 2;
+}
+
 /* Bytes of the row's text without its key field and one comma beside it. */
-static size_t csv_rest_len(const struct csv_row *r)
+static size_t csv_rest_len(const struct side *s, const struct csv_row *r)
 {
 	size_t row = r->end - r->start, key = r->key_end - r->key;
 
-	return row > key ? row - key - 1 : 0;
+	return (row > key ? row - key - 1 : 0) + csv_pad(s, r);
 }
 
-/* Copy that text to @out: the fields before the key, then those after it. */
-static size_t csv_rest_copy(const struct csv_row *r, char *out)
+/*
+ * Copy that text to @out: the fields before the key, then those after it, then
+ * the padding. @out may be where the row is (csv_ref_rest): it moves down.
+ */
+static size_t csv_rest_copy(const struct side *s, const struct csv_row *r, char *out)
 {
 	size_t before = r->key > r->start ? r->key - 1 - r->start : 0;
 	size_t after = r->key_end < r->end ? r->end - r->key_end - 1 : 0;
+	unsigned pad = csv_pad(s, r);
 	size_t n = 0;
 
-	memcpy(out, r->start, before);
+	memmove(out, r->start, before);
 	n = before;
 	if (before && after)
 		out[n++] = ',';
-	memcpy(out + n, r->key_end + 1, after);
-	return n + after;
+	memmove(out + n, r->key_end + 1, after);
+	n += after;
+	memset(out + n, ',', pad);
+	return n + pad;
 }
 
 /* The word a count sums: the field after the key as an integer, else 0. */
@@ -234,12 +251,85 @@ static int csv_header(struct side *s, const char *p, const char *end, char *err,
 				    "%s: the header has %u columns, the key is column %u",
 				    in->path, r.nfields, s->key_col + 1);
 	}
+	s->nfields = r.nfields;
 	s->key_title = strndup_or_empty(r.key, r.key_end - r.key);
-	s->rest_title = malloc(csv_rest_len(&r) + 1);
+	s->rest_title = malloc(csv_rest_len(s, &r) + 1);
 	if (!s->key_title || !s->rest_title)
 		return -ENOMEM;
-	s->rest_title[csv_rest_copy(&r, s->rest_title)] = 0;
+	s->rest_title[csv_rest_copy(s, &r, s->rest_title)] = 0;
 	return 0;
+}
+
+/* --no-header: the columns of the first row @r are named 1..n. */
+static int csv_numbered(struct side *s, const struct csv_row *r, char *err, size_t errlen)
+{
+	size_t len = 0, cap = (size_t)r->nfields * 11 + 1;
+	char *rest = malloc(cap);
+
+	s->key_col = s->in->key_column ? s->in->key_column - 1 : 0;
+	if (s->key_col >= r->nfields) {
+		free(rest);
+		return fail(err, errlen, -EBADMSG, "%s: row 1 (line 1) has %u fields; the key"
+			    " is field %u", s->in->path, r->nfields, s->key_col + 1);
+	}
+	s->nfields = r->nfields;
+	s->key_title = malloc(12);
+	if (!rest || !s->key_title) {
+		free(rest);
+		return -ENOMEM;
+	}
+	snprintf(s->key_title, 12, "%u", s->key_col + 1);
+	rest[0] = 0;
+	for (unsigned i = 0; i < r->nfields; i++)
+		if (i != s->key_col)
+			len += snprintf(rest + len, cap - len, "%s%u", len ? "," : "", i + 1);
+	s->rest_title = rest;
+	return 0;
+}
+
+/*
+ * The text a record holds, chosen to waste least: a row that does not fit goes by
+ * csv_ref, which costs a read of the file when it is written out. Counting a ref as
+ * a page of bytes, choose the power of two that makes rows x room + refs x page the
+ * smallest; @hist[b] counts rows whose rest is up to 2^b bytes.
+ */
+#define CSV_REF_COST 4096
+
+static unsigned csv_rest_cap(const uint64_t *hist, size_t max_rest)
+{
+	uint64_t rows = 0, above = 0, best = UINT64_MAX;
+	unsigned cap = sizeof(struct csv_ref), b;
+
+	for (b = 0; b < 32; b++)
+		rows += hist[b];
+	for (b = 0; b < 32; b++) {
+		size_t room = (size_t)1 << b;
+		uint64_t cost;
+
+		above = 0;
+		for (unsigned h = b + 1; h < 32; h++)
+			above += hist[h];
+		if (room < sizeof(struct csv_ref))
+			continue;
+		cost = rows * (room + REC_KEY + 4) + above * CSV_REF_COST;
+		if (cost < best) {
+			best = cost;
+			cap = (unsigned)room;
+		}
+		if (room >= max_rest)
+			break;
+	}
+	return cap;
+}
+
+/* The histogram bucket of @len bytes: the least b with len <= 2^b. */
+static unsigned len_bucket(size_t len)
+{
+	unsigned b = 0;
+
+	while (b < 31 && ((size_t)1 << b) < len)
+		b++;
+	return b;
 }
 
 struct segs {
@@ -266,9 +356,9 @@ static int seg_push(struct segs *g, const struct chunk *c)
 static int csv_scan_file(struct side *s, struct segs *g, char *err, size_t errlen)
 {
 	size_t cap = 1u << 20, have = 0, at = 0;
-	uint64_t base = 0, row = 0, line = 1;
-	struct chunk seg = { 0 };
-	bool eof = false, header = true;
+	uint64_t base = 0, row = 0, line = 1, hist[32] = { 0 };
+	struct chunk seg = { .first_row = 1 };
+	bool eof = false, header = !s->in->no_header, first = s->in->no_header;
 	char *buf = malloc(cap);
 	int ret = 0;
 
@@ -344,6 +434,14 @@ static int csv_scan_file(struct side *s, struct segs *g, char *err, size_t errle
 				   "): a quoted field is not closed", s->in->path, row + 1, line);
 			goto out;
 		}
+		if (first && !csv_blank_row(&r)) {
+			/* --no-header: the first row names the columns 1..n. */
+			first = false;
+			ret = csv_numbered(s, &r, err, errlen);
+			if (ret)
+				goto out;
+			csv_scan(r.start, r.end, true, s->key_col, &r);
+		}
 		if (!csv_blank_row(&r)) {
 			int64_t k;
 			int e;
@@ -353,6 +451,14 @@ static int csv_scan_file(struct side *s, struct segs *g, char *err, size_t errle
 				ret = fail(err, errlen, -EBADMSG, "%s: row %" PRIu64 " (line %"
 					   PRIu64 ") has %u fields; the key is field %u",
 					   s->in->path, row, line, r.nfields, s->key_col + 1);
+				goto out;
+			}
+			if (r.nfields != s->nfields && !s->in->ragged) {
+				ret = fail(err, errlen, -EBADMSG, "%s: row %" PRIu64 " (line %"
+					   PRIu64 ") has %u fields, the %s %u (--ragged"
+					   " joins such rows)", s->in->path, row, line,
+					   r.nfields, s->in->no_header ? "first row" :
+					   "header", s->nfields);
 				goto out;
 			}
 			e = parse_key(r.key, r.key_end - r.key, &k);
@@ -366,8 +472,13 @@ static int csv_scan_file(struct side *s, struct segs *g, char *err, size_t errle
 					   "is not an integer");
 				goto out;
 			}
-			if (csv_rest_len(&r) > s->max_rest)
-				s->max_rest = csv_rest_len(&r);
+			size_t rest = csv_rest_len(s, &r);
+
+			if (rest > s->max_rest)
+				s->max_rest = rest;
+			if ((size_t)(r.end - r.start) > s->max_row)
+				s->max_row = r.end - r.start;
+			hist[len_bucket(rest)]++;
 			seg.rows++;
 		}
 		line += lines;
@@ -386,9 +497,14 @@ static int csv_scan_file(struct side *s, struct segs *g, char *err, size_t errle
 			   s->in->path);
 		goto out;
 	}
+	if (first) {
+		ret = fail(err, errlen, -EBADMSG, "%s: no rows", s->in->path);
+		goto out;
+	}
 	if (seg.len)
 		ret = seg_push(g, &seg);
 	s->rows = row;
+	s->rest_cap = csv_rest_cap(hist, s->max_rest);
 out:
 	free(buf);
 	return ret;
@@ -485,7 +601,7 @@ int side_open(struct side *s, const struct join_input *in, const char *name,
 
 		ret = csv_scan_file(s, &g, err, errlen);
 		if (!ret) {
-			s->width = count_only ? 16 : (REC_KEY + 4 + s->max_rest + 7) & ~7u;
+			s->width = count_only ? 16 : (REC_KEY + 4 + s->rest_cap + 7) & ~7u;
 			ret = csv_chunks(s, &g, chunk_bytes);
 		}
 		free(g.v);
@@ -554,7 +670,7 @@ static int csv_records(const struct side *s, bool count_only, const struct chunk
 			continue;
 		/* The file was checked before; it changed if this fails. */
 		if (!r.key || parse_key(r.key, r.key_end - r.key, &key) || r.open_quote ||
-		    (!count_only && csv_rest_len(&r) > s->max_rest))
+		    (!count_only && csv_rest_len(s, &r) > s->max_rest))
 			return fail(err, errlen, -EBADMSG, "%s: row %" PRIu64 " changed while"
 				    " the join ran", s->in->path, row);
 		memcpy(out, &key, 8);
@@ -562,10 +678,16 @@ static int csv_records(const struct side *s, bool count_only, const struct chunk
 			uint64_t w = csv_word(&r);
 
 			memcpy(out + 8, &w, 8);
-		} else {
-			uint32_t n = csv_rest_copy(&r, out + 12);
+		} else if (csv_rest_len(s, &r) <= s->rest_cap) {
+			uint32_t n = csv_rest_copy(s, &r, out + 12);
 
 			memcpy(out + 8, &n, 4);
+		} else {
+			struct csv_ref ref = { c->off + (r.start - buf), r.end - r.start };
+			uint32_t n = CSV_REF;
+
+			memcpy(out + 8, &n, 4);
+			memcpy(out + 12, &ref, sizeof(ref));
 		}
 		out += s->width;
 		row++;
@@ -575,6 +697,30 @@ static int csv_records(const struct side *s, bool count_only, const struct chunk
 		return fail(err, errlen, -EBADMSG, "%s: row %" PRIu64 " changed while the"
 			    " join ran", s->in->path, row);
 	return 0;
+}
+
+long csv_ref_rest(const struct side *s, const struct csv_ref *ref, char *out)
+{
+	struct csv_row r;
+	size_t got = 0;
+
+	if (ref->len > s->max_row)
+		return -EBADMSG;
+	while (got < ref->len) {
+		ssize_t n = pread(s->fd, out + got, ref->len - got, ref->off + got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EBADMSG;
+		got += n;
+	}
+	csv_scan(out, out + ref->len, true, s->key_col, &r);
+	if (!r.key || r.open_quote)
+		return -EBADMSG;
+	return (long)csv_rest_copy(s, &r, out);
 }
 
 int side_records(const struct side *s, enum join_format fmt, bool count_only,

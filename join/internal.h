@@ -18,8 +18,20 @@ struct weft_client;
  * needs of the rest of the row. Counting needs only the word after the key (16
  * bytes in all); writing rows needs the rest of the row: for bin the row without
  * its key, for csv a 4-byte length and the row's text without its key field.
+ *
+ * CSV records have room for rest_cap bytes of text, chosen from the rows' lengths
+ * (csv_rest_cap) so that memory and spill follow the input's bytes, not its rows
+ * times its longest row. A longer row's record holds, with CSV_REF in its length,
+ * where the row is in the file instead (csv_ref); the row is read again when it
+ * is written out.
  */
 #define REC_KEY 8
+#define CSV_REF 0x80000000u		/* in a csv record's length: a csv_ref follows */
+
+struct csv_ref {
+	uint64_t off;			/* the row's first byte in the file */
+	uint32_t len;			/* its bytes, without the line end */
+} __attribute__((packed));
 
 /* A run of whole rows of a file, the unit a partition task reads. */
 struct chunk {
@@ -43,9 +55,12 @@ struct side {
 
 	/* csv */
 	unsigned key_col;		/* 0-based */
+	unsigned nfields;		/* fields of the first line */
 	char *key_title;		/* the key column's header */
 	char *rest_title;		/* the header without it */
 	size_t max_rest;		/* longest row text without its key field */
+	size_t max_row;			/* longest row text */
+	unsigned rest_cap;		/* text a record holds; longer rows go by csv_ref */
 
 	struct chunk *chunks;
 	size_t nchunks;
@@ -64,6 +79,13 @@ void side_close(struct side *s);
 int side_records(const struct side *s, enum join_format fmt, bool count_only,
 		 const struct chunk *c, const char *buf, char *out,
 		 char *err, size_t errlen);
+
+/*
+ * The text of a row without its key field, for a record that holds a csv_ref:
+ * read from @s's file into @out (room for s->max_row bytes), then moved to its
+ * start. Return: its length, or -EBADMSG (the file changed) or -errno.
+ */
+long csv_ref_rest(const struct side *s, const struct csv_ref *ref, char *out);
 
 /*
  * Reading chunks (reader.c). side_choose_reads() opens the file for O_DIRECT unless

@@ -974,12 +974,41 @@ static int probe_counts(struct weft_ctx *ctx, const struct table *t,
 	return 0;
 }
 
-/* One output row: key, then the rest of the left row, then the right's. */
-static size_t emit(const struct join *j, char *o, uint64_t key, const char *lrest,
-		   const char *rrest)
+/*
+ * A CSV record's rest into @p, after a comma when the side has columns beyond its
+ * key (even empty ones: the columns stay in line with the header). Return: bytes
+ * written, or -EBADMSG / -errno when a row read back by its csv_ref failed.
+ */
+static long emit_rest(const struct side *s, char *p, const char *rest)
+{
+	uint32_t n;
+	long got;
+
+	memcpy(&n, rest, 4);
+	if (s->nfields < 2)
+		return 0;
+	*p = ',';
+	if (!(n & CSV_REF)) {
+		memcpy(p + 1, rest + 4, n);
+		return 1 + (long)n;
+	}
+	struct csv_ref ref;
+
+	memcpy(&ref, rest + 4, sizeof(ref));
+	got = csv_ref_rest(s, &ref, p + 1);
+	return got < 0 ? got : 1 + got;
+}
+
+/*
+ * One output row: key, then the rest of the left row, then the right's. Return:
+ * its bytes (at most j->out_row), or a negative errno (see emit_rest).
+ */
+static long emit(const struct join *j, char *o, uint64_t key, const char *lrest,
+		 const char *rrest)
 {
 	unsigned lr = j->side[LEFT].width - REC_KEY, rr = j->side[RIGHT].width - REC_KEY;
 	char *p = o;
+	long n;
 
 	if (j->fmt == JOIN_BIN) {
 		memcpy(p, &key, 8);
@@ -987,21 +1016,15 @@ static size_t emit(const struct join *j, char *o, uint64_t key, const char *lres
 		memcpy(p + 8 + lr, rrest, rr);
 		return 8 + lr + rr;
 	}
-	uint32_t ln, rn;
-
-	memcpy(&ln, lrest, 4);
-	memcpy(&rn, rrest, 4);
 	p += sprintf(p, "%" PRId64, (int64_t)key);
-	if (ln) {
-		*p++ = ',';
-		memcpy(p, lrest + 4, ln);
-		p += ln;
-	}
-	if (rn) {
-		*p++ = ',';
-		memcpy(p, rrest + 4, rn);
-		p += rn;
-	}
+	n = emit_rest(&j->side[LEFT], p, lrest);
+	if (n < 0)
+		return n;
+	p += n;
+	n = emit_rest(&j->side[RIGHT], p, rrest);
+	if (n < 0)
+		return n;
+	p += n;
 	*p++ = '\n';
 	return p - o;
 }
@@ -1041,9 +1064,15 @@ static int probe_rows(struct weft_ctx *ctx, struct join *j, const struct table *
 						goto fail;
 					fill = 0;
 				}
-				fill += side == RIGHT ?
+				long e = side == RIGHT ?
 					emit(j, buf + fill, k, tr, r + REC_KEY) :
 					emit(j, buf + fill, k, r + REC_KEY, tr);
+
+				if (e < 0)
+					return weft_fail(ctx, "reading a row back for the output:"
+							 " %s (did an input change while the"
+							 " join ran?)", strerror((int)-e));
+				fill += (size_t)e;
 			}
 		}
 	}
@@ -1573,6 +1602,11 @@ static int check_input(const struct join_input *in, const char *name,
 		snprintf(err, errlen, "no %s input given", name);
 		return -EINVAL;
 	}
+	if (fmt == JOIN_CSV && in->no_header && in->key_name) {
+		snprintf(err, errlen, "%s input %s: without a header there are no column"
+			 " names: give the key's column number (--key-column)", name, in->path);
+		return -EINVAL;
+	}
 	if (fmt == JOIN_BIN && (w < 8 || w > (1u << 20) || in->key_offset > w - 8)) {
 		snprintf(err, errlen, "%s input %s: an 8-byte key at offset %u does not fit"
 			 " in %u-byte rows (rows are 8 bytes to 1 MiB)", name, in->path,
@@ -1720,8 +1754,9 @@ static int write_header(struct join *j)
 
 	if (!h)
 		return -ENOMEM;
-	snprintf(h, n, "%s%s%s%s%s\n", l->key_title, *l->rest_title ? "," : "",
-		 l->rest_title, *r->rest_title ? "," : "", r->rest_title);
+	/* As emit_rest: a side with columns beyond its key has a comma for them. */
+	snprintf(h, n, "%s%s%s%s%s\n", l->key_title, l->nfields > 1 ? "," : "",
+		 l->rest_title, r->nfields > 1 ? "," : "", r->rest_title);
 	ret = writer_put(&j->out, h, strlen(h));
 	free(h);
 	return ret;
@@ -1959,8 +1994,9 @@ int join_run(const struct join_spec *spec, struct join_result *res)
 	res->right_rows = j.side[RIGHT].rows;
 	res->input_bytes = j.side[LEFT].size + j.side[RIGHT].size;
 	if (spec->output) {
+		/* A row read back by its csv_ref needs its whole text's room. */
 		j.out_row = j.fmt == JOIN_BIN ? j.side[LEFT].width + j.side[RIGHT].width - 8 :
-			    j.side[LEFT].max_rest + j.side[RIGHT].max_rest + 24;
+			    j.side[LEFT].max_row + j.side[RIGHT].max_row + 24;
 		if (j.emit < j.out_row)
 			j.emit = j.out_row;
 		const int fds[2] = { j.side[LEFT].fd, j.side[RIGHT].fd };

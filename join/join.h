@@ -23,6 +23,10 @@ struct join_input {
 	unsigned key_offset;	/* bin: where the key starts in a row */
 	const char *key_name;	/* csv: the key column's name; NULL: see key_column */
 	unsigned key_column;	/* csv: 1-based column when key_name is NULL; 0 means 1 */
+	bool no_header;		/* csv: the first line is a row; columns are named 1..n */
+	bool ragged;		/* csv: rows may have other field counts than the first
+				 * line: short ones get empty fields at the end, long
+				 * ones keep theirs. Else such a row is refused. */
 };
 
 struct join_spec {

@@ -617,3 +617,41 @@ Test(cli, regress_22_a_full_spill_disk_fails_the_join, .timeout = 120)
 	small_disk_gone(mnt);
 	teardown(&e);
 }
+
+/*
+ * regress_22: a CSV row with another field count than the header is refused (exit
+ * 3, file, row and line named) unless --ragged, which pads short rows so that the
+ * columns stay in line; --no-header makes the first line a row.
+ */
+Test(cli, regress_22_csv_ragged_rows_and_no_header, .timeout = 60)
+{
+	struct env e = setup();
+	char *out;
+	int rc;
+
+	put(&e, "a.csv", "k,v,w\n1,a,b\n2,c\n3,d,e,f\n");
+	put(&e, "b.csv", "id,x\n1,X\n2,Y\n3,Z\n");
+	expect_failure(&e, 3, "a.csv: row 2 (line 3) has 2 fields, the header 3",
+		       "--format csv --left a.csv --right b.csv --output out.csv");
+	rc = t_run(&out, "cd '%s' && '%s' --format csv --left a.csv --right b.csv --ragged"
+		   " --output - --quiet | sort", e.dir, e.join);
+	cr_expect_eq(rc, 0, "%s", out);
+	cr_expect_str_eq(out, "1,a,b,X\n2,c,,Y\n3,d,e,f,Z\nk,v,w,x\n");
+	free(out);
+	/* A header line taken for a row would lose row 1. */
+	put(&e, "n.csv", "1,a\n2,b\n");
+	rc = t_run(&out, "cd '%s' && '%s' --format csv --no-header --left n.csv --right n.csv"
+		   " --output - --quiet", e.dir, e.join);
+	cr_expect_eq(rc, 0, "%s", out);
+	cr_expect_str_eq(out, "1,2,2\n1,a,a\n2,b,b\n");
+	free(out);
+	expect_failure(&e, 2, "without a header there are no column names",
+		       "--format csv --no-header --key k --left n.csv --right n.csv --count");
+	/* An empty field stays a column: the output lines up with its header. */
+	put(&e, "c.csv", "k,v\n1,\n");
+	rc = t_run(&out, "cd '%s' && '%s' --format csv --left c.csv --right c.csv --output -"
+		   " --quiet", e.dir, e.join);
+	cr_expect_str_eq(out, "k,v,v\n1,,\n");
+	free(out);
+	teardown(&e);
+}

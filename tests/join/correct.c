@@ -484,6 +484,98 @@ Test(join, csv_matches_the_reference, .timeout = 60)
 	t_rmdir(dir);
 }
 
+/* A payload of @i's length: mostly short, some long, one very long. */
+static char *csv_payload(size_t i, size_t very)
+{
+	size_t n = i == very ? 300000 : i % 50 == 0 ? 20000 : 1 + i % 17;
+	char *p = malloc(n + 1);
+
+	memset(p, 'a' + (int)(i % 26), n);
+	p[n] = 0;
+	return p;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * regress_22: CSV records follow the bytes of the input, not rows times the
+ * longest row: a few long rows among many short ones are kept by where they are in
+ * the file and read back for the output, which is the reference's, line for line.
+ */
+Test(join, regress_22_csv_records_follow_the_bytes_of_the_input, .timeout = 120)
+{
+	enum { N = 3000, KEYS = 1000 };
+	char *dir = t_dir(), *lp = t_path(dir, "l.csv"), *rp = t_path(dir, "r.csv");
+	char *op = t_path(dir, "o.csv");
+	char *lpay[N], *rpay[N], **want = NULL, **got = NULL;
+	int64_t lk[N], rk[N];
+	size_t nwant = 0, ngot = 0, len, in_bytes = 0;
+	struct join_spec spec = t_spec(lp, rp);
+	struct join_result res;
+	uint64_t seed = 5;
+	FILE *fl = fopen(lp, "w"), *fr = fopen(rp, "w");
+
+	fprintf(fl, "k,lv\n");
+	fprintf(fr, "rv,k\n");
+	for (size_t i = 0; i < N; i++) {
+		lk[i] = (int64_t)(t_rand(&seed) % KEYS);
+		rk[i] = (int64_t)(t_rand(&seed) % KEYS);
+		lpay[i] = csv_payload(i, 7);
+		rpay[i] = csv_payload(i + 3, 7);
+		fprintf(fl, "%" PRId64 ",%s\n", lk[i], lpay[i]);
+		fprintf(fr, "%s,%" PRId64 "\n", rpay[i], rk[i]);
+		in_bytes += strlen(lpay[i]) + strlen(rpay[i]) + 10;
+	}
+	fclose(fl);
+	fclose(fr);
+	for (size_t i = 0; i < N; i++)
+		for (size_t x = 0; x < N; x++) {
+			if (lk[i] != rk[x])
+				continue;
+			want = realloc(want, (nwant + 1) * sizeof(*want));
+			cr_assert(asprintf(&want[nwant++], "%" PRId64 ",%s,%s", lk[i], lpay[i],
+					   rpay[x]) > 0);
+		}
+	spec.format = JOIN_CSV;
+	spec.left.key_name = spec.right.key_name = "k";
+	spec.memory_limit = 8 << 20;
+	spec.output = op;
+	cr_assert_eq(join_run(&spec, &res), 0, "%s", res.error);
+	cr_expect_eq(res.rows, nwant);
+	cr_expect_lt(res.mem_peak + res.spilled_bytes, 4 * in_bytes,
+		     "records of %zu input bytes took %zu in memory and %zu on disk",
+		     in_bytes, res.mem_peak, (size_t)res.spilled_bytes);
+
+	char *o = t_read(op, &len), *save = NULL;
+
+	cr_assert(!strncmp(o, "k,lv,rv\n", 8), "header: %.20s", o);
+	for (char *line = strtok_r(o + 8, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		got = realloc(got, (ngot + 1) * sizeof(*got));
+		got[ngot++] = line;
+	}
+	cr_assert_eq(ngot, nwant);
+	qsort(want, nwant, sizeof(*want), cmp_str);
+	qsort(got, ngot, sizeof(*got), cmp_str);
+	for (size_t i = 0; i < nwant; i++)
+		cr_assert_str_eq(got[i], want[i], "line %zu of the sorted output", i);
+	for (size_t i = 0; i < nwant; i++)
+		free(want[i]);
+	for (size_t i = 0; i < N; i++) {
+		free(lpay[i]);
+		free(rpay[i]);
+	}
+	free(want);
+	free(got);
+	free(o);
+	free(lp);
+	free(rp);
+	free(op);
+	t_rmdir(dir);
+}
+
 Test(join, bad_specs_are_refused)
 {
 	struct join_spec spec = t_spec("/nonexistent/l", "/nonexistent/r");
