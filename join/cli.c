@@ -349,19 +349,22 @@ int main(int argc, char **argv)
 		printf("{\"rows\": %" PRIu64 ", \"left_sum\": %" PRIu64 ", \"right_sum\": %"
 		       PRIu64 "}\n", res.rows, res.left_sum, res.right_sum);
 	if (!quiet) {
-		char spilled[32], peak[32], limit[32], results[32], back[32];
+		char spilled[32], peak[32], limit[32], results[32], back[32], capped[64] = "";
 
 		join_human(spilled, sizeof(spilled), res.spilled_bytes);
 		join_human(peak, sizeof(peak), join_peak_rss());
 		join_human(limit, sizeof(limit), res.memory_limit);
 		join_human(results, sizeof(results), res.mem_peak);
 		join_human(back, sizeof(back), res.restored_bytes);
+		if (res.threads_asked)
+			snprintf(capped, sizeof(capped), ", not %u: the memory limit gives"
+				 " no more", res.threads_asked);
 		fprintf(stderr, "weft-join: %" PRIu64 " rows from %" PRIu64 " + %" PRIu64
 			" in %.2f s, %.1f Mtuples/s; spilled %s, read back %s; peak memory"
-			" %s (limit %s; results %s; %u threads)\n", res.rows, res.left_rows,
+			" %s (limit %s; results %s; %u threads%s)\n", res.rows, res.left_rows,
 			res.right_rows, res.seconds,
 			(res.left_rows + res.right_rows) / res.seconds / 1e6,
-			spilled, back, peak, limit, results, res.nthreads);
+			spilled, back, peak, limit, results, res.nthreads, capped);
 	}
 	if (fflush(stdout) || ferror(stdout)) {
 		fprintf(stderr, "weft-join: writing the count: %s\n", strerror(errno));

@@ -1651,20 +1651,32 @@ static size_t clamp(size_t v, size_t lo, size_t hi)
 	return v < lo ? lo : v > hi ? hi : v;
 }
 
+#define MIN_SHARE (64u << 10)	/* the least input of one task */
+
 /*
  * How the limit is shared. 5/8 goes to the engine for results (it spills them);
  * each thread may keep up to a quarter of the limit over threads for itself, as
  * scratch space in about four buffers of the size of one task's input (share).
- * What is left covers the allocators' slack.
+ * What is left covers the allocators' slack and each thread's own (its stack, its
+ * allocator cache). A share is never below MIN_SHARE, so more threads than the
+ * limit gives that much are not started: they would take memory past it.
  */
 static void budgets(struct join *j)
 {
-	size_t l = j->limit, n = j->nthreads;
-	size_t scratch = l / (4 * n);
+	size_t l = j->limit, n, scratch;
+	size_t elimit = l / 8 * 5 > JOIN_MIN_MEMORY ? l / 8 * 5 : JOIN_MIN_MEMORY;
+	size_t most = elimit / (6 * MIN_SHARE) < l / (16 * MIN_SHARE) ?
+		      elimit / (6 * MIN_SHARE) : l / (16 * MIN_SHARE);
 
-	j->elimit = l / 8 * 5 > JOIN_MIN_MEMORY ? l / 8 * 5 : JOIN_MIN_MEMORY;
+	if (j->nthreads > most && most >= 1) {
+		j->res->threads_asked = j->nthreads;
+		j->nthreads = (unsigned)most;
+	}
+	n = j->nthreads;
+	scratch = l / (4 * n);
+	j->elimit = elimit;
 	j->share = clamp(j->elimit / (6 * n) < scratch / 4 ? j->elimit / (6 * n) :
-			 scratch / 4, 64u << 10, SIZE_MAX);
+			 scratch / 4, MIN_SHARE, SIZE_MAX);
 	if (j->spec->task_bytes)
 		j->share = j->spec->task_bytes;
 	j->chunk = j->share < MAX_CHUNK ? j->share : MAX_CHUNK;

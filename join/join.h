@@ -64,6 +64,8 @@ struct join_result {
 	size_t memory_limit;		/* the limit in force */
 	size_t engine_limit;		/* the part of it given to the engine's results */
 	unsigned nthreads;
+	unsigned threads_asked;		/* when the limit capped nthreads: the threads
+					 * asked for (each needs its share of it); else 0 */
 	unsigned partitions;		/* the first level's fan-out */
 	unsigned levels;		/* 1 + the deepest re-partitioning */
 	unsigned block_joins;		/* partitions joined block by block (heavy keys) */

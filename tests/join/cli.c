@@ -257,6 +257,13 @@ Test(cli, peak_memory_follows_the_limit, .timeout = 120)
 			      out);
 		free(out);
 	}
+	/* regress_22: threads beyond what the limit gives each are not started. */
+	rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --count --memory-limit 4M"
+		   " --threads 64", e.dir, e.join);
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_expect_leq(summary_peak(out), 1.2 * 4 + 20, "64 threads asked: %s", out);
+	cr_expect(strstr(out, "4 threads, not 64: the memory limit gives no more"), "%s", out);
+	free(out);
 	teardown(&e);
 }
 
