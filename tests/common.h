@@ -6,12 +6,14 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <weft.h>
 
@@ -52,6 +54,33 @@ static inline int dir_entries(const char *path)
 	if (d)
 		closedir(d);
 	return n - 2;
+}
+
+/*
+ * Descriptors of this process open on files in @dir, named or not: a spill file
+ * has no name (O_TMPFILE), so only its descriptor shows that it is still there.
+ */
+static inline int fds_in(const char *dir)
+{
+	DIR *d = opendir("/proc/self/fd");
+	char path[PATH_MAX + 32], target[PATH_MAX];
+	size_t n = strlen(dir);
+	struct dirent *e;
+	int count = 0;
+
+	while (d && (e = readdir(d))) {
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		len = readlink(path, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = 0;
+		count += !strncmp(target, dir, n) && target[n] == '/';
+	}
+	if (d)
+		closedir(d);
+	return count;
 }
 
 static inline struct weft_client *open_threads(unsigned n)

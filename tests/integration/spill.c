@@ -97,7 +97,10 @@ static void four_times_the_limit(void)
 		usleep(10000);
 	}
 	cr_assert_eq(st.mem_bytes, 0);
+	cr_assert_gt(fds_in(dir), 0, "the spill file is open in the directory");
 	cr_assert_eq(weft_client_close(c), 0);
+	/* The spill file has no name: only a descriptor left open would keep it. */
+	cr_assert_eq(fds_in(dir), 0, "a spill file is still open");
 	cr_assert_eq(dir_entries(dir), 0, "a spill file was left behind");
 	rmdir(dir);
 }
@@ -374,6 +377,7 @@ Test(spill, spilling_works_where_raising_the_priority_is_refused, .timeout = 60)
 	}
 	setenv("WEFT_IO_NICE", "10", 1);	/* asked for: the refusal is logged */
 	cr_assert_eq(spill_thread_raise(dir), 0);
+	cr_assert_eq(fds_in(dir), 0, "a spill file is still open");
 	cr_assert_eq(dir_entries(dir), 0, "a spill file was left behind");
 	rmdir(dir);
 }

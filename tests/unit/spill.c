@@ -357,7 +357,9 @@ Test(spill, close_leaves_no_file, .timeout = 30)
 			continue;
 		cr_assert_eq(weft__spill_write(s, &w, 1), 0);
 		cr_assert_eq(dir_entries(dir), 0, "the spill file has no name");
+		cr_assert_gt(fds_in(dir), 0, "the spill file is open in the directory");
 		weft__spill_close(s);
+		cr_assert_eq(fds_in(dir), 0, "close leaves no descriptor of the file open");
 	}
 	cr_assert_eq(rmdir(dir), 0, "the directory is empty again");
 }
