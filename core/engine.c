@@ -1093,7 +1093,7 @@ static __cold int workers_start(struct weft__engine *eng)
 				     eng->workers[i]);
 		if (ret) {
 			weft__log(WEFT_LOG_ERROR, "core", "cannot start thread %u of %u: %s",
-				  i + 1, eng->nthreads, weft_strerror(ret));
+				  i + 1, eng->nthreads, weft_strerror(-ret));
 			workers_stop(eng, i);
 			return -EAGAIN;
 		}

@@ -2,7 +2,9 @@
 /* Memory limits, thresholds and the spill directory: options, environment, errors. */
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../common.h"
@@ -170,6 +172,62 @@ Test(memory, spill_dir_read_only_returns_erofs)
 	rmdir(dir);
 	cr_assert_eq(ret, -EROFS);
 	cr_assert_null(c);
+}
+
+/*
+ * weft_client_open(@o) in a child process that gives up root first (when it has
+ * it) and applies @nproc as its limit of threads (0: none); its result is the
+ * child's exit status, as -ret.
+ */
+static int open_unprivileged(const struct weft_options *o, rlim_t nproc)
+{
+	int st;
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (!pid) {
+		struct rlimit rl = { nproc, nproc };
+		struct weft_client *c = NULL;
+		int ret;
+
+		if (geteuid() == 0 && (setgid(65534) || setuid(65534)))
+			_exit(255);
+		if (nproc && setrlimit(RLIMIT_NPROC, &rl))
+			_exit(254);
+		ret = weft_client_open(NULL, o, &c);
+		if (!ret)
+			weft_client_close(c);
+		_exit(-ret & 0xff);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "the child died: status %d", st);
+	cr_assert_neq(WEXITSTATUS(st), 255, "cannot give up root");
+	cr_assert_neq(WEXITSTATUS(st), 254, "cannot set RLIMIT_NPROC");
+	return -WEXITSTATUS(st);
+}
+
+/* A spill directory the process may not write to: -EACCES, not a later failure. */
+Test(memory, spill_dir_without_permission_returns_eacces, .timeout = 30)
+{
+	char dir[] = "/tmp/weft-acc-XXXXXX";
+	struct weft_options o = { .size = sizeof(o), .nthreads = 1, .spill_dir = dir };
+	int ret;
+
+	/* In /tmp, so that the unprivileged child can reach it. */
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(chmod(dir, 0555), 0);
+	ret = open_unprivileged(&o, 0);
+	rmdir(dir);
+	cr_assert_eq(ret, -EACCES, "%d", ret);
+}
+
+/* Threads the system will not start: -EAGAIN, and nothing half made is left. */
+Test(memory, threads_that_cannot_start_return_eagain, .timeout = 30)
+{
+	struct weft_options o = { .size = sizeof(o), .nthreads = 4 };
+
+	/* One process (the child itself) is all the limit allows: no thread starts. */
+	cr_assert_eq(open_unprivileged(&o, 1), -EAGAIN);
 }
 
 /* Reads its argument's last byte: the bytes were all copied. */
