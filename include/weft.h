@@ -178,11 +178,17 @@ WEFT_API int weft_client_open(const char *address, const struct weft_options *op
  * cancelled it), weft_wait_any() returns at once, weft_future_error() still gives
  * the message, while weft_result() and weft_cancel() return -ESHUTDOWN because the
  * data is gone. The last such release frees the remaining bookkeeping. Passing
- * such a future to weft_submit() is undefined, as is any use of @c after close. No
- * other call on this client or its futures may run concurrently with close.
+ * such a future to weft_submit() is undefined. No other call on this client or its
+ * futures may run concurrently with close.
+ *
+ * Handles: a client closed already, passed to this or any call that takes a
+ * client, is caught (its handle's generation ended at close): the call returns
+ * -EBADF with one log line naming it, or, in a debug build (WEFT_DEBUG), aborts.
+ * The same holds for a future released already (see weft_release()).
  *
  * Context: any thread that is not running a task of this engine.
- * Return: 0, or -EDEADLK from inside a task (nothing is changed then).
+ * Return: 0, -EBADF for a client closed already, or -EDEADLK from inside a task
+ * (nothing is changed then).
  */
 WEFT_API int weft_client_close(struct weft_client *c);
 
@@ -216,11 +222,17 @@ struct weft_task_opts {
  * result was spilled and cannot be read back intact, the task fails with -EBADMSG
  * (or -EIO) and a message naming that result.
  *
+ * Among ready tasks of equal priority, a client's tasks start in the order it
+ * submitted them: an idle thread takes the oldest. What a running task spawns or
+ * makes ready runs depth-first on its thread. Argument bytes beyond 32 count against
+ * the memory limit while the task is pending.
+ *
  * Context: any thread, including tasks (the task then goes on this thread's deque).
  * Return: 0; -EINVAL (NULL @c/@fn/@out, NULL @deps with @ndeps > 0, a NULL entry in
  * @deps, a future of another client, NULL @arg with @arglen > 0, @arglen too large,
- * bad @opts->size, noutputs > WEFT_MAX_OUTPUTS); -ENOTSUP for @opts->worker in
- * embedded mode; -ENOMEM; -ESHUTDOWN once close has begun.
+ * bad @opts->size, noutputs > WEFT_MAX_OUTPUTS); -EBADF for a client closed or a
+ * dependency released already; -ENOTSUP for @opts->worker in embedded mode;
+ * -ENOMEM; -ESHUTDOWN once close has begun.
  */
 WEFT_API int weft_submit(struct weft_client *c, weft_fn *fn,
 			 struct weft_future *const *deps, size_t ndeps,
@@ -243,7 +255,7 @@ WEFT_API int weft_submit_named(struct weft_client *c, const char *fn,
  * @data: copied; NULL only when @len is 0.
  *
  * Context: any thread.
- * Return: 0, -EINVAL, -ENOMEM, -ESHUTDOWN.
+ * Return: 0, -EINVAL, -EBADF (a client closed already), -ENOMEM, -ESHUTDOWN.
  */
 WEFT_API int weft_scatter(struct weft_client *c, const void *data, size_t len,
 			  struct weft_future **out);
@@ -263,7 +275,8 @@ WEFT_API int weft_scatter(struct weft_client *c, const void *data, size_t len,
  *
  * Context: any thread.
  * Return: 0 if it succeeded; its error (WEFT_ETASK, -ECANCELED, ...) if it failed;
- * -ETIMEDOUT; -EDEADLK inside a task, as above; -EINVAL for NULL.
+ * -ETIMEDOUT; -EDEADLK inside a task, as above; -EINVAL for NULL; -EBADF for a
+ * future released already.
  */
 WEFT_API int weft_wait(struct weft_future *f, int64_t timeout_ns);
 
@@ -274,8 +287,8 @@ WEFT_API int weft_wait(struct weft_future *f, int64_t timeout_ns);
  * Context: any thread.
  * Return: the index of an ended one (successful or not), -ETIMEDOUT, -EDEADLK
  * inside a task when none of @fs has ended and every one is a future that
- * weft_wait() would refuse with -EDEADLK, or -EINVAL for NULL @fs, a NULL entry,
- * @n of 0 or above INT32_MAX.
+ * weft_wait() would refuse with -EDEADLK, -EINVAL for NULL @fs, a NULL entry,
+ * @n of 0 or above INT32_MAX, or -EBADF when one was released already.
  */
 WEFT_API int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t timeout_ns);
 
@@ -290,7 +303,7 @@ WEFT_API int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t time
  * Context: any thread; inside a task it helps run other tasks while it waits.
  * Return: 0, the task's error (as weft_wait()), -EDEADLK (as weft_wait()), -EBADMSG
  * or -EIO if its bytes could not be read back intact from the spill file, -ENOMEM,
- * -ESHUTDOWN after close, -EINVAL.
+ * -ESHUTDOWN after close, -EINVAL, -EBADF for a future released already.
  */
 WEFT_API int weft_result(struct weft_future *f, struct weft_buf *out);
 
@@ -302,7 +315,7 @@ WEFT_API int weft_result(struct weft_future *f, struct weft_buf *out);
  *
  * Context: any thread.
  * Return: 0; -EBUSY if it is running; -EALREADY if it has ended; -EINVAL for NULL;
- * -ESHUTDOWN after close.
+ * -EBADF for a future released already; -ESHUTDOWN after close.
  */
 WEFT_API int weft_cancel(struct weft_future *f);
 
@@ -315,7 +328,8 @@ WEFT_API int weft_cancel(struct weft_future *f);
  *
  * Context: any thread.
  * Return: the message (valid until the future is released), or NULL if it has not
- * failed and is not held up (or @f is NULL).
+ * failed and is not held up (or @f is NULL); for a future released already, a
+ * message that says so.
  */
 WEFT_API const char *weft_future_error(struct weft_future *f);
 
@@ -324,6 +338,10 @@ WEFT_API const char *weft_future_error(struct weft_future *f);
  *
  * A result is freed when no future and no pending dependent refers to it. Releasing
  * a future does not cancel its task. Each future is released once; NULL is fine.
+ * A future released again, even after its memory serves another task, is caught
+ * by its handle's generation: the call does nothing but log a line (a debug build,
+ * WEFT_DEBUG, aborts). The generation has 16 bits, so a handle kept through 65536
+ * reuses of its record would match again.
  *
  * Context: any thread.
  */
@@ -378,7 +396,7 @@ struct weft_stats {
  * recent picture rather than one instant.
  *
  * Context: any thread.
- * Return: 0, -EINVAL.
+ * Return: 0, -EINVAL, -EBADF (a client closed already).
  */
 WEFT_API int weft_stats(struct weft_client *c, struct weft_stats *st);
 
