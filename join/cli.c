@@ -67,7 +67,8 @@ static const char usage[] =
 "\n"
 "Exit status: 0 joined; 1 the join failed; 2 bad usage; 3 an input is missing or\n"
 "malformed (the message names the file and the row); 128 + N stopped by signal N\n"
-"(SIGINT 130, SIGTERM 143), with the output's temporary file removed.\n";
+"(SIGINT 130, SIGTERM 143), with the output's temporary file removed (SIGKILL\n"
+"cannot be caught: after it, a FILE.partial-XXXXXX may be left).\n";
 
 static int bad(const char *fmt, const char *a, const char *b)
 {
