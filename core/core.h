@@ -260,6 +260,17 @@ static inline void weft__handle_kill(_Atomic uint32_t *gen)
 			      memory_order_relaxed);
 }
 
+/* If @h is live by @gen, end it and say so: one load and one store. */
+static inline bool weft__handle_take(const void *h, _Atomic uint32_t *gen)
+{
+	uint32_t g = atomic_load_explicit(gen, memory_order_relaxed);
+
+	if (unlikely((g & WEFT_HANDLE_GENS) != (uint32_t)((uintptr_t)h >> WEFT_HANDLE_SHIFT)))
+		return false;
+	atomic_store_explicit(gen, g + 1, memory_order_relaxed);
+	return true;
+}
+
 /*
  * @call was given a @what (a "future", a "client") that is no longer live: log it
  * and, in debug builds (WEFT_DEBUG, or weft__stale_aborts set), abort.
@@ -267,9 +278,9 @@ static inline void weft__handle_kill(_Atomic uint32_t *gen)
 void weft__handle_stale(const char *call, const char *what) __cold;
 extern bool weft__stale_aborts;
 
+/* The task behind future @f (an address: a handle goes through weft__handle_addr). */
 static inline struct weft_task *weft__future_task(const struct weft_future *f)
 {
-	f = weft__handle_addr(f);
 	if (((uintptr_t)f & (WEFT_RECORD_ALIGN - 1)) == WEFT_OUT1_RESIDUE)
 		return container_of(f, struct weft_task, out1);
 	return f->task;
@@ -292,19 +303,22 @@ static inline _Atomic uint32_t *weft__out_refs(struct weft_future *f)
 	return &container_of(f, struct weft__out_slot, f)->refs;
 }
 
-/* Where the generation of output @f of @t's handle lives. */
-static inline _Atomic uint32_t *weft__future_gen(struct weft_task *t, struct weft_future *f)
+/*
+ * Where the generation of future @f's handle lives: in its record for a task's
+ * own output (found from the address alone, as weft__future_task finds the
+ * record), else in its slot of a multi-output task's array.
+ */
+static inline _Atomic uint32_t *weft__future_gen(struct weft_future *f)
 {
-	if (likely(t->noutputs <= 1))
-		return &t->gen;
+	if (((uintptr_t)f & (WEFT_RECORD_ALIGN - 1)) == WEFT_OUT1_RESIDUE)
+		return &container_of(f, struct weft_task, out1)->gen;
 	return &container_of(f, struct weft__out_slot, f)->gen;
 }
 
-/* The handle of output @f of @t, for its caller. */
-static inline struct weft_future *weft__future_handle(struct weft_task *t,
-						      struct weft_future *f)
+/* The handle of future @f, for its caller. */
+static inline struct weft_future *weft__future_handle(struct weft_future *f)
 {
-	return weft__handle_make(f, atomic_load_explicit(weft__future_gen(t, f),
+	return weft__handle_make(f, atomic_load_explicit(weft__future_gen(f),
 							 memory_order_relaxed));
 }
 
@@ -318,7 +332,7 @@ static inline struct weft_future *weft__future_of(const struct weft_future *h,
 {
 	struct weft_future *f = weft__handle_addr(h);
 
-	if (likely(weft__handle_live(h, weft__future_gen(weft__future_task(f), f))))
+	if (likely(weft__handle_live(h, weft__future_gen(f))))
 		return f;
 	weft__handle_stale(call, "future");
 	return NULL;

@@ -746,7 +746,7 @@ static int check_deps(struct weft__engine *eng, struct weft_future *const *deps,
 	if (ndeps > UINT32_MAX / 2)
 		return -EINVAL;
 	for (i = 0; i < ndeps; i++) {
-		if (!deps[i] || weft__future_task(deps[i])->eng != eng)
+		if (!deps[i] || weft__future_task(weft__handle_addr(deps[i]))->eng != eng)
 			return -EINVAL;
 		if (!weft__future_of(deps[i], "weft_submit"))
 			return -EBADF;
@@ -894,13 +894,15 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 	atomic_store_explicit(&t->pending, (uint32_t)ndeps, memory_order_relaxed);
 	counter_inc(&c->created);
 	if (likely(nout == 1)) {
-		out[0] = weft__future_handle(t, &t->out1);
+		/* Its own output: the generation is the record's. */
+		out[0] = weft__handle_make(&t->out1, atomic_load_explicit(&t->gen,
+							memory_order_relaxed));
 	} else {
 		for (i = 0; i < nout; i++) {
 			struct weft_future *o = weft__task_out(t, i);
 
 			atomic_store_explicit(weft__out_refs(o), 1, memory_order_relaxed);
-			out[i] = weft__future_handle(t, o);
+			out[i] = weft__future_handle(o);
 		}
 	}
 	if (!ndeps)
@@ -920,7 +922,7 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 		t->in[i] = f;
 	}
 	for (i = 0; i < ndeps; i++) {
-		struct weft_task *d = weft__future_task(deps[i]);
+		struct weft_task *d = weft__future_task(t->in[i]);
 		struct weft__edge *e = &t->edges[i];
 		uint64_t head;
 
@@ -1019,7 +1021,7 @@ int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 	atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
 	atomic_store_explicit(&t->refs, 1, memory_order_relaxed);
 	atomic_store_explicit(&t->sd, WT_DONE, memory_order_release);
-	*out = weft__future_handle(t, f);
+	*out = weft__future_handle(f);
 	return 0;
 }
 
@@ -1390,7 +1392,7 @@ static bool any_ended(void *arg, bool mark)
 	size_t i;
 
 	for (i = 0; i < a->n; i++) {
-		if (task_ended(weft__future_task(a->fs[i]), mark)) {
+		if (task_ended(weft__future_task(weft__handle_addr(a->fs[i])), mark)) {
 			a->found = i;
 			return true;
 		}
@@ -1405,7 +1407,7 @@ static bool any_stuck(const struct weft__worker *w, void *arg)
 	size_t i;
 
 	for (i = 0; i < a->n; i++)
-		if (!waits_on_itself(w, weft__future_task(a->fs[i])))
+		if (!waits_on_itself(w, weft__future_task(weft__handle_addr(a->fs[i]))))
 			return false;
 	return true;
 }
@@ -1425,9 +1427,9 @@ int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t timeout_ns)
 		if (!weft__future_of(fs[i], "weft_wait_any"))
 			return -EBADF;
 	}
-	eng = weft__future_task(fs[0])->eng;
+	eng = weft__future_task(weft__handle_addr(fs[0]))->eng;
 	for (i = 1; i < n; i++)
-		if (weft__future_task(fs[i])->eng != eng)
+		if (weft__future_task(weft__handle_addr(fs[i]))->eng != eng)
 			return -EINVAL;
 	if (eng->closed)
 		return 0;		/* everything ended at close */
@@ -1465,14 +1467,16 @@ int weft_result(struct weft_future *h, struct weft_buf *out)
 
 const char *weft_future_error(struct weft_future *h)
 {
+	struct weft_future *f;
 	struct weft_task *t;
 	uint32_t s;
 
 	if (!h)
 		return NULL;
-	if (!weft__future_of(h, "weft_future_error"))
+	f = weft__future_of(h, "weft_future_error");
+	if (!f)
 		return "this future was released already: it names no task";
-	t = weft__future_task(h);
+	t = weft__future_task(f);
 	s = wt_state(t, memory_order_acquire);
 	if (!wt_final(s))
 		return t->eng->closed ? NULL : weft__store_blocked(t->eng);
@@ -1483,6 +1487,7 @@ const char *weft_future_error(struct weft_future *h)
 
 int weft_cancel(struct weft_future *h)
 {
+	struct weft_future *f;
 	struct weft__err *err;
 	struct weft__cache *c;
 	struct weft_task *t;
@@ -1491,9 +1496,10 @@ int weft_cancel(struct weft_future *h)
 
 	if (!h)
 		return -EINVAL;
-	if (!weft__future_of(h, "weft_cancel"))
+	f = weft__future_of(h, "weft_cancel");
+	if (!f)
 		return -EBADF;
-	t = weft__future_task(h);
+	t = weft__future_task(f);
 	if (t->eng->closed)
 		return -ESHUTDOWN;
 	s = wt_state(t, memory_order_acquire) & WT_STATE_MASK;
@@ -1545,11 +1551,12 @@ void weft_release(struct weft_future *h)
 
 	if (!h)
 		return;
-	f = weft__future_of(h, "weft_release");
-	if (unlikely(!f))
+	f = weft__handle_addr(h);
+	if (unlikely(!weft__handle_take(h, weft__future_gen(f)))) {
+		weft__handle_stale("weft_release", "future");
 		return;
+	}
 	t = weft__future_task(f);
-	weft__handle_kill(weft__future_gen(t, f));
 	if (t->eng->closed) {
 		task_unref(NULL, t);
 		return;
