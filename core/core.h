@@ -405,8 +405,10 @@ struct weft__worker {
 	unsigned *victims;		/* other workers, same domain first */
 	unsigned nvictims;
 	unsigned nlocal;		/* victims[0..nlocal-1] share this domain */
-	int64_t *seen_top;		/* each victim's deque top when this thread
-					 * last looked at its batch */
+	struct {
+		int64_t top;		/* a victim's deque top at this thread's look */
+		int64_t ns;		/* when it first saw it there */
+	} *seen;			/* per victim: is its batch held up? */
 	uint64_t rng;			/* xorshift state for victim order */
 	struct weft_ctx *running;	/* the task it runs, innermost first; read
 					 * and written by this thread only */

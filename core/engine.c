@@ -25,6 +25,12 @@
  */
 #define SPIN_NS 100000
 #define SPIN_ROUNDS 64			/* rounds between clock reads while spinning */
+/*
+ * A thread whose batch has not moved for this long is held up by a long task, and
+ * an idle thread takes half of it (steal_half): about a futex wake-up, so that a
+ * task shorter than that is not worth moving another thread's work for.
+ */
+#define HELD_UP_NS 5000
 #define QUIET_ROUNDS 32			/* unregistered polls before the yielding spin */
 #define MAX_BACKOFF 32			/* most pauses between two quiet polls */
 /*
@@ -473,32 +479,40 @@ static inline struct weft_task *steal_one(struct weft__worker *w, unsigned vi)
 
 /*
  * The older half of victims[@vi]'s batch, which holds older submissions than the
- * inbox, if that thread has started none of it since this one last looked: it is
- * held up by a task that runs long. (One that goes on through its batch is left
- * to it: taking half of it would cost a move of each of those tasks' lines, and
- * on a machine whose cores are all busy, the core of the thread that submits.)
- * This thread runs the oldest and keeps the rest as a batch of its own (its deque
- * is empty: find_work looked there first).
+ * inbox, once that thread has started none of it for HELD_UP_NS: it is held up by
+ * a task that runs long. One that goes on through its batch is left to it, and
+ * this thread takes newer work from the inbox meanwhile: moving half a batch costs
+ * a move of each of those tasks' lines, and on a machine whose cores are all busy,
+ * time of the core that the submitting thread needs. This thread runs the oldest
+ * and keeps the rest as a batch of its own (its deque is empty: find_work looked
+ * there first).
  */
 static struct weft_task *steal_half(struct weft__worker *w, unsigned vi)
 {
 	struct weft__deque *dq = &victim(w, vi)->dq;
-	/* Relaxed: a stale top only makes a steal wait for the next look. */
+	/* Relaxed: a stale value only makes a steal wait for the next look. */
 	int64_t top = atomic_load_explicit(&dq->top, memory_order_relaxed);
 	void *got[INBOX_TAKE];
 	unsigned i = 0;
+	int64_t now;
 	int k;
 
-	if (top != w->seen_top[vi]) {
-		w->seen_top[vi] = top;
+	if (top >= atomic_load_explicit(&dq->batch_end, memory_order_relaxed))
+		return NULL;		/* no batch: the clock is not read */
+	now = weft__now_ns();
+	if (top != w->seen[vi].top) {
+		w->seen[vi].top = top;
+		w->seen[vi].ns = now;
 		return NULL;
 	}
+	if (now - w->seen[vi].ns < HELD_UP_NS)
+		return NULL;
 	do {
 		k = weft__deque_steal_batch(dq, got, INBOX_TAKE);
 	} while (k < 0 && ++i < 4);
 	if (k <= 0)
 		return NULL;
-	w->seen_top[vi] = top + k;
+	w->seen[vi].top = top + k;
 	if (k > 1)
 		batch_publish(w, got + 1, (unsigned)k - 1);
 	return got[0];
@@ -1017,10 +1031,10 @@ static __cold int workers_create(struct weft__engine *eng)
 		memset(w, 0, sizeof(*w));
 		eng->workers[i] = w;
 		w->victims = calloc(n, sizeof(*w->victims));
-		w->seen_top = calloc(n, sizeof(*w->seen_top));
-		if (!w->victims || !w->seen_top || weft__deque_init(&w->dq, DEQUE_CAP)) {
+		w->seen = calloc(n, sizeof(*w->seen));
+		if (!w->victims || !w->seen || weft__deque_init(&w->dq, DEQUE_CAP)) {
 			free(w->victims);
-			free(w->seen_top);
+			free(w->seen);
 			free(w);
 			eng->workers[i] = NULL;
 			goto err_nomem;
@@ -1066,7 +1080,7 @@ static __cold void workers_free(struct weft__engine *eng)
 			continue;
 		weft__deque_fini(&w->dq);
 		free(w->victims);
-		free(w->seen_top);
+		free(w->seen);
 		free(w);
 	}
 	free(eng->workers);

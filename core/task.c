@@ -1347,7 +1347,7 @@ static int wait_until(struct weft__engine *eng, bool (*done)(void *, bool),
 	return weft__engine_block(eng, done, arg, deadline_of(timeout_ns));
 }
 
-static int wait_one(struct weft_future *f, int64_t timeout_ns)
+static __always_inline int wait_one(struct weft_future *f, int64_t timeout_ns)
 {
 	struct weft_task *t = weft__future_task(f);
 	uint32_t s;
