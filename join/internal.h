@@ -155,10 +155,10 @@ struct writer {
 /*
  * Open the output @path. A regular file (or a new one) is written through a
  * temporary file beside it, which writer_close renames over it; a symbolic link
- * is followed, so that the file it names is replaced, not the link. Anything else
- * that exists (a device, a pipe, a socket, "-" for standard output, and anything
- * under /dev or /proc) is written in place. Refused, with *@usage set: a directory,
- * and the same file as @in_fds[0] or [1] (the inputs), by any path.
+ * is followed, so that the file it names is replaced, not the link. Written in place
+ * (appended to): a device, a pipe, a socket, "-" for standard output, a link into
+ * /proc such as /dev/stdout, and anything under /proc. Refused, with *@usage set: a
+ * directory, and the same file as @in_fds[0] or [1] (the inputs), by any path.
  */
 int writer_open(struct writer *w, const char *path, const int in_fds[2],
 		const char *const in_names[2], bool *usage, char *err, size_t errlen);

@@ -48,12 +48,20 @@ static mode_t process_umask(void)
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *live_tmp;
 
-/* Written in place: standard output, or a file that exists and is not regular. */
+/*
+ * Written in place: standard output ("-", or a link into /proc such as /dev/stdout,
+ * whose file a rename would not reach), anything under /proc, and a file that
+ * exists and is not regular (a device, a pipe, a socket).
+ */
 static bool in_place(const char *path, const struct stat *st, bool exists)
 {
-	if (!strcmp(path, "-"))
+	char target[16];
+	ssize_t n;
+
+	if (!strcmp(path, "-") || !strncmp(path, "/proc/", 6))
 		return true;
-	if (!strncmp(path, "/dev/", 5) || !strncmp(path, "/proc/", 6))
+	n = readlink(path, target, sizeof(target));
+	if (n >= 6 && !strncmp(target, "/proc/", 6))
 		return true;
 	return exists && !S_ISREG(st->st_mode);
 }
@@ -93,8 +101,12 @@ int writer_open(struct writer *w, const char *path, const int in_fds[2],
 		w->path = strdup(path);
 		if (!w->path)
 			goto err_nomem;
+		/*
+		 * Appending: a shell's "> file" has emptied it, and its ">> file"
+		 * asks for exactly that; a device or a pipe does not care.
+		 */
 		w->fd = !strcmp(path, "-") ? dup(STDOUT_FILENO) :
-			open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+			open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY);
 		if (w->fd < 0) {
 			int e = -errno;
 

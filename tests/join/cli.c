@@ -474,6 +474,11 @@ Test(cli, regress_22_an_output_that_is_not_a_regular_file_is_written_in_place, .
 	cr_assert_eq(lstat(link, &st), 0);
 	cr_expect(S_ISLNK(st.st_mode), "the link is still a link");
 	free(link);
+	/* Standard output sent to a file by the shell: that file gets the rows. */
+	rc = t_run(&out, "cd '%s' && echo first > got && '%s' --left l.bin --right r.bin"
+		   " --output stdout.link --quiet >> got && wc -c < got", e.dir, e.join);
+	cr_expect_eq(atol(out), 6 + 24000, "appended to what >> kept: %s", out);
+	free(out);
 	rc = t_run(&out, "cd '%s' && mkfifo out.fifo && { wc -c < out.fifo > got & } &&"
 		   " '%s' --left l.bin --right r.bin --output out.fifo --quiet; rc=$?; wait;"
 		   " cat got; exit $rc", e.dir, e.join);
