@@ -1,7 +1,7 @@
 #!/bin/sh
-# make bench: every benchmark in perf/, then the oneTBB yardstick from
-# ../shared/yardsticks (when it is there and libtbb-dev is installed), in one run,
-# so that the figures can be read as ratios measured on the same machine.
+# make bench: every benchmark in perf/, then the oneTBB yardstick (perf/tbb.cpp, when
+# g++ and libtbb-dev are installed), in one run, so that the figures can be read as
+# ratios measured on the same machine.
 # join writes ~6 GB of tables to $WEFT_BENCH_DIR (or $TMPDIR, or /tmp), and ~10 GB
 # more as CSV for DuckDB, and takes a quarter of an hour.
 # usage: perf/run.sh BUILD_DIR
@@ -16,10 +16,10 @@ for p in fib flat chain fanout roundtrip spill join; do
 	"$b/perf/$p"
 	echo
 done
-y=../shared/yardsticks/tasks_tbb.cpp
-if [ -f "$y" ] && command -v g++ >/dev/null && [ -f /usr/include/oneapi/tbb.h ]; then
+y=perf/tbb.cpp
+if command -v g++ >/dev/null && [ -f /usr/include/oneapi/tbb.h ]; then
 	echo "# yardstick: oneTBB task_group, same machine, same run ($y)"
-	g++ -O2 -std=c++17 "$y" -I"$(dirname "$y")" -o "$b/perf/tbb" -ltbb
+	g++ -O2 -std=c++17 "$y" -o "$b/perf/tbb" -ltbb
 	for t in 1 $(nproc); do
 		out=$("$b/perf/tbb" "$t" "${WEFT_BENCH_REPS:-5}" 2>/dev/null)
 		for k in $(printf '%s\n' "$out" | awk '$1 == "SAMPLE" { print $2 }' | sort -u); do
@@ -31,5 +31,5 @@ if [ -f "$y" ] && command -v g++ >/dev/null && [ -f /usr/include/oneapi/tbb.h ];
 		done
 	done
 else
-	echo "# yardstick: skipped (needs $y, g++ and libtbb-dev)"
+	echo "# yardstick: skipped (needs g++ and libtbb-dev)"
 fi
