@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* error.c - weft_strerror(). */
+/* error.c - weft_strerror(), and the version the library was built as. */
 #include <string.h>
 
 #include "core.h"
@@ -24,4 +24,17 @@ const char *weft_strerror(int err)
 		return "Unknown weft error";
 	/* strerror is not thread-safe in general; glibc's strerrordesc_np is. */
 	return strerrordesc_np(err) ? strerrordesc_np(err) : "Unknown error";
+}
+
+#define STR(x) #x
+#define VERSION_STRING(a, b, c) STR(a) "." STR(b) "." STR(c)
+
+unsigned weft_version(void)
+{
+	return WEFT_VERSION_HEX;
+}
+
+const char *weft_version_string(void)
+{
+	return VERSION_STRING(WEFT_VERSION_MAJOR, WEFT_VERSION_MINOR, WEFT_VERSION_PATCH);
 }

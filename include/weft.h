@@ -19,8 +19,30 @@ extern "C" {
 
 #define WEFT_API __attribute__((visibility("default")))
 
+/* The version: the Makefile reads it from here, and the SONAME's number is MAJOR. */
 #define WEFT_VERSION_MAJOR 0
 #define WEFT_VERSION_MINOR 1
+#define WEFT_VERSION_PATCH 0
+#define WEFT_VERSION_HEX							\
+	((WEFT_VERSION_MAJOR << 16) | (WEFT_VERSION_MINOR << 8) | WEFT_VERSION_PATCH)
+
+/**
+ * weft_version() - The version of the library the program runs with.
+ *
+ * Compare it with WEFT_VERSION_HEX, the version the program was built with.
+ *
+ * Context: any thread.
+ * Return: (major << 16) | (minor << 8) | patch.
+ */
+WEFT_API unsigned weft_version(void);
+
+/**
+ * weft_version_string() - The same, as "major.minor.patch".
+ *
+ * Context: any thread.
+ * Return: a static string; never NULL.
+ */
+WEFT_API const char *weft_version_string(void);
 
 /* Errors beyond errno. */
 #define WEFT_ETASK	(-4097)	/* the task function failed; see weft_future_error() */

@@ -279,3 +279,14 @@ Test(api, regress_22_closing_a_client_twice_returns_ebadf, .timeout = 10)
 	weft_release(f);
 	cr_assert_eq(weft_client_close(d), 0);
 }
+
+/* The library is the version the header says, in both forms. */
+Test(api, version_matches_the_header)
+{
+	char want[32];
+
+	cr_assert_eq(weft_version(), (unsigned)WEFT_VERSION_HEX);
+	snprintf(want, sizeof(want), "%d.%d.%d", WEFT_VERSION_MAJOR, WEFT_VERSION_MINOR,
+		 WEFT_VERSION_PATCH);
+	cr_assert_str_eq(weft_version_string(), want);
+}
