@@ -45,7 +45,7 @@ static int options_copy(const struct weft_options *in, struct weft_options *o)
 	if (!in)
 		return 0;
 	if (in->size < offsetof(struct weft_options, nthreads) + sizeof(unsigned) ||
-	    in->size > 4096)
+	    in->size > WEFT_OPTS_MAX_SIZE)
 		return -EINVAL;
 	memcpy(o, in, in->size < sizeof(*o) ? in->size : sizeof(*o));
 	return 0;

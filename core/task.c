@@ -725,7 +725,7 @@ static int opts_read(const struct weft_task_opts *in, struct weft_task_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->size = sizeof(*o);
 	if (in->size < offsetof(struct weft_task_opts, noutputs) + sizeof(unsigned) ||
-	    in->size > 4096)
+	    in->size > WEFT_OPTS_MAX_SIZE)
 		return -EINVAL;
 	memcpy(o, in, in->size < sizeof(*o) ? in->size : sizeof(*o));
 	if (o->noutputs > WEFT_MAX_OUTPUTS)

@@ -133,6 +133,8 @@ WEFT_API void *weft_output_n(struct weft_ctx *ctx, unsigned i, size_t len);
 
 /**
  * weft_fail() - Fail the running task with a printf-style message.
+ * @ctx: the task's context.
+ * @fmt: a printf format, and its arguments after it.
  *
  * The message (truncated to 1 KiB) is what weft_future_error() returns for this task
  * and every dependent that fails because of it. Use as `return weft_fail(ctx, ...)`.
@@ -152,7 +154,12 @@ WEFT_API int weft_fail(struct weft_ctx *ctx, const char *fmt, ...)
  * one from the environment or a default that is out of order with one from a higher
  * source (options, then the environment, then the defaults) is moved to it, with a
  * log line; two from the same source out of order make open return -EINVAL.
+ *
+ * @size may be that of an older (smaller) struct, down to one that ends with
+ * nthreads, and at most WEFT_OPTS_MAX_SIZE; fields beyond it count as zero.
  */
+#define WEFT_OPTS_MAX_SIZE 4096	/* the largest @size of an options struct taken */
+
 struct weft_options {
 	size_t size;			/* sizeof(struct weft_options) */
 	unsigned nthreads;		/* embedded: threads; $WEFT_NTHREADS; one per core */
@@ -214,6 +221,10 @@ WEFT_API int weft_client_open(const char *address, const struct weft_options *op
  */
 WEFT_API int weft_client_close(struct weft_client *c);
 
+/*
+ * Options of one task. @size: from one that ends with noutputs up to
+ * WEFT_OPTS_MAX_SIZE; fields beyond it count as zero.
+ */
 struct weft_task_opts {
 	size_t size;			/* sizeof(struct weft_task_opts) */
 	unsigned noutputs;		/* 0 or 1: one result; n: out[0..n-1] */
@@ -263,7 +274,16 @@ WEFT_API int weft_submit(struct weft_client *c, weft_fn *fn,
 
 /**
  * weft_submit_named() - weft_submit() with a function registered under @fn.
+ * @c:      the client.
+ * @fn:     the name the function was registered under (weft_register(), WEFT_TASK).
+ * @deps:   as weft_submit().
+ * @ndeps:  as weft_submit().
+ * @arg:    as weft_submit().
+ * @arglen: as weft_submit().
+ * @opts:   as weft_submit().
+ * @out:    as weft_submit().
  *
+ * Context: any thread, including tasks.
  * Return: as weft_submit(), and WEFT_ENOFN if no function has that name.
  */
 WEFT_API int weft_submit_named(struct weft_client *c, const char *fn,
@@ -274,7 +294,10 @@ WEFT_API int weft_submit_named(struct weft_client *c, const char *fn,
 
 /**
  * weft_scatter() - Put bytes into the engine as an already finished result.
+ * @c:    the client.
  * @data: copied; NULL only when @len is 0.
+ * @len:  bytes of @data.
+ * @out:  receives the future of the result; release it with weft_release().
  *
  * Context: any thread.
  * Return: 0, -EINVAL, -EBADF (a client closed already), -ENOMEM, -ESHUTDOWN.
@@ -304,7 +327,9 @@ WEFT_API int weft_wait(struct weft_future *f, int64_t timeout_ns);
 
 /**
  * weft_wait_any() - Wait until any of @fs has ended.
- * @fs: n futures (none NULL).
+ * @fs:         n futures (none NULL), all of one client.
+ * @n:          how many.
+ * @timeout_ns: < 0 waits for ever; 0 only polls.
  *
  * Context: any thread.
  * Return: the index of an ended one (successful or not), -ETIMEDOUT, -EDEADLK
@@ -316,6 +341,7 @@ WEFT_API int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t time
 
 /**
  * weft_result() - Wait for a result and view it.
+ * @f:   the future.
  * @out: a view of the bytes, valid until this future is released (or the client
  *       closed); written only on success.
  *
@@ -331,6 +357,7 @@ WEFT_API int weft_result(struct weft_future *f, struct weft_buf *out);
 
 /**
  * weft_cancel() - Cancel a task that has not started.
+ * @f: a future of the task.
  *
  * A cancelled task never runs; it and its dependents end -ECANCELED. For a task
  * with several outputs, cancelling any of them cancels the task.
@@ -343,6 +370,7 @@ WEFT_API int weft_cancel(struct weft_future *f);
 
 /**
  * weft_future_error() - Why the future's task failed, or why it is held up.
+ * @f: the future; NULL gives NULL.
  *
  * For a task that has not ended, the message says why it waits when the engine is
  * paused because spilling fails (a full disk, an I/O error); the pause lifts, and
@@ -357,6 +385,7 @@ WEFT_API const char *weft_future_error(struct weft_future *f);
 
 /**
  * weft_release() - Drop this reference to a result.
+ * @f: the future; NULL does nothing.
  *
  * A result is freed when no future and no pending dependent refers to it. Releasing
  * a future does not cancel its task. Each future is released once; NULL is fine.
@@ -371,6 +400,14 @@ WEFT_API void weft_release(struct weft_future *f);
 
 /**
  * weft_spawn() - Submit a child task from inside a task.
+ * @ctx:    the running task's context.
+ * @fn:     the function.
+ * @deps:   as weft_submit().
+ * @ndeps:  as weft_submit().
+ * @arg:    as weft_submit().
+ * @arglen: as weft_submit().
+ * @opts:   as weft_submit().
+ * @out:    as weft_submit().
  *
  * As weft_submit() on the client that runs @ctx's task; the child goes on this
  * thread's deque, where idle threads of this node may steal it.
@@ -412,7 +449,9 @@ struct weft_stats {
 
 /**
  * weft_stats() - Read the client's counters.
- * @st: @st->size must be set; fields beyond it are not written.
+ * @c:  the client.
+ * @st: @st->size must be set, at least sizeof(size_t); fields beyond it are not
+ *      written, and @st->size becomes the size written.
  *
  * The counters are read without stopping the engine, so while tasks run they are a
  * recent picture rather than one instant.
