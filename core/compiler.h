@@ -1,11 +1,21 @@
 /* SPDX-License-Identifier: MIT */
-/* compiler.h - compiler helpers used across weft's sources. */
+/* compiler.h - compiler helpers, and the few constants and helpers every folder uses. */
 #ifndef WEFT_COMPILER_H
 #define WEFT_COMPILER_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 #define WEFT_CACHELINE 64
+#define NSEC_PER_SEC 1000000000LL
+#define HUGE_PAGE ((size_t)2 << 20)	/* a transparent huge page on x86-64 */
+/*
+ * Records a thread walks through are often a constant distance apart (a cache
+ * hands them out in slab order): a distance within this many bytes either way is
+ * taken as a stride worth prefetching along.
+ */
+#define WEFT_STRIDE_WINDOW 4096
 
 #define likely(x)	__builtin_expect(!!(x), 1)
 #define unlikely(x)	__builtin_expect(!!(x), 0)
@@ -28,6 +38,15 @@ static inline void cpu_relax(void)
 #elif defined(__aarch64__)
 	__asm__ __volatile__("yield" ::: "memory");
 #endif
+}
+
+/* The monotonic clock in nanoseconds: the one clock weft times and sleeps by. */
+static inline int64_t weft__mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
 }
 
 #endif /* WEFT_COMPILER_H */

@@ -395,6 +395,17 @@ static inline void counter_inc(_Atomic uint64_t *c)
 			      memory_order_relaxed);
 }
 
+/*
+ * The same, for a count whose readers must see what happened before each step
+ * (the retirements close counts, see quiescent() in engine.c): a release store,
+ * a plain store on x86.
+ */
+static inline void counter_inc_release(_Atomic uint64_t *c)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+			      memory_order_release);
+}
+
 struct weft__worker {
 	struct weft__deque dq;		/* first: its lines are the hottest */
 	struct weft__cache cache;
@@ -590,7 +601,6 @@ void weft__engine_wake_waiters(struct weft__engine *eng);
  * go back to the system (default 1 s). Process-wide. Returns the previous value.
  */
 int64_t weft__engine_set_idle_purge(int64_t ns);
-int64_t weft__now_ns(void);
 
 /* task.c */
 struct weft__cache *weft__cache_self(struct weft__engine *eng);

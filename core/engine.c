@@ -31,6 +31,13 @@
  * task shorter than that is not worth moving another thread's work for.
  */
 #define HELD_UP_NS 5000
+/* Lost races on a victim before it is left for the next: others are busy there. */
+#define STEAL_TRIES 4
+/*
+ * A wait inside a task with nothing to run sleeps at most this long at a time: new
+ * work for it does not wake done_seq, which only tasks ending do.
+ */
+#define HELP_NAP_NS 200000
 #define QUIET_ROUNDS 32			/* unregistered polls before the yielding spin */
 #define MAX_BACKOFF 32			/* most pauses between two quiet polls */
 /*
@@ -38,7 +45,7 @@
  * freed results back to the system: the arenas keep them while work goes on (see
  * alloc/arena.c), which spares the next results faulting them in again.
  */
-#define IDLE_PURGE_NS 1000000000
+#define IDLE_PURGE_NS NSEC_PER_SEC
 #define DEQUE_CAP 1024
 #define MAX_THREADS 4096
 
@@ -46,14 +53,6 @@ static _Atomic uint64_t next_engine_id;
 /* Relaxed: a setting for tests that orders nothing. */
 static _Atomic int64_t idle_purge_ns = IDLE_PURGE_NS;
 _Thread_local struct weft__worker *weft__tl_worker;
-
-int64_t weft__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* ---- futexes ---- */
 
@@ -63,12 +62,12 @@ static void futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t deadline_ns
 	struct timespec ts, *tp = NULL;
 
 	if (deadline_ns >= 0) {
-		int64_t left = deadline_ns - weft__now_ns();
+		int64_t left = deadline_ns - weft__mono_ns();
 
 		if (left <= 0)
 			return;
-		ts.tv_sec = left / 1000000000;
-		ts.tv_nsec = left % 1000000000;
+		ts.tv_sec = left / NSEC_PER_SEC;
+		ts.tv_nsec = left % NSEC_PER_SEC;
 		tp = &ts;
 	}
 	/* EAGAIN (value changed), EINTR and ETIMEDOUT all mean: look again. */
@@ -322,7 +321,7 @@ static inline void inbox_prefetch(struct weft__engine *eng, struct weft_task *h,
 	intptr_t d = (intptr_t)next - (intptr_t)h;
 
 	__builtin_prefetch(next, 1);
-	if (d == eng->inbox_stride && d >= -4096 && d <= 4096)
+	if (d == eng->inbox_stride && d >= -WEFT_STRIDE_WINDOW && d <= WEFT_STRIDE_WINDOW)
 		__builtin_prefetch((char *)next + INBOX_AHEAD * d, 1);
 	eng->inbox_stride = d;
 }
@@ -473,7 +472,7 @@ static inline struct weft_task *steal_one(struct weft__worker *w, unsigned vi)
 
 	do {
 		t = weft__deque_steal(&v->dq);
-	} while (t == WEFT_DEQUE_ABORT && ++i < 4);
+	} while (t == WEFT_DEQUE_ABORT && ++i < STEAL_TRIES);
 	return t == WEFT_DEQUE_ABORT ? NULL : t;
 }
 
@@ -499,7 +498,7 @@ static struct weft_task *steal_half(struct weft__worker *w, unsigned vi)
 
 	if (top >= atomic_load_explicit(&dq->batch_end, memory_order_relaxed))
 		return NULL;		/* no batch: the clock is not read */
-	now = weft__now_ns();
+	now = weft__mono_ns();
 	if (top != w->seen[vi].top) {
 		w->seen[vi].top = top;
 		w->seen[vi].ns = now;
@@ -509,7 +508,7 @@ static struct weft_task *steal_half(struct weft__worker *w, unsigned vi)
 		return NULL;
 	do {
 		k = weft__deque_steal_batch(dq, got, INBOX_TAKE);
-	} while (k < 0 && ++i < 4);
+	} while (k < 0 && ++i < STEAL_TRIES);
 	if (k <= 0)
 		return NULL;
 	w->seen[vi].top = top + k;
@@ -597,13 +596,13 @@ static struct weft_task *find_work(struct weft__worker *w)
 static void park_sleep(struct weft__engine *eng, uint32_t key, bool last)
 {
 	if (last && !start_paused(eng)) {
-		int64_t deadline = weft__now_ns() +
+		int64_t deadline = weft__mono_ns() +
 			atomic_load_explicit(&idle_purge_ns, memory_order_relaxed);
 
 		futex_wait(&eng->park_seq, key, deadline);
 		/* Relaxed: a stale key only delays the purge or makes it early. */
 		if (atomic_load_explicit(&eng->park_seq, memory_order_relaxed) != key ||
-		    weft__now_ns() < deadline || start_paused(eng))
+		    weft__mono_ns() < deadline || start_paused(eng))
 			return;		/* woken, or early: the caller looks again */
 		weft__alloc_purge(eng->alloc, 0);
 	}
@@ -679,10 +678,10 @@ static struct weft_task *idle(struct weft__worker *w)
 			sched_yield();
 	}
 	/* Then a registered spin that yields the core each round (see SPIN_NS). */
-	until = weft__now_ns() + SPIN_NS;
+	until = weft__mono_ns() + SPIN_NS;
 	atomic_fetch_add_explicit(&eng->nspinning, 1, memory_order_seq_cst);
 	for (i = 1;; i++) {
-		if (i % SPIN_ROUNDS == 0 && weft__now_ns() > until)
+		if (i % SPIN_ROUNDS == 0 && weft__mono_ns() > until)
 			break;
 		t = find_work(w);
 		if (t) {
@@ -759,7 +758,7 @@ static int help_until(struct weft__worker *w, bool (*done)(void *, bool),
 			if (stuck(w, arg))
 				return done(arg, false) ? 0 : -EDEADLK;
 		}
-		if (deadline_ns >= 0 && weft__now_ns() >= deadline_ns)
+		if (deadline_ns >= 0 && weft__mono_ns() >= deadline_ns)
 			return done(arg, false) ? 0 : -ETIMEDOUT;
 		if (++idle_rounds < SPIN_ROUNDS) {
 			cpu_relax();
@@ -772,7 +771,7 @@ static int help_until(struct weft__worker *w, bool (*done)(void *, bool),
 		key = atomic_load_explicit(&eng->done_seq, memory_order_seq_cst);
 		if (done(arg, true))
 			return 0;
-		int64_t nap = weft__now_ns() + 200000;
+		int64_t nap = weft__mono_ns() + HELP_NAP_NS;
 
 		futex_wait(&eng->done_seq, key,
 			   deadline_ns >= 0 && deadline_ns < nap ? deadline_ns : nap);
@@ -796,7 +795,7 @@ int weft__engine_block(struct weft__engine *eng, bool (*done)(void *, bool), voi
 	unsigned i;
 	uint32_t key;
 
-	int64_t until = weft__now_ns() + SPIN_NS;
+	int64_t until = weft__mono_ns() + SPIN_NS;
 
 	/* Spin first (see SPIN_NS), but not past the caller's deadline. */
 	if (deadline_ns >= 0 && deadline_ns < until)
@@ -805,7 +804,7 @@ int weft__engine_block(struct weft__engine *eng, bool (*done)(void *, bool), voi
 		if (done(arg, false))
 			return 0;
 		if (i % SPIN_ROUNDS == 0) {
-			if (weft__now_ns() > until)
+			if (weft__mono_ns() > until)
 				break;
 			/*
 			 * A worker that shares this core cannot run what we wait
@@ -820,7 +819,7 @@ int weft__engine_block(struct weft__engine *eng, bool (*done)(void *, bool), voi
 		key = atomic_load_explicit(&eng->done_seq, memory_order_seq_cst);
 		if (done(arg, true))
 			return 0;
-		if (deadline_ns >= 0 && weft__now_ns() >= deadline_ns)
+		if (deadline_ns >= 0 && weft__mono_ns() >= deadline_ns)
 			return -ETIMEDOUT;
 		futex_wait(&eng->done_seq, key, deadline_ns);
 	}
@@ -1187,8 +1186,9 @@ static bool quiescent(struct weft__engine *eng, uint64_t *sig)
 
 	/*
 	 * Retired first: a retirement seen here happened after its creation, so that
-	 * creation is seen by the later reads (acquire, paired with counter_inc's
-	 * release). Equal sums twice in a row, with nothing new, means quiet.
+	 * creation is seen by the later reads (acquire, paired with the release in
+	 * counter_inc_release, which counts retirements). Equal sums twice in a row,
+	 * with nothing new, means quiet.
 	 */
 	pthread_mutex_lock(&eng->pool_lock);
 	for (i = 0; i < eng->nthreads; i++)

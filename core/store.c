@@ -18,6 +18,7 @@
 #define BATCH_ITEMS 256			/* results per spill batch at most */
 #define BATCH_BYTES (64u << 20)		/* bytes per spill batch at most */
 #define RETRY_NS 100000000		/* a full disk is tried again this often */
+#define SPILL_LOOK_NS 20000000		/* an idle spill thread looks again this often */
 #define PREFETCH_ITEMS 128		/* results read back ahead in one go at most, and
 					 * bytes: the spill file's stage */
 #define TRIM_DUE (64u << 20)		/* released spill bytes that start trimming */
@@ -85,7 +86,7 @@ static void prefetch_some(struct weft__engine *eng);
 
 static int64_t now_ns(void)
 {
-	return weft__now_ns();
+	return weft__mono_ns();
 }
 
 static struct stored_list *list_of(struct weft__store *s, struct weft__stored *r)
@@ -286,10 +287,10 @@ static void *spill_main(void *arg)
 		}
 		if (!n) {
 			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += 20000000;	/* also look again now and then */
-			if (until.tv_nsec >= 1000000000) {
+			until.tv_nsec += SPILL_LOOK_NS;	/* also look again now and then */
+			if (until.tv_nsec >= NSEC_PER_SEC) {
 				until.tv_sec++;
-				until.tv_nsec -= 1000000000;
+				until.tv_nsec -= NSEC_PER_SEC;
 			}
 			pthread_cond_timedwait(&s->wake, &s->lock, &until);
 			continue;
@@ -418,9 +419,10 @@ void weft__store_destroy(struct weft__engine *eng)
 			  " bytes in %" PRIu64 " requests, %.3f s; read %" PRIu64 " items"
 			  " (%" PRIu64 " ahead of use), %" PRIu64 " bytes in %" PRIu64
 			  " requests, %.3f s; %" PRIu64 " bytes trimmed while idle",
-			  st.items_written, st.bytes_written, st.writes, st.ns_writing / 1e9,
+			  st.items_written, st.bytes_written, st.writes,
+			  st.ns_writing / (double)NSEC_PER_SEC,
 			  st.items_read, s->st.prefetched_items, st.bytes_read, st.reads,
-			  st.ns_reading / 1e9, st.trimmed_bytes);
+			  st.ns_reading / (double)NSEC_PER_SEC, st.trimmed_bytes);
 	}
 	weft__spill_close(s->file);
 	while (s->msgs) {

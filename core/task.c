@@ -31,7 +31,6 @@
  */
 #define SLAB_MIN 256			/* records in the first slab */
 #define SLAB_MAX 8192			/* and in every slab from the sixth */
-#define HUGE_PAGE ((size_t)2 << 20)
 _Static_assert(SLAB_MAX * sizeof(struct weft_task) == HUGE_PAGE, "a full slab is a huge page");
 #define MSG_MAX 1024
 
@@ -607,7 +606,7 @@ static inline void retire(struct weft__cache *c, struct weft_task *t)
 		output_unref(d, t->in[i]);
 		task_unref(c, d);
 	}
-	counter_inc(&c->retired);
+	counter_inc_release(&c->retired);
 	task_unref(c, t);
 }
 
@@ -1280,7 +1279,7 @@ static bool task_ended(void *arg, bool mark)
 
 static int64_t deadline_of(int64_t timeout_ns)
 {
-	return timeout_ns < 0 ? -1 : weft__now_ns() + timeout_ns;
+	return timeout_ns < 0 ? -1 : weft__mono_ns() + timeout_ns;
 }
 
 static bool is_output_of(const struct weft_task *s, const struct weft_future *f)
@@ -1537,7 +1536,7 @@ static inline void release_stride_prefetch(struct weft__cache *c, const struct w
 	intptr_t d = (intptr_t)t - (intptr_t)c->released;
 
 	c->released = t;
-	if (d == c->release_stride && d && d >= -4096 && d <= 4096)
+	if (d == c->release_stride && d && d >= -WEFT_STRIDE_WINDOW && d <= WEFT_STRIDE_WINDOW)
 		__builtin_prefetch((const char *)t + RELEASE_AHEAD * d, 1);
 	c->release_stride = d;
 }

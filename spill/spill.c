@@ -25,12 +25,12 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "compiler.h"
 #include "spill.h"
 #include "backend.h"
 
 #define ITEM_ALIGN 64			/* items start on cache-line boundaries */
 #define BLOCK 4096			/* O_DIRECT alignment of offsets, lengths, buffers */
-#define HUGE_PAGE (2u << 20)		/* a transparent huge page on x86-64 */
 #define BOUNCE HUGE_PAGE		/* direct reads of unaligned items, a piece at a time */
 #define SEG_SHIFT 28			/* the first segments are 256 MiB ... */
 #define SEGS_PER_TIER 32		/* ... and each 32 segments, 4 times larger: a TiB
@@ -90,10 +90,7 @@ struct weft__spill {
 
 static uint64_t now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return (uint64_t)weft__mono_ns();
 }
 
 static uint64_t span(size_t len)
