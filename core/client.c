@@ -216,7 +216,7 @@ int weft_stats(struct weft_client *h, struct weft_stats *st)
 	pthread_mutex_unlock(&eng->pool_lock);
 	s.mem_bytes = weft__alloc_bytes(eng->alloc);
 	s.mem_peak = weft__alloc_peak(eng->alloc);
-	s.mem_limit = eng->memory_limit;
+	s.mem_limit = eng->cfg.memory_limit;
 	weft__store_stats(eng, &ss);
 	s.spilled_bytes = ss.spilled_bytes;
 	s.spilled_results = ss.spilled_items;

@@ -45,6 +45,32 @@ int weft__parse_fraction(const char *s, double *out) __must_check;
 /* Memory this process may use: physical memory, or its cgroup's limit if lower. */
 size_t weft__memory_available(void);
 
+/*
+ * The engine's settings, each from its option, else its environment variable, else
+ * its default (docs/configuration.md); the one place that reads the environment
+ * for them. spill/ and the store are handed theirs.
+ */
+struct weft__config {
+	unsigned nthreads;		/* threads that run tasks */
+	size_t memory_limit;		/* bytes of results in memory */
+	double mem_target, mem_pause, mem_hard;	/* fractions of memory_limit */
+	char *spill_dir;		/* owned */
+	unsigned io_nice;		/* the spill thread's raise (WEFT_DEFAULT_IO_NICE) */
+	bool io_nice_set;		/* ... asked for in the environment */
+	enum weft__spill_backend spill_backend;	/* $WEFT_SPILL_BACKEND */
+	bool spill_direct;		/* O_DIRECT unless $WEFT_SPILL_DIRECT is 0 */
+};
+
+/*
+ * Resolve @o (may not be NULL: a zeroed one takes every default) against the
+ * environment, for a machine of @ncores. Logs why a value is refused.
+ * Return: 0, -EINVAL, the spill directory's -errno, -ENOMEM.
+ */
+int weft__config_resolve(struct weft__config *cfg, const struct weft_options *o,
+			 unsigned ncores) __must_check;
+void weft__config_fini(struct weft__config *cfg);
+#define WEFT_MAX_THREADS 4096
+
 /* Memory thresholds, as fractions of the memory limit (DESIGN.md section 6). */
 #define WEFT_DEFAULT_TARGET 0.6		/* spill least recently used results above */
 #define WEFT_DEFAULT_PAUSE 0.8		/* start no new task above */
@@ -438,11 +464,7 @@ struct weft__engine {
 	unsigned nnuma;
 	_Atomic bool closing;		/* close has begun: queued tasks end cancelled */
 	bool closed;			/* only held futures remain */
-	size_t memory_limit;		/* bytes of results in memory */
-	double mem_target, mem_pause, mem_hard;	/* fractions of memory_limit */
-	char *spill_dir;
-	unsigned io_nice;		/* the spill thread's raise (WEFT_DEFAULT_IO_NICE) */
-	bool io_nice_set;		/* ... asked for in the environment */
+	struct weft__config cfg;	/* the settings, resolved at open */
 	struct weft__store *store;	/* results in memory and on disk */
 
 	/*

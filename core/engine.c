@@ -47,7 +47,6 @@
  */
 #define IDLE_PURGE_NS NSEC_PER_SEC
 #define DEQUE_CAP 1024
-#define MAX_THREADS 4096
 
 static _Atomic uint64_t next_engine_id;
 /* Relaxed: a setting for tests that orders nothing. */
@@ -827,192 +826,6 @@ int weft__engine_block(struct weft__engine *eng, bool (*done)(void *, bool), voi
 
 /* ---- open and close ---- */
 
-/* Where a threshold came from, lowest first: what wins a conflict (thresholds_order). */
-enum source { FROM_DEFAULT, FROM_ENV, FROM_OPTION };
-
-/* One threshold: the option, else the environment, else the default. */
-static __cold int fraction_resolve(double opt, const char *env, double dflt, double *out,
-				   enum source *from)
-{
-	const char *s = getenv(env);
-
-	if (opt != 0.0) {
-		if (!(opt > 0.0 && opt <= 1.0)) {
-			weft__log(WEFT_LOG_ERROR, "core", "memory threshold %g: not in (0, 1]",
-				  opt);
-			return -EINVAL;
-		}
-		*out = opt;
-		*from = FROM_OPTION;
-		return 0;
-	}
-	if (s && *s) {
-		if (weft__parse_fraction(s, out)) {
-			weft__log(WEFT_LOG_ERROR, "core", "%s=%s: not a fraction in (0, 1]",
-				  env, s);
-			return -EINVAL;
-		}
-		*from = FROM_ENV;
-		return 0;
-	}
-	*out = dflt;
-	*from = FROM_DEFAULT;
-	return 0;
-}
-
-/*
- * The thresholds come from the options, else the environment, else the defaults,
- * and must not decrease. One from a lower source is moved, with a warning, as
- * little as keeps it in order with those from higher ones: the program's options
- * win over the environment, and what anyone set wins over a default. Two from one
- * source out of order are an error of whoever set them.
- */
-static __cold int thresholds_order(struct weft__engine *eng, const enum source rank[3])
-{
-	static const char *const name[3] = { "target", "pause", "hard" };
-	static const char *const source[3] = { "default", "environment", "options" };
-	double *v[3] = { &eng->mem_target, &eng->mem_pause, &eng->mem_hard };
-	unsigned i, k;
-
-	for (i = 0; i < 3; i++) {
-		for (k = i + 1; k < 3; k++) {
-			if (rank[i] == rank[k] && rank[i] != FROM_DEFAULT && *v[i] > *v[k]) {
-				weft__log(WEFT_LOG_ERROR, "core",
-					  "memory %s %g above %s %g, both from the %s",
-					  name[i], *v[i], name[k], *v[k], source[rank[i]]);
-				return -EINVAL;
-			}
-		}
-	}
-	/* The environment's against the options, then the defaults against both. */
-	for (unsigned r = FROM_OPTION; r-- > FROM_DEFAULT;) {
-		for (i = 0; i < 3; i++) {
-			int by = -1;
-			double was = *v[i];
-
-			if (rank[i] != r)
-				continue;
-			for (k = 0; k < 3; k++) {
-				if (rank[k] <= r)
-					continue;
-				if ((k < i && *v[k] > *v[i]) || (k > i && *v[k] < *v[i])) {
-					*v[i] = *v[k];
-					by = (int)k;
-				}
-			}
-			/* A default making way refuses nothing anyone set. */
-			if (by >= 0)
-				weft__log(r ? WEFT_LOG_WARN : WEFT_LOG_INFO, "core",
-					  "memory %s %g (%s) is out of order with the %s %g "
-					  "(%s): %g instead", name[i], was, source[r], name[by],
-					  *v[by], source[rank[by]], *v[i]);
-		}
-	}
-	return 0;
-}
-
-static __cold int memory_resolve(struct weft__engine *eng, const struct weft_options *o)
-{
-	const char *s = getenv("WEFT_MEMORY_LIMIT");
-	enum source from[3];
-	int ret;
-
-	eng->memory_limit = o->memory_limit;
-	if (!eng->memory_limit && s && *s) {
-		ret = weft__parse_size(s, &eng->memory_limit);
-		if (ret || !eng->memory_limit) {
-			weft__log(WEFT_LOG_ERROR, "core",
-				  "WEFT_MEMORY_LIMIT=%s: not a positive size (e.g. 512M, 4G)", s);
-			return -EINVAL;
-		}
-	}
-	if (!eng->memory_limit)
-		eng->memory_limit = (size_t)(weft__memory_available() *
-					     WEFT_DEFAULT_LIMIT_SHARE);
-	if (eng->memory_limit < WEFT_MIN_MEMORY_LIMIT) {
-		weft__log(WEFT_LOG_ERROR, "core",
-			  "memory limit of %zu bytes: the engine needs at least %u",
-			  eng->memory_limit, WEFT_MIN_MEMORY_LIMIT);
-		return -EINVAL;
-	}
-	ret = fraction_resolve(o->memory_target, "WEFT_MEMORY_TARGET", WEFT_DEFAULT_TARGET,
-			       &eng->mem_target, &from[0]) ?:
-	      fraction_resolve(o->memory_pause, "WEFT_MEMORY_PAUSE", WEFT_DEFAULT_PAUSE,
-			       &eng->mem_pause, &from[1]) ?:
-	      fraction_resolve(o->memory_hard, "WEFT_MEMORY_HARD", WEFT_DEFAULT_HARD,
-			       &eng->mem_hard, &from[2]);
-	if (ret)
-		return ret;
-	return thresholds_order(eng, from);
-}
-
-/*
- * How far the spill thread (and the trimmer and io_uring workers it starts) runs
- * above the process. While the workers keep every core busy, a spill thread that
- * waits for a core leaves the disk idle: in the 50M x 250M join it waited 1.75 s.
- */
-static __cold int io_nice_resolve(struct weft__engine *eng)
-{
-	const char *s = getenv("WEFT_IO_NICE");
-
-	eng->io_nice = WEFT_DEFAULT_IO_NICE;
-	if (!s || !*s)
-		return 0;
-	eng->io_nice_set = true;
-	if (!strcmp(s, "0")) {
-		eng->io_nice = 0;
-		return 0;
-	}
-	if (weft__parse_uint(s, &eng->io_nice) || eng->io_nice > WEFT_MAX_IO_NICE) {
-		weft__log(WEFT_LOG_ERROR, "core", "WEFT_IO_NICE=%s: not a count of nice levels "
-			  "from 0 to %u", s, WEFT_MAX_IO_NICE);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static __cold int options_resolve(struct weft__engine *eng, const struct weft_options *o)
-{
-	const char *s;
-	int ret;
-
-	eng->nthreads = o->nthreads;
-	if (!eng->nthreads && (s = getenv("WEFT_NTHREADS")) && *s) {
-		ret = weft__parse_uint(s, &eng->nthreads);
-		if (ret) {
-			weft__log(WEFT_LOG_ERROR, "core", "WEFT_NTHREADS=%s: not a positive count", s);
-			return ret;
-		}
-	}
-	if (!eng->nthreads)
-		eng->nthreads = weft__topo_ncores(eng->topo);
-	if (eng->nthreads > MAX_THREADS) {
-		weft__log(WEFT_LOG_ERROR, "core", "%u threads: at most %u", eng->nthreads,
-			  MAX_THREADS);
-		return -EINVAL;
-	}
-	ret = memory_resolve(eng, o) ?: io_nice_resolve(eng);
-	if (ret)
-		return ret;
-	s = o->spill_dir;
-	if (!s || !*s)
-		s = getenv("WEFT_SPILL_DIR");
-	if (!s || !*s)
-		s = getenv("TMPDIR");
-	if (!s || !*s)
-		s = "/tmp";
-	ret = weft__spill_dir_check(s);
-	if (ret) {
-		weft__log(WEFT_LOG_ERROR, "core", "spill directory %s: %s%s", s,
-			  ret == -ENOENT ? "does not exist" :
-			  ret == -ENOTDIR ? "is not a directory" : "cannot create a file there: ",
-			  ret == -ENOENT || ret == -ENOTDIR ? "" : weft_strerror(ret));
-		return ret;
-	}
-	eng->spill_dir = strdup(s);
-	return eng->spill_dir ? 0 : -ENOMEM;
-}
-
 static __cold int workers_create(struct weft__engine *eng)
 {
 	unsigned n = eng->nthreads, i, j, k;
@@ -1127,8 +940,7 @@ static __cold void engine_free(struct weft__engine *eng)
 	eng->alloc = NULL;
 	weft__topo_unload(eng->topo);
 	eng->topo = NULL;
-	free(eng->spill_dir);
-	eng->spill_dir = NULL;
+	weft__config_fini(&eng->cfg);
 }
 
 int weft__engine_open(const struct weft_options *opts, struct weft__engine **out)
@@ -1150,9 +962,10 @@ int weft__engine_open(const struct weft_options *opts, struct weft__engine **out
 			  weft_strerror(ret));
 		goto err_free;
 	}
-	ret = options_resolve(eng, opts);
+	ret = weft__config_resolve(&eng->cfg, opts, weft__topo_ncores(eng->topo));
 	if (ret)
 		goto err_free;
+	eng->nthreads = eng->cfg.nthreads;
 	eng->nnuma = weft__topo_nnuma(eng->topo);
 	for (i = 0; i < eng->nnuma; i++)
 		os_node[i] = weft__topo_numa_os_index(eng->topo, i);

@@ -77,7 +77,6 @@ struct weft__store {
 	_Atomic(const char *) blocked;	/* the message while spilling is blocked */
 	_Atomic bool paused;		/* workers start no new task */
 	size_t target, pause, hard;	/* thresholds in bytes */
-	enum weft__spill_backend backend;	/* $WEFT_SPILL_BACKEND, else auto */
 	struct weft__store_stats st;
 };
 
@@ -235,12 +234,12 @@ const char *weft__store_blocked(struct weft__engine *eng)
  */
 static void raise_priority(struct weft__engine *eng)
 {
-	int ret = weft__raise_priority(eng->io_nice);
+	int ret = weft__raise_priority(eng->cfg.io_nice);
 
 	if (ret)
-		weft__log(eng->io_nice_set ? WEFT_LOG_WARN : WEFT_LOG_INFO, "spill",
+		weft__log(eng->cfg.io_nice_set ? WEFT_LOG_WARN : WEFT_LOG_INFO, "spill",
 			  "WEFT_IO_NICE=%u: the spill thread keeps the process's priority: %s",
-			  eng->io_nice, weft_strerror(ret));
+			  eng->cfg.io_nice, weft_strerror(ret));
 }
 
 static void *spill_main(void *arg)
@@ -306,8 +305,9 @@ static void *spill_main(void *arg)
 		int64_t t0 = now_ns();
 
 		if (!file)
-			err = weft__spill_open(eng->spill_dir, s->backend,
-					       weft__spill_stage_for(eng->memory_limit), &file);
+			err = weft__spill_open(eng->cfg.spill_dir, eng->cfg.spill_backend,
+					       eng->cfg.spill_direct,
+					       weft__spill_stage_for(eng->cfg.memory_limit), &file);
 		if (!err)
 			err = weft__spill_write(file, items, n);
 		pthread_mutex_lock(&s->lock);
@@ -326,11 +326,11 @@ static void *spill_main(void *arg)
 		s->st.spill_ns += (uint64_t)(now_ns() - t0);
 		if (err && !s->nospace) {
 			snprintf(s->why, sizeof(s->why), "cannot spill to %s: %s",
-				 eng->spill_dir, weft_strerror(err));
+				 eng->cfg.spill_dir, weft_strerror(err));
 			weft__log(WEFT_LOG_ERROR, "spill", "%s; paused until it can", s->why);
 			publish_blocked(s, err);
 		} else if (!err && s->nospace) {
-			weft__log(WEFT_LOG_WARN, "spill", "spilling to %s again", eng->spill_dir);
+			weft__log(WEFT_LOG_WARN, "spill", "spilling to %s again", eng->cfg.spill_dir);
 			atomic_store_explicit(&s->blocked, NULL, memory_order_release);
 		}
 		s->nospace = err != 0;
@@ -349,30 +349,18 @@ static void *spill_main(void *arg)
 
 int weft__store_create(struct weft__engine *eng)
 {
-	const char *b = getenv("WEFT_SPILL_BACKEND");
-	enum weft__spill_backend backend = WEFT_SPILL_AUTO;
 	struct weft__store *s;
 
-	if (b && !strcmp(b, "uring")) {
-		backend = WEFT_SPILL_URING;
-	} else if (b && !strcmp(b, "pread")) {
-		backend = WEFT_SPILL_PREAD;
-	} else if (b && *b && strcmp(b, "auto")) {
-		weft__log(WEFT_LOG_ERROR, "spill",
-			  "WEFT_SPILL_BACKEND=%s: not uring, pread or auto", b);
-		return -EINVAL;
-	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->backend = backend;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
 	pthread_cond_init(&s->restored, NULL);
 	pthread_cond_init(&s->room, NULL);
-	s->target = (size_t)(eng->memory_limit * eng->mem_target);
-	s->pause = (size_t)(eng->memory_limit * eng->mem_pause);
-	s->hard = (size_t)(eng->memory_limit * eng->mem_hard);
+	s->target = (size_t)(eng->cfg.memory_limit * eng->cfg.mem_target);
+	s->pause = (size_t)(eng->cfg.memory_limit * eng->cfg.mem_pause);
+	s->hard = (size_t)(eng->cfg.memory_limit * eng->cfg.mem_hard);
 	eng->store = s;
 	return 0;
 }

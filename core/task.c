@@ -1065,8 +1065,8 @@ static struct weft__err *over_hard_failure(struct weft_task *t, size_t len)
 	return err_new(-ENOMEM, "task '%s' failed: a result of %zu bytes would pass the "
 		       "hard memory limit (%zu of %zu bytes in use; limit %zu, hard at %g)",
 		       weft__task_label(t, buf, sizeof(buf)), len,
-		       weft__alloc_bytes(eng->alloc), (size_t)(eng->memory_limit * eng->mem_hard),
-		       eng->memory_limit, eng->mem_hard);
+		       weft__alloc_bytes(eng->alloc), (size_t)(eng->cfg.memory_limit * eng->cfg.mem_hard),
+		       eng->cfg.memory_limit, eng->cfg.mem_hard);
 }
 
 /* An input could not be read back from the spill file: the task fails, unrun. */

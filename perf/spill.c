@@ -87,7 +87,7 @@ static void spill_loop(const char *dir, size_t total, double *w, double *r,
 	if (posix_memalign((void **)&buf, 4096, (size_t)BATCH * MB))
 		exit(1);
 	sync();		/* no one else's dirty pages flushed on our time */
-	bench_check(weft__spill_open(dir, WEFT_SPILL_AUTO, 0, &s), "spill open");
+	bench_check(weft__spill_open(dir, WEFT_SPILL_AUTO, true, 0, &s), "spill open");
 	*backend = weft__spill_backend_name(s);
 	memset(buf, 3, (size_t)BATCH * MB);
 	t0 = bench_now();

@@ -244,14 +244,6 @@ static void space_free(struct weft__spill *s, uint64_t off, uint64_t len)
 
 /* ---- open and close ---- */
 
-/* Direct I/O unless $WEFT_SPILL_DIRECT is 0. */
-static bool want_direct(void)
-{
-	const char *e = getenv("WEFT_SPILL_DIRECT");
-
-	return !(e && !strcmp(e, "0"));
-}
-
 static int create_file(const char *dir, bool *direct)
 {
 	char path[PATH_MAX];
@@ -500,8 +492,8 @@ size_t weft__spill_stage(const struct weft__spill *s)
 	return s->stage_bytes;
 }
 
-int weft__spill_open(const char *dir, enum weft__spill_backend backend, size_t stage,
-		     struct weft__spill **out)
+int weft__spill_open(const char *dir, enum weft__spill_backend backend, bool direct,
+		     size_t stage, struct weft__spill **out)
 {
 	struct weft__spill *s;
 	int ret, fd;
@@ -530,7 +522,7 @@ int weft__spill_open(const char *dir, enum weft__spill_backend backend, size_t s
 	for (unsigned i = 0; i < MAX_SEGS; i++)
 		atomic_init(&s->seg[i], -1);
 	/* The first segment now, so that a directory that cannot take it fails here. */
-	s->direct = want_direct();
+	s->direct = direct;
 	fd = create_file(dir, &s->direct);
 	if (fd < 0) {
 		ret = fd;

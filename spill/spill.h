@@ -56,12 +56,14 @@ size_t weft__spill_stage_for(size_t memory_limit);
 
 /*
  * weft__spill_open() - A spill file in @dir, with a stage of @stage bytes (0: the
- * largest), a power of two from WEFT__SPILL_STAGE_MIN to WEFT__SPILL_STAGE_MAX.
+ * largest), a power of two from WEFT__SPILL_STAGE_MIN to WEFT__SPILL_STAGE_MAX,
+ * written with O_DIRECT when @direct and the file system takes it.
  * Return: 0, -EINVAL, -errno of the directory (-ENOENT, -EROFS, ...), -ENOMEM, or
  * -EOPNOTSUPP when @backend is WEFT_SPILL_URING and io_uring cannot be used.
  */
-int weft__spill_open(const char *dir, enum weft__spill_backend backend, size_t stage,
-		     struct weft__spill **out) __attribute__((warn_unused_result));
+int weft__spill_open(const char *dir, enum weft__spill_backend backend, bool direct,
+		     size_t stage, struct weft__spill **out)
+	__attribute__((warn_unused_result));
 /* The file's stage in bytes, as opened (also when it reads through the page cache). */
 size_t weft__spill_stage(const struct weft__spill *s);
 /*

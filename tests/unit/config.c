@@ -90,9 +90,9 @@ static void thresholds_of(const struct weft_options *o, double *t, double *p, do
 
 	cr_assert_eq(weft_client_open(NULL, o, &c), 0);
 	eng = weft__client_engine(c);
-	*t = eng->mem_target;
-	*p = eng->mem_pause;
-	*h = eng->mem_hard;
+	*t = eng->cfg.mem_target;
+	*p = eng->cfg.mem_pause;
+	*h = eng->cfg.mem_hard;
 	cr_assert_eq(weft_client_close(c), 0);
 }
 

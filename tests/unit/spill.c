@@ -18,10 +18,10 @@
 
 /* Each test runs on both backends, with direct I/O and with the page cache. */
 static const enum weft__spill_backend backends[] = { WEFT_SPILL_URING, WEFT_SPILL_PREAD };
+static bool direct;			/* the current round's: open_staged passes it */
 #define FOR_EACH_BACKEND(b)							\
 	for (unsigned b##_i = 0; b##_i < 4 &&					\
-	     ((b = backends[b##_i % 2]),					\
-	      setenv("WEFT_SPILL_DIRECT", b##_i < 2 ? "1" : "0", 1), 1); b##_i++)
+	     ((b = backends[b##_i % 2]), (direct = b##_i < 2), 1); b##_i++)
 
 /* Damage the file behind the manager's back, through a buffered descriptor. */
 static void damage(struct weft__spill *s, uint64_t off)
@@ -41,7 +41,7 @@ static struct weft__spill *open_staged(const char *dir, enum weft__spill_backend
 				       size_t stage)
 {
 	struct weft__spill *s = NULL;
-	int ret = weft__spill_open(dir, b, stage, &s);
+	int ret = weft__spill_open(dir, b, direct, stage, &s);
 
 	if (ret == -EOPNOTSUPP && b == WEFT_SPILL_URING)
 		return NULL;	/* no io_uring here: the pread run still tests */
@@ -74,14 +74,14 @@ Test(spill, open_bad_arguments_return_einval)
 {
 	struct weft__spill *s = NULL;
 
-	cr_assert_eq(weft__spill_open(NULL, WEFT_SPILL_AUTO, 0, &s), -EINVAL);
-	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, 0, NULL), -EINVAL);
-	cr_assert_eq(weft__spill_open("/tmp", 7, 0, &s), -EINVAL);
+	cr_assert_eq(weft__spill_open(NULL, WEFT_SPILL_AUTO, true, 0, &s), -EINVAL);
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, true, 0, NULL), -EINVAL);
+	cr_assert_eq(weft__spill_open("/tmp", 7, true, 0, &s), -EINVAL);
 	/* Stages: a power of two from 2 to 16 MiB. */
-	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, 1 << 20, &s), -EINVAL);
-	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, 3 << 20, &s), -EINVAL);
-	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, 32 << 20, &s), -EINVAL);
-	cr_assert_eq(weft__spill_open("/nonexistent", WEFT_SPILL_AUTO, 0, &s), -ENOENT);
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, true, 1 << 20, &s), -EINVAL);
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, true, 3 << 20, &s), -EINVAL);
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, true, 32 << 20, &s), -EINVAL);
+	cr_assert_eq(weft__spill_open("/nonexistent", WEFT_SPILL_AUTO, true, 0, &s), -ENOENT);
 	cr_assert_null(s);
 	weft__spill_close(NULL);
 }
@@ -99,10 +99,10 @@ Test(spill, the_stage_follows_the_memory_limit)
 	cr_assert_eq(weft__spill_stage_for(300 * mib), 8 * mib);
 	cr_assert_eq(weft__spill_stage_for(640 * mib), 16 * mib);
 	cr_assert_eq(weft__spill_stage_for(SIZE_MAX), 16 * mib);
-	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, 0, &s), 0);
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, true, 0, &s), 0);
 	cr_assert_eq(weft__spill_stage(s), WEFT__SPILL_STAGE_MAX);
 	weft__spill_close(s);
-	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, 4 * mib, &s), 0);
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, true, 4 * mib, &s), 0);
 	cr_assert_eq(weft__spill_stage(s), 4 * mib);
 	weft__spill_close(s);
 }
@@ -111,7 +111,7 @@ Test(spill, auto_picks_a_backend)
 {
 	struct weft__spill *s;
 
-	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, 0, &s), 0);
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_AUTO, true, 0, &s), 0);
 	cr_assert(!strcmp(weft__spill_backend_name(s), "io_uring") ||
 		  !strcmp(weft__spill_backend_name(s), "pread"));
 	weft__spill_close(s);
@@ -133,8 +133,8 @@ Test(spill, round_trip_of_many_sizes_fused, .timeout = 30)
 			w[i] = (struct weft__spill_item){ malloc(sizes[i]), sizes[i] };
 			fill(w[i].data, sizes[i], i);
 		}
-		if (!strcmp(getenv("WEFT_SPILL_DIRECT"), "0"))
-			cr_assert_not(weft__spill_direct(s), "WEFT_SPILL_DIRECT=0 was ignored");
+		if (!direct)
+			cr_assert_not(weft__spill_direct(s), "direct = false was ignored");
 		cr_assert_eq(weft__spill_write(s, w, 9), 0);
 		weft__spill_stats(s, &st);
 		cr_assert_eq(st.writes, 1, "%s: one batch, %lu requests",
@@ -370,7 +370,7 @@ Test(spill, bad_items_return_einval)
 	struct weft__spill_item empty = { "x", 0 }, nodata = { NULL, 4 }, far = { "x", 1 };
 	char buf[4];
 
-	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_PREAD, 0, &s), 0);
+	cr_assert_eq(weft__spill_open("/tmp", WEFT_SPILL_PREAD, true, 0, &s), 0);
 	cr_assert_eq(weft__spill_write(s, &empty, 1), -EINVAL);
 	cr_assert_eq(weft__spill_write(s, &nodata, 1), -EINVAL);
 	far.data = buf;
