@@ -77,9 +77,9 @@ UNIT := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(wildcard tests/unit/*.c))
 INTEG := $(patsubst tests/integration/%.c,$(B)/tests/integration/%,$(wildcard tests/integration/*.c))
 STRESS := $(patsubst tests/stress/%.c,$(B)/tests/stress/%,$(wildcard tests/stress/*.c))
 PERF := $(patsubst perf/%.c,$(B)/perf/%,$(wildcard perf/*.c))
-TOOLS := $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c)) $(B)/tools/weft-join
-# join/ is built on weft.h alone; weft-join is its command line.
-JOIN_OBJS := $(patsubst %.c,$(B)/%.o,$(filter-out join/cli.c,$(wildcard join/*.c)))
+TOOLS := $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c))
+# join/ is built on weft.h alone; tools/weft-join.c is its command line.
+JOIN_OBJS := $(patsubst %.c,$(B)/%.o,$(wildcard join/*.c))
 $(JOIN_OBJS): override CFLAGS += $(XFLAGS)
 JOINTEST := $(patsubst tests/join/%.c,$(B)/tests/join/%,$(wildcard tests/join/*.c))
 
@@ -145,9 +145,9 @@ $(B)/tools/%: tools/%.c $(A) $(B)/.flags
 	@mkdir -p $(dir $@)
 	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< $(A) $(LIBS) -lm
 
-$(B)/tools/weft-join: join/cli.c $(JOIN_OBJS) $(A) $(B)/.flags
+$(B)/tools/weft-join: tools/weft-join.c $(JOIN_OBJS) $(A) $(B)/.flags
 	@mkdir -p $(dir $@)
-	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< $(JOIN_OBJS) $(A) $(LIBS)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) -Ijoin $(LDFLAGS) -o $@ $< $(JOIN_OBJS) $(A) $(LIBS)
 
 # Join tests call join_run() and the two programs; they link the static library.
 # weft_submit goes through a wrapper of theirs (helpers.h) that can fail a submit.
