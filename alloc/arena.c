@@ -143,8 +143,8 @@ static int default_hooks(extent_hooks_t **out)
  * Freed pages stay in the arena until weft gives them back: the store purges when
  * the memory limit needs the room, and the engine once it has been idle (see
  * core/engine.c). jemalloc's decay by time purged pages while work went on, and the
- * next results faulted them in again: 2.6 GB of them in a join that moved 5 GB of
- * results through a 1 GiB limit, 1.4 s of system time.
+ * next results faulted them in again, a cost in system time that grows with every
+ * byte of results that passes through.
  */
 static int keep_freed_pages(unsigned idx)
 {

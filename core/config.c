@@ -268,7 +268,7 @@ static __cold int memory_resolve(struct weft__config *cfg, const struct weft_opt
 /*
  * How far the spill thread (and the trimmer and io_uring workers it starts) runs
  * above the process. While the workers keep every core busy, a spill thread that
- * waits for a core leaves the disk idle: in the 50M x 250M join it waited 1.75 s.
+ * waits for a core leaves the disk idle.
  */
 static __cold int io_nice_resolve(struct weft__config *cfg)
 {

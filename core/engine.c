@@ -19,9 +19,9 @@
 
 /*
  * An idle thread keeps looking for work this long before it parks, and a waiting
- * client thread keeps checking this long before it sleeps: a futex wake costs 16-50
- * us on these virtual machines, so sleeping sooner makes a steady trickle of tasks
- * pay one wake-up each.
+ * client thread keeps checking this long before it sleeps: a futex wake costs tens
+ * of microseconds under a hypervisor, so sleeping sooner makes a steady trickle of
+ * tasks pay one wake-up each.
  */
 #define SPIN_NS 100000
 #define SPIN_ROUNDS 64			/* rounds between clock reads while spinning */
@@ -276,8 +276,8 @@ static inline void next_flush(struct weft__worker *w)
 #define INBOX_HELD ((struct weft_task *)1)	/* inbox_head while a consumer has it */
 /*
  * Tasks a consumer takes at most in one turn. A turn moves inbox_head's line from
- * one worker to another and back: at 32 that was a tenth of a no-op task's cost in
- * a stream from one client (flat at 2 threads, 77 -> 69 ns at 128).
+ * one worker to another and back, a cost that a larger turn shares among more
+ * tasks of a stream from one client.
  */
 #define INBOX_TAKE 128
 _Static_assert(INBOX_TAKE - 1 <= DEQUE_CAP, "a turn fits an empty deque");

@@ -16,10 +16,9 @@
 
 #define CACHE_BATCH (WEFT_CACHE_MAX / 2)	/* records moved to or from the pool */
 /*
- * How far ahead the client's misses start. A record comes from memory, 100-200 ns
- * away on these virtual machines, and a submit or a release takes 20-40 ns: at 4
- * and 8 the misses were not over in time (flat, one thread: medians 56-62 ns
- * against 62-74 before, in runs alternated five times).
+ * How far ahead the client's misses start. A record comes from memory several
+ * submits or releases away, so a miss must start that many records ahead to be
+ * over in time.
  */
 #define RECORD_PREFETCH 12		/* records ahead whose miss record_get starts */
 #define RELEASE_AHEAD 32		/* strides ahead that weft_release prefetches */

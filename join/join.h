@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * join/ - an out-of-core equi-join of two tables on a 64-bit integer key, run as a
- * task graph on weft. Written only against weft.h. weft-join (tools/weft-join.c) is its
- * command line; tests and benchmarks call join_run() directly.
+ * task graph on weft. Written only against weft.h. weft-join (tools/weft-join.c)
+ * is its command line; tests and benchmarks call join_run() directly.
  */
 #ifndef WEFT_JOIN_H
 #define WEFT_JOIN_H

@@ -228,9 +228,8 @@ static void *reader_main(void *arg)
 /*
  * The buffers, at a huge page boundary and on transparent huge pages where the
  * kernel grants them. A request to the disk is a list of physically contiguous
- * segments, and the virtual disks we measure on pay for each: from 4 KiB pages,
- * O_DIRECT reads run at 0.6 GB/s whatever the request size or depth, from huge
- * pages at 3.3 (two 16 MiB reads under way). Without them it works the same.
+ * segments, and virtual disks pay for each: from 4 KiB pages, O_DIRECT reads run
+ * several times slower. Without them it works the same.
  */
 static char *pool_map(size_t len)
 {

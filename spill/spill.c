@@ -299,9 +299,8 @@ int weft__spill_dir_check(const char *dir)
 /*
  * @len bytes at a huge page boundary, on transparent huge pages where the kernel
  * grants them. Each physically contiguous run of a buffer is one segment of a
- * request, and the virtual disks we measure on pay for each: from 4 KiB pages,
- * O_DIRECT reads run at 0.6 GB/s whatever the request size or depth, from huge
- * pages at 3.7, and writes at 0.3 against 0.7. Return: the buffer, for munmap
+ * request, and virtual disks pay for each: from 4 KiB pages, O_DIRECT runs several
+ * times slower, whatever the request size or depth. Return: the buffer, for munmap
  * with @len, or NULL.
  */
 static void *huge_map(size_t len)

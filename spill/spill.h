@@ -46,7 +46,7 @@ struct weft__spill_stats {
 /*
  * The stage that direct I/O goes through: a power of two between these. Reads
  * back ahead go out a stageful at a time and writes half a stage at a time, and
- * this disk serves larger requests faster; a small memory limit keeps a small one.
+ * disks serve larger requests faster; a small memory limit keeps a small one.
  */
 #define WEFT__SPILL_STAGE_MIN ((size_t)2 << 20)
 #define WEFT__SPILL_STAGE_MAX ((size_t)16 << 20)

@@ -28,12 +28,11 @@ enum dist { UNIQUE, UNIFORM, ZIPF };
 
 /*
  * Tables are written with O_DIRECT where the file system takes it, from a buffer
- * on huge pages (this virtual disk pays per page of a buffer): gigabytes written
+ * on huge pages (a virtual disk pays per page of a buffer): gigabytes written
  * through the page cache would push out what other programs keep there, and on a
  * virtual machine that hands freed memory back to its host, the next program to
- * touch as much memory pays for the cache once it is dropped (the large join right
- * after 4.8 GB written so: 15.5-23.4 s, against 13.5-15.8; 3 pairs of 4). The last
- * partial block goes through the page cache.
+ * touch as much memory pays for the cache once it is dropped. The last partial
+ * block goes through the page cache.
  */
 #define OUT_BUF ((size_t)4 << 20)
 #define OUT_ALIGN ((size_t)2 << 20)	/* a huge page; O_DIRECT needs 4096 */
