@@ -31,6 +31,19 @@
 	((type *)((char *)(ptr) - offsetof(type, member)))
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
+/*
+ * An invariant the code relies on, checked in debug builds (DEBUG=1, OPT=-O0) and
+ * compiled out of release ones, whose hot paths it would cost.
+ */
+#ifdef WEFT_DEBUG
+void weft__assert_fail(const char *expr, const char *file, int line, const char *func)
+	__attribute__((noreturn, cold));
+#define WEFT_ASSERT(e)								\
+	((e) ? (void)0 : weft__assert_fail(#e, __FILE__, __LINE__, __func__))
+#else
+#define WEFT_ASSERT(e)	((void)0)
+#endif
+
 static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

@@ -307,9 +307,18 @@ extern bool weft__stale_aborts;
 /* The task behind future @f (an address: a handle goes through weft__handle_addr). */
 static inline struct weft_task *weft__future_task(const struct weft_future *f)
 {
-	if (((uintptr_t)f & (WEFT_RECORD_ALIGN - 1)) == WEFT_OUT1_RESIDUE)
-		return container_of(f, struct weft_task, out1);
-	return f->task;
+	struct weft_task *t;
+
+	WEFT_ASSERT(f && !((uintptr_t)f & ~WEFT_HANDLE_ADDR));	/* not a handle */
+	if (((uintptr_t)f & (WEFT_RECORD_ALIGN - 1)) == WEFT_OUT1_RESIDUE) {
+		t = container_of(f, struct weft_task, out1);
+		/* Only a task of one output hands out its out1. */
+		WEFT_ASSERT(t->noutputs == 1);
+		return t;
+	}
+	t = f->task;
+	WEFT_ASSERT(t->noutputs > 1 && t->out != &t->out1);
+	return t;
 }
 
 /*

@@ -26,6 +26,18 @@ const char *weft_strerror(int err)
 	return strerrordesc_np(err) ? strerrordesc_np(err) : "Unknown error";
 }
 
+#ifdef WEFT_DEBUG
+#include <stdio.h>
+#include <stdlib.h>
+
+void weft__assert_fail(const char *expr, const char *file, int line, const char *func)
+{
+	fprintf(stderr, "weft: %s:%d: %s: invariant '%s' does not hold\n", file, line, func,
+		expr);
+	abort();
+}
+#endif
+
 #define STR(x) #x
 #define VERSION_STRING(a, b, c) STR(a) "." STR(b) "." STR(c)
 

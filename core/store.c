@@ -93,8 +93,20 @@ static struct stored_list *list_of(struct weft__store *s, struct weft__stored *r
 	return r->cold ? &s->disk : &s->lru;
 }
 
+/*
+ * Whether @r is linked in @l as a doubly linked list says: its neighbours point
+ * back at it, or it is the list's end. For WEFT_ASSERT, under the store's lock.
+ */
+static __attribute__((unused)) bool list_holds(const struct stored_list *l,
+					       const struct weft__stored *r)
+{
+	return (r->prev ? r->prev->next == r : l->head == r) &&
+	       (r->next ? r->next->prev == r : l->tail == r);
+}
+
 static void list_unlink(struct stored_list *l, struct weft__stored *r)
 {
+	WEFT_ASSERT(list_holds(l, r));
 	if (r->prev)
 		r->prev->next = r->next;
 	else
@@ -108,6 +120,7 @@ static void list_unlink(struct stored_list *l, struct weft__stored *r)
 
 static void list_append(struct stored_list *l, struct weft__stored *r)
 {
+	WEFT_ASSERT(!r->prev && !r->next && l->head != r);
 	r->prev = l->tail;
 	r->next = NULL;
 	if (l->tail)

@@ -551,6 +551,7 @@ static void output_unref(struct weft_task *t, struct weft_future *f)
 {
 	if (likely(t->noutputs <= 1))
 		return;
+	WEFT_ASSERT(atomic_load_explicit(weft__out_refs(f), memory_order_relaxed) >= 1);
 	/* acq_rel: the last one out sees every reader's use of the bytes. */
 	if (atomic_fetch_sub_explicit(weft__out_refs(f), 1, memory_order_acq_rel) != 1)
 		return;
@@ -572,6 +573,8 @@ static inline void task_ref(struct weft_task *t)
 
 static inline void task_unref(struct weft__cache *c, struct weft_task *t)
 {
+	/* A reference is dropped only by one who holds it. */
+	WEFT_ASSERT(atomic_load_explicit(&t->refs, memory_order_relaxed) >= 1);
 	/*
 	 * Holding one reference and seeing a count of 1, the caller holds the only
 	 * one, and only a holder can add another: it may free without writing the
