@@ -72,6 +72,13 @@ A := $(B)/lib$(NAME).a
 SO := $(B)/lib$(NAME).so.$(VERSION)
 SONAME := lib$(NAME).so.$(MAJOR)
 
+# The test build of the static library: the same sources with their test hooks
+# (WEFT_TESTING), which the library that is installed does not carry. Unit tests
+# link it.
+TB := $(B)/test
+TEST_OBJS := $(patsubst %.c,$(TB)/%.o,$(SRCS))
+TEST_A := $(TB)/lib$(NAME).a
+
 CRITERION := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
 UNIT := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(wildcard tests/unit/*.c))
 INTEG := $(patsubst tests/integration/%.c,$(B)/tests/integration/%,$(wildcard tests/integration/*.c))
@@ -117,6 +124,13 @@ $(B)/%.o: %.c $(B)/.flags
 $(A): $(OBJS)
 	$(QUIET_AR)rm -f $@ && $(AR) rcs $@ $^
 
+$(TB)/%.o: %.c $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(QUIET_CC)$(CC) $(CFLAGS) -DWEFT_TESTING -c -o $@ $<
+
+$(TEST_A): $(TEST_OBJS)
+	$(QUIET_AR)rm -f $@ && $(AR) rcs $@ $^
+
 $(SO): $(OBJS) $(NAME).map
 	$(QUIET_LINK)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=$(NAME).map \
 		-Wl,-z,defs $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
@@ -124,10 +138,10 @@ $(SO): $(OBJS) $(NAME).map
 $(B)/lib$(NAME).so: $(SO)
 	$(Q)ln -sf lib$(NAME).so.$(VERSION) $(B)/$(SONAME) && ln -sf $(SONAME) $@
 
-# Unit tests see internal headers and link the static library.
-$(B)/tests/unit/%: tests/unit/%.c $(A) $(B)/.flags
+# Unit tests see internal headers and link the test build of the static library.
+$(B)/tests/unit/%: tests/unit/%.c $(TEST_A) $(B)/.flags
 	@mkdir -p $(dir $@)
-	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) -Ialloc $(LDFLAGS) -o $@ $< $(TESTEXTRA) $(A) $(LIBS) $(CRITERION)
+	$(QUIET_LINK)$(CC) $(CFLAGS) -DWEFT_TESTING $(XFLAGS) -Ialloc $(LDFLAGS) -o $@ $< $(TESTEXTRA) $(TEST_A) $(LIBS) $(CRITERION)
 
 # Integration and stress tests use weft.h alone and link the shared library.
 $(B)/tests/integration/%: tests/integration/%.c $(B)/lib$(NAME).so $(B)/.flags
@@ -211,4 +225,4 @@ uninstall:
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d) $(JOIN_OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(JOIN_OBJS:.o=.d) $(TEST_OBJS:.o=.d)

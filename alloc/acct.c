@@ -2,6 +2,7 @@
 /* acct.c - exact byte accounting and the failure hook shared by both backends. */
 #include "alloc.h"
 
+#ifdef WEFT_TESTING
 /* Counts down to the allocation that must fail; 0 means off. */
 static _Atomic unsigned fail_countdown;
 
@@ -23,6 +24,7 @@ bool weft__alloc_should_fail(void)
 	}
 	return false;
 }
+#endif /* WEFT_TESTING */
 
 void weft__acct_add(struct weft__acct *ac, size_t n)
 {

@@ -54,11 +54,13 @@ void weft__alloc_purge(struct weft__alloc *a, size_t keep);
 /* Domains whose pages could not be bound to their node (0 on a one-node machine). */
 unsigned weft__alloc_unbound(const struct weft__alloc *a);
 
+#ifdef WEFT_TESTING
 /*
  * Test hook: make the @nth weft__alloc() from now fail (1 = the next one); 0 turns it
  * off. Process-wide; used by tests to walk error paths.
  */
 void weft__alloc_fail_nth(unsigned nth);
+#endif
 
 /* Shared by the backends: accounting and the failure hook. */
 struct weft__acct {
@@ -68,6 +70,14 @@ struct weft__acct {
 
 void weft__acct_add(struct weft__acct *ac, size_t n);
 void weft__acct_sub(struct weft__acct *ac, size_t n);
+#ifdef WEFT_TESTING
 bool weft__alloc_should_fail(void);
+#else
+/* Test hooks exist in the test build of the library only (WEFT_TESTING). */
+static inline bool weft__alloc_should_fail(void)
+{
+	return false;
+}
+#endif
 
 #endif /* WEFT_ALLOC_H */

@@ -627,11 +627,13 @@ int weft__engine_help(struct weft__worker *w, bool (*done)(void *, bool),
 int weft__engine_block(struct weft__engine *eng, bool (*done)(void *, bool), void *arg,
 		       int64_t deadline_ns);
 void weft__engine_wake_waiters(struct weft__engine *eng);
+#ifdef WEFT_TESTING
 /*
  * Test hook: how long every worker must have been parked before freed result pages
  * go back to the system (default 1 s). Process-wide. Returns the previous value.
  */
 int64_t weft__engine_set_idle_purge(int64_t ns);
+#endif
 
 /* task.c */
 struct weft__cache *weft__cache_self(struct weft__engine *eng);
@@ -677,9 +679,11 @@ void weft__store_prefetch(struct weft__engine *eng, struct weft_future *const *i
 /* Free a heap result wherever it is. */
 void weft__store_drop(struct weft__engine *eng, struct weft_future *f);
 void weft__store_stats(struct weft__engine *eng, struct weft__store_stats *out);
+#ifdef WEFT_TESTING
 /* For tests: is @f on disk (and where), and the spill file's descriptor. */
 int weft__store_on_disk(struct weft__engine *eng, struct weft_future *f, uint64_t *off);
 int weft__store_spill_fd(struct weft__engine *eng);
+#endif
 void weft__engine_wake_all(struct weft__engine *eng);
 
 /* registry.c */

@@ -88,8 +88,16 @@ static inline void weft__deque_fini(struct weft__deque *d)
  * what a full deque does to the engine can be tested; 0 turns it off. Return: how
  * many of the failures set before were still to come.
  */
+#ifdef WEFT_TESTING
 unsigned weft__deque_fail_grows(unsigned n);
 bool weft__deque_grow_should_fail(void);
+#else
+/* Test hooks exist in the test build of the library only (WEFT_TESTING). */
+static inline bool weft__deque_grow_should_fail(void)
+{
+	return false;
+}
+#endif
 
 /* Owner only. Elements t..b-1 of @a move to a new array of twice the size. */
 static inline struct weft__deque_array *

@@ -78,8 +78,9 @@ static void futex_wake(_Atomic uint32_t *addr, int n)
 	syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
-/* ---- the deques' test hook (deque.h) ---- */
+/* ---- test hooks (the test build of the library only) ---- */
 
+#ifdef WEFT_TESTING
 /* Grows still to fail; 0: off. Relaxed: a count for tests that orders nothing. */
 static _Atomic unsigned grow_failures;
 
@@ -103,6 +104,7 @@ int64_t weft__engine_set_idle_purge(int64_t ns)
 {
 	return atomic_exchange_explicit(&idle_purge_ns, ns, memory_order_relaxed);
 }
+#endif /* WEFT_TESTING */
 
 /* ---- parking: an eventcount over park_seq ---- */
 

@@ -817,6 +817,7 @@ void weft__store_stats(struct weft__engine *eng, struct weft__store_stats *out)
 	out->paused = weft__store_paused(eng);
 }
 
+#ifdef WEFT_TESTING
 /* For tests: 1 if @f's bytes are on disk (at *off), 0 if in memory. */
 int weft__store_on_disk(struct weft__engine *eng, struct weft_future *f, uint64_t *off)
 {
@@ -843,3 +844,4 @@ int weft__store_spill_fd(struct weft__engine *eng)
 	pthread_mutex_unlock(&s->lock);
 	return fd;
 }
+#endif /* WEFT_TESTING */

@@ -559,6 +559,7 @@ err_free:
 	return ret;
 }
 
+#ifdef WEFT_TESTING
 int weft__spill_set_segment_shift(struct weft__spill *s, unsigned shift)
 {
 	if (!s || shift < 12 || shift > 40)
@@ -579,6 +580,7 @@ void weft__spill_set_trim_quiet(struct weft__spill *s, uint64_t ns)
 	s->trim_quiet_ns = ns;
 	pthread_mutex_unlock(&s->lock);
 }
+#endif /* WEFT_TESTING */
 
 void weft__spill_close(struct weft__spill *s)
 {
@@ -1259,6 +1261,7 @@ uint64_t weft__spill_trim(struct weft__spill *s, uint64_t due, uint64_t budget)
 	return planned;
 }
 
+#ifdef WEFT_TESTING
 void weft__spill_trim_wait(struct weft__spill *s)
 {
 	pthread_mutex_lock(&s->lock);
@@ -1280,3 +1283,4 @@ uint64_t weft__spill_disk_bytes(struct weft__spill *s)
 	}
 	return bytes;
 }
+#endif /* WEFT_TESTING */

@@ -124,6 +124,7 @@ void weft__spill_release(struct weft__spill *s, uint64_t off, size_t len);
  */
 uint64_t weft__spill_trim(struct weft__spill *s, uint64_t due, uint64_t budget);
 
+#ifdef WEFT_TESTING
 /* For tests: wait until the trimmer has punched out everything queued. */
 void weft__spill_trim_wait(struct weft__spill *s);
 /* For tests: bytes of disk the segment files hold, after flushing them. */
@@ -137,10 +138,11 @@ uint64_t weft__spill_disk_bytes(struct weft__spill *s);
 int weft__spill_set_segment_shift(struct weft__spill *s, unsigned shift);
 /* For tests: trims wait @ns after a write (half a second otherwise). */
 void weft__spill_set_trim_quiet(struct weft__spill *s, uint64_t ns);
+#endif
 
 void weft__spill_stats(struct weft__spill *s, struct weft__spill_stats *out);
 
-/* For tests: the first segment's file, to damage it behind the manager's back. */
+/* The first segment's file (benchmarks flush it; tests damage it). */
 int weft__spill_fd(const struct weft__spill *s);
 
 #endif /* WEFT_SPILL_H */
