@@ -563,6 +563,10 @@ int weft__engine_open(const struct weft_options *opts, struct weft__engine **out
 	__must_check;
 /* Quiesce, stop the threads, free everything but records still referenced. */
 void weft__engine_close(struct weft__engine *eng);
+/* worker.c: a worker thread's loop, started by engine.c */
+void *weft__worker_main(void *arg);
+#define WEFT_DEQUE_CAP 1024		/* a deque's first array; a batch fits it */
+
 /* Make a ready task runnable: on @w's deque, else the inbox or the heap. */
 void weft__engine_schedule(struct weft__engine *eng, struct weft__worker *w,
 			   struct weft_task *t);
