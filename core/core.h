@@ -563,6 +563,11 @@ int weft__engine_open(const struct weft_options *opts, struct weft__engine **out
 	__must_check;
 /* Quiesce, stop the threads, free everything but records still referenced. */
 void weft__engine_close(struct weft__engine *eng);
+/* prio.c: the heap of tasks with a priority. Return: 0 or -ENOMEM; the top or NULL. */
+int weft__prio_push(struct weft__engine *eng, struct weft_task *t) __must_check;
+/* @positive_only: take the top only if its priority is above the deques' 0. */
+struct weft_task *weft__prio_pop(struct weft__engine *eng, bool positive_only);
+
 /* worker.c: a worker thread's loop, started by engine.c */
 void *weft__worker_main(void *arg);
 #define WEFT_DEQUE_CAP 1024		/* a deque's first array; a batch fits it */
