@@ -650,6 +650,26 @@ void weft__ext_caches_put(struct weft__engine *eng);
 unsigned weft__ext_caches_owned(void);
 int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 		       struct weft_future **out) __must_check;
+/* One run of a task: what weft_output(), weft_fail() and weft_spawn() act on. */
+struct weft_ctx {
+	struct weft__worker *w;
+	struct weft_task *t;
+	struct weft_ctx *below;		/* the task whose wait this one interrupted */
+	char *msg;			/* weft_fail()'s message, malloc'd */
+	size_t over_hard;		/* an output refused by the hard memory limit */
+};
+
+/* An error with a message, shared by a task and the dependents it fails. */
+struct weft__err *weft__err_new(int code, const char *fmt, ...) __printf(2, 3);
+void weft__err_put(struct weft__err *e);
+/*
+ * Claim a task that has not started, so that this thread alone ends it, with @err
+ * (set before any reader sees a final state). Return: whether it was claimed.
+ */
+bool weft__task_claim(struct weft_task *t, struct weft__err *err);
+/* End a claimed task unrun (@final: WT_FAILED or WT_CANCELLED) and its dependents. */
+void weft__task_end_cascade(struct weft__cache *c, struct weft__worker *w,
+			    struct weft_task *t, uint32_t final);
 /* Run a task taken from a queue; drops the engine's reference. */
 void weft__task_run(struct weft__worker *w, struct weft_task *t);
 /* Free results and records at close; returns how many records are still held. */

@@ -33,13 +33,6 @@
 _Static_assert(SLAB_MAX * sizeof(struct weft_task) == HUGE_PAGE, "a full slab is a huge page");
 #define MSG_MAX 1024
 
-struct weft_ctx {
-	struct weft__worker *w;
-	struct weft_task *t;
-	struct weft_ctx *below;		/* the task whose wait this one interrupted */
-	char *msg;			/* weft_fail()'s message, malloc'd */
-	size_t over_hard;		/* an output refused by the hard memory limit */
-};
 
 /* ---- record caches ---- */
 
@@ -433,9 +426,7 @@ static struct {
 	char msg[64];
 } oom_err = { { .refs = 1, .code = -ENOMEM }, "out of memory while ending a task" };
 
-static struct weft__err *err_new(int code, const char *fmt, ...) __printf(2, 3);
-
-static struct weft__err *err_new(int code, const char *fmt, ...)
+struct weft__err *weft__err_new(int code, const char *fmt, ...)
 {
 	struct weft__err *e;
 	va_list ap;
@@ -465,7 +456,7 @@ static struct weft__err *err_get(struct weft__err *e)
 	return e;
 }
 
-static void err_put(struct weft__err *e)
+void weft__err_put(struct weft__err *e)
 {
 	if (!e || e == &oom_err.e)
 		return;
@@ -518,7 +509,7 @@ static void task_free(struct weft__cache *c, struct weft_task *t)
 		if (t->flags & TF_OUTPUT)
 			outputs_free(t);
 		if (t->flags & TF_EXTRA && t->err) {
-			err_put(t->err);
+			weft__err_put(t->err);
 			t->err = NULL;
 		}
 		record_reset(t);
@@ -618,7 +609,7 @@ static inline void retire(struct weft__cache *c, struct weft_task *t)
  * Claim a task that has not started, so that this thread alone ends it. The task's
  * error is set here, before any reader can see a final state.
  */
-static bool claim(struct weft_task *t, struct weft__err *err)
+bool weft__task_claim(struct weft_task *t, struct weft__err *err)
 {
 	uint64_t s = atomic_load_explicit(&t->sd, memory_order_relaxed);
 
@@ -686,7 +677,7 @@ static void end_one(struct weft__cache *c, struct weft__worker *w, struct weft_t
 		struct weft_task *d = e->task;
 
 		next = e->next;			/* e lives in d, which may go below */
-		if (final != WT_DONE && claim(d, t->err)) {
+		if (final != WT_DONE && weft__task_claim(d, t->err)) {
 			task_ref(d);
 			d->ending_next = *stack;
 			*stack = d;
@@ -701,8 +692,8 @@ static uint32_t final_of(const struct weft__err *err)
 	return err->code == -ECANCELED ? WT_CANCELLED : WT_FAILED;
 }
 
-static void end_cascade(struct weft__cache *c, struct weft__worker *w,
-			struct weft_task *t, uint32_t final)
+void weft__task_end_cascade(struct weft__cache *c, struct weft__worker *w,
+			    struct weft_task *t, uint32_t final)
 {
 	struct weft_task *stack = NULL;
 
@@ -948,8 +939,8 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 	if (!already)
 		return 0;		/* t is in the dependencies' hands now */
 	/* Some dependency failed: t never runs. pending > 0 until we subtract. */
-	if (ferr && claim(t, ferr))
-		end_cascade(c, w, t, final_of(ferr));
+	if (ferr && weft__task_claim(t, ferr))
+		weft__task_end_cascade(c, w, t, final_of(ferr));
 	if (already < ndeps) {
 		if (atomic_fetch_sub_explicit(&t->pending, already, memory_order_acq_rel) ==
 		    already)
@@ -1036,8 +1027,8 @@ static struct weft__err *failure(struct weft_task *t, int rc, const char *msg)
 	const char *label = weft__task_label(t, buf, sizeof(buf));
 
 	if (msg)
-		return err_new(WEFT_ETASK, "task '%s' failed: %s", label, msg);
-	return err_new(WEFT_ETASK, "task '%s' failed: its function returned %d (%s)",
+		return weft__err_new(WEFT_ETASK, "task '%s' failed: %s", label, msg);
+	return weft__err_new(WEFT_ETASK, "task '%s' failed: its function returned %d (%s)",
 		       label, rc, weft_strerror(rc));
 }
 
@@ -1064,7 +1055,7 @@ static struct weft__err *over_hard_failure(struct weft_task *t, size_t len)
 	struct weft__engine *eng = t->eng;
 	char buf[64];
 
-	return err_new(-ENOMEM, "task '%s' failed: a result of %zu bytes would pass the "
+	return weft__err_new(-ENOMEM, "task '%s' failed: a result of %zu bytes would pass the "
 		       "hard memory limit (%zu of %zu bytes in use; limit %zu, hard at %g)",
 		       weft__task_label(t, buf, sizeof(buf)), len,
 		       weft__alloc_bytes(eng->alloc), (size_t)(eng->cfg.memory_limit * eng->cfg.mem_hard),
@@ -1078,12 +1069,12 @@ static void input_failure(struct weft__cache *c, struct weft__worker *w,
 	char buf[64], dbuf[64];
 
 	t->flags |= TF_EXTRA;
-	t->err = err_new(err, "task '%s' failed: its input %u, the result of '%s', could "
+	t->err = weft__err_new(err, "task '%s' failed: its input %u, the result of '%s', could "
 			 "not be read back from the spill file: %s",
 			 weft__task_label(t, buf, sizeof(buf)), i,
 			 weft__task_label(weft__future_task(t->in[i]), dbuf, sizeof(dbuf)),
 			 err == -EBADMSG ? "checksum mismatch" : weft_strerror(err));
-	end_cascade(c, w, t, WT_FAILED);
+	weft__task_end_cascade(c, w, t, WT_FAILED);
 	retire(c, t);
 }
 
@@ -1110,9 +1101,9 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t)
 		char buf[64];
 
 		t->flags |= TF_EXTRA;
-		t->err = err_new(-ECANCELED, "task '%s' was cancelled: the client closed",
+		t->err = weft__err_new(-ECANCELED, "task '%s' was cancelled: the client closed",
 				 weft__task_label(t, buf, sizeof(buf)));
-		end_cascade(c, w, t, WT_CANCELLED);
+		weft__task_end_cascade(c, w, t, WT_CANCELLED);
 		retire(c, t);
 		return;
 	}
@@ -1120,8 +1111,8 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t)
 		in = malloc(t->nin * sizeof(*in));
 		if (!in) {
 			t->flags |= TF_EXTRA;
-			t->err = err_new(-ENOMEM, "no memory for the inputs of a task");
-			end_cascade(c, w, t, WT_FAILED);
+			t->err = weft__err_new(-ENOMEM, "no memory for the inputs of a task");
+			weft__task_end_cascade(c, w, t, WT_FAILED);
 			retire(c, t);
 			return;
 		}
@@ -1163,11 +1154,11 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t)
 		t->err = ctx.over_hard ? over_hard_failure(t, ctx.over_hard)
 				       : failure(t, rc, ctx.msg);
 		free(ctx.msg);
-		end_cascade(c, w, t, WT_FAILED);
+		weft__task_end_cascade(c, w, t, WT_FAILED);
 	} else {
 		if (t->flags & TF_OUTPUT)
 			track_outputs(t);
-		end_cascade(c, w, t, WT_DONE);
+		weft__task_end_cascade(c, w, t, WT_DONE);
 	}
 	retire(c, t);
 }
@@ -1256,272 +1247,6 @@ int weft_submit(struct weft_client *h, weft_fn *fn, struct weft_future *const *d
 	if (!ndeps && !opts)
 		return submit(c->eng, weft__self(c->eng), fn, NULL, 0, arg, arglen, NULL, out);
 	return submit(c->eng, weft__self(c->eng), fn, deps, ndeps, arg, arglen, opts, out);
-}
-
-/* ---- futures ---- */
-
-static int status_of(struct weft_task *t, uint32_t s)
-{
-	return (s & WT_STATE_MASK) == WT_DONE ? 0 : t->err->code;
-}
-
-static bool task_ended(void *arg, bool mark)
-{
-	struct weft_task *t = arg;
-	uint32_t s;
-
-	/* Acquire pairs with the release exchange in end_one. */
-	if (mark)
-		s = (uint32_t)(atomic_fetch_or_explicit(&t->sd, WT_WAITER, memory_order_acq_rel) &
-			       WT_BITS);
-	else
-		s = wt_state(t, memory_order_acquire);
-	return wt_final(s);
-}
-
-static int64_t deadline_of(int64_t timeout_ns)
-{
-	return timeout_ns < 0 ? -1 : weft__mono_ns() + timeout_ns;
-}
-
-static bool is_output_of(const struct weft_task *s, const struct weft_future *f)
-{
-	const char *p = (const char *)f, *out = (const char *)s->out;
-
-	if (s->noutputs == 1)
-		return f == &s->out1;
-	return p >= out && p < out + (size_t)s->noutputs * WEFT_OUT_STRIDE;
-}
-
-/*
- * Would a wait by this worker on @t never end? It would not end while @t is a task
- * this thread is running: the caller, or one whose wait the caller interrupted (it
- * resumes only once the caller returns); nor while @t is a direct dependent of one
- * of them. Longer cycles go unseen: following them would read records that other
- * threads may free meanwhile. @t is alive (the caller's future), so its
- * inputs, written before it was published, are stable; they are compared by
- * address, never read through.
- *
- * The state comes first: the child a fork-join task waits on is usually queued,
- * and a queued task is in no cycle, so the common wait never walks the thread's
- * chain of nested tasks, which is as deep as the recursion.
- */
-static bool waits_on_itself(const struct weft__worker *w, struct weft_task *t)
-{
-	uint32_t s = wt_state(t, memory_order_relaxed) & WT_STATE_MASK;
-	const struct weft_ctx *x;
-	uint32_t i;
-
-	if (s != WT_RUNNING && s != WT_WAITING)
-		return false;
-	for (x = w->running; x; x = x->below) {
-		if (s == WT_RUNNING) {
-			if (x->t == t)
-				return true;
-			continue;
-		}
-		for (i = 0; i < t->nin; i++)
-			if (is_output_of(x->t, t->in[i]))
-				return true;
-	}
-	return false;
-}
-
-static bool task_stuck(const struct weft__worker *w, void *arg)
-{
-	return waits_on_itself(w, arg);
-}
-
-static int wait_until(struct weft__engine *eng, bool (*done)(void *, bool),
-		      bool (*stuck)(const struct weft__worker *, void *), void *arg,
-		      int64_t timeout_ns)
-{
-	struct weft__worker *w;
-
-	if (done(arg, false))
-		return 0;
-	if (!timeout_ns)
-		return -ETIMEDOUT;
-	w = weft__self(eng);
-	if (w)
-		return weft__engine_help(w, done, stuck, arg, deadline_of(timeout_ns));
-	return weft__engine_block(eng, done, arg, deadline_of(timeout_ns));
-}
-
-static __always_inline int wait_one(struct weft_future *f, int64_t timeout_ns)
-{
-	struct weft_task *t = weft__future_task(f);
-	uint32_t s;
-	int ret;
-
-	/*
-	 * Ended already, as most are by the time they are waited on. Acquire pairs
-	 * with the release exchange in end_one.
-	 */
-	s = wt_state(t, memory_order_acquire);
-	if (likely(wt_final(s)))
-		return status_of(t, s);
-	if (!t->eng->closed) {
-		ret = wait_until(t->eng, task_ended, task_stuck, t, timeout_ns);
-		if (ret)
-			return ret;
-	}
-	return status_of(t, wt_state(t, memory_order_acquire));
-}
-
-int weft_wait(struct weft_future *h, int64_t timeout_ns)
-{
-	struct weft_future *f;
-
-	if (!h)
-		return -EINVAL;
-	f = weft__future_of(h, "weft_wait");
-	if (unlikely(!f))
-		return -EBADF;
-	return wait_one(f, timeout_ns);
-}
-
-struct any_arg {
-	struct weft_future *const *fs;
-	size_t n;
-	size_t found;
-};
-
-static bool any_ended(void *arg, bool mark)
-{
-	struct any_arg *a = arg;
-	size_t i;
-
-	for (i = 0; i < a->n; i++) {
-		if (task_ended(weft__future_task(weft__handle_addr(a->fs[i])), mark)) {
-			a->found = i;
-			return true;
-		}
-	}
-	return false;
-}
-
-/* Every one of the futures is in a cycle with this thread's tasks. */
-static bool any_stuck(const struct weft__worker *w, void *arg)
-{
-	struct any_arg *a = arg;
-	size_t i;
-
-	for (i = 0; i < a->n; i++)
-		if (!waits_on_itself(w, weft__future_task(weft__handle_addr(a->fs[i]))))
-			return false;
-	return true;
-}
-
-int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t timeout_ns)
-{
-	struct any_arg a = { .fs = fs, .n = n };
-	struct weft__engine *eng;
-	size_t i;
-	int ret;
-
-	if (!fs || !n || n > INT32_MAX)
-		return -EINVAL;
-	for (i = 0; i < n; i++) {
-		if (!fs[i])
-			return -EINVAL;
-		if (!weft__future_of(fs[i], "weft_wait_any"))
-			return -EBADF;
-	}
-	eng = weft__future_task(weft__handle_addr(fs[0]))->eng;
-	for (i = 1; i < n; i++)
-		if (weft__future_task(weft__handle_addr(fs[i]))->eng != eng)
-			return -EINVAL;
-	if (eng->closed)
-		return 0;		/* everything ended at close */
-	ret = wait_until(eng, any_ended, any_stuck, &a, timeout_ns);
-	return ret ? ret : (int)a.found;
-}
-
-int weft_result(struct weft_future *h, struct weft_buf *out)
-{
-	struct weft_future *f;
-	struct weft_task *t;
-	int ret;
-
-	if (!h || !out)
-		return -EINVAL;
-	f = weft__future_of(h, "weft_result");
-	if (unlikely(!f))
-		return -EBADF;
-	ret = wait_one(f, -1);
-	if (ret)
-		return ret;
-	t = weft__future_task(f);
-	if (t->eng->closed)
-		return -ESHUTDOWN;
-	/* The view pins the bytes in memory until the future is released. */
-	if (unlikely(f->usable)) {
-		ret = weft__store_pin(t->eng, f, true);
-		if (ret)
-			return ret;
-	}
-	out->data = f->len ? f->data : NULL;
-	out->len = f->len;
-	return 0;
-}
-
-const char *weft_future_error(struct weft_future *h)
-{
-	struct weft_future *f;
-	struct weft_task *t;
-	uint32_t s;
-
-	if (!h)
-		return NULL;
-	f = weft__future_of(h, "weft_future_error");
-	if (!f)
-		return "this future was released already: it names no task";
-	t = weft__future_task(f);
-	s = wt_state(t, memory_order_acquire);
-	if (!wt_final(s))
-		return t->eng->closed ? NULL : weft__store_blocked(t->eng);
-	if ((s & WT_STATE_MASK) == WT_DONE)
-		return NULL;
-	return t->err->msg;
-}
-
-int weft_cancel(struct weft_future *h)
-{
-	struct weft_future *f;
-	struct weft__err *err;
-	struct weft__cache *c;
-	struct weft_task *t;
-	char buf[64];
-	uint32_t s;
-
-	if (!h)
-		return -EINVAL;
-	f = weft__future_of(h, "weft_cancel");
-	if (!f)
-		return -EBADF;
-	t = weft__future_task(f);
-	if (t->eng->closed)
-		return -ESHUTDOWN;
-	s = wt_state(t, memory_order_acquire) & WT_STATE_MASK;
-	if (s == WT_RUNNING)
-		return -EBUSY;
-	if (s > WT_RUNNING)
-		return -EALREADY;
-	c = weft__cache_self(t->eng);
-	if (!c)
-		return -ENOMEM;
-	err = err_new(-ECANCELED, "task '%s' was cancelled",
-		      weft__task_label(t, buf, sizeof(buf)));
-	if (!claim(t, err)) {
-		err_put(err);
-		s = wt_state(t, memory_order_acquire) & WT_STATE_MASK;
-		return s == WT_RUNNING ? -EBUSY : -EALREADY;
-	}
-	err_put(err);
-	/* The caller's future keeps t alive while it ends. */
-	end_cascade(c, weft__self(t->eng), t, WT_CANCELLED);
-	return 0;
 }
 
 /*
