@@ -674,6 +674,7 @@ void weft__task_end_cascade(struct weft__cache *c, struct weft__worker *w,
 void weft__task_run(struct weft__worker *w, struct weft_task *t);
 /* Free results and records at close; returns how many records are still held. */
 uint64_t weft__task_close(struct weft__engine *eng);
+/* record.c: at close, once no record is held, every slab and the pool go. */
 void weft__task_free_pool(struct weft__engine *eng);
 const char *weft__task_label(const struct weft_task *t, char *buf, size_t len);
 

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * task.c - task records and their life: per-thread record caches, submit with
- * dependency counting, running, ending (with failure and cancellation passed on to
- * dependents), results and their references, waiting.
+ * task.c - a task's life: submit with dependency counting, running, ending (with
+ * failure and cancellation passed on to dependents), results and their references,
+ * release. Records come from record.c; waiting on a future is future.c's.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -12,411 +12,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "core.h"
+#include "record.h"
 
-#define CACHE_BATCH (WEFT_CACHE_MAX / 2)	/* records moved to or from the pool */
-/*
- * How far ahead the client's misses start. A record comes from memory several
- * submits or releases away, so a miss must start that many records ahead to be
- * over in time.
- */
-#define RECORD_PREFETCH 12		/* records ahead whose miss record_get starts */
-#define RELEASE_AHEAD 32		/* strides ahead that weft_release prefetches */
-/*
- * Slabs grow from 64 KiB to 2 MiB, one huge page: a small program keeps a small
- * first slab, and a million outstanding tasks touch 128 huge pages, not 65536 pages
- * of 4 KiB that each cost a TLB miss (a two-level walk under a hypervisor) in
- * submit, in run and again in release.
- */
-#define SLAB_MIN 256			/* records in the first slab */
-#define SLAB_MAX 8192			/* and in every slab from the sixth */
-_Static_assert(SLAB_MAX * sizeof(struct weft_task) == HUGE_PAGE, "a full slab is a huge page");
 #define MSG_MAX 1024
+#define RELEASE_AHEAD 32		/* strides ahead that weft_release prefetches */
 
-
-/* ---- record caches ---- */
-
-/*
- * Threads that are not workers (clients) get a cache per engine. The engine and
- * the thread each hold a reference: the engine frees its caches at close, the
- * thread drops its own at exit, and the memory goes with the last one. A thread
- * that exits leaves its cache (free records and counters) as an orphan for the
- * next new thread, so that threads that come and go do not pile up caches; and a
- * thread that alternates between engines finds its cache for each again.
- */
-static _Thread_local struct ext_tls {
-	uint64_t eng_id;		/* the engine used last, for the fast path */
-	struct weft__cache *cache;
-	struct weft__cache *owned;	/* every cache of this thread, by tl_next */
-} tl_ext;
-
-static pthread_key_t ext_key;		/* its destructor runs at thread exit */
-static pthread_once_t ext_once = PTHREAD_ONCE_INIT;
-static bool ext_key_ok;			/* if not, caches wait for their engine */
-
-static void cache_unref(struct weft__cache *c)
-{
-	/* acq_rel: the last holder sees the other's writes before it frees. */
-	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
-		free(c);
-}
-
-/* At thread exit (@arg is its tl_ext): the thread lets go of its caches. */
-static void ext_thread_exit(void *arg)
-{
-	struct ext_tls *tl = arg;
-	struct weft__cache *c, *next;
-
-	for (c = tl->owned; c; c = next) {
-		next = c->tl_next;
-		/*
-		 * Orphan before the reference goes: after it, only the engine may
-		 * hold the cache. Release pairs with the adopter's acquire, so its
-		 * counters and free records are handed over whole.
-		 */
-		atomic_store_explicit(&c->orphan, true, memory_order_release);
-		cache_unref(c);
-	}
-	tl->owned = NULL;
-	tl->eng_id = 0;
-	tl->cache = NULL;
-}
-
-static void ext_key_create(void)
-{
-	ext_key_ok = !pthread_key_create(&ext_key, ext_thread_exit);
-}
-
-/* The thread's caches whose engines have closed go: it holds them alone. */
-static void ext_prune(void)
-{
-	struct weft__cache **pp = &tl_ext.owned, *c;
-
-	while ((c = *pp)) {
-		/* Acquire pairs with the engine's release decrement in cache_unref. */
-		if (atomic_load_explicit(&c->refs, memory_order_acquire) == 1) {
-			*pp = c->tl_next;
-			free(c);
-		} else {
-			pp = &c->tl_next;
-		}
-	}
-}
-
-/* With pool_lock held: an orphan left by a thread that exited, made ours. */
-static struct weft__cache *cache_adopt(struct weft__engine *eng)
-{
-	struct weft__cache *c;
-
-	for (c = eng->ext_caches; c; c = c->next) {
-		/* Acquire pairs with the release in ext_thread_exit. */
-		if (!atomic_load_explicit(&c->orphan, memory_order_acquire))
-			continue;
-		atomic_store_explicit(&c->orphan, false, memory_order_relaxed);
-		/* Relaxed: the engine's reference keeps it alive meanwhile. */
-		atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
-		return c;
-	}
-	return NULL;
-}
-
-static __cold struct weft__cache *cache_find_external(struct weft__engine *eng)
-{
-	struct weft__cache *c;
-
-	for (c = tl_ext.owned; c; c = c->tl_next)
-		if (c->eng_id == eng->id)
-			goto found;
-	pthread_once(&ext_once, ext_key_create);
-	ext_prune();
-	pthread_mutex_lock(&eng->pool_lock);
-	c = cache_adopt(eng);
-	if (!c) {
-		c = calloc(1, sizeof(*c));
-		if (!c) {
-			pthread_mutex_unlock(&eng->pool_lock);
-			return NULL;
-		}
-		c->eng = eng;
-		c->eng_id = eng->id;
-		/* The engine's reference and this thread's. */
-		atomic_init(&c->refs, 2);
-		c->next = eng->ext_caches;
-		eng->ext_caches = c;
-	}
-	pthread_mutex_unlock(&eng->pool_lock);
-	c->tl_next = tl_ext.owned;
-	tl_ext.owned = c;
-	if (ext_key_ok)
-		pthread_setspecific(ext_key, &tl_ext);
-found:
-	tl_ext.eng_id = eng->id;
-	tl_ext.cache = c;
-	return c;
-}
-
-/* The cache of a thread known not to be one of @eng's workers. */
-static inline struct weft__cache *cache_external(struct weft__engine *eng)
-{
-	if (likely(tl_ext.eng_id == eng->id))
-		return tl_ext.cache;
-	return cache_find_external(eng);
-}
-
-struct weft__cache *weft__cache_self(struct weft__engine *eng)
-{
-	struct weft__worker *w = weft__self(eng);
-
-	return w ? &w->cache : cache_external(eng);
-}
-
-/* For tests: how many caches the calling thread holds. */
-unsigned weft__ext_caches_owned(void)
-{
-	struct weft__cache *c;
-	unsigned n = 0;
-
-	for (c = tl_ext.owned; c; c = c->tl_next)
-		n++;
-	return n;
-}
-
-/* At engine close: the engine lets go of its clients' caches. */
-void weft__ext_caches_put(struct weft__engine *eng)
-{
-	struct weft__cache *c, *next;
-
-	for (c = eng->ext_caches; c; c = next) {
-		next = c->next;
-		cache_unref(c);
-	}
-	eng->ext_caches = NULL;
-}
-
-/*
- * A free record keeps the values a plain task needs (its engine, its own output,
- * the inline arrays, zero flags, priority and retries), so that submit writes only
- * what a task changes: every line it need not write is a line that need not move
- * between cores.
- */
-static void record_init(struct weft_task *t, struct weft__engine *eng)
-{
-	t->eng = eng;
-	t->out1.task = t;
-	t->out = &t->out1;
-	t->in = t->in_inl;
-	t->edges = t->edge_inl;
-	t->noutputs = 1;
-}
-
-/* Store only if the value differs: a read keeps the line shared, a store takes it. */
-#define SET_IF(lvalue, value)			\
-	do {					\
-		if ((lvalue) != (value))	\
-			(lvalue) = (value);	\
-	} while (0)
-
-/*
- * Arguments beyond the record's room are bytes the engine holds, as results are:
- * they come from alloc/ and count against the memory limit (so that pending tasks
- * with large arguments make results spill). The usable size, which the free needs,
- * sits in a header before them.
- */
-#define ARG_HEADER 16
-
-static void *arg_alloc(struct weft_task *t, size_t arglen)
-{
-	struct weft__worker *w = weft__self(t->eng);
-	size_t usable;
-	char *p = weft__alloc(t->eng->alloc, w ? w->numa : 0, ARG_HEADER + arglen, &usable);
-
-	if (!p)
-		return NULL;
-	memcpy(p, &usable, sizeof(usable));
-	weft__store_kick(t->eng);
-	return p + ARG_HEADER;
-}
-
-static void arg_free(struct weft_task *t)
-{
-	char *p = (char *)t->arg - ARG_HEADER;
-	size_t usable;
-
-	memcpy(&usable, p, sizeof(usable));
-	weft__free(t->eng->alloc, p, usable);
-}
-
-/* Undo what a task changed in its record (results and error are freed by then). */
-static void record_reset(struct weft_task *t)
-{
-	uint8_t f = t->flags;
-
-	if (likely(!f))
-		return;
-	if (f & TF_OUT_HEAP) {
-		free(t->out);
-		t->out = &t->out1;
-		t->noutputs = 1;
-	}
-	if (f & TF_DEPS_HEAP) {
-		free(t->in);
-		free(t->edges);
-		t->in = t->in_inl;
-		t->edges = t->edge_inl;
-	}
-	if (f & TF_ARG_HEAP)
-		arg_free(t);
-	if (f & TF_EXTRA) {
-		free(t->label);
-		t->label = NULL;
-		SET_IF(t->priority, 0);
-		SET_IF(t->prio, false);
-		SET_IF(t->retries, 0);
-		SET_IF(t->seq, 0);
-	}
-	t->flags = 0;
-}
-
-/*
- * With pool_lock held: room in the shared pool for @total pointers, every record
- * there will be, so that giving records back never needs memory.
- */
-static int pool_reserve(struct weft__engine *eng, size_t total)
-{
-	size_t cap = eng->pool_cap ? eng->pool_cap : 1024;
-	struct weft_task **p;
-
-	while (cap < total)
-		cap *= 2;
-	if (cap == eng->pool_cap)
-		return 0;
-	p = realloc(eng->pool, cap * sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	eng->pool = p;
-	eng->pool_cap = cap;
-	return 0;
-}
-
-/* Records in slab @i. */
-static size_t slab_records(size_t i)
-{
-	const unsigned doublings = __builtin_ctz(SLAB_MAX / SLAB_MIN);
-
-	return i < doublings ? (size_t)SLAB_MIN << i : SLAB_MAX;
-}
-
-static __cold int slab_add(struct weft__engine *eng)
-{
-	size_t i, n = slab_records(eng->nslabs), bytes = n * sizeof(struct weft_task);
-	bool huge = bytes == HUGE_PAGE;
-	struct weft_task *slab;
-
-	if (eng->nslabs == eng->slabs_cap) {
-		size_t cap = eng->slabs_cap ? 2 * eng->slabs_cap : 16;
-		void **s = realloc(eng->slabs, cap * sizeof(*s));
-
-		if (!s)
-			return -ENOMEM;
-		eng->slabs = s;
-		eng->slabs_cap = cap;
-	}
-	if (pool_reserve(eng, eng->nrecords + n))
-		return -ENOMEM;
-	slab = aligned_alloc(huge ? HUGE_PAGE : WEFT_RECORD_ALIGN, bytes);
-	if (!slab)
-		return -ENOMEM;
-	/* Before the first touch. Only a hint: without it the slab is still usable. */
-	if (huge)
-		madvise(slab, bytes, MADV_HUGEPAGE);
-	/* refs == 0 marks a free record, for close's walk over the slabs. */
-	memset(slab, 0, bytes);
-	eng->slabs[eng->nslabs++] = slab;
-	eng->nrecords += n;
-	for (i = 0; i < n; i++) {
-		record_init(&slab[i], eng);
-		eng->pool[eng->pool_len++] = &slab[i];
-	}
-	return 0;
-}
-
-static __cold struct weft_task *cache_refill(struct weft__cache *c)
-{
-	struct weft__engine *eng = c->eng;
-	size_t n;
-
-	pthread_mutex_lock(&eng->pool_lock);
-	if (!eng->pool_len && slab_add(eng)) {
-		pthread_mutex_unlock(&eng->pool_lock);
-		return NULL;
-	}
-	n = eng->pool_len < CACHE_BATCH ? eng->pool_len : CACHE_BATCH;
-	eng->pool_len -= n;
-	memcpy(c->free, &eng->pool[eng->pool_len], n * sizeof(*c->free));
-	pthread_mutex_unlock(&eng->pool_lock);
-	c->nfree = (unsigned)n - 1;
-	/* The records record_get hands out before its own prefetches reach them. */
-	for (size_t i = 2; i <= RECORD_PREFETCH + 1 && i <= n; i++)
-		__builtin_prefetch(c->free[n - i], 1);
-	return c->free[n - 1];
-}
-
-/*
- * Caches hold pointers, not lists threaded through the records: taking or giving
- * back a record reads and writes nothing in it, so a record released on one thread
- * is not pulled into that thread's cache before it is reused.
- */
-static inline struct weft_task *record_get(struct weft__cache *c, bool deps)
-{
-	if (likely(c->nfree)) {
-		struct weft_task *t = c->free[--c->nfree];
-
-		/*
-		 * Start the miss of a record RECORD_PREFETCH submits ahead: one
-		 * that comes from memory takes longer than a submit to arrive.
-		 * With dependencies, line 2 too: the thread that freed the record
-		 * read it last, and a write must take it back from that core.
-		 */
-		if (c->nfree >= RECORD_PREFETCH) {
-			struct weft_task *ahead = c->free[c->nfree - RECORD_PREFETCH];
-
-			__builtin_prefetch(ahead, 1);
-			if (deps)
-				__builtin_prefetch(ahead->in_inl, 1);
-		}
-		return t;
-	}
-	if (weft__alloc_should_fail())
-		return NULL;
-	return cache_refill(c);
-}
-
-static __cold void pool_put(struct weft__engine *eng, struct weft_task *const *recs,
-			    unsigned n)
-{
-	pthread_mutex_lock(&eng->pool_lock);
-	/* The pool was sized for every record when its slab was added. */
-	memcpy(&eng->pool[eng->pool_len], recs, n * sizeof(*recs));
-	eng->pool_len += n;
-	pthread_mutex_unlock(&eng->pool_lock);
-}
-
-static inline void record_put(struct weft__engine *eng, struct weft__cache *c,
-			      struct weft_task *t)
-{
-	if (unlikely(!c)) {
-		/* No cache for this thread (out of memory): a batch of one is fine. */
-		pool_put(eng, &t, 1);
-		return;
-	}
-	c->free[c->nfree++] = t;
-	if (likely(c->nfree < WEFT_CACHE_MAX))
-		return;
-	/* Records migrate to the threads that free them; hand the oldest back. */
-	pool_put(eng, c->free, CACHE_BATCH);
-	c->nfree -= CACHE_BATCH;
-	memmove(c->free, &c->free[CACHE_BATCH], c->nfree * sizeof(*c->free));
-}
 
 /* ---- errors ---- */
 
@@ -512,7 +112,7 @@ static void task_free(struct weft__cache *c, struct weft_task *t)
 			weft__err_put(t->err);
 			t->err = NULL;
 		}
-		record_reset(t);
+		weft__record_reset(t);
 	}
 	if (unlikely(eng->closed)) {
 		/* After close the records stay in their slabs; the last one frees all. */
@@ -522,7 +122,7 @@ static void task_free(struct weft__cache *c, struct weft_task *t)
 		}
 		return;
 	}
-	record_put(eng, c, t);
+	weft__record_put(eng, c, t);
 }
 
 /* One more reference to output @f of @t (its own count, when it has one). */
@@ -786,7 +386,7 @@ static __always_inline int task_fill(struct weft_task *t, size_t ndeps, const vo
 	} else {
 		t->arg = t->arg_inl;
 		if (unlikely(arglen > WEFT_INLINE_ARG)) {
-			t->arg = arg_alloc(t, arglen);
+			t->arg = weft__arg_alloc(t, arglen);
 			if (!t->arg)
 				goto err_nomem;
 			t->flags |= TF_ARG_HEAP;
@@ -822,7 +422,7 @@ err_nomem:
 	 * Each flag was set before its allocation (free(NULL) is fine), but the
 	 * argument's, set once it succeeded.
 	 */
-	record_reset(t);
+	weft__record_reset(t);
 	return -ENOMEM;
 }
 
@@ -861,15 +461,15 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 	nout = o->noutputs ? o->noutputs : 1;
 	if (unlikely(atomic_load_explicit(&eng->closing, memory_order_relaxed)))
 		return -ESHUTDOWN;
-	c = w ? &w->cache : cache_external(eng);
+	c = w ? &w->cache : weft__cache_external(eng);
 	if (unlikely(!c))
 		return -ENOMEM;
-	t = record_get(c, ndeps);
+	t = weft__record_get(c, ndeps);
 	if (unlikely(!t))
 		return -ENOMEM;
 	ret = task_fill(t, ndeps, arg, arglen, o);
 	if (unlikely(ret)) {
-		record_put(eng, c, t);
+		weft__record_put(eng, c, t);
 		return ret;
 	}
 	t->fn = fn;
@@ -979,11 +579,11 @@ int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 	c = weft__cache_self(eng);
 	if (!c)
 		return -ENOMEM;
-	t = record_get(c, false);
+	t = weft__record_get(c, false);
 	if (!t)
 		return -ENOMEM;
 	if (task_fill(t, 0, NULL, 0, &default_opts)) {
-		record_put(eng, c, t);
+		weft__record_put(eng, c, t);
 		return -ENOMEM;
 	}
 	f = &t->out1;
@@ -992,7 +592,7 @@ int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 
 		f->data = weft__alloc(eng->alloc, w ? w->numa : 0, len, &f->usable);
 		if (!f->data) {
-			record_put(eng, c, t);
+			weft__record_put(eng, c, t);
 			return -ENOMEM;
 		}
 	} else if (len) {
@@ -1302,7 +902,7 @@ void weft_release(struct weft_future *h)
 		task_unref(&w->cache, t);
 		return;
 	}
-	c = cache_external(t->eng);
+	c = weft__cache_external(t->eng);
 	if (likely(c))
 		release_stride_prefetch(c, t);
 	task_unref(c, t);
@@ -1321,7 +921,7 @@ uint64_t weft__task_close(struct weft__engine *eng)
 
 	for (s = 0; s < eng->nslabs; s++) {
 		struct weft_task *slab = eng->slabs[s];
-		size_t n = slab_records(s);
+		size_t n = weft__slab_records(s);
 
 		for (i = 0; i < n; i++) {
 			if (!atomic_load_explicit(&slab[i].refs, memory_order_acquire))
@@ -1333,16 +933,3 @@ uint64_t weft__task_close(struct weft__engine *eng)
 	return held;
 }
 
-void weft__task_free_pool(struct weft__engine *eng)
-{
-	size_t s;
-
-	for (s = 0; s < eng->nslabs; s++)
-		free(eng->slabs[s]);
-	free(eng->slabs);
-	eng->slabs = NULL;
-	eng->nslabs = 0;
-	eng->nrecords = 0;
-	free(eng->pool);
-	eng->pool = NULL;
-}
