@@ -352,68 +352,108 @@ static int seg_push(struct segs *g, const struct chunk *c)
 	return 0;
 }
 
+/* The file read through a growing buffer, keeping the row not yet complete. */
+struct csv_buf {
+	char *buf;
+	size_t cap, have, at;		/* bytes held, and where the next row starts */
+	uint64_t base;			/* the file offset of buf[0] */
+	bool eof;
+};
+
+/*
+ * Make room and read more, keeping the unfinished row at @b->at; the buffer grows
+ * when that row fills it (@row and @line name it if it grows too long).
+ * Return: 0, -ENOMEM, -EFBIG or -errno, with @err set.
+ */
+static int csv_refill(const struct side *s, struct csv_buf *b, uint64_t row, uint64_t line,
+		      char *err, size_t errlen)
+{
+	ssize_t n;
+
+	memmove(b->buf, b->buf + b->at, b->have - b->at);
+	b->base += b->at;
+	b->have -= b->at;
+	b->at = 0;
+	if (b->have == b->cap) {
+		char *nb;
+
+		if (b->cap >= CSV_MAX_ROW)
+			return fail(err, errlen, -EFBIG, "%s: row %" PRIu64 " (line %" PRIu64
+				    ") is longer than %u MiB", s->in->path, row + 1, line,
+				    CSV_MAX_ROW >> 20);
+		nb = realloc(b->buf, b->cap * 2);
+		if (!nb)
+			return -ENOMEM;
+		b->buf = nb;
+		b->cap *= 2;
+	}
+	n = read(s->fd, b->buf + b->have, b->cap - b->have);
+	if (n < 0)
+		return fail(err, errlen, -errno, "%s: %s", s->in->path, strerror(errno));
+	b->eof = n == 0;
+	b->have += n;
+	return 0;
+}
+
+/* A row that must join: its key is there and parses, and its field count is right. */
+static int csv_check_row(const struct side *s, const struct csv_row *r, uint64_t row,
+			 uint64_t line, char *err, size_t errlen)
+{
+	int64_t k;
+	int e, kl;
+
+	if (!r->key)
+		return fail(err, errlen, -EBADMSG, "%s: row %" PRIu64 " (line %" PRIu64
+			    ") has %u fields; the key is field %u", s->in->path, row, line,
+			    r->nfields, s->key_col + 1);
+	if (r->nfields != s->nfields && !s->in->ragged)
+		return fail(err, errlen, -EBADMSG, "%s: row %" PRIu64 " (line %" PRIu64
+			    ") has %u fields, the %s %u (--ragged joins such rows)",
+			    s->in->path, row, line, r->nfields,
+			    s->in->no_header ? "first row" : "header", s->nfields);
+	e = parse_key(r->key, r->key_end - r->key, &k);
+	if (!e)
+		return 0;
+	kl = (int)(r->key_end - r->key);
+	return fail(err, errlen, -EBADMSG, "%s: row %" PRIu64 " (line %" PRIu64
+		    "): key '%.*s%s' %s", s->in->path, row, line, kl > 40 ? 40 : kl, r->key,
+		    kl > 40 ? "..." : "",
+		    e == -ERANGE ? "does not fit in 64 bits" : "is not an integer");
+}
+
 /* Read the whole CSV file once: header, keys, longest row, where segments start. */
 static int csv_scan_file(struct side *s, struct segs *g, char *err, size_t errlen)
 {
-	size_t cap = 1u << 20, have = 0, at = 0;
-	uint64_t base = 0, row = 0, line = 1, hist[32] = { 0 };
+	struct csv_buf b = { .cap = 1u << 20 };
+	uint64_t row = 0, line = 1, hist[32] = { 0 };
 	struct chunk seg = { .first_row = 1 };
-	bool eof = false, header = !s->in->no_header, first = s->in->no_header;
-	char *buf = malloc(cap);
+	bool header = !s->in->no_header, first = s->in->no_header;
 	int ret = 0;
 
-	if (!buf)
+	b.buf = malloc(b.cap);
+	if (!b.buf)
 		return -ENOMEM;
 	for (;;) {
 		struct csv_row r;
 		const char *next;
 
-		next = csv_scan(buf + at, buf + have, eof, s->key_col, &r);
+		next = csv_scan(b.buf + b.at, b.buf + b.have, b.eof, s->key_col, &r);
 		if (!next) {
-			if (eof)
+			if (b.eof)
 				break;
-			/* Keep the unfinished row; grow when it fills the buffer. */
-			memmove(buf, buf + at, have - at);
-			base += at;
-			have -= at;
-			at = 0;
-			if (have == cap) {
-				char *nb;
-
-				if (cap >= CSV_MAX_ROW) {
-					ret = fail(err, errlen, -EFBIG,
-						   "%s: row %" PRIu64 " (line %" PRIu64
-						   ") is longer than %u MiB", s->in->path,
-						   row + 1, line, CSV_MAX_ROW >> 20);
-					goto out;
-				}
-				nb = realloc(buf, cap * 2);
-				if (!nb) {
-					ret = -ENOMEM;
-					goto out;
-				}
-				buf = nb;
-				cap *= 2;
-			}
-			ssize_t n = read(s->fd, buf + have, cap - have);
-
-			if (n < 0) {
-				ret = fail(err, errlen, -errno, "%s: %s", s->in->path,
-					   strerror(errno));
+			ret = csv_refill(s, &b, row, line, err, errlen);
+			if (ret)
 				goto out;
-			}
-			eof = n == 0;
-			have += n;
 			continue;
 		}
-		if (next == buf + at && eof)
+		if (next == b.buf + b.at && b.eof)
 			break;
-		uint64_t off = base + at, len = next - (buf + at);
+		uint64_t off = b.base + b.at, len = next - (b.buf + b.at);
 		uint64_t lines = 1;
 
 		for (const char *q = r.start; q < r.end; q++)
 			lines += *q == '\n';
-		at = next - buf;
+		b.at = next - b.buf;
 		if (header) {
 			header = false;
 			if (csv_blank_row(&r)) {
@@ -425,7 +465,6 @@ static int csv_scan_file(struct side *s, struct segs *g, char *err, size_t errle
 			if (ret)
 				goto out;
 			seg.off = off + len;
-			seg.first_row = 1;
 			line += lines;
 			continue;
 		}
@@ -443,35 +482,9 @@ static int csv_scan_file(struct side *s, struct segs *g, char *err, size_t errle
 			csv_scan(r.start, r.end, true, s->key_col, &r);
 		}
 		if (!csv_blank_row(&r)) {
-			int64_t k;
-			int e;
-
-			row++;
-			if (!r.key) {
-				ret = fail(err, errlen, -EBADMSG, "%s: row %" PRIu64 " (line %"
-					   PRIu64 ") has %u fields; the key is field %u",
-					   s->in->path, row, line, r.nfields, s->key_col + 1);
+			ret = csv_check_row(s, &r, ++row, line, err, errlen);
+			if (ret)
 				goto out;
-			}
-			if (r.nfields != s->nfields && !s->in->ragged) {
-				ret = fail(err, errlen, -EBADMSG, "%s: row %" PRIu64 " (line %"
-					   PRIu64 ") has %u fields, the %s %u (--ragged"
-					   " joins such rows)", s->in->path, row, line,
-					   r.nfields, s->in->no_header ? "first row" :
-					   "header", s->nfields);
-				goto out;
-			}
-			e = parse_key(r.key, r.key_end - r.key, &k);
-			if (e) {
-				int kl = (int)(r.key_end - r.key);
-
-				ret = fail(err, errlen, -EBADMSG, "%s: row %" PRIu64 " (line %"
-					   PRIu64 "): key '%.*s%s' %s", s->in->path, row, line,
-					   kl > 40 ? 40 : kl, r.key, kl > 40 ? "..." : "",
-					   e == -ERANGE ? "does not fit in 64 bits" :
-					   "is not an integer");
-				goto out;
-			}
 			size_t rest = csv_rest_len(s, &r);
 
 			if (rest > s->max_rest)
@@ -506,7 +519,7 @@ static int csv_scan_file(struct side *s, struct segs *g, char *err, size_t errle
 	s->rows = row;
 	s->rest_cap = csv_rest_cap(hist, s->max_rest);
 out:
-	free(buf);
+	free(b.buf);
 	return ret;
 }
 
