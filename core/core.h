@@ -472,6 +472,12 @@ struct weft__engine {
 	unsigned nthreads;
 	unsigned nnuma;
 	_Atomic bool closing;		/* close has begun: queued tasks end cancelled */
+	/*
+	 * Above the pause threshold no task starts: the store sets it
+	 * (weft__engine_pause), the workers read it. seq_cst stores, paired with the
+	 * re-check in park() as every queue's are.
+	 */
+	_Atomic bool paused;
 	bool closed;			/* only held futures remain */
 	struct weft__config cfg;	/* the settings, resolved at open */
 	struct weft__store *store;	/* results in memory and on disk */
@@ -578,7 +584,13 @@ void weft__engine_schedule(struct weft__engine *eng, struct weft__worker *w,
 void weft__engine_run_next(struct weft__engine *eng, struct weft__worker *w,
 			   struct weft_task *t);
 
-/* Wake one parked worker (engine.c). */
+/*
+ * Pause the engine (@on: start no new task) or lift the pause, which wakes every
+ * parked worker. Called by the store, which knows the memory (worker.c).
+ */
+void weft__engine_pause(struct weft__engine *eng, bool on);
+
+/* Wake one parked worker (worker.c). */
 void weft__engine_wake_one(struct weft__engine *eng);
 
 /*
@@ -695,7 +707,6 @@ void weft__store_destroy(struct weft__engine *eng);
 void weft__store_kick(struct weft__engine *eng);
 /* Would @more bytes of results pass the hard limit? */
 bool weft__store_over_hard(struct weft__engine *eng, size_t more);
-bool weft__store_paused(struct weft__engine *eng);
 /* A heap result whose task has ended becomes spillable. */
 void weft__store_track(struct weft__engine *eng, struct weft_future *f);
 /* Keep the bytes in memory (reading them back if spilled): 0, -EBADMSG, -EIO. */

@@ -75,7 +75,6 @@ struct weft__store {
 	char why[256];			/* ... and why */
 	struct blocked_msg *msgs;	/* one immutable message per error seen */
 	_Atomic(const char *) blocked;	/* the message while spilling is blocked */
-	_Atomic bool paused;		/* workers start no new task */
 	size_t target, pause, hard;	/* thresholds in bytes */
 	struct weft__store_stats st;
 };
@@ -142,16 +141,12 @@ static void list_move(struct weft__store *s, struct weft__stored *r, bool cold)
 
 static void set_paused(struct weft__engine *eng, bool on)
 {
-	struct weft__store *s = eng->store;
-
-	if (atomic_load_explicit(&s->paused, memory_order_relaxed) == on)
+	if (atomic_load_explicit(&eng->paused, memory_order_relaxed) == on)
 		return;
-	atomic_store_explicit(&s->paused, on, memory_order_seq_cst);
 	if (on)
 		weft__log(WEFT_LOG_INFO, "spill", "paused: %zu bytes in memory, pause at %zu",
-			  weft__alloc_bytes(eng->alloc), s->pause);
-	else
-		weft__engine_wake_all(eng);	/* parked threads may start tasks again */
+			  weft__alloc_bytes(eng->alloc), eng->store->pause);
+	weft__engine_pause(eng, on);
 }
 
 /* With the lock held: mark the coldest spillable results, up to @need bytes. */
@@ -464,7 +459,7 @@ void weft__store_kick(struct weft__engine *eng)
 		return;
 	/* Pause now, not when the spill thread next looks: producers are fast. */
 	if (bytes > s->pause)
-		atomic_store_explicit(&s->paused, true, memory_order_seq_cst);
+		weft__engine_pause(eng, true);
 	pthread_mutex_lock(&s->lock);
 	kick_locked(eng);
 	pthread_mutex_unlock(&s->lock);
@@ -501,11 +496,6 @@ bool weft__store_over_hard(struct weft__engine *eng, size_t more)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return over;
-}
-
-bool weft__store_paused(struct weft__engine *eng)
-{
-	return atomic_load_explicit(&eng->store->paused, memory_order_relaxed);
 }
 
 void weft__store_track(struct weft__engine *eng, struct weft_future *f)
@@ -814,7 +804,7 @@ void weft__store_stats(struct weft__engine *eng, struct weft__store_stats *out)
 		weft__spill_stats(s->file, &fs);
 	pthread_mutex_unlock(&s->lock);
 	out->file_bytes = fs.file_bytes;
-	out->paused = weft__store_paused(eng);
+	out->paused = atomic_load_explicit(&eng->paused, memory_order_relaxed);
 }
 
 #ifdef WEFT_TESTING

@@ -114,6 +114,13 @@ void weft__engine_wake_one(struct weft__engine *eng)
 	futex_wake(&eng->park_seq, 1);
 }
 
+void weft__engine_pause(struct weft__engine *eng, bool on)
+{
+	atomic_store_explicit(&eng->paused, on, memory_order_seq_cst);
+	if (!on)
+		weft__engine_wake_all(eng);	/* parked threads may start tasks again */
+}
+
 void weft__engine_wake_all(struct weft__engine *eng)
 {
 	atomic_fetch_add_explicit(&eng->park_seq, 1, memory_order_seq_cst);
@@ -460,7 +467,7 @@ static inline struct weft_task *steal(struct weft__worker *w)
 /* No task may start: the engine is paused, and not closing (see find_work). */
 static bool start_paused(struct weft__engine *eng)
 {
-	return unlikely(weft__store_paused(eng)) &&
+	return unlikely(atomic_load_explicit(&eng->paused, memory_order_relaxed)) &&
 	       !atomic_load_explicit(&eng->closing, memory_order_relaxed);
 }
 
