@@ -82,11 +82,6 @@ struct weft__store {
 static int pin_locked(struct weft__engine *eng, struct weft__stored *r);
 static void prefetch_some(struct weft__engine *eng);
 
-static int64_t now_ns(void)
-{
-	return weft__mono_ns();
-}
-
 static struct stored_list *list_of(struct weft__store *s, struct weft__stored *r)
 {
 	return r->cold ? &s->disk : &s->lru;
@@ -269,7 +264,7 @@ static void *spill_main(void *arg)
 		prefetch_some(eng);
 		size_t bytes = weft__alloc_bytes(eng->alloc);
 
-		if (bytes > s->target && batch && items && now_ns() >= retry_at)
+		if (bytes > s->target && batch && items && weft__mono_ns() >= retry_at)
 			n = pick(s, bytes - s->target, batch);
 		/* Paused only while spilling can bring memory down. */
 		s->stuck = bytes > s->target && !n && !s->nospace;
@@ -310,7 +305,7 @@ static void *spill_main(void *arg)
 
 		pthread_mutex_unlock(&s->lock);
 
-		int64_t t0 = now_ns();
+		int64_t t0 = weft__mono_ns();
 
 		if (!file)
 			err = weft__spill_open(eng->cfg.spill_dir, eng->cfg.spill_backend,
@@ -331,7 +326,7 @@ static void *spill_main(void *arg)
 			weft__alloc_purge(eng->alloc, s->hard > bytes ? s->hard - bytes : 0);
 			pthread_mutex_lock(&s->lock);
 		}
-		s->st.spill_ns += (uint64_t)(now_ns() - t0);
+		s->st.spill_ns += (uint64_t)(weft__mono_ns() - t0);
 		if (err && !s->nospace) {
 			snprintf(s->why, sizeof(s->why), "cannot spill to %s: %s",
 				 eng->cfg.spill_dir, weft_strerror(err));
@@ -342,7 +337,7 @@ static void *spill_main(void *arg)
 			atomic_store_explicit(&s->blocked, NULL, memory_order_release);
 		}
 		s->nospace = err != 0;
-		retry_at = err ? now_ns() + RETRY_NS : 0;
+		retry_at = err ? weft__mono_ns() + RETRY_NS : 0;
 	}
 	set_paused(eng, false);
 	s->stuck = true;		/* no more spilling: let waiters give up */
@@ -585,10 +580,10 @@ static int pin_locked(struct weft__engine *eng, struct weft__stored *r)
 	item.data = buf;
 	file = s->file;			/* set before anything reached the disk */
 	pthread_mutex_unlock(&s->lock);
-	int64_t t0 = now_ns();
+	int64_t t0 = weft__mono_ns();
 	ret = weft__spill_read(file, &item, 1);
 	pthread_mutex_lock(&s->lock);
-	s->st.restore_ns += (uint64_t)(now_ns() - t0);
+	s->st.restore_ns += (uint64_t)(weft__mono_ns() - t0);
 	ret = restore_end(eng, r, buf, usable, ret);
 	pthread_cond_broadcast(&s->restored);
 	return ret;
@@ -744,10 +739,10 @@ static void prefetch_some(struct weft__engine *eng)
 			break;
 		file = s->file;		/* set by this thread, before anything was on disk */
 		pthread_mutex_unlock(&s->lock);
-		int64_t t0 = now_ns();
+		int64_t t0 = weft__mono_ns();
 		(void)weft__spill_read_ahead(file, items, n);	/* errors are per item */
 		pthread_mutex_lock(&s->lock);
-		s->st.restore_ns += (uint64_t)(now_ns() - t0);
+		s->st.restore_ns += (uint64_t)(weft__mono_ns() - t0);
 		for (unsigned i = 0; i < n; i++) {
 			if (restore_end(eng, rs[i], items[i].data, usable[i], items[i].err))
 				continue;
