@@ -672,6 +672,7 @@ struct weft_ctx {
 };
 
 /* An error with a message, shared by a task and the dependents it fails. */
+#define WEFT_MSG_MAX 1024		/* bytes of a message, longer ones are cut */
 struct weft__err *weft__err_new(int code, const char *fmt, ...) __printf(2, 3);
 void weft__err_put(struct weft__err *e);
 /*
@@ -682,9 +683,9 @@ bool weft__task_claim(struct weft_task *t, struct weft__err *err);
 /* End a claimed task unrun (@final: WT_FAILED or WT_CANCELLED) and its dependents. */
 void weft__task_end_cascade(struct weft__cache *c, struct weft__worker *w,
 			    struct weft_task *t, uint32_t final);
-/* Run a task taken from a queue; drops the engine's reference. */
+/* run.c: run a task taken from a queue; drops the engine's reference. */
 void weft__task_run(struct weft__worker *w, struct weft_task *t);
-/* Free results and records at close; returns how many records are still held. */
+/* record.c: free results at close; returns how many records are still held. */
 uint64_t weft__task_close(struct weft__engine *eng);
 /* record.c: at close, once no record is held, every slab and the pool go. */
 void weft__task_free_pool(struct weft__engine *eng);

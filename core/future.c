@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "core.h"
+#include "record.h"
+
+#define RELEASE_AHEAD 32		/* strides ahead that weft_release prefetches */
 
 static int status_of(struct weft_task *t, uint32_t s)
 {
@@ -272,4 +274,65 @@ int weft_cancel(struct weft_future *h)
 	/* The caller's future keeps t alive while it ends. */
 	weft__task_end_cascade(c, weft__self(t->eng), t, WT_CANCELLED);
 	return 0;
+}
+
+/* ---- release ---- */
+
+/*
+ * A thread that waits on the futures it submitted, in the order it submitted them,
+ * meets records a constant stride apart (its cache hands out neighbours in a slab),
+ * each last written by a worker long before, so every wait misses to memory; the
+ * hardware does not prefetch that stride. Having released two records that far
+ * apart, start the miss of the one RELEASE_AHEAD strides on. Client threads only:
+ * the records near a worker's are tasks it spawned a moment ago, in cache or
+ * running on another thread, whose line a prefetch for writing would take away.
+ */
+static inline void release_stride_prefetch(struct weft__cache *c, const struct weft_task *t)
+{
+	intptr_t d = (intptr_t)t - (intptr_t)c->released;
+
+	c->released = t;
+	if (d == c->release_stride && d && d >= -WEFT_STRIDE_WINDOW && d <= WEFT_STRIDE_WINDOW)
+		__builtin_prefetch((const char *)t + RELEASE_AHEAD * d, 1);
+	c->release_stride = d;
+}
+
+void weft_release(struct weft_future *h)
+{
+	struct weft__worker *w;
+	struct weft__cache *c;
+	struct weft_future *f;
+	struct weft_task *t;
+
+	if (!h)
+		return;
+	f = weft__handle_addr(h);
+	if (unlikely(!weft__handle_take(h, weft__future_gen(f)))) {
+		weft__handle_stale("weft_release", "future");
+		return;
+	}
+	t = weft__future_task(f);
+	if (t->eng->closed) {
+		weft__task_unref(NULL, t);
+		return;
+	}
+	/*
+	 * A weft_result view pinned the bytes. Views exist only once the task has
+	 * ended, and only then are its flags settled (acquire pairs with the release
+	 * of the final state); the flag keeps plain tasks on line 0.
+	 */
+	if (wt_final(wt_state(t, memory_order_acquire)) &&
+	    unlikely(t->flags & TF_OUTPUT) && f->usable)
+		weft__store_unpin(t->eng, f, true);
+	weft__output_unref(t, f);
+	w = weft__self(t->eng);
+	if (w) {
+		/* A worker's records are fresh, and may be another worker's now. */
+		weft__task_unref(&w->cache, t);
+		return;
+	}
+	c = weft__cache_external(t->eng);
+	if (likely(c))
+		release_stride_prefetch(c, t);
+	weft__task_unref(c, t);
 }

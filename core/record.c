@@ -347,3 +347,93 @@ void weft__task_free_pool(struct weft__engine *eng)
 	free(eng->pool);
 	eng->pool = NULL;
 }
+
+/* ---- freeing ---- */
+
+void weft__outputs_free(struct weft_task *t)
+{
+	unsigned i;
+
+	for (i = 0; i < t->noutputs; i++) {
+		struct weft_future *o = weft__task_out(t, i);
+
+		if (o->usable)
+			weft__store_drop(t->eng, o);
+		SET_IF(o->data, NULL);
+		SET_IF(o->len, 0);
+		SET_IF(o->usable, 0);
+	}
+}
+
+void weft__task_free(struct weft__cache *c, struct weft_task *t)
+{
+	struct weft__engine *eng = t->eng;
+
+	/* A plain task changed nothing in its record that needs undoing. */
+	if (unlikely(t->flags)) {
+		if (t->flags & TF_OUTPUT)
+			weft__outputs_free(t);
+		if (t->flags & TF_EXTRA && t->err) {
+			weft__err_put(t->err);
+			t->err = NULL;
+		}
+		weft__record_reset(t);
+	}
+	if (unlikely(eng->closed)) {
+		/* After close the records stay in their slabs; the last one frees all. */
+		if (atomic_fetch_sub_explicit(&eng->husk_live, 1, memory_order_acq_rel) == 1) {
+			weft__task_free_pool(eng);
+			free(eng);
+		}
+		return;
+	}
+	weft__record_put(eng, c, t);
+}
+
+/*
+ * One reference less to output @f of @t, before the task reference goes: at the
+ * last, the output's result is freed, if the task has ended (its outputs are
+ * settled then); if not, the record frees it with the rest.
+ */
+void weft__output_unref(struct weft_task *t, struct weft_future *f)
+{
+	if (likely(t->noutputs <= 1))
+		return;
+	WEFT_ASSERT(atomic_load_explicit(weft__out_refs(f), memory_order_relaxed) >= 1);
+	/* acq_rel: the last one out sees every reader's use of the bytes. */
+	if (atomic_fetch_sub_explicit(weft__out_refs(f), 1, memory_order_acq_rel) != 1)
+		return;
+	/* Acquire pairs with the release of the final state: outputs are settled. */
+	if (!wt_final(wt_state(t, memory_order_acquire)))
+		return;
+	if (f->usable)
+		weft__store_drop(t->eng, f);
+	f->data = NULL;
+	f->len = 0;
+	f->usable = 0;
+}
+
+/* ---- close ---- */
+
+/*
+ * After the threads have stopped: free the results of records the caller still
+ * holds, and count them; the engine lives on as a husk until they are released.
+ */
+uint64_t weft__task_close(struct weft__engine *eng)
+{
+	uint64_t held = 0;
+	size_t s, i;
+
+	for (s = 0; s < eng->nslabs; s++) {
+		struct weft_task *slab = eng->slabs[s];
+		size_t n = weft__slab_records(s);
+
+		for (i = 0; i < n; i++) {
+			if (!atomic_load_explicit(&slab[i].refs, memory_order_acquire))
+				continue;
+			weft__outputs_free(&slab[i]);
+			held++;
+		}
+	}
+	return held;
+}

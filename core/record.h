@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * record.h - task records between core's files: the per-thread caches they come
- * from and return to, inline for submit and release (record.c keeps the slow
- * paths: refilling a cache, the shared pool, slabs, clients' caches).
+ * from and return to, and the references that keep them, inline for submit, run and
+ * release (record.c keeps the slow paths: refilling a cache, the shared pool, slabs,
+ * clients' caches, freeing).
  */
 #ifndef WEFT_RECORD_H
 #define WEFT_RECORD_H
+
+#include <string.h>
 
 #include "core.h"
 
@@ -106,6 +109,73 @@ static inline void weft__record_put(struct weft__engine *eng, struct weft__cache
 	weft__pool_put(eng, c->free, CACHE_BATCH);
 	c->nfree -= CACHE_BATCH;
 	memmove(c->free, &c->free[CACHE_BATCH], c->nfree * sizeof(*c->free));
+}
+
+/* ---- references ---- */
+
+/*
+ * A record lives while anyone holds a reference: each future handed out, each
+ * dependent until it retires, and the engine until the task retires. The last one
+ * out frees its results and error and puts the record back (record.c).
+ */
+void weft__task_free(struct weft__cache *c, struct weft_task *t);
+/* Free the results of every output of @t. */
+void weft__outputs_free(struct weft_task *t);
+void weft__output_unref(struct weft_task *t, struct weft_future *f);
+
+/* One more reference to output @f of @t (its own count, when it has one). */
+static inline void weft__output_ref(struct weft_task *t, struct weft_future *f)
+{
+	/* Relaxed: the caller holds a reference to the output already. */
+	if (unlikely(t->noutputs > 1))
+		atomic_fetch_add_explicit(weft__out_refs(f), 1, memory_order_relaxed);
+}
+
+static inline void weft__task_ref(struct weft_task *t)
+{
+	/* Relaxed: the caller already holds a reference, so the record is alive. */
+	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
+static inline void weft__task_unref(struct weft__cache *c, struct weft_task *t)
+{
+	/* A reference is dropped only by one who holds it. */
+	WEFT_ASSERT(atomic_load_explicit(&t->refs, memory_order_relaxed) >= 1);
+	/*
+	 * Holding one reference and seeing a count of 1, the caller holds the only
+	 * one, and only a holder can add another: it may free without writing the
+	 * count, so the line stays shared. The acquire pairs with the other holders'
+	 * release decrements. Otherwise acq_rel: the last one out sees every write
+	 * made under the other references.
+	 */
+	if (atomic_load_explicit(&t->refs, memory_order_acquire) == 1) {
+		/*
+		 * refs == 0 marks a free record for close's walk. A plain store
+		 * waits in the store buffer; a locked decrement would stall here.
+		 */
+		atomic_store_explicit(&t->refs, 0, memory_order_relaxed);
+		weft__task_free(c, t);
+	} else if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
+		weft__task_free(c, t);
+	}
+}
+
+/*
+ * The task leaves the scheduling structures: it lets go of its inputs and drops
+ * the engine's reference. Inputs go here, not when the task ends: a thread that
+ * made the task ready may still be looking at them (prefetch) until it is queued,
+ * and retiring comes after that, exactly once.
+ */
+static inline void weft__task_retire(struct weft__cache *c, struct weft_task *t)
+{
+	for (uint32_t i = 0; i < t->nin; i++) {
+		struct weft_task *d = weft__future_task(t->in[i]);
+
+		weft__output_unref(d, t->in[i]);
+		weft__task_unref(c, d);
+	}
+	counter_inc_release(&c->retired);
+	weft__task_unref(c, t);
 }
 
 #endif /* WEFT_RECORD_H */

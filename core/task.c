@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * task.c - a task's life: submit with dependency counting, running, ending (with
- * failure and cancellation passed on to dependents), results and their references,
- * release. Records come from record.c; waiting on a future is future.c's.
+ * task.c - a task's life around its run: errors, submit with dependency counting,
+ * scatter, and ending (with failure and cancellation passed on to dependents).
+ * Records and their references are record.c's and record.h's, running run.c's,
+ * waiting on and releasing a future future.c's.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -10,12 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "record.h"
 
-#define MSG_MAX 1024
-#define RELEASE_AHEAD 32		/* strides ahead that weft_release prefetches */
 
 
 /* ---- errors ---- */
@@ -35,8 +33,8 @@ struct weft__err *weft__err_new(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (n > MSG_MAX)
-		n = MSG_MAX;
+	if (n > WEFT_MSG_MAX)
+		n = WEFT_MSG_MAX;
 	e = malloc(sizeof(*e) + n + 1);
 	if (!e)
 		return &oom_err.e;
@@ -83,126 +81,6 @@ const char *weft__task_label(const struct weft_task *t, char *buf, size_t len)
 	return buf;
 }
 
-/* ---- references and freeing ---- */
-
-static void outputs_free(struct weft_task *t)
-{
-	unsigned i;
-
-	for (i = 0; i < t->noutputs; i++) {
-		struct weft_future *o = weft__task_out(t, i);
-
-		if (o->usable)
-			weft__store_drop(t->eng, o);
-		SET_IF(o->data, NULL);
-		SET_IF(o->len, 0);
-		SET_IF(o->usable, 0);
-	}
-}
-
-static void task_free(struct weft__cache *c, struct weft_task *t)
-{
-	struct weft__engine *eng = t->eng;
-
-	/* A plain task changed nothing in its record that needs undoing. */
-	if (unlikely(t->flags)) {
-		if (t->flags & TF_OUTPUT)
-			outputs_free(t);
-		if (t->flags & TF_EXTRA && t->err) {
-			weft__err_put(t->err);
-			t->err = NULL;
-		}
-		weft__record_reset(t);
-	}
-	if (unlikely(eng->closed)) {
-		/* After close the records stay in their slabs; the last one frees all. */
-		if (atomic_fetch_sub_explicit(&eng->husk_live, 1, memory_order_acq_rel) == 1) {
-			weft__task_free_pool(eng);
-			free(eng);
-		}
-		return;
-	}
-	weft__record_put(eng, c, t);
-}
-
-/* One more reference to output @f of @t (its own count, when it has one). */
-static inline void output_ref(struct weft_task *t, struct weft_future *f)
-{
-	/* Relaxed: the caller holds a reference to the output already. */
-	if (unlikely(t->noutputs > 1))
-		atomic_fetch_add_explicit(weft__out_refs(f), 1, memory_order_relaxed);
-}
-
-/*
- * One reference less to output @f of @t, before the task reference goes: at the
- * last, the output's result is freed, if the task has ended (its outputs are
- * settled then); if not, the record frees it with the rest.
- */
-static void output_unref(struct weft_task *t, struct weft_future *f)
-{
-	if (likely(t->noutputs <= 1))
-		return;
-	WEFT_ASSERT(atomic_load_explicit(weft__out_refs(f), memory_order_relaxed) >= 1);
-	/* acq_rel: the last one out sees every reader's use of the bytes. */
-	if (atomic_fetch_sub_explicit(weft__out_refs(f), 1, memory_order_acq_rel) != 1)
-		return;
-	/* Acquire pairs with the release of the final state: outputs are settled. */
-	if (!wt_final(wt_state(t, memory_order_acquire)))
-		return;
-	if (f->usable)
-		weft__store_drop(t->eng, f);
-	f->data = NULL;
-	f->len = 0;
-	f->usable = 0;
-}
-
-static inline void task_ref(struct weft_task *t)
-{
-	/* Relaxed: the caller already holds a reference, so the record is alive. */
-	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
-}
-
-static inline void task_unref(struct weft__cache *c, struct weft_task *t)
-{
-	/* A reference is dropped only by one who holds it. */
-	WEFT_ASSERT(atomic_load_explicit(&t->refs, memory_order_relaxed) >= 1);
-	/*
-	 * Holding one reference and seeing a count of 1, the caller holds the only
-	 * one, and only a holder can add another: it may free without writing the
-	 * count, so the line stays shared. The acquire pairs with the other holders'
-	 * release decrements. Otherwise acq_rel: the last one out sees every write
-	 * made under the other references.
-	 */
-	if (atomic_load_explicit(&t->refs, memory_order_acquire) == 1) {
-		/*
-		 * refs == 0 marks a free record for close's walk. A plain store
-		 * waits in the store buffer; a locked decrement would stall here.
-		 */
-		atomic_store_explicit(&t->refs, 0, memory_order_relaxed);
-		task_free(c, t);
-	} else if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
-		task_free(c, t);
-	}
-}
-
-/*
- * The task leaves the scheduling structures: it lets go of its inputs and drops
- * the engine's reference. Inputs go here, not when the task ends: a thread that
- * made the task ready may still be looking at them (prefetch) until it is queued,
- * and retiring comes after that, exactly once.
- */
-static inline void retire(struct weft__cache *c, struct weft_task *t)
-{
-	for (uint32_t i = 0; i < t->nin; i++) {
-		struct weft_task *d = weft__future_task(t->in[i]);
-
-		output_unref(d, t->in[i]);
-		task_unref(c, d);
-	}
-	counter_inc_release(&c->retired);
-	task_unref(c, t);
-}
-
 /* ---- ending ---- */
 
 /*
@@ -234,7 +112,7 @@ static void became_ready(struct weft__cache *c, struct weft__worker *w,
 
 	do {
 		if ((s & WT_STATE_MASK) != WT_WAITING) {
-			retire(c, t);
+			weft__task_retire(c, t);
 			return;
 		}
 	} while (!atomic_compare_exchange_weak_explicit(&t->sd, &s,
@@ -278,7 +156,7 @@ static void end_one(struct weft__cache *c, struct weft__worker *w, struct weft_t
 
 		next = e->next;			/* e lives in d, which may go below */
 		if (final != WT_DONE && weft__task_claim(d, t->err)) {
-			task_ref(d);
+			weft__task_ref(d);
 			d->ending_next = *stack;
 			*stack = d;
 		}
@@ -302,7 +180,7 @@ void weft__task_end_cascade(struct weft__cache *c, struct weft__worker *w,
 		t = stack;
 		stack = t->ending_next;
 		end_one(c, w, t, final_of(t->err), &stack);
-		task_unref(c, t);
+		weft__task_unref(c, t);
 	}
 }
 
@@ -509,8 +387,8 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 		struct weft_future *f = weft__handle_addr(deps[i]);
 		struct weft_task *d = weft__future_task(f);
 
-		task_ref(d);			/* the caller's future keeps it alive */
-		output_ref(d, f);
+		weft__task_ref(d);			/* the caller's future keeps it alive */
+		weft__output_ref(d, f);
 		t->in[i] = f;
 	}
 	for (i = 0; i < ndeps; i++) {
@@ -550,7 +428,7 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 	/* Every dependency had ended, so no edge of t was queued: nobody sees t. */
 	atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
 	if (ferr) {
-		retire(c, t);
+		weft__task_retire(c, t);
 		return 0;
 	}
 ready_unseen:
@@ -617,210 +495,6 @@ int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 	return 0;
 }
 
-/* ---- running ---- */
-
-#define STACK_INPUTS 8
-
-static struct weft__err *failure(struct weft_task *t, int rc, const char *msg)
-{
-	char buf[64];
-	const char *label = weft__task_label(t, buf, sizeof(buf));
-
-	if (msg)
-		return weft__err_new(WEFT_ETASK, "task '%s' failed: %s", label, msg);
-	return weft__err_new(WEFT_ETASK, "task '%s' failed: its function returned %d (%s)",
-		       label, rc, weft_strerror(rc));
-}
-
-static void unpin_inputs(struct weft_task *t, uint32_t n)
-{
-	for (uint32_t i = 0; i < n; i++)
-		if (unlikely(t->in[i]->usable))
-			weft__store_unpin(t->eng, t->in[i], false);
-}
-
-/* Heap results become spillable once their task has ended (before it is published). */
-static void track_outputs(struct weft_task *t)
-{
-	for (unsigned i = 0; i < t->noutputs; i++) {
-		struct weft_future *o = weft__task_out(t, i);
-
-		if (o->usable)
-			weft__store_track(t->eng, o);
-	}
-}
-
-static struct weft__err *over_hard_failure(struct weft_task *t, size_t len)
-{
-	struct weft__engine *eng = t->eng;
-	char buf[64];
-
-	return weft__err_new(-ENOMEM, "task '%s' failed: a result of %zu bytes would pass the "
-		       "hard memory limit (%zu of %zu bytes in use; limit %zu, hard at %g)",
-		       weft__task_label(t, buf, sizeof(buf)), len,
-		       weft__alloc_bytes(eng->alloc), (size_t)(eng->cfg.memory_limit * eng->cfg.mem_hard),
-		       eng->cfg.memory_limit, eng->cfg.mem_hard);
-}
-
-/* An input could not be read back from the spill file: the task fails, unrun. */
-static void input_failure(struct weft__cache *c, struct weft__worker *w,
-			  struct weft_task *t, uint32_t i, int err)
-{
-	char buf[64], dbuf[64];
-
-	t->flags |= TF_EXTRA;
-	t->err = weft__err_new(err, "task '%s' failed: its input %u, the result of '%s', could "
-			 "not be read back from the spill file: %s",
-			 weft__task_label(t, buf, sizeof(buf)), i,
-			 weft__task_label(weft__future_task(t->in[i]), dbuf, sizeof(dbuf)),
-			 err == -EBADMSG ? "checksum mismatch" : weft_strerror(err));
-	weft__task_end_cascade(c, w, t, WT_FAILED);
-	retire(c, t);
-}
-
-void weft__task_run(struct weft__worker *w, struct weft_task *t)
-{
-	struct weft_buf stack_in[STACK_INPUTS], *in = stack_in;
-	struct weft_ctx ctx = { .w = w, .t = t };
-	struct weft__cache *c = &w->cache;
-	uint64_t s = atomic_load_explicit(&t->sd, memory_order_relaxed);
-	uint32_t i;
-	int rc;
-
-	do {
-		if ((s & WT_STATE_MASK) != WT_READY) {
-			retire(c, t);		/* ended while queued */
-			return;
-		}
-		/* Acquire pairs with the release in the queue that handed t over. */
-	} while (!atomic_compare_exchange_weak_explicit(&t->sd, &s,
-							(s & ~(uint64_t)WT_STATE_MASK) | WT_RUNNING,
-							memory_order_acquire,
-							memory_order_relaxed));
-	if (unlikely(atomic_load_explicit(&t->eng->closing, memory_order_relaxed))) {
-		char buf[64];
-
-		t->flags |= TF_EXTRA;
-		t->err = weft__err_new(-ECANCELED, "task '%s' was cancelled: the client closed",
-				 weft__task_label(t, buf, sizeof(buf)));
-		weft__task_end_cascade(c, w, t, WT_CANCELLED);
-		retire(c, t);
-		return;
-	}
-	if (unlikely(t->nin > STACK_INPUTS)) {
-		in = malloc(t->nin * sizeof(*in));
-		if (!in) {
-			t->flags |= TF_EXTRA;
-			t->err = weft__err_new(-ENOMEM, "no memory for the inputs of a task");
-			weft__task_end_cascade(c, w, t, WT_FAILED);
-			retire(c, t);
-			return;
-		}
-	}
-	for (i = 0; i < t->nin; i++) {
-		struct weft_future *f = t->in[i];
-
-		/* Pinned while the task reads it; read back first if it was spilled. */
-		if (unlikely(f->usable) && (rc = weft__store_pin(t->eng, f, false))) {
-			unpin_inputs(t, i);
-			if (in != stack_in)
-				free(in);
-			input_failure(c, w, t, i, rc);
-			return;
-		}
-		in[i].data = f->data;
-		in[i].len = f->len;
-	}
-	ctx.below = w->running;
-	w->running = &ctx;
-	for (;;) {
-		counter_inc(&c->run);
-		ctx.over_hard = 0;
-		rc = t->fn(&ctx, in, t->nin, weft__task_arg(t), t->arglen);
-		if (likely(!rc && !ctx.over_hard) || !t->retries)
-			break;
-		t->retries--;
-		outputs_free(t);
-		free(ctx.msg);
-		ctx.msg = NULL;
-	}
-	w->running = ctx.below;
-	unpin_inputs(t, t->nin);
-	if (in != stack_in)
-		free(in);
-	if (unlikely(rc || ctx.over_hard)) {
-		outputs_free(t);
-		t->flags |= TF_EXTRA;
-		t->err = ctx.over_hard ? over_hard_failure(t, ctx.over_hard)
-				       : failure(t, rc, ctx.msg);
-		free(ctx.msg);
-		weft__task_end_cascade(c, w, t, WT_FAILED);
-	} else {
-		if (t->flags & TF_OUTPUT)
-			track_outputs(t);
-		weft__task_end_cascade(c, w, t, WT_DONE);
-	}
-	retire(c, t);
-}
-
-void *weft_output_n(struct weft_ctx *ctx, unsigned i, size_t len)
-{
-	struct weft_future *o;
-	struct weft_task *t;
-
-	if (!ctx || i >= ctx->t->noutputs)
-		return NULL;
-	t = ctx->t;
-	t->flags |= TF_OUTPUT;
-	o = weft__task_out(t, i);
-	if (o->usable)
-		weft__store_drop(t->eng, o);	/* not tracked yet: a plain free */
-	o->usable = 0;
-	o->len = 0;
-	o->data = NULL;
-	if (!len)
-		return NULL;
-	if (len <= WEFT_INLINE_RESULT) {
-		o->data = o->inl;
-	} else {
-		if (weft__store_over_hard(t->eng, len)) {
-			ctx->over_hard = len;
-			return NULL;
-		}
-		o->data = weft__alloc(t->eng->alloc, ctx->w->numa, len, &o->usable);
-		if (!o->data)
-			return NULL;
-		o->st = NULL;
-		weft__store_kick(t->eng);
-	}
-	o->len = len;
-	return o->data;
-}
-
-void *weft_output(struct weft_ctx *ctx, size_t len)
-{
-	return weft_output_n(ctx, 0, len);
-}
-
-int weft_fail(struct weft_ctx *ctx, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (!ctx || !fmt)
-		return -EINVAL;
-	free(ctx->msg);
-	ctx->msg = malloc(MSG_MAX + 1);
-	if (ctx->msg) {
-		va_start(ap, fmt);
-		n = vsnprintf(ctx->msg, MSG_MAX + 1, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			ctx->msg[0] = '\0';
-	}
-	return WEFT_ETASK;
-}
-
 int weft_spawn(struct weft_ctx *ctx, weft_fn *fn, struct weft_future *const *deps,
 	       size_t ndeps, const void *arg, size_t arglen,
 	       const struct weft_task_opts *opts, struct weft_future **out)
@@ -848,88 +522,3 @@ int weft_submit(struct weft_client *h, weft_fn *fn, struct weft_future *const *d
 		return submit(c->eng, weft__self(c->eng), fn, NULL, 0, arg, arglen, NULL, out);
 	return submit(c->eng, weft__self(c->eng), fn, deps, ndeps, arg, arglen, opts, out);
 }
-
-/*
- * A thread that waits on the futures it submitted, in the order it submitted them,
- * meets records a constant stride apart (its cache hands out neighbours in a slab),
- * each last written by a worker long before, so every wait misses to memory; the
- * hardware does not prefetch that stride. Having released two records that far
- * apart, start the miss of the one RELEASE_AHEAD strides on. Client threads only:
- * the records near a worker's are tasks it spawned a moment ago, in cache or
- * running on another thread, whose line a prefetch for writing would take away.
- */
-static inline void release_stride_prefetch(struct weft__cache *c, const struct weft_task *t)
-{
-	intptr_t d = (intptr_t)t - (intptr_t)c->released;
-
-	c->released = t;
-	if (d == c->release_stride && d && d >= -WEFT_STRIDE_WINDOW && d <= WEFT_STRIDE_WINDOW)
-		__builtin_prefetch((const char *)t + RELEASE_AHEAD * d, 1);
-	c->release_stride = d;
-}
-
-void weft_release(struct weft_future *h)
-{
-	struct weft__worker *w;
-	struct weft__cache *c;
-	struct weft_future *f;
-	struct weft_task *t;
-
-	if (!h)
-		return;
-	f = weft__handle_addr(h);
-	if (unlikely(!weft__handle_take(h, weft__future_gen(f)))) {
-		weft__handle_stale("weft_release", "future");
-		return;
-	}
-	t = weft__future_task(f);
-	if (t->eng->closed) {
-		task_unref(NULL, t);
-		return;
-	}
-	/*
-	 * A weft_result view pinned the bytes. Views exist only once the task has
-	 * ended, and only then are its flags settled (acquire pairs with the release
-	 * of the final state); the flag keeps plain tasks on line 0.
-	 */
-	if (wt_final(wt_state(t, memory_order_acquire)) &&
-	    unlikely(t->flags & TF_OUTPUT) && f->usable)
-		weft__store_unpin(t->eng, f, true);
-	output_unref(t, f);
-	w = weft__self(t->eng);
-	if (w) {
-		/* A worker's records are fresh, and may be another worker's now. */
-		task_unref(&w->cache, t);
-		return;
-	}
-	c = weft__cache_external(t->eng);
-	if (likely(c))
-		release_stride_prefetch(c, t);
-	task_unref(c, t);
-}
-
-/* ---- close ---- */
-
-/*
- * After the threads have stopped: free the results of records the caller still
- * holds, and count them; the engine lives on as a husk until they are released.
- */
-uint64_t weft__task_close(struct weft__engine *eng)
-{
-	uint64_t held = 0;
-	size_t s, i;
-
-	for (s = 0; s < eng->nslabs; s++) {
-		struct weft_task *slab = eng->slabs[s];
-		size_t n = weft__slab_records(s);
-
-		for (i = 0; i < n; i++) {
-			if (!atomic_load_explicit(&slab[i].refs, memory_order_acquire))
-				continue;
-			outputs_free(&slab[i]);
-			held++;
-		}
-	}
-	return held;
-}
-
