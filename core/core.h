@@ -104,7 +104,7 @@ int weft__topo_bind_self(struct weft__topo *t, unsigned core);
  */
 void weft__topo_spread(const struct weft__topo *t, unsigned n, unsigned *cores_out);
 
-/* ---- tasks (task.c) ---- */
+/* ---- tasks (task.c, run.c; records in record.c) ---- */
 
 enum weft__task_state {
 	WT_WAITING,			/* dependencies unfinished */
@@ -170,7 +170,7 @@ static inline struct weft__edge *wt_edges(uint64_t sd)
  * flags, in line 0, so that freeing a plain task reads no other line: each says
  * which other fields a task changed from a free record's values.
  */
-#define TF_ARG_HEAP	0x1		/* arg came from alloc/ (task.c, arg_alloc) */
+#define TF_ARG_HEAP	0x1		/* arg came from alloc/ (record.c, arg_alloc) */
 #define TF_DEPS_HEAP	0x2		/* in and edges were malloc'd */
 #define TF_OUT_HEAP	0x4		/* out was malloc'd (several outputs) */
 #define TF_OUTPUT	0x8		/* an output was written */
@@ -656,7 +656,7 @@ void weft__engine_wake_waiters(struct weft__engine *eng);
 int64_t weft__engine_set_idle_purge(int64_t ns);
 #endif
 
-/* task.c */
+/* record.c */
 struct weft__cache *weft__cache_self(struct weft__engine *eng);
 void weft__ext_caches_put(struct weft__engine *eng);
 unsigned weft__ext_caches_owned(void);
