@@ -304,6 +304,92 @@ err_nomem:
 	return -ENOMEM;
 }
 
+/* The futures of @t's @nout outputs, into @out. */
+static __always_inline void hand_out(struct weft_task *t, unsigned nout,
+				     struct weft_future **out)
+{
+	if (likely(nout == 1)) {
+		/* Its own output: the generation is the record's. */
+		out[0] = weft__handle_make(&t->out1, atomic_load_explicit(&t->gen,
+							memory_order_relaxed));
+		return;
+	}
+	for (unsigned i = 0; i < nout; i++) {
+		struct weft_future *o = weft__task_out(t, i);
+
+		atomic_store_explicit(weft__out_refs(o), 1, memory_order_relaxed);
+		out[i] = weft__future_handle(o);
+	}
+}
+
+/*
+ * Queue an edge of @t on each of its @ndeps dependencies. Return: true if every
+ * dependency had ended and none failed, so that @t is ready and nobody else has
+ * seen it; false if @t is in the dependencies' hands (or ended) now.
+ */
+static __always_inline bool link_deps(struct weft__cache *c, struct weft__worker *w,
+				      struct weft_task *t, struct weft_future *const *deps,
+				      uint32_t ndeps)
+{
+	struct weft__err *ferr = NULL;
+	uint32_t already = 0, i;
+
+	/*
+	 * Inputs and their references first: once the first edge is queued, a
+	 * dependency that fails may claim and end t from another thread, and ending
+	 * walks all of in[].
+	 */
+	for (i = 0; i < ndeps; i++) {
+		struct weft_future *f = weft__handle_addr(deps[i]);
+		struct weft_task *d = weft__future_task(f);
+
+		weft__task_ref(d);			/* the caller's future keeps it alive */
+		weft__output_ref(d, f);
+		t->in[i] = f;
+	}
+	for (i = 0; i < ndeps; i++) {
+		struct weft_task *d = weft__future_task(t->in[i]);
+		struct weft__edge *e = &t->edges[i];
+		uint64_t head;
+
+		e->task = t;
+		head = atomic_load_explicit(&d->sd, memory_order_acquire);
+		do {
+			if (wt_final(head))
+				break;
+			e->next = wt_edges(head);
+			/* Release pairs with the exchange in end_one: it sees e filled. */
+		} while (!atomic_compare_exchange_weak_explicit(&d->sd, &head,
+								(uintptr_t)e | (head & WT_BITS),
+								memory_order_release,
+								memory_order_acquire));
+		if (!wt_final(head))
+			continue;
+		/* d has ended; its error was set before its final state, seen here. */
+		already++;
+		if (!ferr && (head & WT_STATE_MASK) != WT_DONE)
+			ferr = d->err;
+	}
+	if (!already)
+		return false;		/* t is in the dependencies' hands now */
+	/* Some dependency failed: t never runs. pending > 0 until we subtract. */
+	if (ferr && weft__task_claim(t, ferr))
+		weft__task_end_cascade(c, w, t, final_of(ferr));
+	if (already < ndeps) {
+		if (atomic_fetch_sub_explicit(&t->pending, already, memory_order_acq_rel) ==
+		    already)
+			became_ready(c, w, t, false);
+		return false;
+	}
+	/* Every dependency had ended, so no edge of t was queued: nobody sees t. */
+	atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
+	if (ferr) {
+		weft__task_retire(c, t);
+		return false;
+	}
+	return true;
+}
+
 /*
  * weft_submit and weft_spawn: @w is weft__self(@eng). Inlined into both, as the
  * call of a function of nine arguments is a good share of a task's cost.
@@ -315,10 +401,8 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 {
 	const struct weft_task_opts *o = &default_opts;
 	struct weft_task_opts given;
-	struct weft__err *ferr = NULL;
 	struct weft__cache *c;
 	struct weft_task *t;
-	uint32_t already = 0, i;
 	unsigned nout;
 	int ret;
 
@@ -363,75 +447,9 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 	 */
 	atomic_store_explicit(&t->pending, (uint32_t)ndeps, memory_order_relaxed);
 	counter_inc(&c->created);
-	if (likely(nout == 1)) {
-		/* Its own output: the generation is the record's. */
-		out[0] = weft__handle_make(&t->out1, atomic_load_explicit(&t->gen,
-							memory_order_relaxed));
-	} else {
-		for (i = 0; i < nout; i++) {
-			struct weft_future *o = weft__task_out(t, i);
-
-			atomic_store_explicit(weft__out_refs(o), 1, memory_order_relaxed);
-			out[i] = weft__future_handle(o);
-		}
-	}
-	if (!ndeps)
-		goto ready_unseen;
-
-	/*
-	 * Inputs and their references first: once the first edge is queued, a
-	 * dependency that fails may claim and end t from another thread, and ending
-	 * walks all of in[].
-	 */
-	for (i = 0; i < ndeps; i++) {
-		struct weft_future *f = weft__handle_addr(deps[i]);
-		struct weft_task *d = weft__future_task(f);
-
-		weft__task_ref(d);			/* the caller's future keeps it alive */
-		weft__output_ref(d, f);
-		t->in[i] = f;
-	}
-	for (i = 0; i < ndeps; i++) {
-		struct weft_task *d = weft__future_task(t->in[i]);
-		struct weft__edge *e = &t->edges[i];
-		uint64_t head;
-
-		e->task = t;
-		head = atomic_load_explicit(&d->sd, memory_order_acquire);
-		do {
-			if (wt_final(head))
-				break;
-			e->next = wt_edges(head);
-			/* Release pairs with the exchange in end_one: it sees e filled. */
-		} while (!atomic_compare_exchange_weak_explicit(&d->sd, &head,
-								(uintptr_t)e | (head & WT_BITS),
-								memory_order_release,
-								memory_order_acquire));
-		if (!wt_final(head))
-			continue;
-		/* d has ended; its error was set before its final state, seen here. */
-		already++;
-		if (!ferr && (head & WT_STATE_MASK) != WT_DONE)
-			ferr = d->err;
-	}
-	if (!already)
-		return 0;		/* t is in the dependencies' hands now */
-	/* Some dependency failed: t never runs. pending > 0 until we subtract. */
-	if (ferr && weft__task_claim(t, ferr))
-		weft__task_end_cascade(c, w, t, final_of(ferr));
-	if (already < ndeps) {
-		if (atomic_fetch_sub_explicit(&t->pending, already, memory_order_acq_rel) ==
-		    already)
-			became_ready(c, w, t, false);
+	hand_out(t, nout, out);
+	if (ndeps && !link_deps(c, w, t, deps, (uint32_t)ndeps))
 		return 0;
-	}
-	/* Every dependency had ended, so no edge of t was queued: nobody sees t. */
-	atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
-	if (ferr) {
-		weft__task_retire(c, t);
-		return 0;
-	}
-ready_unseen:
 	atomic_store_explicit(&t->sd, WT_READY, memory_order_relaxed);
 	if (ndeps)
 		weft__store_prefetch(eng, t->in, t->nin);
