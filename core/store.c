@@ -245,6 +245,93 @@ static void raise_priority(struct weft__engine *eng)
 			  eng->cfg.io_nice, weft_strerror(ret));
 }
 
+/*
+ * Nothing to spill: have what was released in the file freed now, by the spill
+ * file's trimmer, a slice at a time between read-aheads, rather than all of it in
+ * the close (seconds per GiB where the file system discards freed blocks); with
+ * nothing to trim, sleep until woken, or look again after a while. With s->lock.
+ */
+static void spill_idle(struct weft__store *s)
+{
+	struct timespec until;
+
+	if (s->file) {
+		struct weft__spill *file = s->file;
+		uint64_t cut;
+
+		pthread_mutex_unlock(&s->lock);
+		cut = weft__spill_trim(file, TRIM_DUE, TRIM_SLICE);
+		pthread_mutex_lock(&s->lock);
+		if (cut)
+			return;
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += SPILL_LOOK_NS;
+	if (until.tv_nsec >= NSEC_PER_SEC) {
+		until.tv_sec++;
+		until.tv_nsec -= NSEC_PER_SEC;
+	}
+	pthread_cond_timedwait(&s->wake, &s->lock, &until);
+}
+
+/*
+ * Write the @n results of @batch to the spill file (opened at the first batch),
+ * unlocked, and settle them. With s->lock. Return: 0 or a negative errno.
+ */
+static int spill_batch(struct weft__engine *eng, struct weft__stored **batch,
+		       struct weft__spill_item *items, unsigned n)
+{
+	struct weft__store *s = eng->store;
+	/* Only this thread sets file, so it may use it unlocked; others read it
+	 * under the lock, so it is published under the lock. */
+	struct weft__spill *file = s->file;
+	int64_t t0;
+	int err = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		items[i] = batch[i]->item;
+	pthread_mutex_unlock(&s->lock);
+	t0 = weft__mono_ns();
+	if (!file)
+		err = weft__spill_open(eng->cfg.spill_dir, eng->cfg.spill_backend,
+				       eng->cfg.spill_direct,
+				       weft__spill_stage_for(eng->cfg.memory_limit), &file);
+	if (!err)
+		err = weft__spill_write(file, items, n);
+	pthread_mutex_lock(&s->lock);
+	s->file = file;
+	for (unsigned i = 0; i < n; i++)
+		batch[i]->item = items[i];
+	settle(eng, batch, n, err);
+	if (!err) {
+		/* Spilled memory is gone only once its pages are: keep what fits. */
+		size_t bytes = weft__alloc_bytes(eng->alloc);
+
+		pthread_mutex_unlock(&s->lock);
+		weft__alloc_purge(eng->alloc, s->hard > bytes ? s->hard - bytes : 0);
+		pthread_mutex_lock(&s->lock);
+	}
+	s->st.spill_ns += (uint64_t)(weft__mono_ns() - t0);
+	return err;
+}
+
+/* Say when spilling stops working, and when it works again. With s->lock. */
+static void spill_outcome(struct weft__engine *eng, int err)
+{
+	struct weft__store *s = eng->store;
+
+	if (err && !s->nospace) {
+		snprintf(s->why, sizeof(s->why), "cannot spill to %s: %s",
+			 eng->cfg.spill_dir, weft_strerror(err));
+		weft__log(WEFT_LOG_ERROR, "spill", "%s; paused until it can", s->why);
+		publish_blocked(s, err);
+	} else if (!err && s->nospace) {
+		weft__log(WEFT_LOG_WARN, "spill", "spilling to %s again", eng->cfg.spill_dir);
+		atomic_store_explicit(&s->blocked, NULL, memory_order_release);
+	}
+	s->nospace = err != 0;
+}
+
 static void *spill_main(void *arg)
 {
 	struct weft__engine *eng = arg;
@@ -257,9 +344,8 @@ static void *spill_main(void *arg)
 	raise_priority(eng);
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop) {
-		struct timespec until;
 		unsigned n = 0;
-		int err = 0;
+		int err;
 
 		prefetch_some(eng);
 		size_t bytes = weft__alloc_bytes(eng->alloc);
@@ -271,72 +357,12 @@ static void *spill_main(void *arg)
 		set_paused(eng, bytes > s->pause && (n || s->nospace));
 		s->rounds++;
 		pthread_cond_broadcast(&s->room);
-		if (!n && s->file) {
-			/*
-			 * Idle: have what was released in the file freed now, by the
-			 * spill file's trimmer, a slice at a time between read-aheads,
-			 * rather than all of it in the close (seconds per GiB where the
-			 * file system discards freed blocks).
-			 */
-			struct weft__spill *file = s->file;
-			uint64_t cut;
-
-			pthread_mutex_unlock(&s->lock);
-			cut = weft__spill_trim(file, TRIM_DUE, TRIM_SLICE);
-			pthread_mutex_lock(&s->lock);
-			if (cut)
-				continue;
-		}
 		if (!n) {
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += SPILL_LOOK_NS;	/* also look again now and then */
-			if (until.tv_nsec >= NSEC_PER_SEC) {
-				until.tv_sec++;
-				until.tv_nsec -= NSEC_PER_SEC;
-			}
-			pthread_cond_timedwait(&s->wake, &s->lock, &until);
+			spill_idle(s);
 			continue;
 		}
-		for (unsigned i = 0; i < n; i++)
-			items[i] = batch[i]->item;
-		/* Only this thread sets file, so it may use it unlocked; others read it
-		 * under the lock, so it is published under the lock. */
-		struct weft__spill *file = s->file;
-
-		pthread_mutex_unlock(&s->lock);
-
-		int64_t t0 = weft__mono_ns();
-
-		if (!file)
-			err = weft__spill_open(eng->cfg.spill_dir, eng->cfg.spill_backend,
-					       eng->cfg.spill_direct,
-					       weft__spill_stage_for(eng->cfg.memory_limit), &file);
-		if (!err)
-			err = weft__spill_write(file, items, n);
-		pthread_mutex_lock(&s->lock);
-		s->file = file;
-		for (unsigned i = 0; i < n; i++)
-			batch[i]->item = items[i];
-		settle(eng, batch, n, err);
-		if (!err) {
-			/* Spilled memory is gone only once its pages are: keep what fits. */
-			size_t bytes = weft__alloc_bytes(eng->alloc);
-
-			pthread_mutex_unlock(&s->lock);
-			weft__alloc_purge(eng->alloc, s->hard > bytes ? s->hard - bytes : 0);
-			pthread_mutex_lock(&s->lock);
-		}
-		s->st.spill_ns += (uint64_t)(weft__mono_ns() - t0);
-		if (err && !s->nospace) {
-			snprintf(s->why, sizeof(s->why), "cannot spill to %s: %s",
-				 eng->cfg.spill_dir, weft_strerror(err));
-			weft__log(WEFT_LOG_ERROR, "spill", "%s; paused until it can", s->why);
-			publish_blocked(s, err);
-		} else if (!err && s->nospace) {
-			weft__log(WEFT_LOG_WARN, "spill", "spilling to %s again", eng->cfg.spill_dir);
-			atomic_store_explicit(&s->blocked, NULL, memory_order_release);
-		}
-		s->nospace = err != 0;
+		err = spill_batch(eng, batch, items, n);
+		spill_outcome(eng, err);
 		retry_at = err ? weft__mono_ns() + RETRY_NS : 0;
 	}
 	set_paused(eng, false);
