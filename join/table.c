@@ -170,10 +170,54 @@ static struct table *unique_table(struct weft_ctx *ctx, const struct build_arg *
 	return t;
 }
 
+/*
+ * The output of a counting build: the table of the @d distinct keys folded into
+ * @out (with their counts in @cnt), in @bits buckets, sized for them; counts only
+ * if a key repeated (@d < @n). @start: room for the buckets' starts.
+ */
+static int counted_table(struct weft_ctx *ctx, const struct build_arg *a,
+			 const struct tab_count *out, const uint32_t *cnt, size_t d,
+			 uint64_t n, unsigned bits, uint32_t *start)
+{
+	bool counted = d < n;
+	unsigned dbits = log2_ceil(d);
+	size_t nb = (size_t)1 << dbits, mask = nb - 1;
+	struct table *t = weft_output(ctx, count_tab_size(dbits, d, counted));
+
+	if (!t)
+		return weft_fail(ctx, "build: no memory for a table of %zu keys", d);
+	*t = (struct table){ d, dbits, a->level, 8, counted };
+
+	uint32_t *ts = (uint32_t *)tab_start(t);
+	struct tab_count *te = (struct tab_count *)tab_keys(t);
+	uint32_t *tc = (uint32_t *)tab_counts(t);
+
+	memset(ts, 0, (nb + 1) * 4);
+	for (size_t i = 0; i < d; i++)
+		ts[mix(out[i].key, a->level) & mask]++;
+	bucket_starts(ts, nb);
+	if (dbits == bits) {
+		/* Same buckets: the entries are in bucket order already. */
+		memcpy(te, out, d * sizeof(*te));
+		if (counted)
+			memcpy(tc, cnt, d * sizeof(*tc));
+		return 0;
+	}
+	memcpy(start, ts, (nb + 1) * 4);
+	for (size_t i = 0; i < d; i++) {
+		uint32_t at = start[mix(out[i].key, a->level) & mask]++;
+
+		te[at] = out[i];
+		if (counted)
+			tc[at] = cnt[i];
+	}
+	return 0;
+}
+
 static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
 			const struct build_arg *a, uint64_t n)
 {
-	unsigned bits = log2_ceil(n), sbits = log2_ceil(n / BUILD_SPAN_ROWS), shift, dbits;
+	unsigned bits = log2_ceil(n), sbits = log2_ceil(n / BUILD_SPAN_ROWS), shift;
 	size_t nb = (size_t)1 << bits, mask = nb - 1, d = 0, most = 0, nspans;
 	uint32_t *start, *span;
 	struct tab_count *out = scratch_get(SLOT_IDS, n * (sizeof(*out) + sizeof(uint32_t)) + 1);
@@ -181,7 +225,7 @@ static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t 
 	char *recs = scratch_get(SLOT_RECS, n * 16 + 1);
 	uint64_t *tk;
 	struct table *t;
-	bool counted, unique = true;
+	bool unique = true;
 
 	if (!out || !recs)
 		return weft_fail(ctx, "build: out of memory for %" PRIu64 " rows", n);
@@ -240,40 +284,7 @@ static int build_counts(struct weft_ctx *ctx, const struct weft_buf *in, size_t 
 	for (size_t s = 0, from = 0; s < nspans; from = span[s++])
 		d += fold_span(recs + from * 16, span[s] - from, a->level, mask, start,
 			       s << shift, (size_t)1 << shift, tk, tk + most, out + d, cnt + d);
-	/* The table, sized for the distinct keys; counts only if a key repeats. */
-	counted = d < n;
-	dbits = log2_ceil(d);
-	nb = (size_t)1 << dbits;
-	mask = nb - 1;
-	t = weft_output(ctx, count_tab_size(dbits, d, counted));
-	if (!t)
-		return weft_fail(ctx, "build: no memory for a table of %zu keys", d);
-	*t = (struct table){ d, dbits, a->level, 8, counted };
-
-	uint32_t *ts = (uint32_t *)tab_start(t);
-	struct tab_count *te = (struct tab_count *)tab_keys(t);
-	uint32_t *tc = (uint32_t *)tab_counts(t);
-
-	memset(ts, 0, (nb + 1) * 4);
-	for (size_t i = 0; i < d; i++)
-		ts[mix(out[i].key, a->level) & mask]++;
-	bucket_starts(ts, nb);
-	if (dbits == bits) {
-		/* Same buckets: the entries are in bucket order already. */
-		memcpy(te, out, d * sizeof(*te));
-		if (counted)
-			memcpy(tc, cnt, d * sizeof(*tc));
-		return 0;
-	}
-	memcpy(start, ts, (nb + 1) * 4);
-	for (size_t i = 0; i < d; i++) {
-		uint32_t at = start[mix(out[i].key, a->level) & mask]++;
-
-		te[at] = out[i];
-		if (counted)
-			tc[at] = cnt[i];
-	}
-	return 0;
+	return counted_table(ctx, a, out, cnt, d, n, bits, start);
 }
 
 int build_task(struct weft_ctx *ctx, const struct weft_buf *in, size_t nin,
