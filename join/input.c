@@ -421,6 +421,27 @@ static int csv_check_row(const struct side *s, const struct csv_row *r, uint64_t
 		    e == -ERANGE ? "does not fit in 64 bits" : "is not an integer");
 }
 
+/* The header line: the columns' names. */
+static int csv_first_line(struct side *s, const struct csv_row *r, char *err, size_t errlen)
+{
+	if (csv_blank_row(r))
+		return fail(err, errlen, -EBADMSG, "%s: the first line is empty; a header"
+			    " line is needed", s->in->path);
+	return csv_header(s, r->start, r->end, err, errlen);
+}
+
+/* A row's lengths, for the records' room: the longest, and @hist of the rests. */
+static void csv_note_row(struct side *s, const struct csv_row *r, uint64_t hist[32])
+{
+	size_t rest = csv_rest_len(s, r);
+
+	if (rest > s->max_rest)
+		s->max_rest = rest;
+	if ((size_t)(r->end - r->start) > s->max_row)
+		s->max_row = r->end - r->start;
+	hist[len_bucket(rest)]++;
+}
+
 /* Read the whole CSV file once: header, keys, longest row, where segments start. */
 static int csv_scan_file(struct side *s, struct segs *g, char *err, size_t errlen)
 {
@@ -456,12 +477,7 @@ static int csv_scan_file(struct side *s, struct segs *g, char *err, size_t errle
 		b.at = next - b.buf;
 		if (header) {
 			header = false;
-			if (csv_blank_row(&r)) {
-				ret = fail(err, errlen, -EBADMSG, "%s: the first line is empty;"
-					   " a header line is needed", s->in->path);
-				goto out;
-			}
-			ret = csv_header(s, r.start, r.end, err, errlen);
+			ret = csv_first_line(s, &r, err, errlen);
 			if (ret)
 				goto out;
 			seg.off = off + len;
@@ -485,13 +501,7 @@ static int csv_scan_file(struct side *s, struct segs *g, char *err, size_t errle
 			ret = csv_check_row(s, &r, ++row, line, err, errlen);
 			if (ret)
 				goto out;
-			size_t rest = csv_rest_len(s, &r);
-
-			if (rest > s->max_rest)
-				s->max_rest = rest;
-			if ((size_t)(r.end - r.start) > s->max_row)
-				s->max_row = r.end - r.start;
-			hist[len_bucket(rest)]++;
+			csv_note_row(s, &r, hist);
 			seg.rows++;
 		}
 		line += lines;

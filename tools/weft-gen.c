@@ -302,7 +302,17 @@ static int parse_u64(const char *s, uint64_t *out)
 	return errno || *end ? -1 : 0;
 }
 
-int main(int argc, char **argv)
+/* The command line, as parsed. */
+struct gen_args {
+	uint64_t rows, range, seed, left_rows, w;
+	const char *out, *lpath, *rpath;
+	enum dist dist;
+	bool csv, pair, have_dist, have_rows;
+	double s;			/* the Zipf exponent */
+};
+
+/* Parse the options into @a. Return: -1 to go on, or the exit code (0: --help). */
+static int parse_args(int argc, char **argv, struct gen_args *a)
 {
 	static const struct option opts[] = {
 		{ "rows", 1, NULL, 'n' }, { "output", 1, NULL, 'o' },
@@ -313,11 +323,6 @@ int main(int argc, char **argv)
 		{ "right", 1, NULL, 'R' }, { "left-rows", 1, NULL, 'm' },
 		{ "help", 0, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
-	uint64_t rows = 0, range = 0, seed = 1, left_rows = 0, w = 16;
-	const char *out = NULL, *lpath = NULL, *rpath = NULL;
-	enum dist dist = UNIQUE;
-	bool csv = false, pair = false, have_dist = false, have_rows = false;
-	double s = 1.0;
 	char *end;
 	int o;
 
@@ -325,50 +330,50 @@ int main(int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
 		case 'n':
-			if (parse_u64(optarg, &rows))
+			if (parse_u64(optarg, &a->rows))
 				return bad_usage("bad --rows");
-			have_rows = true;
+			a->have_rows = true;
 			break;
-		case 'o': out = optarg; break;
+		case 'o': a->out = optarg; break;
 		case 'k':
-			have_dist = true;
+			a->have_dist = true;
 			if (!strcmp(optarg, "unique"))
-				dist = UNIQUE;
+				a->dist = UNIQUE;
 			else if (!strcmp(optarg, "uniform"))
-				dist = UNIFORM;
+				a->dist = UNIFORM;
 			else if (!strcmp(optarg, "zipf"))
-				dist = ZIPF;
+				a->dist = ZIPF;
 			else
 				return bad_usage("--keys is unique, uniform or zipf");
 			break;
 		case 'r':
-			if (parse_u64(optarg, &range) || !range)
+			if (parse_u64(optarg, &a->range) || !a->range)
 				return bad_usage("bad --key-range (at least 1)");
 			break;
 		case 'z':
-			s = strtod(optarg, &end);
-			if (*end || !(s > 0) || s > 100)
+			a->s = strtod(optarg, &end);
+			if (*end || !(a->s > 0) || a->s > 100)
 				return bad_usage("bad --zipf (an exponent in (0, 100])");
 			break;
 		case 's':
-			if (parse_u64(optarg, &seed))
+			if (parse_u64(optarg, &a->seed))
 				return bad_usage("bad --seed");
 			break;
 		case 'f':
 			if (!strcmp(optarg, "csv"))
-				csv = true;
+				a->csv = true;
 			else if (strcmp(optarg, "bin"))
 				return bad_usage("--format is bin or csv");
 			break;
 		case 'w':
-			if (parse_u64(optarg, &w) || w < 16 || w > (1u << 20))
+			if (parse_u64(optarg, &a->w) || a->w < 16 || a->w > (1u << 20))
 				return bad_usage("bad --row-bytes (16 to 1048576)");
 			break;
-		case 'p': pair = true; break;
-		case 'L': lpath = optarg; break;
-		case 'R': rpath = optarg; break;
+		case 'p': a->pair = true; break;
+		case 'L': a->lpath = optarg; break;
+		case 'R': a->rpath = optarg; break;
 		case 'm':
-			if (parse_u64(optarg, &left_rows) || !left_rows)
+			if (parse_u64(optarg, &a->left_rows) || !a->left_rows)
 				return bad_usage("bad --left-rows (at least 1)");
 			break;
 		case 'h': fputs(usage, stdout); return 0;
@@ -377,55 +382,66 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		return bad_usage("unexpected argument");
-	if (!have_rows)
+	if (!a->have_rows)
 		return bad_usage("--rows is needed");
+	return -1;
+}
 
+/* One table of --rows rows whose keys are drawn as --keys says. */
+static int gen_table(struct gen_args *a)
+{
+	uint64_t rng = mix(a->seed * 0x2545f4914f6cdd1dull + 17);
 	struct table t;
-	uint64_t rng = mix(seed * 0x2545f4914f6cdd1dull + 17);
 	struct perm p;
 	struct zipf z;
 
-	if (!pair) {
-		if (!out)
-			return bad_usage("--output is needed");
-		range = range ? range : rows ? rows : 1;
-		perm_init(&p, rows ? rows : 1, seed);
-		zipf_init(&z, range, s);
-		if (table_open(&t, out, csv, w))
-			return 1;
-		for (uint64_t i = 0; i < rows; i++) {
-			uint64_t key = dist == UNIQUE ? perm_at(&p, i) : dist == UNIFORM ?
-				below(&rng, range) : zipf_rank(&z, &rng) - 1;
-
-			table_row(&t, key, next(&rng));
-		}
-		return table_close(&t) ? 1 : 0;
-	}
-
-	/* --pair: unique left keys 0..M-1; right keys drawn from them. */
-	uint64_t lsalt = mix(seed ^ 0x6c656674), jrows = 0, lsum = 0, rsum = 0;
-
-	if (!lpath || !rpath || !left_rows)
-		return bad_usage("--pair needs --left, --right and --left-rows");
-	if (dist == UNIQUE && have_dist)
-		return bad_usage("--pair draws right keys uniform or zipf");
-	dist = have_dist ? dist : UNIFORM;
-	range = range ? range : left_rows;
-	if (range > left_rows)
-		return bad_usage("--key-range may not pass --left-rows with --pair");
-	perm_init(&p, left_rows, seed);
-	zipf_init(&z, range, s);
-	if (table_open(&t, lpath, csv, w))
+	if (!a->out)
+		return bad_usage("--output is needed");
+	a->range = a->range ? a->range : a->rows ? a->rows : 1;
+	perm_init(&p, a->rows ? a->rows : 1, a->seed);
+	zipf_init(&z, a->range, a->s);
+	if (table_open(&t, a->out, a->csv, a->w))
 		return 1;
-	for (uint64_t i = 0; i < left_rows; i++) {
+	for (uint64_t i = 0; i < a->rows; i++) {
+		uint64_t key = a->dist == UNIQUE ? perm_at(&p, i) : a->dist == UNIFORM ?
+			below(&rng, a->range) : zipf_rank(&z, &rng) - 1;
+
+		table_row(&t, key, next(&rng));
+	}
+	return table_close(&t) ? 1 : 0;
+}
+
+/* --pair: unique left keys 0..M-1; right keys drawn from them. */
+static int gen_pair(struct gen_args *a)
+{
+	uint64_t rng = mix(a->seed * 0x2545f4914f6cdd1dull + 17);
+	uint64_t lsalt = mix(a->seed ^ 0x6c656674), jrows = 0, lsum = 0, rsum = 0;
+	struct table t;
+	struct perm p;
+	struct zipf z;
+
+	if (!a->lpath || !a->rpath || !a->left_rows)
+		return bad_usage("--pair needs --left, --right and --left-rows");
+	if (a->dist == UNIQUE && a->have_dist)
+		return bad_usage("--pair draws right keys uniform or zipf");
+	a->dist = a->have_dist ? a->dist : UNIFORM;
+	a->range = a->range ? a->range : a->left_rows;
+	if (a->range > a->left_rows)
+		return bad_usage("--key-range may not pass --left-rows with --pair");
+	perm_init(&p, a->left_rows, a->seed);
+	zipf_init(&z, a->range, a->s);
+	if (table_open(&t, a->lpath, a->csv, a->w))
+		return 1;
+	for (uint64_t i = 0; i < a->left_rows; i++) {
 		uint64_t key = perm_at(&p, i);
 
 		table_row(&t, key, mix(key ^ lsalt));
 	}
-	if (table_close(&t) || table_open(&t, rpath, csv, w))
+	if (table_close(&t) || table_open(&t, a->rpath, a->csv, a->w))
 		return 1;
-	for (uint64_t i = 0; i < rows; i++) {
-		uint64_t key = dist == UNIFORM ? below(&rng, range) : zipf_rank(&z, &rng) - 1;
+	for (uint64_t i = 0; i < a->rows; i++) {
+		uint64_t key = a->dist == UNIFORM ? below(&rng, a->range) :
+			       zipf_rank(&z, &rng) - 1;
 		uint64_t payload = next(&rng);
 
 		table_row(&t, key, payload);
@@ -438,4 +454,14 @@ int main(int argc, char **argv)
 	printf("{\"rows\": %" PRIu64 ", \"left_sum\": %" PRIu64 ", \"right_sum\": %" PRIu64
 	       "}\n", jrows, lsum, rsum);
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct gen_args a = { .seed = 1, .w = 16, .dist = UNIQUE, .s = 1.0 };
+	int ret = parse_args(argc, argv, &a);
+
+	if (ret >= 0)
+		return ret;
+	return a.pair ? gen_pair(&a) : gen_table(&a);
 }

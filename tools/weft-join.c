@@ -239,67 +239,99 @@ static int parse_seconds(const char *s, double *out)
 	return errno || *end || *out > 1e9 ? -EINVAL : 0;
 }
 
-int main(int argc, char **argv)
+/* The command line, as parsed. */
+struct args {
+	struct join_spec spec;
+	int progress, quiet, count;
+	unsigned row, koff;		/* for both sides */
+	bool have_lrow, have_rrow, have_lkoff, have_rkoff;	/* given for one side */
+};
+
+/*
+ * What the options say together: both inputs, one output, each side's values.
+ * Return: -1 to go on, or the exit code.
+ */
+static int check_args(int argc, char **argv, struct args *a)
 {
-	struct join_spec spec = { .format = JOIN_BIN, .on_stall = give_up_stalled,
-				  .spill_wait = 30 };
-	struct join_result res;
-	int progress = isatty(STDERR_FILENO), quiet = 0, count = 0, opt, idx, ret;
-	unsigned row = 0, koff = 0;
-	bool have_lrow = false, have_rrow = false, have_lkoff = false, have_rkoff = false;
+	if (optind < argc)
+		return bad("unexpected argument '%s'%s", argv[optind], "");
+	if (!a->spec.left.path || !a->spec.right.path)
+		return bad("both --left and --right are needed%s%s", "", "");
+	if (!!a->spec.output == a->count)
+		return bad("give exactly one of --output FILE and --count%s%s", "", "");
+	/* A value given for one side wins over the one given for both, even 0. */
+	if (a->row) {
+		a->spec.left.row_bytes = a->have_lrow ? a->spec.left.row_bytes : a->row;
+		a->spec.right.row_bytes = a->have_rrow ? a->spec.right.row_bytes : a->row;
+	}
+	a->spec.left.key_offset = a->have_lkoff ? a->spec.left.key_offset : a->koff;
+	a->spec.right.key_offset = a->have_rkoff ? a->spec.right.key_offset : a->koff;
+	a->spec.right.key_column = a->spec.left.key_column;
+	if (a->spec.partitions & (a->spec.partitions - 1))
+		return bad("--partitions must be a power of two%s%s", "", "");
+	a->spec.progress = a->progress;
+	if (a->spec.memory_limit)
+		check_memory_limit(a->spec.memory_limit);
+	return -1;
+}
+
+/* Parse the options into @a. Return: -1 to go on, or the exit code (0: --help). */
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	int opt, idx;
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
 		unsigned *u = NULL, lo = 0, hi = 1u << 20;
 
 		switch (opt) {
-		case OPT_LEFT: spec.left.path = optarg; break;
-		case OPT_RIGHT: spec.right.path = optarg; break;
-		case OPT_OUTPUT: spec.output = optarg; break;
-		case OPT_COUNT: count = 1; break;
+		case OPT_LEFT: a->spec.left.path = optarg; break;
+		case OPT_RIGHT: a->spec.right.path = optarg; break;
+		case OPT_OUTPUT: a->spec.output = optarg; break;
+		case OPT_COUNT: a->count = 1; break;
 		case OPT_FORMAT:
 			if (!strcmp(optarg, "bin"))
-				spec.format = JOIN_BIN;
+				a->spec.format = JOIN_BIN;
 			else if (!strcmp(optarg, "csv"))
-				spec.format = JOIN_CSV;
+				a->spec.format = JOIN_CSV;
 			else
 				return bad("unknown format '%s'%s: use bin or csv", optarg, "");
 			break;
-		case OPT_ROW: u = &row; lo = 8; break;
-		case OPT_KOFF: u = &koff; break;
-		case OPT_LROW: u = &spec.left.row_bytes; lo = 8; have_lrow = true; break;
-		case OPT_RROW: u = &spec.right.row_bytes; lo = 8; have_rrow = true; break;
-		case OPT_LKOFF: u = &spec.left.key_offset; have_lkoff = true; break;
-		case OPT_RKOFF: u = &spec.right.key_offset; have_rkoff = true; break;
-		case OPT_KEY: spec.left.key_name = spec.right.key_name = optarg; break;
-		case OPT_KEYCOL: u = &spec.left.key_column; lo = 1; hi = 1u << 20; break;
-		case OPT_NOHEADER: spec.left.no_header = spec.right.no_header = true; break;
-		case OPT_RAGGED: spec.left.ragged = spec.right.ragged = true; break;
+		case OPT_ROW: u = &a->row; lo = 8; break;
+		case OPT_KOFF: u = &a->koff; break;
+		case OPT_LROW: u = &a->spec.left.row_bytes; lo = 8; a->have_lrow = true; break;
+		case OPT_RROW: u = &a->spec.right.row_bytes; lo = 8; a->have_rrow = true; break;
+		case OPT_LKOFF: u = &a->spec.left.key_offset; a->have_lkoff = true; break;
+		case OPT_RKOFF: u = &a->spec.right.key_offset; a->have_rkoff = true; break;
+		case OPT_KEY: a->spec.left.key_name = a->spec.right.key_name = optarg; break;
+		case OPT_KEYCOL: u = &a->spec.left.key_column; lo = 1; hi = 1u << 20; break;
+		case OPT_NOHEADER: a->spec.left.no_header = a->spec.right.no_header = true; break;
+		case OPT_RAGGED: a->spec.left.ragged = a->spec.right.ragged = true; break;
 		case OPT_MEM:
-			if (parse_size(optarg, &spec.memory_limit) ||
-			    spec.memory_limit < JOIN_MIN_MEMORY)
+			if (parse_size(optarg, &a->spec.memory_limit) ||
+			    a->spec.memory_limit < JOIN_MIN_MEMORY)
 				return bad("bad --memory-limit '%s': a size of at least 4M,"
 					   " such as 64M or 2G%s", optarg, "");
 			break;
-		case OPT_THREADS: u = &spec.nthreads; lo = 1; hi = 1024; break;
-		case OPT_SPILL: spec.spill_dir = optarg; break;
+		case OPT_THREADS: u = &a->spec.nthreads; lo = 1; hi = 1024; break;
+		case OPT_SPILL: a->spec.spill_dir = optarg; break;
 		case OPT_SPILL_WAIT:
-			if (parse_seconds(optarg, &spec.spill_wait))
+			if (parse_seconds(optarg, &a->spec.spill_wait))
 				return bad("bad --spill-wait '%s': seconds, 0 or more%s", optarg,
 					   "");
 			break;
-		case OPT_PROGRESS: progress = 1; break;
-		case OPT_NOPROGRESS: progress = 0; break;
-		case OPT_QUIET: quiet = 1; break;
+		case OPT_PROGRESS: a->progress = 1; break;
+		case OPT_NOPROGRESS: a->progress = 0; break;
+		case OPT_QUIET: a->quiet = 1; break;
 		case OPT_HELP: fputs(usage, stdout); return 0;
-		case OPT_PARTS: u = &spec.partitions; lo = 1; hi = 4096; break;
+		case OPT_PARTS: u = &a->spec.partitions; lo = 1; hi = 4096; break;
 		case OPT_READ:
 			if (!strcmp(optarg, "auto"))
-				spec.direct = 0;
+				a->spec.direct = 0;
 			else if (!strcmp(optarg, "direct"))
-				spec.direct = 1;
+				a->spec.direct = 1;
 			else if (!strcmp(optarg, "cached"))
-				spec.direct = -1;
+				a->spec.direct = -1;
 			else
 				return bad("unknown --read '%s'%s: use auto, direct or cached",
 					   optarg, "");
@@ -315,28 +347,43 @@ int main(int argc, char **argv)
 			return bad("bad value '%s' for %s", optarg, name);
 		}
 	}
-	if (optind < argc)
-		return bad("unexpected argument '%s'%s", argv[optind], "");
-	if (!spec.left.path || !spec.right.path)
-		return bad("both --left and --right are needed%s%s", "", "");
-	if (!!spec.output == count)
-		return bad("give exactly one of --output FILE and --count%s%s", "", "");
-	/* A value given for one side wins over the one given for both, even 0. */
-	if (row) {
-		spec.left.row_bytes = have_lrow ? spec.left.row_bytes : row;
-		spec.right.row_bytes = have_rrow ? spec.right.row_bytes : row;
-	}
-	spec.left.key_offset = have_lkoff ? spec.left.key_offset : koff;
-	spec.right.key_offset = have_rkoff ? spec.right.key_offset : koff;
-	spec.right.key_column = spec.left.key_column;
-	if (spec.partitions & (spec.partitions - 1))
-		return bad("--partitions must be a power of two%s%s", "", "");
-	spec.progress = progress;
-	if (spec.memory_limit)
-		check_memory_limit(spec.memory_limit);
+	return check_args(argc, argv, a);
+}
 
+/* The line on stderr that says what the join did. */
+static void print_summary(const struct join_result *res)
+{
+	char spilled[32], peak[32], limit[32], results[32], back[32], capped[64] = "";
+
+	join_human(spilled, sizeof(spilled), res->spilled_bytes);
+	join_human(peak, sizeof(peak), join_peak_rss());
+	join_human(limit, sizeof(limit), res->memory_limit);
+	join_human(results, sizeof(results), res->mem_peak);
+	join_human(back, sizeof(back), res->restored_bytes);
+	if (res->threads_asked)
+		snprintf(capped, sizeof(capped), ", not %u: the memory limit gives"
+			 " no more", res->threads_asked);
+	fprintf(stderr, "weft-join: %" PRIu64 " rows from %" PRIu64 " + %" PRIu64
+		" in %.2f s, %.1f Mtuples/s; spilled %s, read back %s; peak memory"
+		" %s (limit %s; results %s; %u threads%s)\n", res->rows, res->left_rows,
+		res->right_rows, res->seconds,
+		(res->left_rows + res->right_rows) / res->seconds / 1e6,
+		spilled, back, peak, limit, results, res->nthreads, capped);
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = { .spec = { .format = JOIN_BIN, .on_stall = give_up_stalled,
+				    .spill_wait = 30 },
+			  .progress = isatty(STDERR_FILENO) };
+	struct join_result res;
+	int ret;
+
+	ret = parse_args(argc, argv, &a);
+	if (ret >= 0)
+		return ret;
 	catch_ending_signals();
-	ret = join_run(&spec, &res);
+	ret = join_run(&a.spec, &res);
 	if (ret) {
 		fprintf(stderr, "weft-join: %s\n", res.error[0] ? res.error :
 			weft_strerror(ret));
@@ -346,27 +393,11 @@ int main(int argc, char **argv)
 		}
 		return res.bad_input ? EXIT_INPUT : EXIT_JOIN;
 	}
-	if (count)
+	if (a.count)
 		printf("{\"rows\": %" PRIu64 ", \"left_sum\": %" PRIu64 ", \"right_sum\": %"
 		       PRIu64 "}\n", res.rows, res.left_sum, res.right_sum);
-	if (!quiet) {
-		char spilled[32], peak[32], limit[32], results[32], back[32], capped[64] = "";
-
-		join_human(spilled, sizeof(spilled), res.spilled_bytes);
-		join_human(peak, sizeof(peak), join_peak_rss());
-		join_human(limit, sizeof(limit), res.memory_limit);
-		join_human(results, sizeof(results), res.mem_peak);
-		join_human(back, sizeof(back), res.restored_bytes);
-		if (res.threads_asked)
-			snprintf(capped, sizeof(capped), ", not %u: the memory limit gives"
-				 " no more", res.threads_asked);
-		fprintf(stderr, "weft-join: %" PRIu64 " rows from %" PRIu64 " + %" PRIu64
-			" in %.2f s, %.1f Mtuples/s; spilled %s, read back %s; peak memory"
-			" %s (limit %s; results %s; %u threads%s)\n", res.rows, res.left_rows,
-			res.right_rows, res.seconds,
-			(res.left_rows + res.right_rows) / res.seconds / 1e6,
-			spilled, back, peak, limit, results, res.nthreads, capped);
-	}
+	if (!a.quiet)
+		print_summary(&res);
 	if (fflush(stdout) || ferror(stdout)) {
 		fprintf(stderr, "weft-join: writing the count: %s\n", strerror(errno));
 		return EXIT_JOIN;
