@@ -280,34 +280,12 @@ static int out_of_core(unsigned nthreads)
 	return st.mem_peak > DEMO_LIMIT;
 }
 
-int main(int argc, char **argv)
+/* 1. Independent tasks, watched as they finish. */
+static void monte_carlo(struct weft_client *c, struct weft_future **samples, double t0)
 {
-	struct weft_options o = { .size = sizeof(o) };
-	struct weft_stats st = { .size = sizeof(st) };
-	static struct weft_future *samples[CHUNKS], *level[CHUNKS];
-	static struct weft_future *parts[CHUNKS][BUCKETS];
-	struct weft_future *buckets[BUCKETS], *col[CHUNKS], *f;
-	struct weft_task_opts multi = { .size = sizeof(o), .noutputs = BUCKETS };
-	struct weft_client *c;
-	uint64_t serial_hits = 0, hits, done = 0;
-	double t0, t1;
-	int64_t n = FIB_N;
-	size_t width;
-	int ret, i, b;
+	int ret;
 
-	multi.size = sizeof(multi);
-	if (argc > 1)
-		o.nthreads = (unsigned)atoi(argv[1]);
-	ret = weft_client_open(NULL, &o, &c);
-	if (ret)
-		die("weft_client_open", ret);
-	weft_stats(c, &st);
-	printf("weft-demo: embedded engine, %u threads on %u NUMA domain(s)\n", st.nthreads,
-	       st.nnuma);
-
-	t0 = now();
-	/* 1. Independent tasks, watched as they finish. */
-	for (i = 0; i < CHUNKS; i++) {
+	for (int i = 0; i < CHUNKS; i++) {
 		uint64_t chunk = (uint64_t)i;
 
 		ret = weft_submit(c, sample, NULL, 0, &chunk, 8, NULL, &samples[i]);
@@ -316,7 +294,7 @@ int main(int argc, char **argv)
 	}
 	printf("  monte carlo: %d tasks of %d samples submitted\n", CHUNKS,
 	       SAMPLES_PER_CHUNK);
-	for (uint64_t next = CHUNKS / 4; done < CHUNKS; done++) {
+	for (uint64_t next = CHUNKS / 4, done = 0; done < CHUNKS; done++) {
 		if ((ret = weft_wait(samples[done], -1)))
 			die("wait", ret);
 		if (done + 1 == next || done + 1 == CHUNKS) {
@@ -325,10 +303,18 @@ int main(int argc, char **argv)
 			next += CHUNKS / 4;
 		}
 	}
-	/* 2. A reduction tree: each level's tasks depend on two of the level below. */
+}
+
+/* 2. A reduction tree: each level's tasks depend on two of the level below. */
+static uint64_t reduction(struct weft_client *c, struct weft_future *const *samples)
+{
+	struct weft_future *level[CHUNKS], *f;
+	uint64_t hits;
+	int ret;
+
 	memcpy(level, samples, sizeof(level));
-	for (width = CHUNKS; width > 1; width /= 2) {
-		for (i = 0; i < (int)width / 2; i++) {
+	for (size_t width = CHUNKS; width > 1; width /= 2) {
+		for (size_t i = 0; i < width / 2; i++) {
 			struct weft_future *pair[2] = { level[2 * i], level[2 * i + 1] };
 
 			ret = weft_submit(c, add, pair, 2, NULL, 0, NULL, &f);
@@ -345,7 +331,19 @@ int main(int argc, char **argv)
 	weft_release(level[0]);
 	printf("  reduction tree: %d tasks, pi ~ %.6f\n", CHUNKS - 1,
 	       4.0 * hits / ((double)CHUNKS * SAMPLES_PER_CHUNK));
-	/* 3. Multi-output tasks, then one task per bucket over a column of outputs. */
+	return hits;
+}
+
+/* 3. Multi-output tasks, then one task per bucket over a column of outputs. */
+static uint64_t histogram(struct weft_client *c, struct weft_future **samples,
+			  struct weft_future *parts[CHUNKS][BUCKETS],
+			  struct weft_future **buckets)
+{
+	struct weft_task_opts multi = { .size = sizeof(multi), .noutputs = BUCKETS };
+	struct weft_future *col[CHUNKS];
+	uint64_t total = 0;
+	int ret, i, b;
+
 	for (i = 0; i < CHUNKS; i++) {
 		uint64_t chunk = (uint64_t)i;
 
@@ -360,17 +358,53 @@ int main(int argc, char **argv)
 		if (ret)
 			die("submit", ret);
 	}
-	uint64_t bucket_total = 0;
 	for (b = 0; b < BUCKETS; b++)
-		bucket_total += u64(buckets[b]);
+		total += u64(buckets[b]);
 	printf("  histogram: %d multi-output tasks, %d bucket sums\n", CHUNKS, BUCKETS);
-	/* 4. Fork-join recursion from inside a task. */
+	return total;
+}
+
+/* 4. Fork-join recursion from inside a task. */
+static int64_t fork_join(struct weft_client *c)
+{
+	struct weft_future *f;
+	int64_t n = FIB_N, fib_n;
+	int ret;
+
 	ret = weft_submit(c, fib, NULL, 0, &n, 8, NULL, &f);
 	if (ret)
 		die("submit", ret);
-	int64_t fib_n = (int64_t)u64(f);
+	fib_n = (int64_t)u64(f);
 	weft_release(f);
 	printf("  fork-join: fib(%d) = %" PRId64 "\n", FIB_N, fib_n);
+	return fib_n;
+}
+
+int main(int argc, char **argv)
+{
+	struct weft_options o = { .size = sizeof(o) };
+	struct weft_stats st = { .size = sizeof(st) };
+	static struct weft_future *samples[CHUNKS], *parts[CHUNKS][BUCKETS];
+	struct weft_future *buckets[BUCKETS];
+	uint64_t serial_hits = 0, hits, bucket_total;
+	struct weft_client *c;
+	int64_t fib_n;
+	double t0, t1;
+	int ret, i, b;
+
+	if (argc > 1)
+		o.nthreads = (unsigned)atoi(argv[1]);
+	ret = weft_client_open(NULL, &o, &c);
+	if (ret)
+		die("weft_client_open", ret);
+	weft_stats(c, &st);
+	printf("weft-demo: embedded engine, %u threads on %u NUMA domain(s)\n", st.nthreads,
+	       st.nnuma);
+	t0 = now();
+	monte_carlo(c, samples, t0);
+	hits = reduction(c, samples);
+	bucket_total = histogram(c, samples, parts, buckets);
+	fib_n = fork_join(c);
 	t1 = now();
 
 	/* Check everything against serial code. */
