@@ -7,9 +7,10 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "../util/huge.h"	/* HUGE_PAGE */
+
 #define WEFT_CACHELINE 64
 #define NSEC_PER_SEC 1000000000LL
-#define HUGE_PAGE ((size_t)2 << 20)	/* a transparent huge page on x86-64 */
 /*
  * Records a thread walks through are often a constant distance apart (a cache
  * hands them out in slab order): a distance within this many bytes either way is

@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "../util/huge.h"
 
 #define DIRECT_ALIGN 4096	/* offsets, lengths and buffers of O_DIRECT reads */
-#define HUGE_PAGE (2u << 20)	/* a transparent huge page on x86-64 */
 #define READERS 2		/* reads under way at once */
 #define IO_NICE 10		/* $WEFT_IO_NICE's default, as the engine's */
 
@@ -225,30 +225,6 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
-/*
- * The buffers, at a huge page boundary and on transparent huge pages where the
- * kernel grants them. A request to the disk is a list of physically contiguous
- * segments, and virtual disks pay for each: from 4 KiB pages, O_DIRECT reads run
- * several times slower. Without them it works the same.
- */
-static char *pool_map(size_t len)
-{
-	size_t over = len + HUGE_PAGE;
-	char *m = mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		       -1, 0);
-	char *p;
-
-	if (m == MAP_FAILED)
-		return NULL;
-	p = (char *)(((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
-	/* Keep [p, p + len): the rest goes back. */
-	if (p > m)
-		munmap(m, p - m);
-	munmap(p + len, m + over - (p + len));
-	(void)madvise(p, len, MADV_HUGEPAGE);	/* advice: it may be refused */
-	return p;
-}
-
 int reader_start(struct reader **out, const struct side *left, const struct side *right,
 		 unsigned nbufs, reader_launch_fn *launch, void *launch_arg)
 {
@@ -278,7 +254,7 @@ int reader_start(struct reader **out, const struct side *left, const struct side
 	r->room = (room + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
 	r->nbufs = nbufs;
 	r->free = calloc(nbufs, sizeof(*r->free));
-	r->pool = pool_map(nbufs * r->room);
+	r->pool = huge_map(nbufs * r->room);	/* for O_DIRECT reads */
 	if (!r->free || !r->pool)
 		goto err_free;
 	for (size_t i = 0; i < nbufs; i++)

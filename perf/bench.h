@@ -18,6 +18,8 @@
 
 #include <weft.h>
 
+#include "../util/huge.h"
+
 static inline double bench_now(void)
 {
 	struct timespec ts;

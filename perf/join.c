@@ -205,7 +205,6 @@ static double steal_seconds(void)
 }
 
 #define READ_BUF ((size_t)16 << 20)	/* the reference's reads, as weft-join's chunks */
-#define HUGE_PAGE ((size_t)2 << 20)
 
 /*
  * Sequential read of both files, 16 MiB at a time with O_DIRECT into a buffer on
@@ -217,12 +216,11 @@ static double steal_seconds(void)
 static double read_seconds(const char *r, const char *s)
 {
 	const char *paths[2] = { r, s };
-	char *buf = aligned_alloc(HUGE_PAGE, READ_BUF);
+	char *buf = huge_map(READ_BUF);
 	double t0;
 
 	if (!buf)
 		exit(1);
-	madvise(buf, READ_BUF, MADV_HUGEPAGE);	/* advice: it may be refused */
 	memset(buf, 0, READ_BUF);		/* faulted in before the clock starts */
 	t0 = bench_now();
 	for (int i = 0; i < 2; i++) {
@@ -242,7 +240,7 @@ static double read_seconds(const char *r, const char *s)
 		}
 		close(fd);
 	}
-	free(buf);
+	huge_unmap(buf, READ_BUF);
 	return bench_now() - t0;
 }
 
@@ -359,17 +357,22 @@ static void runs_note(char *buf, size_t size, double tuples, const double *secs,
 			 tuples / secs[i] / 1e6);
 }
 
-static int run_scale(const struct scale *sc, const char *tools, const char *dir)
+/* Every run of one scale: weft-join's, the references' and their results. */
+struct runs {
+	double ws[16], ss[16], rs[16], steal[16], ds[16];
+	struct outcome w, ser;		/* the last run of weft-join and of the serial join */
+	int nduck;			/* DuckDB's runs, 0 if not measured */
+	char duck[64];			/* DuckDB and its version */
+	bool cold;			/* each run started with the page cache dropped */
+};
+
+/* The tables of @sc into @r and @s; @want gets the result weft-gen says is right. */
+static int gen_tables(const struct scale *sc, const char *tools, const char *r,
+		      const char *s, char *want, size_t wlen)
 {
-	char r[PATH_MAX], s[PATH_MAX], cmd[3 * PATH_MAX], want[256] = "";
-	double tuples = (double)(sc->r + sc->s);
-	double ws[16], ss[16], rs[16], steal[16];
-	struct outcome w = { 0 }, ser = { 0 };
-	int ret = 1;
+	char cmd[3 * PATH_MAX];
 	FILE *p;
 
-	snprintf(r, sizeof(r), "%s/join-%s-R.bin", dir, sc->name);
-	snprintf(s, sizeof(s), "%s/join-%s-S.bin", dir, sc->name);
 	snprintf(cmd, sizeof(cmd), "'%s/weft-gen' --pair --left '%s' --right '%s' --left-rows %"
 		 PRIu64 " --rows %" PRIu64 " --seed 7", tools, r, s, sc->r, sc->s);
 	printf("# %s: |R| = %" PRIu64 "M, |S| = %" PRIu64 "M, %s; generating with weft-gen\n",
@@ -377,114 +380,116 @@ static int run_scale(const struct scale *sc, const char *tools, const char *dir)
 	       sc->limit ? "under a 1 GiB memory limit" : "in memory (default limit)");
 	fflush(stdout);
 	p = popen(cmd, "r");
-	if (!p || !fgets(want, sizeof(want), p) || pclose(p)) {
+	if (!p || !fgets(want, (int)wlen, p) || pclose(p)) {
 		fprintf(stderr, "join: weft-gen failed\n");
-		goto out;
+		return -1;
 	}
-	bool cold = true;
+	return 0;
+}
 
-	/*
-	 * weft-join's runs before the reference's: on a virtual machine, memory a
-	 * process has just freed is handed back to the host, and the next process
-	 * that touches as much pays for it. After the reference's 6.5 GiB the large
-	 * join was 0.7-2.7 s slower (5 pairs of 5).
-	 */
+/*
+ * weft-join's runs before the reference's: on a virtual machine, memory a process
+ * has just freed is handed back to the host, and the next process that touches as
+ * much pays for it (perf/HISTORY.md).
+ */
+static int measure_runs(const struct scale *sc, const char *r, const char *s,
+			struct runs *m)
+{
+	m->cold = true;
 	for (int i = 0; i < sc->reps; i++) {
-		cold &= drop_caches();
-		rs[i] = read_seconds(r, s);
-		cold &= drop_caches();
-		steal[i] = steal_seconds();
-		w = in_child(measure_weft, sc, r, s);
-		steal[i] = steal[i] < 0 ? -1 : steal_seconds() - steal[i];
-		ws[i] = w.seconds;
-		if (w.err) {
-			fprintf(stderr, "join: %s\n", w.error);
-			goto out;
+		m->cold &= drop_caches();
+		m->rs[i] = read_seconds(r, s);
+		m->cold &= drop_caches();
+		m->steal[i] = steal_seconds();
+		m->w = in_child(measure_weft, sc, r, s);
+		m->steal[i] = m->steal[i] < 0 ? -1 : steal_seconds() - m->steal[i];
+		m->ws[i] = m->w.seconds;
+		if (m->w.err) {
+			fprintf(stderr, "join: %s\n", m->w.error);
+			return -1;
 		}
 	}
 	for (int i = 0; i < sc->reps; i++) {
-		cold &= drop_caches();
-		ser = in_child(measure_serial, sc, r, s);
-		ss[i] = ser.seconds;
-		if (ser.err) {
+		m->cold &= drop_caches();
+		m->ser = in_child(measure_serial, sc, r, s);
+		m->ss[i] = m->ser.seconds;
+		if (m->ser.err) {
 			fprintf(stderr, "join: the reference failed\n");
-			goto out;
+			return -1;
 		}
 	}
+	return 0;
+}
 
-	double ds[16];
-	char duck[64] = "DuckDB";
-	int nduck = duckdb_seconds(sc, tools, dir, want, ds, 3, duck, sizeof(duck));
-
-	if (nduck < 0)
-		goto out;
-
-	char got[256];
-
-	snprintf(got, sizeof(got), "{\"rows\": %" PRIu64 ", \"left_sum\": %" PRIu64
-		 ", \"right_sum\": %" PRIu64 "}\n", w.rows, w.lsum, w.rsum);
-	if (strcmp(got, want) || w.rows != ser.rows || w.lsum != ser.lsum) {
-		fprintf(stderr, "join: wrong result %s, want %s", got, want);
-		goto out;
-	}
-	/* Every run of weft-join, in order, before the medians sort them. */
-	char runs[160];
-
-	runs_note(runs, sizeof(runs), tuples, ws, sc->reps);
-
-	double rm = bench_median(rs, sc->reps), sm = bench_median(ss, sc->reps);
-	double wm = bench_median(ws, sc->reps);
-	char note[320];
+/* The scale's table: each figure beside its references, measured in this run. */
+static void print_scale(const struct scale *sc, struct runs *m)
+{
+	double tuples = (double)(sc->r + sc->s);
+	double rm = bench_median(m->rs, sc->reps), sm = bench_median(m->ss, sc->reps);
+	double wm = bench_median(m->ws, sc->reps);
+	double dm = m->nduck ? bench_median(m->ds, m->nduck) : 0;
 	unsigned nthreads = bench_all_threads();
+	char note[320], runs[160], target[64] = "";
 
-	printf("# each measurement starts with the files %s\n", cold ?
+	printf("# each measurement starts with the files %s\n", m->cold ?
 	       "on disk (page cache dropped)" : "as the page cache has them (not root)");
 	printf("%-11s %-26s %9s %10s %11s %11s  %s\n", "bench", "figure", "Mtuple/s",
 	       "time", "peak RSS", "spilled", "");
 	snprintf(note, sizeof(note), "%.2f GB/s", (sc->r + sc->s) * 16 / rm / 1e9);
 	report(sc->name, "sequential read", tuples / rm / 1e6, rm, 0, UINT64_MAX, note);
-	report(sc->name, "1-thread in-memory join", tuples / sm / 1e6, sm, ser.peak_rss,
+	report(sc->name, "1-thread in-memory join", tuples / sm / 1e6, sm, m->ser.peak_rss,
 	       UINT64_MAX, "open addressing, files read whole");
-	/*
-	 * The target: 1.5x DuckDB, as the issue measured it on this kind of machine,
-	 * and as measured here in this run when asked for.
-	 */
-	double dm = nduck ? bench_median(ds, nduck) : 0;
-	double stated = 1.5 * (sc->limit ? 11.6 : 22.0);
-	double here = nduck ? 1.5 * tuples / dm / 1e6 : 0;
-	char target[64];
-
-	snprintf(target, sizeof(target), nduck ? "%.1f (%.1f: 1.5x DuckDB here)" : "%.1f",
-		 stated, here);
-
-	if (nduck) {
+	if (m->nduck) {
 		char druns[160];
 
-		runs_note(druns, sizeof(druns), tuples, ds, nduck);
-		snprintf(note, sizeof(note), "%s, threads=2, 1 GB limit, join alone%s", duck,
+		runs_note(druns, sizeof(druns), tuples, m->ds, m->nduck);
+		snprintf(note, sizeof(note), "%s, threads=2, 1 GB limit, join alone%s", m->duck,
 			 druns);
 		report(sc->name, "DuckDB join", tuples / dm / 1e6, dm, 0, UINT64_MAX, note);
+		/* The target: 1.5x DuckDB, measured in this run. */
+		snprintf(target, sizeof(target), "; target %.1f (1.5x DuckDB)",
+			 1.5 * tuples / dm / 1e6);
 	}
-	snprintf(note, sizeof(note), "%u threads; %.2fx the 1-thread join; target %s%s",
+	/* Every run of weft-join, in order, before the medians sort them. */
+	runs_note(runs, sizeof(runs), tuples, m->ws, sc->reps);
+	snprintf(note, sizeof(note), "%u threads; %.2fx the 1-thread join%s%s",
 		 nthreads, sm / wm, target, runs);
-	report(sc->name, "weft-join --count", tuples / wm / 1e6, wm, w.peak_rss, w.spilled,
-	       note);
-	if (steal[0] >= 0) {
+	report(sc->name, "weft-join --count", tuples / wm / 1e6, wm, m->w.peak_rss,
+	       m->w.spilled, note);
+	if (m->steal[0] >= 0) {
 		printf("# CPU time the hypervisor took during weft-join's runs (of %u CPUs):",
 		       nthreads);
 		for (int i = 0; i < sc->reps; i++)
-			printf("%s %.2f s", i ? "," : "", steal[i]);
+			printf("%s %.2f s", i ? "," : "", m->steal[i]);
 		printf("\n");
 	}
-	printf("# the target is 1.5x DuckDB 1.5 (threads=2, 1 GB limit), counting its join"
-	       " alone, as the issue measured it on this kind of machine: %.1f Mtuples/s\n",
-	       stated);
-	if (nduck)
-		printf("# and 1.5x DuckDB as measured above: %.1f Mtuples/s; DuckDB's join"
-		       " alone took %.2fx weft-join's time\n", here, dm / wm);
+	if (m->nduck)
+		printf("# DuckDB's join alone took %.2fx weft-join's time\n", dm / wm);
 	else if (!getenv("WEFT_BENCH_DUCKDB") || !*getenv("WEFT_BENCH_DUCKDB"))
 		printf("# DuckDB: not measured (WEFT_BENCH_DUCKDB unset; make bench sets it"
 		       " when node and npm are installed)\n");
+}
+
+static int run_scale(const struct scale *sc, const char *tools, const char *dir)
+{
+	char r[PATH_MAX], s[PATH_MAX], want[256] = "", got[256];
+	struct runs m = { .duck = "DuckDB" };
+	int ret = 1;
+
+	snprintf(r, sizeof(r), "%s/join-%s-R.bin", dir, sc->name);
+	snprintf(s, sizeof(s), "%s/join-%s-S.bin", dir, sc->name);
+	if (gen_tables(sc, tools, r, s, want, sizeof(want)) || measure_runs(sc, r, s, &m))
+		goto out;
+	m.nduck = duckdb_seconds(sc, tools, dir, want, m.ds, 3, m.duck, sizeof(m.duck));
+	if (m.nduck < 0)
+		goto out;
+	snprintf(got, sizeof(got), "{\"rows\": %" PRIu64 ", \"left_sum\": %" PRIu64
+		 ", \"right_sum\": %" PRIu64 "}\n", m.w.rows, m.w.lsum, m.w.rsum);
+	if (strcmp(got, want) || m.w.rows != m.ser.rows || m.w.lsum != m.ser.lsum) {
+		fprintf(stderr, "join: wrong result %s, want %s", got, want);
+		goto out;
+	}
+	print_scale(sc, &m);
 	ret = 0;
 out:
 	/* Tables of gigabytes are not left behind, whether the run failed or not. */

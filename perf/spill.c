@@ -38,8 +38,8 @@ static double gbps(double bytes, double secs)
  */
 static void direct_loop(const char *dir, size_t total, double *w, double *r)
 {
-	enum { REQ = 8 * MB, HUGE = 2 * MB };
-	char *map, *buf;
+	enum { REQ = 8 * MB };
+	char *buf;
 	double t0;
 	int fd;
 
@@ -49,12 +49,9 @@ static void direct_loop(const char *dir, size_t total, double *w, double *r)
 		*w = *r = 0;
 		return;
 	}
-	map = mmap(NULL, REQ + HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		   -1, 0);
-	if (map == MAP_FAILED)
+	buf = huge_map(REQ);
+	if (!buf)
 		exit(1);
-	buf = (char *)(((uintptr_t)map + HUGE - 1) & ~(uintptr_t)(HUGE - 1));
-	(void)madvise(buf, REQ, MADV_HUGEPAGE);
 	memset(buf, 7, REQ);
 	sync();
 	t0 = bench_now();
@@ -69,7 +66,7 @@ static void direct_loop(const char *dir, size_t total, double *w, double *r)
 			exit(1);
 	*r = gbps((double)total, bench_now() - t0);
 	close(fd);
-	munmap(map, REQ + HUGE);
+	huge_unmap(buf, REQ);
 }
 
 /* The spill file: batches of 64 results of 1 MiB, then all read back in batches. */

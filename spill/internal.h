@@ -104,7 +104,6 @@ uint64_t weft__spill_used_end(const struct weft__spill *s);
 
 /* segment.c */
 int weft__spill_create_file(const char *dir, bool *direct);
-void *weft__spill_huge_map(size_t len);
 unsigned weft__spill_seg_of(const struct weft__spill *s, uint64_t off, uint64_t *base,
 			    uint64_t *len);
 int weft__spill_seg_fd(const struct weft__spill *s, unsigned i);

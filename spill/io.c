@@ -242,7 +242,7 @@ int weft__spill_write(struct weft__spill *s, struct weft__spill_item *items, uns
 	}
 	/*
 	 * Direct I/O goes through the stage even when the items could be written in
-	 * place: their small pages make slow requests (see weft__spill_huge_map()), and copying
+	 * place: their small pages make slow requests (see util/huge.h), and copying
 	 * costs less than that.
 	 */
 	ret = weft__spill_seg_make(s, start, alloc_len);

@@ -69,32 +69,6 @@ int weft__spill_dir_check(const char *dir)
 	return 0;
 }
 
-/*
- * @len bytes at a huge page boundary, on transparent huge pages where the kernel
- * grants them. Each physically contiguous run of a buffer is one segment of a
- * request, and virtual disks pay for each: from 4 KiB pages, O_DIRECT runs several
- * times slower, whatever the request size or depth. Return: the buffer, for munmap
- * with @len, or NULL.
- */
-void *weft__spill_huge_map(size_t len)
-{
-	size_t over = len + HUGE_PAGE;
-	char *m = mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		       -1, 0);
-	char *p;
-
-	if (m == MAP_FAILED)
-		return NULL;
-	p = (char *)(((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
-	/* Keep [p, p + len): the rest of the mapping goes back. */
-	if (p > m)
-		munmap(m, p - m);
-	if (m + over > p + len)
-		munmap(p + len, m + over - (p + len));
-	(void)madvise(p, len, MADV_HUGEPAGE);	/* advice: without it, the same but slower */
-	return p;
-}
-
 /* ---- segments ---- */
 
 /* The segment that holds @off: its index, and where it starts in the file's space. */

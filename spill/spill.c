@@ -68,7 +68,7 @@ int weft__spill_open(const char *dir, enum weft__spill_backend backend, bool dir
 		goto err_free;
 	}
 	atomic_init(&s->seg[0], fd);
-	if (s->direct && !(s->stage = weft__spill_huge_map(s->stage_bytes + BOUNCE))) {
+	if (s->direct && !(s->stage = huge_map(s->stage_bytes + BOUNCE))) {
 		ret = -ENOMEM;
 		goto err_close;
 	}

@@ -24,6 +24,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../util/huge.h"
+
 enum dist { UNIQUE, UNIFORM, ZIPF };
 
 /*
@@ -35,7 +37,6 @@ enum dist { UNIQUE, UNIFORM, ZIPF };
  * block goes through the page cache.
  */
 #define OUT_BUF ((size_t)4 << 20)
-#define OUT_ALIGN ((size_t)2 << 20)	/* a huge page; O_DIRECT needs 4096 */
 #define DIRECT_BLOCK 4096
 
 struct table {
@@ -205,15 +206,14 @@ static int table_open(struct table *t, const char *path, bool csv, unsigned row_
 {
 	*t = (struct table){ .path = path, .csv = csv, .row_bytes = row_bytes };
 	t->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	t->buf = aligned_alloc(OUT_ALIGN, OUT_BUF);
+	t->buf = huge_map(OUT_BUF);	/* O_DIRECT needs 4096 bytes aligned */
 	if (t->fd < 0 || !t->buf) {
 		fprintf(stderr, "weft-gen: %s: %s\n", path, strerror(errno));
 		if (t->fd >= 0)
 			close(t->fd);
-		free(t->buf);
+		huge_unmap(t->buf, OUT_BUF);
 		return -1;
 	}
-	(void)madvise(t->buf, OUT_BUF, MADV_HUGEPAGE);	/* advice: it may be refused */
 	/* Refused where the file system has no direct I/O (tmpfs): then buffered. */
 	t->direct = !fcntl(t->fd, F_SETFL, fcntl(t->fd, F_GETFL) | O_DIRECT);
 	if (csv)
@@ -260,7 +260,7 @@ static int table_close(struct table *t)
 	write_all(t, t->buf + whole, t->len - whole);
 	if (close(t->fd) && !t->err)
 		t->err = errno;
-	free(t->buf);
+	huge_unmap(t->buf, OUT_BUF);
 	if (t->err) {
 		fprintf(stderr, "weft-gen: writing %s: %s\n", t->path, strerror(t->err));
 		remove(t->path);
