@@ -59,7 +59,7 @@ ifneq ($(DEBUG)$(filter -O0,$(OPT)),)
 override CFLAGS += -DWEFT_DEBUG
 endif
 override CFLAGS += -std=gnu11 $(OPT) -Wall -Wextra -Wno-missing-field-initializers \
-	-fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Icore -Ispill -MMD -MP $(SANFLAGS) \
+	-fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iutil -Icore -Ispill -MMD -MP $(SANFLAGS) \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # Programs built on the library: task functions take parameters they may not use.
 XFLAGS := -Wno-unused-parameter

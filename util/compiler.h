@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "../util/huge.h"	/* HUGE_PAGE */
+#include "huge.h"		/* HUGE_PAGE */
 
 #define WEFT_CACHELINE 64
 #define NSEC_PER_SEC 1000000000LL
