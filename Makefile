@@ -15,11 +15,12 @@ bindir ?= $(prefix)/bin
 
 # Debian packages, each for one reason: hwloc (threads pinned to cores, NUMA),
 # jemalloc (per-NUMA result arenas), liburing (the spill file's I/O), xxhash (spill
-# checksums), criterion (the tests), libudev (hwloc's pkg-config asks for it),
-# pkg-config, gcc and make (the build). libfabric comes with distributed mode.
-DEPS_PKGS := libhwloc-dev libjemalloc-dev liburing-dev libxxhash-dev libcriterion-dev \
-	libudev-dev pkg-config gcc make
-PKGS := hwloc jemalloc liburing libxxhash
+# checksums), libfabric (a cluster's messages and RMA reads), libsodium (the cluster
+# token's handshake), criterion (the tests), libudev (hwloc's pkg-config asks for
+# it), pkg-config, gcc and make (the build).
+DEPS_PKGS := libhwloc-dev libjemalloc-dev liburing-dev libxxhash-dev libfabric-dev \
+	libsodium-dev libcriterion-dev libudev-dev pkg-config gcc make
+PKGS := hwloc jemalloc liburing libxxhash libsodium libfabric
 # A package pkg-config cannot find would leave its flags empty and the compiler to
 # fail with puzzles: say which is missing instead (make deps installs them). Not for
 # deps, which is what installs them.
@@ -59,14 +60,14 @@ ifneq ($(DEBUG)$(filter -O0,$(OPT)),)
 override CFLAGS += -DWEFT_DEBUG
 endif
 override CFLAGS += -std=gnu11 $(OPT) -Wall -Wextra -Wno-missing-field-initializers \
-	-fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iutil -Icore -Ispill -MMD -MP $(SANFLAGS) \
+	-fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iutil -Icore -Ispill -Iproto -Ifabric -MMD -MP $(SANFLAGS) \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # Programs built on the library: task functions take parameters they may not use.
 XFLAGS := -Wno-unused-parameter
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -ldl
 override LDFLAGS += $(SANFLAGS)
 
-SRCS := $(wildcard core/*.c spill/*.c) alloc/acct.c $(ALLOC)
+SRCS := $(wildcard core/*.c spill/*.c proto/*.c fabric/*.c) alloc/acct.c $(ALLOC)
 OBJS := $(patsubst %.c,$(B)/%.o,$(SRCS))
 A := $(B)/lib$(NAME).a
 SO := $(B)/lib$(NAME).so.$(VERSION)
@@ -106,7 +107,7 @@ pkgs-present:
 		exit 1; fi
 
 .PHONY: all deps check check-unit check-integration check-stress check-join check-concurrency \
-	bench demo install uninstall clean
+	bench fuzz fuzz-seeds demo install uninstall clean
 .SUFFIXES:
 
 all: pkgs-present $(A) $(SO) $(B)/lib$(NAME).so $(TOOLS)
@@ -199,6 +200,18 @@ CONCURRENCY_TESTS = $(filter-out $(NOT_CONCURRENCY),$(patsubst $(B)/tests/%,%,$(
 bench: deps all $(PERF)
 	@if [ -z "$$WEFT_SKIP_DEPS" ]; then ./tools/deps.sh libtbb-dev g++; fi
 	$(Q)./perf/run.sh $(B)
+
+# libFuzzer targets for every decoder of proto/, each run FUZZ_SECONDS on the seed
+# corpus (tests/fuzz/run.sh); fuzz-seeds writes that corpus again when ops change.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@if [ -z "$$WEFT_SKIP_DEPS" ]; then ./tools/deps.sh clang libclang-rt-14-dev; fi
+	$(Q)./tests/fuzz/run.sh $(B) $(FUZZ_SECONDS)
+
+fuzz-seeds:
+	@mkdir -p $(B)/fuzz
+	$(Q)$(CC) -Iproto -Iutil tests/fuzz/seeds.c proto/wire.c proto/ops.c -o $(B)/fuzz/seeds
+	$(Q)rm -rf tests/fuzz/corpus && $(B)/fuzz/seeds tests/fuzz/corpus
 
 demo: deps all
 	$(Q)./tools/demo.sh $(B)

@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libFuzzer targets for proto/'s decoders. Built once per decoder (make fuzz):
+ * FUZZ_OP unset, the message decoder (header, op headers, every op); FUZZ_OP=n,
+ * the decoder of op type n alone. Besides never reading out of bounds (ASan) or
+ * misbehaving (UBSan), whatever decodes must encode back to the same bytes, and a
+ * decoded list must yield exactly its count of items.
+ */
+#include <endian.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+#include "../../proto/internal.h"
+
+static uint8_t out[WEFT_PROTO_MAX_MSG];
+
+/* Every list field of a decoded op: its items come out, as many as it says. */
+static void walk_lists(uint16_t type, const void *op)
+{
+	const struct weft__schema *s = weft__op_schema(type);
+	uint8_t item[WEFT_OP_MAX_SIZE] __attribute__((aligned(8)));
+
+	for (unsigned i = 0; i < s->nfields; i++) {
+		const struct weft__plist *l;
+		struct weft__plist_iter it;
+		uint32_t n = 0;
+
+		if (s->fields[i].kind != PF_LIST)
+			continue;
+		l = (const struct weft__plist *)((const char *)op + s->fields[i].off);
+		weft__plist_iter_init(&it, l);
+		while (weft__plist_next(&it, item))
+			n++;
+		if (n != l->n)
+			abort();
+	}
+}
+
+#ifdef FUZZ_OP
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	uint8_t op[WEFT_OP_MAX_SIZE] __attribute__((aligned(8)));
+	struct weft__msg_out o;
+	uint8_t msg_type = FUZZ_OP == WEFT_OP_HELLO ? WEFT_MSG_HELLO :
+			   FUZZ_OP == WEFT_OP_AUTH ? WEFT_MSG_AUTH : WEFT_MSG_OPS;
+
+	if (size > WEFT_PROTO_MAX_BYTES || weft__op_decode(FUZZ_OP, data, size, op))
+		return 0;
+	walk_lists(FUZZ_OP, op);
+	weft__msg_begin(&o, out, msg_type);
+	if (weft__msg_add(&o, FUZZ_OP, op) ||
+	    o.len != WEFT_PROTO_HDR + WEFT_PROTO_OP_HDR + size ||
+	    memcmp(out + WEFT_PROTO_HDR + WEFT_PROTO_OP_HDR, data, size))
+		abort();		/* decoded, but does not encode back */
+	return 0;
+}
+#else
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	uint8_t op[WEFT_OP_MAX_SIZE] __attribute__((aligned(8)));
+	struct weft__msg_out o;
+	struct weft__op_iter it;
+	struct weft__msg m;
+	uint64_t seq = 0;
+	uint16_t type;
+
+	/* The sequence number the message carries, to get past that check. */
+	if (size >= WEFT_PROTO_HDR)
+		memcpy(&seq, data + 16, 8);
+	if (weft__msg_open(data, size, le64toh(seq), &m))
+		return 0;
+	weft__op_iter_init(&it, &m);
+	weft__msg_begin(&o, out, m.type);
+	while (weft__op_next(&it, &type, op) == 1) {
+		walk_lists(type, op);
+		if (weft__msg_add(&o, type, op))
+			abort();
+	}
+	/* All but the minor version (ours is written) come back the same. */
+	if (weft__msg_end(&o, m.seq) != size || memcmp(out, data, 5) ||
+	    memcmp(out + 6, data + 6, size - 6))
+		abort();
+	return 0;
+}
+#endif

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+/*
+ * seeds - writes the fuzzers' seed corpus (tests/fuzz/corpus/): one good message
+ * of each op for the message decoder, and each op's fields alone for its own
+ * decoder. Run by hand when ops change (make fuzz-seeds); the output is committed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "proto.h"
+#include "../../proto/internal.h"
+
+#define PB(s) weft__pbytes_of(s, strlen(s))
+
+static int write_file(const char *dir, const char *name, const void *p, size_t len)
+{
+	char path[512];
+	FILE *f;
+
+	mkdir(dir, 0755);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	if (!f || fwrite(p, 1, len, f) != len || fclose(f)) {
+		perror(path);
+		return -1;
+	}
+	return 0;
+}
+
+static int seed(const char *root, uint16_t type, const void *op, const char *tag)
+{
+	static uint8_t buf[WEFT_PROTO_MAX_MSG];
+	uint8_t msg_type = type == WEFT_OP_HELLO ? WEFT_MSG_HELLO :
+			   type == WEFT_OP_AUTH ? WEFT_MSG_AUTH : WEFT_MSG_OPS;
+	struct weft__msg_out o;
+	char dir[256], name[64];
+	uint32_t len;
+
+	weft__msg_begin(&o, buf, msg_type);
+	if (weft__msg_add(&o, type, op)) {
+		fprintf(stderr, "seeds: %s does not encode\n", weft__op_name(type));
+		return -1;
+	}
+	len = weft__msg_end(&o, 3);
+	snprintf(name, sizeof(name), "%s-%s", weft__op_name(type), tag);
+	snprintf(dir, sizeof(dir), "%s/msg", root);
+	if (write_file(dir, name, buf, len))
+		return -1;
+	snprintf(dir, sizeof(dir), "%s/op%u", root, type);
+	return write_file(dir, name, buf + WEFT_PROTO_HDR + WEFT_PROTO_OP_HDR,
+			  len - WEFT_PROTO_HDR - WEFT_PROTO_OP_HDR);
+}
+
+int main(int argc, char **argv)
+{
+	const char *root = argc > 1 ? argv[1] : "tests/fuzz/corpus";
+	struct weft__pdep deps[2] = { { 1, 0 }, { 2, 3 } };
+	struct weft__pinput inputs[2] = { { 9, 0, 0, 16 }, { 10, 1, 4, 1 << 20 } };
+	struct weft__pstat stats[2] = { { 1, 100 }, { 2, 7 } };
+	struct weft__psize sizes[2] = { { 8 }, { 0 } };
+	struct weft__op_hello hello = { WEFT_ROLE_WORKER, { 1, 2, 3 }, PB("w0"), PB("addr"),
+					2, 1 << 30, 0 };
+	struct weft__op_auth auth = { { 9, 8, 7 } };
+	struct weft__op_submit submit = { 7, PB("fib"), PB("fib-30"), PB(""), PB("\x1e"), 1,
+					  0, 0, { .n = 2, .items = deps } };
+	struct weft__op_piece piece = { 7, 0, 10, 4, PB("abcd") };
+	struct weft__op_future fut = { 7, 0, WEFT_WANT_RESULT };
+	struct weft__op_stats_ask ask = { 1 };
+	struct weft__op_ended ended = { 7, WEFT_END_FAILED, -4097, PB("task 'fib' failed") };
+	struct weft__op_stats st = { 1, { .n = 2, .items = stats } };
+	struct weft__op_peer peer = { 2, WEFT_ROLE_WORKER, PB("w1"), PB("ctrl"), PB("data") };
+	struct weft__op_compute comp = { 7, PB("add"), PB("x"), PB("12345678"), 2, 1, 3,
+					 { .n = 2, .items = inputs } };
+	struct weft__op_send_result sr = { 7, 0, 3 };
+	struct weft__op_stolen stolen = { 7, 1 };
+	struct weft__op_done done = { 7, WEFT_END_DONE, 0, PB(""), 1500,
+				      { .n = 2, .items = sizes } };
+	struct weft__op_heartbeat hb = { 1 << 20, 1 << 30, 0, 0, 3, 2, 1000, 0 };
+	struct weft__op_lease_ask la = { 5, 7, 0 };
+	struct weft__op_lease lease = { 5, 0, 11, 0xfeed, 4096, 1 << 20, PB("") };
+	struct weft__op_lease inl = { 6, 0, 0, 0, 0, 3, PB("abc") };
+	struct weft__op_unlease ul = { 11 };
+	int bad = 0;
+
+	mkdir(root, 0755);
+	bad |= seed(root, WEFT_OP_HELLO, &hello, "a");
+	bad |= seed(root, WEFT_OP_AUTH, &auth, "a");
+	bad |= seed(root, WEFT_OP_SUBMIT, &submit, "a");
+	bad |= seed(root, WEFT_OP_SCATTER, &piece, "a");
+	bad |= seed(root, WEFT_OP_WANT, &fut, "a");
+	bad |= seed(root, WEFT_OP_RELEASE, &fut, "a");
+	bad |= seed(root, WEFT_OP_CANCEL, &fut, "a");
+	bad |= seed(root, WEFT_OP_STATS_ASK, &ask, "a");
+	bad |= seed(root, WEFT_OP_ENDED, &ended, "a");
+	bad |= seed(root, WEFT_OP_STATS, &st, "a");
+	bad |= seed(root, WEFT_OP_PEER, &peer, "a");
+	bad |= seed(root, WEFT_OP_COMPUTE, &comp, "a");
+	bad |= seed(root, WEFT_OP_PUT, &piece, "a");
+	bad |= seed(root, WEFT_OP_FREE, &fut, "a");
+	bad |= seed(root, WEFT_OP_SEND_RESULT, &sr, "a");
+	bad |= seed(root, WEFT_OP_STEAL, &fut, "a");
+	bad |= seed(root, WEFT_OP_DONE, &done, "a");
+	bad |= seed(root, WEFT_OP_STOLEN, &stolen, "a");
+	bad |= seed(root, WEFT_OP_HEARTBEAT, &hb, "a");
+	bad |= seed(root, WEFT_OP_LEASE_ASK, &la, "a");
+	bad |= seed(root, WEFT_OP_LEASE, &lease, "a");
+	bad |= seed(root, WEFT_OP_LEASE, &inl, "inline");
+	bad |= seed(root, WEFT_OP_UNLEASE, &ul, "a");
+	bad |= seed(root, WEFT_OP_RESULT, &piece, "a");
+	return bad ? 1 : 0;
+}

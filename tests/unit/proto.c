@@ -1,0 +1,379 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests of proto/: every op through the encoder and back; and the messages a
+ * broken or hostile peer sends: truncated, oversized, out of range, with another
+ * major version, replayed, with trailing bytes, with an op not allowed where it is.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weft.h>
+
+#include "proto.h"
+#include "../../proto/internal.h"
+
+static uint8_t buf[WEFT_PROTO_MAX_MSG];
+
+#define PB(s) weft__pbytes_of(s, strlen(s))
+
+static bool pb_eq(struct weft__pbytes b, const char *s)
+{
+	return b.len == strlen(s) && !memcmp(b.p, s, b.len);
+}
+
+/* One op in an OPS message with @seq; return its length. */
+static uint32_t one_op(uint16_t type, const void *op, uint64_t seq)
+{
+	struct weft__msg_out o;
+
+	weft__msg_begin(&o, buf, WEFT_MSG_OPS);
+	cr_assert_eq(weft__msg_add(&o, type, op), 0, "encode %s", weft__op_name(type));
+	return weft__msg_end(&o, seq);
+}
+
+/* Open a message expecting @seq and decode its only op into @out. */
+static void open_one(uint32_t len, uint64_t seq, uint16_t want, void *out)
+{
+	struct weft__msg m;
+	struct weft__op_iter it;
+	uint16_t type;
+
+	cr_assert_eq(weft__msg_open(buf, len, seq, &m), 0);
+	weft__op_iter_init(&it, &m);
+	cr_assert_eq(weft__op_next(&it, &type, out), 1);
+	cr_assert_eq(type, want);
+	cr_assert_eq(weft__op_next(&it, &type, out), 0, "one op only");
+}
+
+Test(proto, submit_round_trip)
+{
+	struct weft__pdep deps[3] = { { 1, 0 }, { 2, 5 }, { UINT64_MAX, 65534 } };
+	struct weft__op_submit s = {
+		.key = 0x123456789abcdefull, .fn = PB("fib"), .label = PB("fib-30"),
+		.worker = PB("w1"), .arg = weft__pbytes_of("\0\1\2\3", 4), .noutputs = 3,
+		.priority = -7, .retries = 2,
+		.deps = { .n = 3, .items = deps },
+	};
+	struct weft__op_submit d;
+	struct weft__plist_iter it;
+	struct weft__pdep dep;
+	uint32_t len = one_op(WEFT_OP_SUBMIT, &s, 0);
+
+	cr_assert_eq(len, WEFT_PROTO_HDR + weft__op_size(WEFT_OP_SUBMIT, &s));
+	open_one(len, 0, WEFT_OP_SUBMIT, &d);
+	cr_assert_eq(d.key, s.key);
+	cr_assert(pb_eq(d.fn, "fib") && pb_eq(d.label, "fib-30") && pb_eq(d.worker, "w1"));
+	cr_assert_eq(d.arg.len, 4);
+	cr_assert_eq(memcmp(d.arg.p, "\0\1\2\3", 4), 0);
+	cr_assert_eq(d.noutputs, 3);
+	cr_assert_eq(d.priority, -7);
+	cr_assert_eq(d.retries, 2);
+	cr_assert_eq(d.deps.n, 3);
+	weft__plist_iter_init(&it, &d.deps);
+	for (int i = 0; i < 3; i++) {
+		cr_assert(weft__plist_next(&it, &dep));
+		cr_assert_eq(dep.key, deps[i].key);
+		cr_assert_eq(dep.output, deps[i].output);
+	}
+	cr_assert_not(weft__plist_next(&it, &dep), "three items, no more");
+}
+
+Test(proto, every_op_round_trips)
+{
+	struct weft__psize sizes[2] = { { 10 }, { 1u << 30 } };
+	struct weft__pinput inputs[1] = { { 9, 1, 4, 4096 } };
+	struct weft__pstat stats[2] = { { 1, 100 }, { 7, 3 } };
+	struct weft__op_hello hello = { .role = WEFT_ROLE_WORKER, .name = PB("w0"),
+					.data_addr = weft__pbytes_of("\x02\0\x1f\x90", 4),
+					.nthreads = 8, .memory_limit = 1ull << 34, .id = 3 };
+	struct weft__op_auth auth;
+	struct weft__op_piece piece = { 5, 0, 100, 90, weft__pbytes_of("0123456789", 10) };
+	struct weft__op_future fut = { 5, 2, WEFT_WANT_RESULT };
+	struct weft__op_stats_ask ask = { 77 };
+	struct weft__op_ended ended = { 5, WEFT_END_FAILED, WEFT_ETASK, PB("boom") };
+	struct weft__op_stats st = { 77, { .n = 2, .items = stats } };
+	struct weft__op_peer peer = { 4, WEFT_ROLE_WORKER, PB("w3"), PB("ctrl"), PB("data") };
+	struct weft__op_compute comp = { 6, PB("add"), PB(""), PB("xy"), 1, 0, 0,
+					 { .n = 1, .items = inputs } };
+	struct weft__op_send_result sr = { 6, 0, 2 };
+	struct weft__op_stolen stolen = { 6, 1 };
+	struct weft__op_done done = { 6, WEFT_END_DONE, 0, PB(""), 1234,
+				      { .n = 2, .items = sizes } };
+	struct weft__op_heartbeat hb = { 1, 2, 3, 4, 5, 6, 7, 1 };
+	struct weft__op_lease_ask la = { 11, 6, 0 };
+	struct weft__op_lease lease = { 11, 0, 99, 0xdead, 0x1000, 1 << 20, PB("") };
+	struct weft__op_unlease ul = { 99 };
+	struct { uint16_t type; const void *op; } all[] = {
+		{ WEFT_OP_SCATTER, &piece }, { WEFT_OP_WANT, &fut }, { WEFT_OP_RELEASE, &fut },
+		{ WEFT_OP_CANCEL, &fut }, { WEFT_OP_STATS_ASK, &ask }, { WEFT_OP_ENDED, &ended },
+		{ WEFT_OP_STATS, &st }, { WEFT_OP_PEER, &peer }, { WEFT_OP_COMPUTE, &comp },
+		{ WEFT_OP_PUT, &piece }, { WEFT_OP_FREE, &fut }, { WEFT_OP_SEND_RESULT, &sr },
+		{ WEFT_OP_STEAL, &fut }, { WEFT_OP_DONE, &done }, { WEFT_OP_STOLEN, &stolen },
+		{ WEFT_OP_HEARTBEAT, &hb }, { WEFT_OP_LEASE_ASK, &la }, { WEFT_OP_LEASE, &lease },
+		{ WEFT_OP_UNLEASE, &ul }, { WEFT_OP_RESULT, &piece },
+	};
+	uint8_t out[WEFT_OP_MAX_SIZE] __attribute__((aligned(8)));
+	uint8_t again[WEFT_PROTO_MAX_MSG];
+	struct weft__msg_out o;
+	struct weft__msg m;
+	struct weft__op_iter it;
+	uint16_t type;
+	uint32_t len;
+	size_t i;
+
+	memset(auth.mac, 0xa5, sizeof(auth.mac));
+	memset(hello.nonce, 0x5a, sizeof(hello.nonce));
+	/* All in one message, in order; then each decoded op encodes to the same bytes. */
+	weft__msg_begin(&o, buf, WEFT_MSG_OPS);
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		cr_assert_eq(weft__msg_add(&o, all[i].type, all[i].op), 0, "%s",
+			     weft__op_name(all[i].type));
+	len = weft__msg_end(&o, 41);
+	cr_assert_eq(weft__msg_open(buf, len, 41, &m), 0);
+	cr_assert_eq(m.nops, sizeof(all) / sizeof(all[0]));
+	weft__op_iter_init(&it, &m);
+	weft__msg_begin(&o, again, WEFT_MSG_OPS);
+	for (i = 0; weft__op_next(&it, &type, out) == 1; i++) {
+		cr_assert_eq(type, all[i].type);
+		cr_assert_eq(weft__msg_add(&o, type, out), 0, "re-encode %s",
+			     weft__op_name(type));
+	}
+	cr_assert_eq(i, sizeof(all) / sizeof(all[0]));
+	cr_assert_eq(weft__msg_end(&o, 41), len);
+	cr_assert_eq(memcmp(again, buf, len), 0, "decoded ops encode to the same bytes");
+
+	/* The handshake's two, each alone in its message type. */
+	weft__msg_begin(&o, buf, WEFT_MSG_HELLO);
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_HELLO, &hello), 0);
+	len = weft__msg_end(&o, 0);
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), 0);
+	weft__op_iter_init(&it, &m);
+	struct weft__op_hello h2;
+
+	cr_assert_eq(weft__op_next(&it, &type, &h2), 1);
+	cr_assert_eq(h2.role, WEFT_ROLE_WORKER);
+	cr_assert_eq(memcmp(h2.nonce, hello.nonce, 32), 0);
+	cr_assert(pb_eq(h2.name, "w0"));
+	cr_assert_eq(h2.memory_limit, 1ull << 34);
+	weft__msg_begin(&o, buf, WEFT_MSG_AUTH);
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_AUTH, &auth), 0);
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_AUTH, &auth), 0);
+	len = weft__msg_end(&o, 1);
+	cr_assert_eq(weft__msg_open(buf, len, 1, &m), -EBADMSG, "AUTH comes alone");
+}
+
+Test(proto, every_prefix_of_a_message_is_refused)
+{
+	struct weft__pdep deps[2] = { { 1, 0 }, { 2, 1 } };
+	struct weft__op_submit s = { .key = 1, .fn = PB("f"), .noutputs = 1,
+				     .deps = { .n = 2, .items = deps } };
+	struct weft__msg m;
+	uint32_t len = one_op(WEFT_OP_SUBMIT, &s, 0);
+
+	for (uint32_t n = 0; n < len; n++)
+		cr_assert_eq(weft__msg_open(buf, n, 0, &m), -EBADMSG, "prefix of %u bytes", n);
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), 0);
+}
+
+Test(proto, a_length_that_lies_is_refused)
+{
+	struct weft__op_future f = { 1, 0, 0 };
+	struct weft__msg m;
+	uint32_t len = one_op(WEFT_OP_RELEASE, &f, 0);
+	uint32_t v;
+
+	/* The header's length must be the message's. */
+	v = htole32(len + 1);
+	memcpy(buf + 8, &v, 4);
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), -EBADMSG);
+	len = one_op(WEFT_OP_RELEASE, &f, 0);
+	/* An op's length past the message's end. */
+	v = htole32(1000);
+	memcpy(buf + WEFT_PROTO_HDR + 4, &v, 4);
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), -EBADMSG);
+	/* Trailing bytes after the ops. */
+	len = one_op(WEFT_OP_RELEASE, &f, 0);
+	buf[len] = 0;
+	v = htole32(len + 1);
+	memcpy(buf + 8, &v, 4);
+	cr_assert_eq(weft__msg_open(buf, len + 1, 0, &m), -EBADMSG);
+	/* A bigger op count than there are ops. */
+	len = one_op(WEFT_OP_RELEASE, &f, 0);
+	buf[12] = 2;
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), -EBADMSG);
+}
+
+Test(proto, oversized_messages_are_refused)
+{
+	static uint8_t big[WEFT_PROTO_MAX_MSG + 64];
+	struct weft__msg m;
+	uint32_t v = htole32(sizeof(big));
+
+	one_op(WEFT_OP_STATS_ASK, &(struct weft__op_stats_ask){ 1 }, 0);
+	memcpy(big, buf, WEFT_PROTO_HDR);
+	memcpy(big + 8, &v, 4);
+	cr_assert_eq(weft__msg_open(big, sizeof(big), 0, &m), -EBADMSG);
+}
+
+Test(proto, values_out_of_bounds_are_refused_both_ways)
+{
+	struct weft__op_submit s = { .key = 1, .fn = PB("f"), .noutputs = 1 };
+	struct weft__msg_out o;
+	struct weft__msg m;
+	uint32_t len;
+	uint8_t *noutputs;
+
+	weft__msg_begin(&o, buf, WEFT_MSG_OPS);
+	s.noutputs = 0;
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_SUBMIT, &s), -EINVAL, "no outputs");
+	s.noutputs = 1;
+	s.fn = PB("");
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_SUBMIT, &s), -EINVAL, "no function name");
+	s.fn = weft__pbytes_of("a\0b", 3);
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_SUBMIT, &s), -EINVAL, "NUL in a name");
+	s.fn = PB("f");
+	s.retries = 1001;
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_SUBMIT, &s), -EINVAL, "retries");
+	s.retries = 0;
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_HELLO, &(struct weft__op_hello){ .role = 1 }),
+		     -EINVAL, "HELLO in an OPS message");
+
+	/* The same values written into a good message by hand: the decoder refuses them. */
+	len = one_op(WEFT_OP_SUBMIT, &s, 0);
+	/* key 8, fn 4 + 1, label 4, worker 4, arg 4: then noutputs. */
+	noutputs = buf + WEFT_PROTO_HDR + WEFT_PROTO_OP_HDR + 8 + 5 + 4 + 4 + 4;
+	cr_assert_eq(noutputs[0], 1);
+	noutputs[0] = 0;
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), -EBADMSG, "no outputs");
+	noutputs[0] = 1;
+	buf[WEFT_PROTO_HDR + WEFT_PROTO_OP_HDR + 8 + 4] = 0;	/* the name's byte: NUL */
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), -EBADMSG, "NUL in a name");
+	buf[WEFT_PROTO_HDR + WEFT_PROTO_OP_HDR + 8 + 4] = 'f';
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), 0);
+	buf[WEFT_PROTO_HDR] = 200;				/* an op type not known */
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), -EBADMSG, "unknown op");
+}
+
+Test(proto, a_piece_outside_its_result_is_refused)
+{
+	struct weft__op_piece p = { 1, 0, 10, 8, PB("abc") };
+	struct weft__msg_out o;
+
+	weft__msg_begin(&o, buf, WEFT_MSG_OPS);
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_PUT, &p), -EINVAL);
+	p.offset = 7;
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_PUT, &p), 0);
+	p.offset = UINT64_MAX;
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_PUT, &p), -EINVAL, "offset past the end");
+}
+
+Test(proto, another_major_version_is_told_apart)
+{
+	struct weft__msg m;
+	uint32_t len = one_op(WEFT_OP_STATS_ASK, &(struct weft__op_stats_ask){ 1 }, 0);
+
+	buf[4] = WEFT_PROTO_MAJOR + 1;
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), -EPROTO);
+	cr_assert_eq(m.major, WEFT_PROTO_MAJOR + 1, "the version is there to log");
+	buf[4] = WEFT_PROTO_MAJOR;
+	buf[5] = WEFT_PROTO_MINOR + 3;	/* a newer minor is fine */
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), 0);
+	buf[0] ^= 1;
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), -EBADMSG, "bad magic");
+}
+
+Test(proto, replayed_and_reordered_messages_are_refused)
+{
+	struct weft__msg m;
+	uint32_t len = one_op(WEFT_OP_STATS_ASK, &(struct weft__op_stats_ask){ 1 }, 5);
+
+	cr_assert_eq(weft__msg_open(buf, len, 5, &m), 0);
+	cr_assert_eq(weft__msg_open(buf, len, 6, &m), -EALREADY, "the same message again");
+	cr_assert_eq(weft__msg_open(buf, len, 4, &m), -EALREADY, "one from the future");
+}
+
+Test(proto, a_full_message_says_enospc_and_a_huge_op_emsgsize)
+{
+	static uint8_t data[WEFT_PROTO_MAX_MSG];
+	struct weft__op_piece p = { 1, 0, sizeof(data), 0, { data, 30000 } };
+	struct weft__msg_out o;
+	struct weft__msg m;
+	uint32_t len;
+
+	weft__msg_begin(&o, buf, WEFT_MSG_OPS);
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_PUT, &p), 0);
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_PUT, &p), 0);
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_PUT, &p), -ENOSPC);
+	len = weft__msg_end(&o, 0);
+	cr_assert_leq(len, WEFT_PROTO_MAX_MSG);
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), 0);
+	p.data.len = WEFT_PROTO_MAX_BYTES - 31;	/* with the piece's own 32 bytes: too big */
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_PUT, &p), -EMSGSIZE);
+	/* The most a lone piece can carry fits. */
+	p.data.len = WEFT_PROTO_MAX_BYTES - 32;
+	weft__msg_begin(&o, buf, WEFT_MSG_OPS);
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_PUT, &p), 0);
+	cr_assert_eq(weft__msg_end(&o, 0), WEFT_PROTO_MAX_MSG);
+}
+
+Test(proto, random_damage_never_reads_out_of_bounds)
+{
+	struct weft__pinput inputs[4] = { { 1, 0, 2, 3 }, { 4, 5, 6, 7 } };
+	struct weft__op_compute c = { 6, PB("add"), PB("l"), PB("xyz"), 2, 1, 1,
+				      { .n = 4, .items = inputs } };
+	uint8_t copy[WEFT_PROTO_MAX_MSG];
+	uint32_t len = one_op(WEFT_OP_COMPUTE, &c, 0);
+	struct weft__msg m;
+	unsigned seed = 7, good = 0;
+
+	memcpy(copy, buf, len);
+	/* Under ASan a read out of bounds fails the run; each result is 0 or -EBADMSG. */
+	for (int i = 0; i < 20000; i++) {
+		uint8_t *msg = malloc(len);
+
+		memcpy(msg, copy, len);
+		for (int k = 0; k < 1 + i % 4; k++)
+			msg[rand_r(&seed) % len] ^= (uint8_t)(1 + rand_r(&seed) % 255);
+		int ret = weft__msg_open(msg, len, 0, &m);
+
+		cr_assert(ret == 0 || ret == -EBADMSG || ret == -EPROTO || ret == -EALREADY,
+			  "ret %d", ret);
+		good += !ret;
+		free(msg);
+	}
+	cr_assert_lt(good, 20000, "damage is noticed");
+}
+
+Test(proto, schemas_are_sound)
+{
+	/* Each op has a schema whose fields lie inside its struct, and list items hold no list. */
+	for (uint16_t t = 1; t < WEFT_OP_TYPES; t++) {
+		const struct weft__schema *s = weft__op_schema(t);
+
+		cr_assert(s, "op %u has a schema", t);
+		cr_assert_leq(s->size, WEFT_OP_MAX_SIZE, "%s", s->name);
+		for (unsigned i = 0; i < s->nfields; i++) {
+			const struct weft__field *f = &s->fields[i];
+
+			cr_assert_lt(f->off, s->size, "%s field %u", s->name, i);
+			if (f->kind != PF_LIST)
+				continue;
+			for (unsigned k = 0; k < f->item->nfields; k++)
+				cr_assert_neq(f->item->fields[k].kind, PF_LIST, "%s", s->name);
+		}
+	}
+	cr_assert_null(weft__op_schema(0));
+	cr_assert_null(weft__op_schema(WEFT_OP_TYPES));
+}
+
+Test(proto, pbytes_str_cuts_and_terminates)
+{
+	char s[4];
+
+	weft__pbytes_str(s, sizeof(s), PB("abcdef"));
+	cr_assert_str_eq(s, "abc");
+	weft__pbytes_str(s, sizeof(s), PB(""));
+	cr_assert_str_eq(s, "");
+}
