@@ -67,7 +67,7 @@ XFLAGS := -Wno-unused-parameter
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -ldl
 override LDFLAGS += $(SANFLAGS)
 
-SRCS := $(wildcard core/*.c spill/*.c proto/*.c fabric/*.c) alloc/acct.c $(ALLOC)
+SRCS := $(wildcard util/*.c core/*.c spill/*.c proto/*.c fabric/*.c) alloc/acct.c $(ALLOC)
 OBJS := $(patsubst %.c,$(B)/%.o,$(SRCS))
 A := $(B)/lib$(NAME).a
 SO := $(B)/lib$(NAME).so.$(VERSION)

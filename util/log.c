@@ -4,6 +4,8 @@
  * names and priorities for our threads.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +14,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "core.h"
+#include "log.h"
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
