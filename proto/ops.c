@@ -10,7 +10,6 @@
 
 #include "internal.h"
 
-#define ADDR_MAX 256			/* bytes of a fabric address */
 #define MAX_RETRIES 1000
 #define MAX_THREADS 65536
 #define MAX_LIST 65535			/* items of a list; the message bounds it anyway */
@@ -29,11 +28,11 @@
 static const struct weft__field hello_f[] = {
 	U8(struct weft__op_hello, role, WEFT_ROLE_CLIENT, WEFT_ROLE_SCHEDULER),
 	FIXED(struct weft__op_hello, nonce),
+	BYTES(struct weft__op_hello, ctrl_addr, 1, WEFT_PROTO_MAX_ADDR),
+	BYTES(struct weft__op_hello, data_addr, 0, WEFT_PROTO_MAX_ADDR),
 	TEXT(struct weft__op_hello, name, 0, WEFT_PROTO_MAX_NAME),
-	BYTES(struct weft__op_hello, data_addr, 0, ADDR_MAX),
 	U32(struct weft__op_hello, nthreads, 0, MAX_THREADS),
 	U64(struct weft__op_hello, memory_limit),
-	U32_ANY(struct weft__op_hello, id),
 };
 
 static const struct weft__field auth_f[] = {
@@ -108,8 +107,8 @@ static const struct weft__field peer_f[] = {
 	U32(struct weft__op_peer, id, 1, UINT32_MAX),
 	U8(struct weft__op_peer, role, WEFT_ROLE_CLIENT, WEFT_ROLE_SCHEDULER),
 	TEXT(struct weft__op_peer, name, 0, WEFT_PROTO_MAX_NAME),
-	BYTES(struct weft__op_peer, ctrl_addr, 1, ADDR_MAX),
-	BYTES(struct weft__op_peer, data_addr, 0, ADDR_MAX),
+	BYTES(struct weft__op_peer, ctrl_addr, 1, WEFT_PROTO_MAX_ADDR),
+	BYTES(struct weft__op_peer, data_addr, 0, WEFT_PROTO_MAX_ADDR),
 };
 
 static const struct weft__field input_f[] = {

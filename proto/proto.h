@@ -40,6 +40,7 @@
 #define WEFT_PROTO_MAX_NAME	255		/* bytes of a function, worker or label name */
 #define WEFT_PROTO_MAX_TEXT	4096		/* bytes of an error message */
 #define WEFT_PROTO_MAX_OUTPUTS	65535		/* outputs of one task */
+#define WEFT_PROTO_MAX_ADDR	256		/* bytes of a fabric address */
 /* Bytes that fit in one op of a message that holds nothing else. */
 #define WEFT_PROTO_MAX_BYTES	(WEFT_PROTO_MAX_MSG - WEFT_PROTO_HDR - WEFT_PROTO_OP_HDR)
 
@@ -122,14 +123,19 @@ struct weft__plist_iter {
 
 /* ---- ops: one struct each, with its schema in ops.c ---- */
 
+/*
+ * The first fields of HELLO (role, nonce, ctrl_addr) keep their place in every
+ * version, so that a peer of another major version can still be answered with a
+ * BYE that names this one's.
+ */
 struct weft__op_hello {
 	uint8_t role;			/* enum weft__role */
 	uint8_t nonce[32];		/* fresh for this connection, for AUTH */
-	struct weft__pbytes name;	/* a worker's name; the others' any */
+	struct weft__pbytes ctrl_addr;	/* where to answer: its control endpoint */
 	struct weft__pbytes data_addr;	/* its data endpoint's fabric address */
+	struct weft__pbytes name;	/* a worker's name; the others' any */
 	uint32_t nthreads;		/* a worker's */
 	uint64_t memory_limit;		/* a worker's, bytes */
-	uint32_t id;			/* the scheduler's answer: the id it gave the peer */
 };
 
 struct weft__op_auth {
@@ -325,6 +331,11 @@ void weft__msg_begin(struct weft__msg_out *o, void *buf, uint8_t type);
 int weft__msg_add(struct weft__msg_out *o, uint16_t type, const void *op);
 /* Finish the header with @seq. Return: the message's length. */
 uint32_t weft__msg_end(struct weft__msg_out *o, uint64_t seq);
+/*
+ * Where to answer a HELLO message of any version (@len bytes, header included):
+ * its ctrl_addr, read with every bound checked. 0 or -EBADMSG.
+ */
+int weft__hello_addr(const void *buf, size_t len, struct weft__pbytes *addr);
 /* Bytes an op takes in a message, or -EINVAL. */
 long weft__op_size(uint16_t type, const void *op);
 

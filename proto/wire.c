@@ -438,3 +438,20 @@ void weft__pbytes_str(char *dst, size_t cap, struct weft__pbytes b)
 		memcpy(dst, b.p, n);
 	dst[n] = '\0';
 }
+
+int weft__hello_addr(const void *buf, size_t len, struct weft__pbytes *addr)
+{
+	const uint8_t *p = buf;
+	/* The header, the op's header, role and nonce: then the address's length. */
+	size_t at = WEFT_PROTO_HDR + WEFT_PROTO_OP_HDR + 1 + 32;
+	uint32_t n;
+
+	if (len < at + 4 || len > WEFT_PROTO_MAX_MSG || get32(p) != WEFT_PROTO_MAGIC ||
+	    p[6] != WEFT_MSG_HELLO || get16(p + WEFT_PROTO_HDR) != WEFT_OP_HELLO)
+		return -EBADMSG;
+	n = get32(p + at);
+	if (!n || n > WEFT_PROTO_MAX_ADDR || n > len - at - 4)
+		return -EBADMSG;
+	*addr = (struct weft__pbytes){ p + at + 4, n };
+	return 0;
+}

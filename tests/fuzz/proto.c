@@ -66,6 +66,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t seq = 0;
 	uint16_t type;
 
+	struct weft__pbytes addr;
+
+	/* Where a HELLO of any version says to answer lies inside it. */
+	if (!weft__hello_addr(data, size, &addr) &&
+	    (addr.p < data || addr.p + addr.len > data + size))
+		abort();
 	/* The sequence number the message carries, to get past that check. */
 	if (size >= WEFT_PROTO_HDR)
 		memcpy(&seq, data + 16, 8);

@@ -86,8 +86,9 @@ Test(proto, every_op_round_trips)
 	struct weft__pinput inputs[1] = { { 9, 1, 4, 4096 } };
 	struct weft__pstat stats[2] = { { 1, 100 }, { 7, 3 } };
 	struct weft__op_hello hello = { .role = WEFT_ROLE_WORKER, .name = PB("w0"),
+					.ctrl_addr = PB("ctrl"),
 					.data_addr = weft__pbytes_of("\x02\0\x1f\x90", 4),
-					.nthreads = 8, .memory_limit = 1ull << 34, .id = 3 };
+					.nthreads = 8, .memory_limit = 1ull << 34 };
 	struct weft__op_auth auth;
 	struct weft__op_piece piece = { 5, 0, 100, 90, weft__pbytes_of("0123456789", 10) };
 	struct weft__op_future fut = { 5, 2, WEFT_WANT_RESULT };
@@ -237,7 +238,8 @@ Test(proto, values_out_of_bounds_are_refused_both_ways)
 	s.retries = 1001;
 	cr_assert_eq(weft__msg_add(&o, WEFT_OP_SUBMIT, &s), -EINVAL, "retries");
 	s.retries = 0;
-	cr_assert_eq(weft__msg_add(&o, WEFT_OP_HELLO, &(struct weft__op_hello){ .role = 1 }),
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_HELLO, &(struct weft__op_hello){ .role = 1,
+				   .ctrl_addr = PB("a") }),
 		     -EINVAL, "HELLO in an OPS message");
 
 	/* The same values written into a good message by hand: the decoder refuses them. */
@@ -376,4 +378,26 @@ Test(proto, pbytes_str_cuts_and_terminates)
 	cr_assert_str_eq(s, "abc");
 	weft__pbytes_str(s, sizeof(s), PB(""));
 	cr_assert_str_eq(s, "");
+}
+
+Test(proto, a_hello_of_another_version_still_says_where_to_answer)
+{
+	struct weft__op_hello h = { .role = WEFT_ROLE_CLIENT, .ctrl_addr = PB("addr-of-it") };
+	struct weft__pbytes a;
+	struct weft__msg_out o;
+	struct weft__msg m;
+	uint32_t len;
+
+	weft__msg_begin(&o, buf, WEFT_MSG_HELLO);
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_HELLO, &h), 0);
+	len = weft__msg_end(&o, 0);
+	buf[4] = WEFT_PROTO_MAJOR + 1;
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), -EPROTO);
+	cr_assert_eq(weft__hello_addr(buf, len, &a), 0);
+	cr_assert(pb_eq(a, "addr-of-it"));
+	for (uint32_t n = 0; n < len - 1; n++)
+		cr_assert(weft__hello_addr(buf, n, &a) == -EBADMSG ||
+			  a.p + a.len <= buf + n, "prefix %u", n);
+	buf[6] = WEFT_MSG_OPS;
+	cr_assert_eq(weft__hello_addr(buf, len, &a), -EBADMSG, "not a HELLO");
 }
