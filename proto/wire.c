@@ -204,7 +204,7 @@ static long field_size(const struct weft__field *f, const char *v)
 	case PF_BYTES:
 	case PF_TEXT:
 		if (!in_bounds(f, b->len) || (b->len && !b->p) ||
-		    (f->kind == PF_TEXT && memchr(b->p, 0, b->len)))
+		    (f->kind == PF_TEXT && b->len && memchr(b->p, 0, b->len)))
 			return -EINVAL;
 		return 4 + (long)b->len;
 	case PF_LIST:

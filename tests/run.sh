@@ -38,7 +38,7 @@ bad=""
 # Prints the number of leak reports whose stack has a frame of ours.
 our_leaks() {
 	awk '/ERROR: LeakSanitizer|^(Direct|Indirect) leak/ { inleak = 1; ours = 0; next }
-	     inleak && /^ *#[0-9]+ .* in .*(core|alloc|spill|join|tests|perf|tools)\// { ours = 1 }
+	     inleak && /^ *#[0-9]+ .* in .*(util|core|alloc|spill|proto|fabric|join|tests|perf|tools)\// { ours = 1 }
 	     inleak && /^$/ { n += ours; inleak = 0; ours = 0 }
 	     END { print n + ours + 0 }'
 }

@@ -28,8 +28,10 @@
 #define __cacheline_aligned __attribute__((aligned(WEFT_CACHELINE)))
 #define __printf(a, b)	__attribute__((format(printf, a, b)))
 
+#ifndef container_of			/* rdma/fabric.h has the same */
 #define container_of(ptr, type, member) \
 	((type *)((char *)(ptr) - offsetof(type, member)))
+#endif
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
 /*

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - fabric/'s own: the process's endpoints (ep.c), its peers and their
+ * handshake (peer.c), messages in and out (msg.c), RMA (rma.c) and the fabric
+ * thread's loop (loop.c).
+ */
+#ifndef WEFT_FABRIC_INTERNAL_H
+#define WEFT_FABRIC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <rdma/fabric.h>
+#include <rdma/fi_domain.h>
+#include <rdma/fi_endpoint.h>
+
+#include "compiler.h"
+#include "fabric.h"
+
+#define RECV_BUFS 32			/* messages that can arrive at once */
+#define READ_CHUNK (4u << 20)		/* bytes of one posted RMA read at most */
+#define READS_POSTED 16			/* chunks in flight at once */
+#define SPIN_NS 50000			/* spin this long after the last work, then sleep */
+#define SEND_BUFS_KEPT 64		/* free send buffers kept for reuse */
+
+enum scheme { SCHEME_TCP, SCHEME_SHM, SCHEME_VERBS };
+
+/* What a completion's context is: the first member of each. */
+enum ctx_kind { CTX_SEND, CTX_RECV, CTX_READ };
+
+struct fab_ctx {
+	struct fi_context2 fi;		/* libfabric's, first */
+	uint8_t kind;
+};
+
+/* A message to send: the buffer lives until its send completes. */
+struct sendbuf {
+	struct fab_ctx ctx;
+	struct sendbuf *next;
+	struct weft__peer *peer;
+	uint32_t len;
+	uint8_t data[WEFT_PROTO_MAX_MSG];
+};
+
+struct recvbuf {
+	struct fab_ctx ctx;
+	uint8_t data[WEFT_PROTO_MAX_MSG];
+};
+
+/* One chunk of an RMA read in flight. */
+struct readchunk {
+	struct fab_ctx ctx;
+	struct weft__fab_read *r;
+	size_t len;
+};
+
+/* A fabric, domain, address vector and completion queue that endpoints share. */
+struct fab_dom {
+	struct fi_info *info;
+	struct fid_fabric *fabric;
+	struct fid_domain *domain;
+	struct fid_av *av;		/* FI_AV_TABLE: an fi_addr_t is an index */
+	struct fid_cq *cq;
+	int fd;				/* the CQ's wait fd, or -1 (shm has none) */
+};
+
+struct fab_ep {
+	struct fid_ep *ep;
+	/*
+	 * Its own completion queue, or NULL for the domain's. The read endpoint has
+	 * one, closed with it: libfabric 1.17's rxm leaves a closed endpoint in its
+	 * CQ's wait list, and fi_trywait on that CQ then reads freed memory.
+	 */
+	struct fid_cq *cq;
+	int fd;				/* that CQ's wait fd, or -1 */
+	uint8_t addr[WEFT_PROTO_MAX_ADDR];
+	size_t addrlen;
+};
+
+struct weft__peer {
+	struct weft__fabric *f;
+	void *app;
+	fi_addr_t ctrl, data;		/* in the AV; data FI_ADDR_NOTAVAIL until known */
+	uint8_t ctrl_raw[WEFT_PROTO_MAX_ADDR], data_raw[WEFT_PROTO_MAX_ADDR];
+	uint32_t ctrl_len, data_len;
+	bool hello_sent, hello_got, auth_sent, ready, dying;
+	uint8_t role;			/* the peer's, from its HELLO */
+	uint8_t nonce[WEFT_AUTH_NONCE], theirs[WEFT_AUTH_NONCE];
+	uint8_t *hello;			/* a copy of its HELLO message, for cbs->ready */
+	uint32_t hello_len;
+	uint64_t tx_seq, rx_seq;
+	struct sendbuf *out;		/* the OPS message being filled */
+	struct weft__msg_out mo;
+	struct sendbuf *queue, *queue_tail;	/* finished, waiting for the fabric */
+	unsigned inflight;		/* its sends posted and not completed */
+	struct weft__peer *prev, *next;	/* f->peers */
+};
+
+struct weft__fabric {
+	struct weft__fab_config cfg;
+	struct weft__auth_key key;
+	enum scheme scheme;
+	char url[WEFT_FAB_URL_MAX];
+	char name[WEFT_PROTO_MAX_NAME + 1];
+	/*
+	 * The control endpoint takes messages. Data: "serve" is read by peers (its
+	 * address, in HELLO, never changes); "read" issues this process's reads, and
+	 * is reopened after a read fails, as a bad read poisons its connection. For
+	 * tcp and verbs all three share one domain; for shm the data side has its own.
+	 */
+	struct fab_dom cdom, *ddom, shmdom;
+	struct fab_ep ctrl, serve, rd;
+	unsigned shm_seq;		/* names of shm endpoints */
+	struct weft__peer *peers;	/* every peer, listed */
+	struct weft__peer **by_addr;	/* fi_addr_t (an AV table index) -> peer */
+	size_t by_addr_cap;
+	struct recvbuf *recv;		/* RECV_BUFS of them, posted */
+	struct sendbuf *free_sends;
+	unsigned nfree_sends;
+	/* Reads: started and not done, waiting for room, and chunks' contexts. */
+	struct weft__fab_read *reads_wait, *reads_wait_tail;
+	struct readchunk chunks[READS_POSTED];
+	unsigned chunks_free[READS_POSTED], nchunks_free;
+	unsigned reads_inflight;
+	bool data_poisoned;		/* reopen the data endpoint once reads drain */
+	int holds;			/* leases open: progress data even without an fd */
+	unsigned reopens;
+	bool poison_next;		/* test hook */
+	/* Calls from other threads: a stack the loop takes whole. */
+	struct weft__fab_call *_Atomic calls;
+	/* Set while the thread sleeps in epoll; pairs with the callers' load (Dekker). */
+	atomic_bool sleeping;
+	int eventfd, epfd;
+	atomic_bool stop;
+	pthread_t thread;
+	bool started;
+	int64_t next_tick;
+	bool dirty;			/* some peer has ops not flushed */
+};
+
+/* ep.c */
+int weft__fab_parse_url(const char *url, enum scheme *scheme, char *host, size_t hostlen,
+			char *port, size_t portlen);
+int weft__fab_open_eps(struct weft__fabric *f, const char *host, const char *port);
+int weft__fab_reopen_read(struct weft__fabric *f);
+void weft__fab_close_eps(struct weft__fabric *f);
+int weft__fab_url_of(enum scheme scheme, const void *addr, size_t len, char *buf,
+		     size_t buflen);
+
+/* peer.c */
+struct weft__peer *weft__fab_peer_new(struct weft__fabric *f, const void *ctrl, size_t len);
+struct weft__peer *weft__fab_peer_at(struct weft__fabric *f, fi_addr_t a);
+void weft__fab_peer_free(struct weft__fabric *f, struct weft__peer *p);
+void weft__fab_on_msg(struct weft__fabric *f, fi_addr_t src, const uint8_t *buf, size_t len);
+void weft__fab_peer_gone(struct weft__fabric *f, struct weft__peer *p, int why);
+
+/* msg.c */
+int weft__fab_post_recvs(struct weft__fabric *f);
+struct sendbuf *weft__fab_sendbuf(struct weft__fabric *f);
+void weft__fab_sendbuf_put(struct weft__fabric *f, struct sendbuf *b);
+/* Queue a finished message for @p and post what the fabric takes now. */
+void weft__fab_queue(struct weft__fabric *f, struct weft__peer *p, struct sendbuf *b);
+void weft__fab_flush(struct weft__fabric *f, struct weft__peer *p);
+void weft__fab_flush_all(struct weft__fabric *f);
+void weft__fab_push(struct weft__fabric *f, struct weft__peer *p);
+void weft__fab_send_done(struct weft__fabric *f, struct sendbuf *b, int err);
+/* A one-op handshake message (or a BYE with @op NULL) for @p, sent at once. */
+int weft__fab_send_now(struct weft__fabric *f, struct weft__peer *p, uint8_t type,
+		       uint16_t op_type, const void *op);
+
+/* rma.c */
+void weft__fab_read_done(struct weft__fabric *f, struct readchunk *c, int err);
+void weft__fab_reads_resume(struct weft__fabric *f);
+
+/* loop.c */
+int weft__fab_progress(struct weft__fabric *f);
+
+#endif /* WEFT_FABRIC_INTERNAL_H */
