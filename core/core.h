@@ -160,6 +160,13 @@ struct weft__worker {
 	pthread_t thread;
 };
 
+/*
+ * Called on the thread that ends a watched task, once its final state (@final:
+ * WT_DONE, WT_FAILED or WT_CANCELLED) is published; @f is its first output. It
+ * must be quick: it runs inside the engine's ending of tasks.
+ */
+typedef void weft__end_hook(void *arg, struct weft_future *f, uint32_t final);
+
 struct weft__engine {
 	/* Read-mostly: every call reads these; nothing hot may share their line. */
 	uint64_t id;			/* unique per process, for thread-local caches */
@@ -217,6 +224,10 @@ struct weft__engine {
 	size_t nrecords;		/* in all slabs */
 	struct weft__cache *ext_caches;
 	_Atomic uint64_t husk_live;	/* after close: records still referenced */
+
+	/* Told of each watched task's end (weft__submit_watched); set before any. */
+	weft__end_hook *end_hook;
+	void *end_hook_arg;
 };
 
 /*
@@ -259,6 +270,15 @@ static inline bool weft__self_any(void)
 }
 
 /* client.c: the engine behind a client (unit tests peek through it). */
+/*
+ * For a process that runs tasks for others (the worker): weft_submit, and the
+ * engine's end hook is told when the task ends, whatever the end. The hook is set
+ * once, before the first such submit.
+ */
+int weft__submit_watched(struct weft_client *c, weft_fn *fn, struct weft_future *const *deps,
+			 size_t ndeps, const void *arg, size_t arglen,
+			 const struct weft_task_opts *opts, struct weft_future **out);
+void weft__engine_set_end_hook(struct weft__engine *eng, weft__end_hook *hook, void *arg);
 struct weft__engine *weft__client_engine(struct weft_client *c);
 
 /* engine.c */

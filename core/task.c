@@ -148,6 +148,8 @@ static void end_one(struct weft__cache *c, struct weft__worker *w, struct weft_t
 	 * submit; acquire with the release CAS that queued each edge in submit.
 	 */
 	old = atomic_exchange_explicit(&t->sd, final, memory_order_acq_rel);
+	if (unlikely(t->flags & TF_WATCH))
+		t->eng->end_hook(t->eng->end_hook_arg, weft__task_out(t, 0), final);
 	if (old & WT_WAITER)
 		weft__engine_wake_waiters(t->eng);
 	e = wt_edges(old);
@@ -397,7 +399,8 @@ static __always_inline bool link_deps(struct weft__cache *c, struct weft__worker
 static __always_inline int submit(struct weft__engine *eng, struct weft__worker *w,
 				  weft_fn *fn, struct weft_future *const *deps,
 				  size_t ndeps, const void *arg, size_t arglen,
-				  const struct weft_task_opts *opts, struct weft_future **out)
+				  const struct weft_task_opts *opts, struct weft_future **out,
+				  bool watch)
 {
 	const struct weft_task_opts *o = &default_opts;
 	struct weft_task_opts given;
@@ -434,6 +437,8 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 		weft__record_put(eng, c, t);
 		return ret;
 	}
+	if (watch)
+		t->flags |= TF_WATCH;
 	t->fn = fn;
 	t->nin = (uint32_t)ndeps;
 	atomic_store_explicit(&t->sd, WT_WAITING, memory_order_relaxed);
@@ -521,8 +526,8 @@ int weft_spawn(struct weft_ctx *ctx, weft_fn *fn, struct weft_future *const *dep
 		return -EINVAL;
 	/* The usual task, no dependencies and no options: a copy with both folded. */
 	if (!ndeps && !opts)
-		return submit(ctx->t->eng, ctx->w, fn, NULL, 0, arg, arglen, NULL, out);
-	return submit(ctx->t->eng, ctx->w, fn, deps, ndeps, arg, arglen, opts, out);
+		return submit(ctx->t->eng, ctx->w, fn, NULL, 0, arg, arglen, NULL, out, false);
+	return submit(ctx->t->eng, ctx->w, fn, deps, ndeps, arg, arglen, opts, out, false);
 }
 
 int weft_submit(struct weft_client *h, weft_fn *fn, struct weft_future *const *deps,
@@ -537,6 +542,28 @@ int weft_submit(struct weft_client *h, weft_fn *fn, struct weft_future *const *d
 	if (unlikely(!c))
 		return -EBADF;
 	if (!ndeps && !opts)
-		return submit(c->eng, weft__self(c->eng), fn, NULL, 0, arg, arglen, NULL, out);
-	return submit(c->eng, weft__self(c->eng), fn, deps, ndeps, arg, arglen, opts, out);
+		return submit(c->eng, weft__self(c->eng), fn, NULL, 0, arg, arglen, NULL, out, false);
+	return submit(c->eng, weft__self(c->eng), fn, deps, ndeps, arg, arglen, opts, out, false);
+}
+
+int weft__submit_watched(struct weft_client *h, weft_fn *fn, struct weft_future *const *deps,
+			 size_t ndeps, const void *arg, size_t arglen,
+			 const struct weft_task_opts *opts, struct weft_future **out)
+{
+	struct weft_client *c;
+
+	if (!h)
+		return -EINVAL;
+	c = weft__client_of(h, "weft_submit");
+	if (unlikely(!c))
+		return -EBADF;
+	if (!c->eng->end_hook)
+		return -EINVAL;
+	return submit(c->eng, weft__self(c->eng), fn, deps, ndeps, arg, arglen, opts, out, true);
+}
+
+void weft__engine_set_end_hook(struct weft__engine *eng, weft__end_hook *hook, void *arg)
+{
+	eng->end_hook_arg = arg;
+	eng->end_hook = hook;
 }
