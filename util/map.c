@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+/* map.c - a hash map from 64-bit keys to pointers: see map.h. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "map.h"
+
+static inline size_t slot_of(uint64_t key, size_t cap)
+{
+	/* A multiplicative hash: keys are often sequential. */
+	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
+}
+
+void *weft__map_get(const struct weft__map *m, uint64_t key)
+{
+	if (!m->cap)
+		return NULL;
+	for (size_t i = slot_of(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+		if (!m->vals[i])
+			return NULL;
+		if (m->keys[i] == key)
+			return m->vals[i];
+	}
+}
+
+static int grow(struct weft__map *m)
+{
+	size_t cap = m->cap ? m->cap * 2 : 16;
+	uint64_t *keys = malloc(cap * sizeof(*keys));
+	void **vals = calloc(cap, sizeof(*vals));
+	struct weft__map old = *m;
+
+	if (!keys || !vals) {
+		free(keys);
+		free(vals);
+		return -ENOMEM;
+	}
+	*m = (struct weft__map){ keys, vals, cap, 0 };
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.vals[i])
+			weft__map_put(m, old.keys[i], old.vals[i]);
+	free(old.keys);
+	free(old.vals);
+	return 0;
+}
+
+int weft__map_put(struct weft__map *m, uint64_t key, void *val)
+{
+	size_t i;
+
+	if ((m->len + 1) * 4 > m->cap * 3 && grow(m))
+		return -ENOMEM;
+	for (i = slot_of(key, m->cap); m->vals[i]; i = (i + 1) & (m->cap - 1)) {
+		if (m->keys[i] == key) {
+			m->vals[i] = val;
+			return 0;
+		}
+	}
+	m->keys[i] = key;
+	m->vals[i] = val;
+	m->len++;
+	return 0;
+}
+
+void *weft__map_del(struct weft__map *m, uint64_t key)
+{
+	size_t i, j, mask = m->cap - 1;
+	void *val;
+
+	if (!m->cap)
+		return NULL;
+	for (i = slot_of(key, m->cap); m->vals[i] && m->keys[i] != key; i = (i + 1) & mask)
+		;
+	if (!m->vals[i])
+		return NULL;
+	val = m->vals[i];
+	/* Shift back the entries after it that would no longer be found. */
+	for (j = (i + 1) & mask; m->vals[j]; j = (j + 1) & mask) {
+		size_t home = slot_of(m->keys[j], m->cap);
+
+		/* j's entry may move to i if its home is not in (i, j]. */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			m->keys[i] = m->keys[j];
+			m->vals[i] = m->vals[j];
+			i = j;
+		}
+	}
+	m->vals[i] = NULL;
+	m->len--;
+	return val;
+}
+
+void weft__map_free(struct weft__map *m)
+{
+	free(m->keys);
+	free(m->vals);
+	*m = (struct weft__map){ 0 };
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * map.h - a hash map from 64-bit keys to pointers (map.c): open addressing with
+ * linear probing and deletion by backward shift (no tombstones), grown at 3/4 full.
+ * Not thread-safe: each map has one owner. Key 0 is allowed; NULL values are not.
+ */
+#ifndef WEFT_MAP_H
+#define WEFT_MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct weft__map {
+	uint64_t *keys;
+	void **vals;			/* NULL: an empty slot */
+	size_t cap;			/* a power of two, or 0 */
+	size_t len;
+};
+
+/* The value of @key, or NULL. */
+void *weft__map_get(const struct weft__map *m, uint64_t key);
+/* Set @key to @val (not NULL), replacing any. 0 or -ENOMEM. */
+int weft__map_put(struct weft__map *m, uint64_t key, void *val);
+/* Remove @key; return what it held, or NULL. */
+void *weft__map_del(struct weft__map *m, uint64_t key);
+void weft__map_free(struct weft__map *m);
+
+/* Every entry, in no order: for (size_t i = 0; weft__map_next(m, &i, &k, &v);) */
+static inline int weft__map_next(const struct weft__map *m, size_t *i, uint64_t *key,
+				 void **val)
+{
+	for (; *i < m->cap; ++*i) {
+		if (m->vals[*i]) {
+			*key = m->keys[*i];
+			*val = m->vals[*i];
+			++*i;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+#endif /* WEFT_MAP_H */
