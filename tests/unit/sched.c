@@ -1,0 +1,434 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Unit tests of sched/: the scheduler driven by simulated workers and a client,
+ * deterministically. What it sends is recorded; the tests answer as workers would
+ * and check placement, the ends clients hear, frees, stealing (no task runs
+ * twice), and what happens when a worker dies.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weft.h>
+
+#include "scheduler.h"
+
+#define CLIENT 100
+#define W1 1
+#define W2 2
+#define MAX_SENT 4096
+
+struct sent {
+	uint32_t to;
+	uint16_t type;
+	uint64_t key;			/* the op's key (task id, or the client's key) */
+	uint32_t output;
+	uint8_t end;
+	int32_t code;
+	char msg[256];
+	uint32_t holders[4];		/* COMPUTE: its inputs' holders */
+	uint32_t ninputs;
+};
+
+static struct sent sent[MAX_SENT];
+static unsigned nsent;
+static struct weft__sched *s;
+
+static void record(void *arg, uint32_t to, uint16_t type, const void *op)
+{
+	struct sent *e = &sent[nsent++];
+
+	(void)arg;
+	cr_assert_lt(nsent, MAX_SENT);
+	*e = (struct sent){ .to = to, .type = type };
+	switch (type) {
+	case WEFT_OP_COMPUTE: {
+		const struct weft__op_compute *c = op;
+		struct weft__plist_iter it;
+		struct weft__pinput in;
+
+		e->key = c->key;
+		weft__plist_iter_init(&it, &c->inputs);
+		/* Encoding side: the items are an array, not raw bytes. */
+		for (uint32_t i = 0; i < c->inputs.n && i < 4; i++)
+			e->holders[i] = ((const struct weft__pinput *)c->inputs.items)[i].holder;
+		e->ninputs = c->inputs.n;
+		(void)it;
+		(void)in;
+		break;
+	}
+	case WEFT_OP_ENDED: {
+		const struct weft__op_ended *x = op;
+
+		e->key = x->key;
+		e->end = x->end;
+		e->code = x->code;
+		weft__pbytes_str(e->msg, sizeof(e->msg), x->message);
+		break;
+	}
+	case WEFT_OP_FREE:
+	case WEFT_OP_STEAL: {
+		const struct weft__op_future *f = op;
+
+		e->key = f->key;
+		e->output = f->output;
+		break;
+	}
+	case WEFT_OP_SEND_RESULT: {
+		const struct weft__op_send_result *r = op;
+
+		e->key = r->key;
+		e->output = r->output;
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+/* Hand @op to the scheduler as it would come: encoded, sent, decoded. */
+static void deliver(uint32_t from, uint16_t type, const void *op)
+{
+	static uint8_t buf[WEFT_PROTO_MAX_MSG];
+	uint8_t out[WEFT_OP_MAX_SIZE] __attribute__((aligned(8)));
+	struct weft__msg_out o;
+	struct weft__op_iter it;
+	struct weft__msg m;
+	uint16_t t;
+	uint32_t len;
+
+	weft__msg_begin(&o, buf, WEFT_MSG_OPS);
+	cr_assert_eq(weft__msg_add(&o, type, op), 0);
+	len = weft__msg_end(&o, 0);
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), 0);
+	weft__op_iter_init(&it, &m);
+	cr_assert_eq(weft__op_next(&it, &t, out), 1);
+	weft__sched_op(s, from, t, out);
+}
+
+static void setup(void)
+{
+	struct weft__sched_io io = { record, NULL };
+
+	nsent = 0;
+	cr_assert_eq(weft__sched_create(&io, &s), 0);
+	cr_assert_eq(weft__sched_client_join(s, CLIENT), 0);
+}
+
+static void teardown(void)
+{
+	weft__sched_destroy(s);
+}
+
+/* Submit client key @key running "f" with @n dependencies (client keys). */
+static void submit(uint64_t key, const uint64_t *deps, uint32_t n, const char *worker)
+{
+	struct weft__pdep d[8];
+	struct weft__op_submit op = { .key = key, .fn = weft__pbytes_of("f", 1), .noutputs = 1,
+				      .deps = { .n = n, .items = d } };
+
+	for (uint32_t i = 0; i < n; i++)
+		d[i] = (struct weft__pdep){ deps[i], 0 };
+	if (worker)
+		op.worker = weft__pbytes_of(worker, strlen(worker));
+	deliver(CLIENT, WEFT_OP_SUBMIT, &op);
+}
+
+/* The last op of @type sent, or NULL; with @key when @key is not 0. */
+static struct sent *last(uint16_t type, uint64_t key)
+{
+	for (unsigned i = nsent; i-- > 0;)
+		if (sent[i].type == type && (!key || sent[i].key == key))
+			return &sent[i];
+	return NULL;
+}
+
+static unsigned count(uint16_t type, uint32_t to)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < nsent; i++)
+		n += sent[i].type == type && (!to || sent[i].to == to);
+	return n;
+}
+
+static void done(uint32_t w, uint64_t id, uint64_t size)
+{
+	struct weft__psize sz = { size };
+	struct weft__op_done op = { .key = id, .end = WEFT_END_DONE, .run_ns = 1000,
+				    .sizes = { .n = 1, .items = &sz } };
+
+	deliver(w, WEFT_OP_DONE, &op);
+}
+
+static void failed(uint32_t w, uint64_t id, int32_t code, const char *msg)
+{
+	struct weft__op_done op = { .key = id, .end = WEFT_END_FAILED, .code = code,
+				    .message = weft__pbytes_of(msg, strlen(msg)) };
+
+	deliver(w, WEFT_OP_DONE, &op);
+}
+
+static void release(uint64_t key)
+{
+	struct weft__op_future f = { key, 0, 0 };
+
+	deliver(CLIENT, WEFT_OP_RELEASE, &f);
+}
+
+/* The ENDED the client heard for its key, or NULL. */
+static struct sent *ended(uint64_t key)
+{
+	return last(WEFT_OP_ENDED, key);
+}
+
+TestSuite(sched, .init = setup, .fini = teardown);
+
+Test(sched, a_chain_runs_where_its_input_is_and_the_client_hears_each_end)
+{
+	struct sent *c;
+	uint64_t a, b;
+
+	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 2, 1 << 30), 0);
+	cr_assert_eq(weft__sched_worker_join(s, W2, "w2", 2, 1 << 30), 0);
+	submit(1, NULL, 0, NULL);
+	submit(2, (uint64_t[]){ 1 }, 1, NULL);
+	c = last(WEFT_OP_COMPUTE, 0);
+	cr_assert_not_null(c, "the first task is sent");
+	cr_assert_eq(count(WEFT_OP_COMPUTE, 0), 1, "the second waits for its input");
+	a = c->key;
+	done(c->to, a, 1 << 20);
+	cr_assert_eq(ended(1)->end, WEFT_END_DONE);
+	c = last(WEFT_OP_COMPUTE, 0);
+	cr_assert_neq(c->key, a);
+	b = c->key;
+	cr_assert_eq(c->to, last(WEFT_OP_COMPUTE, a)->to, "placed where its 1 MiB input is");
+	cr_assert_eq(c->ninputs, 1);
+	cr_assert_eq(c->holders[0], 0, "the input is on that worker already");
+	/* The client lets go of a: freed only once b, which needs it, is done. */
+	release(1);
+	cr_assert_eq(count(WEFT_OP_FREE, 0), 0);
+	done(c->to, b, 8);
+	cr_assert_eq(ended(2)->end, WEFT_END_DONE);
+	cr_assert_eq(count(WEFT_OP_FREE, 0), 1);
+	cr_assert_eq(last(WEFT_OP_FREE, 0)->key, a);
+	release(2);
+	cr_assert_eq(count(WEFT_OP_FREE, 0), 2);
+	struct weft__sched_stats st;
+
+	weft__sched_stats(s, &st);
+	cr_assert_eq(st.tasks, 0, "both forgotten");
+	cr_assert_eq(st.forgotten, 2);
+}
+
+Test(sched, a_failure_ends_its_dependents_with_the_root_message)
+{
+	uint64_t a;
+
+	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 1, 1 << 30), 0);
+	submit(1, NULL, 0, NULL);
+	submit(2, (uint64_t[]){ 1 }, 1, NULL);
+	submit(3, (uint64_t[]){ 2 }, 1, NULL);
+	a = last(WEFT_OP_COMPUTE, 0)->key;
+	failed(W1, a, WEFT_ETASK, "task 'f' failed: boom");
+	for (uint64_t k = 1; k <= 3; k++) {
+		cr_assert_eq(ended(k)->end, WEFT_END_FAILED, "key %lu", (unsigned long)k);
+		cr_assert_eq(ended(k)->code, WEFT_ETASK);
+		cr_assert_str_eq(ended(k)->msg, "task 'f' failed: boom");
+	}
+	cr_assert_eq(count(WEFT_OP_COMPUTE, 0), 1, "the dependents never ran");
+	/* A dependency that has failed fails a new task at once. */
+	submit(4, (uint64_t[]){ 1 }, 1, NULL);
+	cr_assert_eq(ended(4)->end, WEFT_END_FAILED);
+}
+
+Test(sched, an_unknown_dependency_is_refused)
+{
+	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 1, 1 << 30), 0);
+	submit(1, (uint64_t[]){ 77 }, 1, NULL);
+	cr_assert_eq(ended(1)->end, WEFT_END_FAILED);
+	cr_assert_eq(ended(1)->code, -ENOENT);
+	cr_assert_eq(count(WEFT_OP_COMPUTE, 0), 0);
+}
+
+Test(sched, a_task_for_a_named_worker_waits_for_it)
+{
+	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 1, 1 << 30), 0);
+	submit(1, NULL, 0, "w9");
+	cr_assert_eq(count(WEFT_OP_COMPUTE, 0), 0, "w9 is not there");
+	cr_assert_eq(weft__sched_worker_join(s, W2, "w9", 1, 1 << 30), 0);
+	cr_assert_eq(count(WEFT_OP_COMPUTE, W2), 1, "sent when w9 comes");
+	cr_assert_eq(weft__sched_worker_join(s, 3, "w9", 1, 1 << 30), -EEXIST);
+}
+
+Test(sched, a_dead_workers_tasks_run_elsewhere_and_lost_results_are_recomputed)
+{
+	struct sent *c;
+	uint64_t a, b;
+
+	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 1, 1 << 30), 0);
+	submit(1, NULL, 0, NULL);
+	a = last(WEFT_OP_COMPUTE, 0)->key;
+	done(W1, a, 100);
+	submit(2, (uint64_t[]){ 1 }, 1, NULL);
+	b = last(WEFT_OP_COMPUTE, 0)->key;
+	done(W1, b, 100);
+	release(1);			/* a's data is freed: b holds what the client wants */
+	cr_assert_eq(last(WEFT_OP_FREE, 0)->key, a);
+	cr_assert_eq(weft__sched_worker_join(s, W2, "w2", 1, 1 << 30), 0);
+	nsent = 0;
+	weft__sched_gone(s, W1);
+	/* b is held by the client and was only on w1: a is computed again, then b. */
+	c = last(WEFT_OP_COMPUTE, 0);
+	cr_assert_not_null(c);
+	cr_assert_eq(c->key, a, "the input first");
+	cr_assert_eq(c->to, W2);
+	done(W2, a, 100);
+	c = last(WEFT_OP_COMPUTE, b);
+	cr_assert_not_null(c, "then b");
+	cr_assert_eq(c->to, W2);
+	done(W2, b, 100);
+	struct weft__sched_stats st;
+
+	weft__sched_stats(s, &st);
+	cr_assert_eq(st.recomputed, 2);
+	/* a is not held by anyone now: freed again once b is in memory. */
+	cr_assert_eq(last(WEFT_OP_FREE, 0)->key, a);
+}
+
+Test(sched, a_running_task_is_placed_again_and_fails_after_too_many_deaths)
+{
+	uint32_t w = W1;
+
+	cr_assert_eq(weft__sched_worker_join(s, w, "w", 1, 1 << 30), 0);
+	submit(1, NULL, 0, NULL);
+	for (unsigned i = 0; i <= WEFT_SCHED_ALLOWED_FAILURES; i++) {
+		cr_assert_eq(last(WEFT_OP_COMPUTE, 0)->to, w);
+		weft__sched_gone(s, w);
+		w++;
+		cr_assert_eq(weft__sched_worker_join(s, w, "w", 1, 1 << 30), 0);
+	}
+	cr_assert_eq(ended(1)->end, WEFT_END_FAILED);
+	cr_assert_eq(ended(1)->code, WEFT_EKILLED);
+	cr_assert(strstr(ended(1)->msg, "died 4 times"), "%s", ended(1)->msg);
+}
+
+Test(sched, scattered_data_on_a_dead_worker_is_lost)
+{
+	struct weft__op_piece p = { 5, 0, 3, 0, weft__pbytes_of("abc", 3) };
+	struct sent *put;
+
+	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 1, 1 << 30), 0);
+	deliver(CLIENT, WEFT_OP_SCATTER, &p);
+	put = last(WEFT_OP_PUT, 0);
+	cr_assert_not_null(put);
+	cr_assert_eq(put->to, W1);
+	done(W1, 1, 3);			/* the worker has it all */
+	cr_assert_eq(ended(5)->end, WEFT_END_DONE);
+	weft__sched_gone(s, W1);
+	cr_assert_eq(ended(5)->end, WEFT_END_FAILED);
+	cr_assert_eq(ended(5)->code, WEFT_ELOST);
+}
+
+Test(sched, stealing_moves_tasks_not_started_and_none_runs_twice)
+{
+	struct weft__op_heartbeat idle = { 0 };
+	unsigned runs[64] = { 0 };
+	uint64_t first = 0;
+
+	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 1, 1 << 30), 0);
+	for (uint64_t k = 1; k <= 20; k++)
+		submit(k, NULL, 0, "w1");	/* all on w1 at first */
+	/* Unrestrict by hand: tasks restricted do not move. Submit free ones too. */
+	for (uint64_t k = 21; k <= 40; k++)
+		submit(k, NULL, 0, NULL);
+	cr_assert_eq(count(WEFT_OP_COMPUTE, W1), 40);
+	first = sent[0].key;
+	cr_assert_eq(weft__sched_worker_join(s, W2, "w2", 4, 1 << 30), 0);
+	deliver(W2, WEFT_OP_HEARTBEAT, &idle);
+	cr_assert_gt(count(WEFT_OP_STEAL, W1), 0, "w2 asks w1 for work");
+	/* w1 gives back every other one; the rest had started. */
+	unsigned given = 0;
+
+	for (unsigned i = 0; i < nsent; i++) {
+		if (sent[i].type != WEFT_OP_STEAL)
+			continue;
+		struct weft__op_stolen st = { sent[i].key, (uint8_t)(given++ % 2 == 0) };
+
+		deliver(W1, WEFT_OP_STOLEN, &st);
+	}
+	cr_assert_gt(count(WEFT_OP_COMPUTE, W2), 0, "stolen tasks go to w2");
+	/* Every task: each COMPUTE counts as a run only on its latest worker. */
+	for (unsigned i = 0; i < nsent; i++)
+		if (sent[i].type == WEFT_OP_COMPUTE)
+			runs[sent[i].key - first]++;
+	for (unsigned i = 0; i < 40; i++)
+		cr_assert_leq(runs[i], 2, "sent at most to the victim and one thief");
+	/* The reports: a task done on the victim after it was stolen is not taken. */
+	for (unsigned i = 0; i < nsent; i++)
+		if (sent[i].type == WEFT_OP_COMPUTE)
+			done(sent[i].to, sent[i].key, 1);
+	for (uint64_t k = 1; k <= 40; k++)
+		cr_assert_eq(ended(k)->end, WEFT_END_DONE, "key %lu", (unsigned long)k);
+	unsigned dones = 0;
+
+	for (unsigned i = 0; i < nsent; i++)
+		dones += sent[i].type == WEFT_OP_ENDED && sent[i].end == WEFT_END_DONE;
+	cr_assert_eq(dones, 40, "each task ends once");
+	/* Restricted tasks stayed on w1. */
+	for (unsigned i = 0; i < nsent; i++)
+		if (sent[i].type == WEFT_OP_COMPUTE && sent[i].to == W2)
+			cr_assert_gt(sent[i].key - first + 1, 20, "a restricted task moved");
+}
+
+Test(sched, a_client_that_goes_frees_what_it_held)
+{
+	uint64_t a;
+
+	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 1, 1 << 30), 0);
+	submit(1, NULL, 0, NULL);
+	submit(2, NULL, 0, NULL);
+	a = sent[0].key;
+	done(W1, a, 10);
+	weft__sched_gone(s, CLIENT);
+	cr_assert_eq(count(WEFT_OP_FREE, W1), 1, "a's result is freed");
+	/* The other one, still running, is freed when it is done. */
+	done(W1, a + 1, 10);
+	cr_assert_eq(count(WEFT_OP_FREE, W1), 2);
+	struct weft__sched_stats st;
+
+	weft__sched_stats(s, &st);
+	cr_assert_eq(st.tasks, 0);
+}
+
+Test(sched, a_wanted_result_is_sent_by_its_holder)
+{
+	struct weft__op_future want = { 1, 0, WEFT_WANT_RESULT };
+	uint64_t a;
+
+	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 1, 1 << 30), 0);
+	submit(1, NULL, 0, NULL);
+	a = last(WEFT_OP_COMPUTE, 0)->key;
+	deliver(CLIENT, WEFT_OP_WANT, &want);
+	cr_assert_eq(count(WEFT_OP_SEND_RESULT, 0), 0, "not done yet");
+	done(W1, a, 10);
+	cr_assert_eq(count(WEFT_OP_SEND_RESULT, W1), 1);
+	deliver(CLIENT, WEFT_OP_WANT, &want);
+	cr_assert_eq(count(WEFT_OP_SEND_RESULT, W1), 2, "asked again once in memory");
+}
+
+Test(sched, cancel_ends_a_waiting_task_and_its_dependents)
+{
+	struct weft__op_future c = { 2, 0, 0 };
+
+	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 1, 1 << 30), 0);
+	submit(1, NULL, 0, NULL);
+	submit(2, (uint64_t[]){ 1 }, 1, NULL);
+	submit(3, (uint64_t[]){ 2 }, 1, NULL);
+	deliver(CLIENT, WEFT_OP_CANCEL, &c);
+	cr_assert_eq(ended(2)->end, WEFT_END_CANCELLED);
+	cr_assert_eq(ended(3)->end, WEFT_END_CANCELLED);
+	cr_assert_eq(ended(3)->code, -ECANCELED);
+	cr_assert_null(ended(1), "its input goes on");
+}
