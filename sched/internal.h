@@ -102,6 +102,8 @@ struct weft__sched {
 
 /* state.c */
 struct task *task_new(struct weft__sched *s, uint32_t client, uint64_t ckey);
+/* Free a task's memory (weft__sched_destroy, and forgetting). */
+void task_destroy(struct task *t);
 void task_set(struct weft__sched *s, struct task *t, enum tstate st);
 void task_ready(struct weft__sched *s, struct task *t);
 void task_done(struct weft__sched *s, struct task *t, const uint64_t *sizes);

@@ -42,21 +42,8 @@ void weft__sched_destroy(struct weft__sched *s)
 
 	if (!s)
 		return;
-	while (weft__map_next(&s->tasks, &i, &k, &v)) {
-		struct task *t = v;
-
-		free(t->fn);
-		free(t->label);
-		free(t->restrict_to);
-		free(t->arg);
-		free(t->deps);
-		free(t->users);
-		free(t->released);
-		free(t->want_results);
-		free(t->sizes);
-		free(t->msg);
-		free(t);
-	}
+	while (weft__map_next(&s->tasks, &i, &k, &v))
+		task_destroy(v);
 	for (i = 0; weft__map_next(&s->workers, &i, &k, &v);)
 		worker_free(v);
 	for (i = 0; weft__map_next(&s->clients, &i, &k, &v);) {

@@ -92,6 +92,21 @@ void task_check(struct weft__sched *s, struct task *t)
 	s->check = t;
 }
 
+void task_destroy(struct task *t)
+{
+	free(t->fn);
+	free(t->label);
+	free(t->restrict_to);
+	free(t->arg);
+	free(t->deps);
+	free(t->users);
+	free(t->released);
+	free(t->want_results);
+	free(t->sizes);
+	free(t->msg);
+	free(t);
+}
+
 static void task_free(struct weft__sched *s, struct task *t)
 {
 	weft__map_del(&s->tasks, t->id);
@@ -105,17 +120,7 @@ static void task_free(struct weft__sched *s, struct task *t)
 			}
 		task_check(s, d);
 	}
-	free(t->fn);
-	free(t->label);
-	free(t->restrict_to);
-	free(t->arg);
-	free(t->deps);
-	free(t->users);
-	free(t->released);
-	free(t->want_results);
-	free(t->sizes);
-	free(t->msg);
-	free(t);
+	task_destroy(t);
 	s->st.tasks--;
 	s->st.forgotten++;
 }
