@@ -134,6 +134,7 @@ static const struct weft__field send_result_f[] = {
 	U64(struct weft__op_send_result, key),
 	U32(struct weft__op_send_result, output, 0, WEFT_PROTO_MAX_OUTPUTS - 1),
 	U32(struct weft__op_send_result, client, 1, UINT32_MAX),
+	U64(struct weft__op_send_result, ckey),
 };
 
 static const struct weft__field stolen_f[] = {
@@ -174,6 +175,7 @@ static const struct weft__field lease_ask_f[] = {
 
 static const struct weft__field lease_f[] = {
 	U64(struct weft__op_lease, req),
+	U32(struct weft__op_lease, output, 0, WEFT_PROTO_MAX_OUTPUTS - 1),
 	I32(struct weft__op_lease, status, -4095, 0),
 	U64(struct weft__op_lease, lease),
 	U64(struct weft__op_lease, rkey),

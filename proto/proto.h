@@ -230,6 +230,7 @@ struct weft__op_send_result {
 	uint64_t key;
 	uint32_t output;
 	uint32_t client;		/* peer id of the client */
+	uint64_t ckey;			/* the client's key of the task */
 };
 
 struct weft__op_stolen {
@@ -265,7 +266,8 @@ struct weft__op_lease_ask {
 };
 
 struct weft__op_lease {
-	uint64_t req;
+	uint64_t req;			/* the asker's; to a client sent a result: its key */
+	uint32_t output;
 	int32_t status;			/* 0, or why not (-ENOENT: not here) */
 	uint64_t lease;			/* to give back in UNLEASE; 0: inline, none */
 	uint64_t rkey, addr, len;	/* where to fi_read the bytes */

@@ -287,7 +287,7 @@ static void want(struct weft__sched *s, struct client *c, const struct weft__op_
 	if (!(op->flags & WEFT_WANT_RESULT))
 		return;
 	if (t->state == T_MEMORY) {
-		struct weft__op_send_result r = { t->id, op->output, c->id };
+		struct weft__op_send_result r = { t->id, op->output, c->id, t->ckey };
 
 		s->io.send(s->io.arg, t->where, WEFT_OP_SEND_RESULT, &r);
 		return;

@@ -71,7 +71,7 @@ void task_tell(struct weft__sched *s, struct task *t)
 /* Ask the worker holding @t to send the client output @out. */
 static void send_result(struct weft__sched *s, struct task *t, uint32_t out)
 {
-	struct weft__op_send_result r = { t->id, out, t->client };
+	struct weft__op_send_result r = { t->id, out, t->client, t->ckey };
 
 	s->io.send(s->io.arg, t->where, WEFT_OP_SEND_RESULT, &r);
 }

@@ -73,14 +73,14 @@ int main(int argc, char **argv)
 	struct weft__op_peer peer = { 2, WEFT_ROLE_WORKER, PB("w1"), PB("ctrl"), PB("data") };
 	struct weft__op_compute comp = { 7, PB("add"), PB("x"), PB("12345678"), 2, 1, 3,
 					 { .n = 2, .items = inputs } };
-	struct weft__op_send_result sr = { 7, 0, 3 };
+	struct weft__op_send_result sr = { 7, 0, 3, 99 };
 	struct weft__op_stolen stolen = { 7, 1 };
 	struct weft__op_done done = { 7, WEFT_END_DONE, 0, PB(""), 1500,
 				      { .n = 2, .items = sizes } };
 	struct weft__op_heartbeat hb = { 1 << 20, 1 << 30, 0, 0, 3, 2, 1000, 0 };
 	struct weft__op_lease_ask la = { 5, 7, 0 };
-	struct weft__op_lease lease = { 5, 0, 11, 0xfeed, 4096, 1 << 20, PB("") };
-	struct weft__op_lease inl = { 6, 0, 0, 0, 0, 3, PB("abc") };
+	struct weft__op_lease lease = { 5, 0, 0, 11, 0xfeed, 4096, 1 << 20, PB("") };
+	struct weft__op_lease inl = { 6, 0, 0, 0, 0, 0, 3, PB("abc") };
 	struct weft__op_unlease ul = { 11 };
 	int bad = 0;
 

@@ -98,13 +98,13 @@ Test(proto, every_op_round_trips)
 	struct weft__op_peer peer = { 4, WEFT_ROLE_WORKER, PB("w3"), PB("ctrl"), PB("data") };
 	struct weft__op_compute comp = { 6, PB("add"), PB(""), PB("xy"), 1, 0, 0,
 					 { .n = 1, .items = inputs } };
-	struct weft__op_send_result sr = { 6, 0, 2 };
+	struct weft__op_send_result sr = { 6, 0, 2, 99 };
 	struct weft__op_stolen stolen = { 6, 1 };
 	struct weft__op_done done = { 6, WEFT_END_DONE, 0, PB(""), 1234,
 				      { .n = 2, .items = sizes } };
 	struct weft__op_heartbeat hb = { 1, 2, 3, 4, 5, 6, 7, 1 };
 	struct weft__op_lease_ask la = { 11, 6, 0 };
-	struct weft__op_lease lease = { 11, 0, 99, 0xdead, 0x1000, 1 << 20, PB("") };
+	struct weft__op_lease lease = { 11, 0, 0, 99, 0xdead, 0x1000, 1 << 20, PB("") };
 	struct weft__op_unlease ul = { 99 };
 	struct { uint16_t type; const void *op; } all[] = {
 		{ WEFT_OP_SCATTER, &piece }, { WEFT_OP_WANT, &fut }, { WEFT_OP_RELEASE, &fut },

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: MIT
+/*
+ * server.c - the scheduler on the fabric (weft-scheduler's body): every peer that
+ * proves the token gets an id; workers and clients join the scheduler library,
+ * their ops go to it and what it sends goes to them, all on the fabric thread. It
+ * tells each worker where the other workers and the clients are (PEER), so that
+ * workers read each other's results and send clients theirs directly, and drops a
+ * worker whose heartbeats stop.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <weft.h>
+
+#include "fabric.h"
+#include "log.h"
+#include "map.h"
+#include "server.h"
+
+#define HEARTBEAT_TIMEOUT_NS (10 * NSEC_PER_SEC)
+#define TICK_MS 250
+
+struct proc {
+	uint32_t id;
+	uint8_t role;
+	char name[WEFT_PROTO_MAX_NAME + 1];
+	struct weft__peer *peer;
+	int64_t seen;			/* monotonic ns of its last message */
+};
+
+struct weft__server {
+	struct weft__fabric *f;
+	struct weft__sched *s;
+	struct weft__map procs;		/* id -> proc */
+	uint32_t next_id;
+};
+
+static void io_send(void *arg, uint32_t to, uint16_t type, const void *op)
+{
+	struct weft__server *srv = arg;
+	struct proc *p = weft__map_get(&srv->procs, to);
+	int ret;
+
+	if (!p)
+		return;		/* gone meanwhile: the scheduler hears of it next */
+	ret = weft__fab_send(srv->f, p->peer, type, op);
+	if (ret)
+		weft__log(WEFT_LOG_ERROR, "scheduler", "sending %s to %u: %s",
+			  weft__op_name(type), to, weft_strerror(ret));
+}
+
+/* Tell @to where @about is. */
+static void tell_peer(struct weft__server *srv, struct proc *to, struct proc *about)
+{
+	struct weft__op_peer op = {
+		.id = about->id, .role = about->role,
+		.name = weft__pbytes_of(about->name, strlen(about->name)),
+		.ctrl_addr = weft__peer_ctrl_addr(about->peer),
+		.data_addr = weft__peer_data_addr(about->peer),
+	};
+
+	weft__fab_send(srv->f, to->peer, WEFT_OP_PEER, &op);
+}
+
+/* A worker learns of every other process; every process learns of a new worker. */
+static void introduce(struct weft__server *srv, struct proc *p)
+{
+	size_t i = 0;
+	uint64_t id;
+	void *v;
+
+	while (weft__map_next(&srv->procs, &i, &id, &v)) {
+		struct proc *q = v;
+
+		if (q == p)
+			continue;
+		if (p->role == WEFT_ROLE_WORKER)
+			tell_peer(srv, p, q);
+		if (q->role == WEFT_ROLE_WORKER || p->role == WEFT_ROLE_WORKER)
+			tell_peer(srv, q, p);
+	}
+}
+
+static int on_ready(void *arg, struct weft__peer *peer, const struct weft__op_hello *h)
+{
+	struct weft__server *srv = arg;
+	struct proc *p = calloc(1, sizeof(*p));
+	int ret;
+
+	if (!p)
+		return -ENOMEM;
+	p->id = ++srv->next_id;
+	p->role = h->role;
+	p->peer = peer;
+	p->seen = weft__mono_ns();
+	weft__pbytes_str(p->name, sizeof(p->name), h->name);
+	if (h->role == WEFT_ROLE_WORKER)
+		ret = weft__sched_worker_join(srv->s, p->id, p->name, h->nthreads,
+					      h->memory_limit);
+	else if (h->role == WEFT_ROLE_CLIENT)
+		ret = weft__sched_client_join(srv->s, p->id);
+	else
+		ret = -EPROTO;
+	if (!ret)
+		ret = weft__map_put(&srv->procs, p->id, p);
+	if (ret) {
+		weft__log(WEFT_LOG_WARN, "scheduler", "refused %s '%s': %s",
+			  h->role == WEFT_ROLE_WORKER ? "worker" : "peer", p->name,
+			  ret == -EEXIST ? "a worker of that name is connected" :
+			  weft_strerror(ret));
+		free(p);
+		return ret;
+	}
+	weft__peer_set(peer, p);
+	weft__log(WEFT_LOG_INFO, "scheduler", "%s '%s' joined (id %u)",
+		  p->role == WEFT_ROLE_WORKER ? "worker" : "client", p->name, p->id);
+	introduce(srv, p);
+	return 0;
+}
+
+static void on_op(void *arg, struct weft__peer *peer, uint16_t type, const void *op)
+{
+	struct weft__server *srv = arg;
+	struct proc *p = weft__peer_get(peer);
+
+	if (!p)
+		return;
+	p->seen = weft__mono_ns();
+	weft__sched_op(srv->s, p->id, type, op);
+}
+
+static void on_gone(void *arg, struct weft__peer *peer, int why)
+{
+	struct weft__server *srv = arg;
+	struct proc *p = weft__peer_get(peer);
+
+	if (!p)
+		return;		/* never joined */
+	weft__log(why ? WEFT_LOG_WARN : WEFT_LOG_INFO, "scheduler", "%s '%s' (id %u) left%s%s",
+		  p->role == WEFT_ROLE_WORKER ? "worker" : "client", p->name, p->id,
+		  why ? ": " : "", why ? weft_strerror(why) : "");
+	weft__map_del(&srv->procs, p->id);
+	weft__sched_gone(srv->s, p->id);
+	free(p);
+}
+
+/* A worker silent for too long is taken for dead. */
+static void on_tick(void *arg, int64_t now)
+{
+	struct weft__server *srv = arg;
+	size_t i = 0;
+	uint64_t id;
+	void *v;
+
+	while (weft__map_next(&srv->procs, &i, &id, &v)) {
+		struct proc *p = v;
+
+		if (p->role == WEFT_ROLE_WORKER && now - p->seen > HEARTBEAT_TIMEOUT_NS) {
+			weft__log(WEFT_LOG_WARN, "scheduler", "worker '%s' sent no heartbeat for "
+				  "%lld s: taken for dead", p->name,
+				  (long long)(HEARTBEAT_TIMEOUT_NS / NSEC_PER_SEC));
+			weft__fab_drop(srv->f, p->peer, -ETIMEDOUT);
+			i = 0;		/* the map changed under the walk */
+		}
+	}
+}
+
+static const struct weft__fab_cbs cbs = { on_ready, on_op, on_gone, on_tick };
+
+int weft__server_start(const char *url, const struct weft__auth_key *key,
+		       struct weft__server **out)
+{
+	struct weft__server *srv = calloc(1, sizeof(*srv));
+	struct weft__sched_io io = { io_send, srv };
+	struct weft__fab_config cfg = { .url = url, .role = WEFT_ROLE_SCHEDULER,
+					.name = "scheduler", .key = key, .cbs = &cbs,
+					.arg = srv, .tick_ms = TICK_MS };
+	int ret;
+
+	if (!srv)
+		return -ENOMEM;
+	ret = weft__sched_create(&io, &srv->s);
+	if (!ret)
+		ret = weft__fab_start(&cfg, &srv->f);
+	if (ret) {
+		weft__sched_destroy(srv->s);
+		free(srv);
+		return ret;
+	}
+	*out = srv;
+	return 0;
+}
+
+const char *weft__server_url(const struct weft__server *srv)
+{
+	return weft__fab_url(srv->f);
+}
+
+void weft__server_stop(struct weft__server *srv)
+{
+	size_t i = 0;
+	uint64_t id;
+	void *v;
+
+	if (!srv)
+		return;
+	weft__fab_stop(srv->f);
+	while (weft__map_next(&srv->procs, &i, &id, &v))
+		free(v);
+	weft__map_free(&srv->procs);
+	weft__sched_destroy(srv->s);
+	free(srv);
+}
