@@ -60,14 +60,14 @@ ifneq ($(DEBUG)$(filter -O0,$(OPT)),)
 override CFLAGS += -DWEFT_DEBUG
 endif
 override CFLAGS += -std=gnu11 $(OPT) -Wall -Wextra -Wno-missing-field-initializers \
-	-fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iutil -Icore -Ispill -Iproto -Ifabric -Isched -MMD -MP $(SANFLAGS) \
+	-fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iutil -Icore -Ispill -Iproto -Ifabric -Isched -Iworker -MMD -MP $(SANFLAGS) \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # Programs built on the library: task functions take parameters they may not use.
 XFLAGS := -Wno-unused-parameter
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -ldl
 override LDFLAGS += $(SANFLAGS)
 
-SRCS := $(wildcard util/*.c core/*.c spill/*.c proto/*.c fabric/*.c sched/*.c) alloc/acct.c $(ALLOC)
+SRCS := $(wildcard util/*.c core/*.c spill/*.c proto/*.c fabric/*.c sched/*.c worker/*.c) alloc/acct.c $(ALLOC)
 OBJS := $(patsubst %.c,$(B)/%.o,$(SRCS))
 A := $(B)/lib$(NAME).a
 SO := $(B)/lib$(NAME).so.$(VERSION)
