@@ -10,6 +10,8 @@
  */
 #include <errno.h>
 #include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
@@ -94,4 +96,31 @@ bool weft__auth_check(const struct weft__auth_key *key, uint8_t role,
 void weft__auth_forget(struct weft__auth_key *key)
 {
 	sodium_memzero(key, sizeof(*key));
+}
+
+int weft__token_load(const char *file, char *out, size_t cap)
+{
+	const char *env = getenv("WEFT_TOKEN");
+	size_t n;
+
+	if (file) {
+		FILE *f = fopen(file, "re");
+
+		if (!f)
+			return -errno;
+		if (!fgets(out, (int)cap, f)) {
+			fclose(f);
+			return -EINVAL;
+		}
+		fclose(f);
+	} else if (env && *env) {
+		if (strlen(env) >= cap)
+			return -EINVAL;
+		strcpy(out, env);
+	} else {
+		return -ENOENT;
+	}
+	n = strcspn(out, "\r\n");
+	out[n] = '\0';
+	return n >= WEFT_TOKEN_MIN ? 0 : -EINVAL;
 }

@@ -36,5 +36,12 @@ bool weft__auth_check(const struct weft__auth_key *key, uint8_t role,
 		      const uint8_t theirs[WEFT_AUTH_NONCE], const uint8_t mine[WEFT_AUTH_NONCE],
 		      uint8_t major, uint8_t minor, const uint8_t mac[WEFT_AUTH_MAC]);
 void weft__auth_forget(struct weft__auth_key *key);
+/*
+ * The cluster token: the first line of @file when given, else $WEFT_TOKEN, into
+ * @out. Return: 0, -ENOENT when neither is there, -EINVAL for a token shorter than
+ * WEFT_TOKEN_MIN, or the file's errno.
+ */
+int weft__token_load(const char *file, char *out, size_t cap);
+#define WEFT_TOKEN_MAX 1024		/* bytes of a token, with the NUL */
 
 #endif /* WEFT_FABRIC_AUTH_H */

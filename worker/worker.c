@@ -80,7 +80,8 @@ struct weft__wrt {
 	struct weft_client *c;
 	struct weft__engine *eng;
 	struct weft__fabric *f;
-	struct weft__peer *sched;
+	struct weft__peer *sched;	/* once it proved the token */
+	struct weft__peer *connecting;	/* the scheduler, before that */
 	char name[WEFT_PROTO_MAX_NAME + 1];
 	size_t inline_max;
 	struct weft__map tasks;		/* scheduler key -> rtask */
@@ -707,7 +708,7 @@ static int on_ready(void *arg, struct weft__peer *p, const struct weft__op_hello
 {
 	struct weft__wrt *w = arg;
 
-	if (h->role == WEFT_ROLE_SCHEDULER && !w->sched)
+	if (p == w->connecting && h->role == WEFT_ROLE_SCHEDULER)
 		w->sched = p;
 	if (p == w->sched) {
 		pthread_mutex_lock(&w->lock);
@@ -725,8 +726,8 @@ static void on_gone(void *arg, struct weft__peer *p, int why)
 	uint64_t id;
 	void *v;
 
-	if (p == w->sched) {
-		w->sched = NULL;
+	if (p == w->sched || p == w->connecting) {
+		w->sched = w->connecting = NULL;
 		finish(w, why);
 		return;
 	}
@@ -784,6 +785,8 @@ static void connect_run(struct weft__fabric *f, struct weft__fab_call *c)
 	cc->ret = weft__fab_connect(f, cc->url, &p);
 	if (cc->ret)
 		finish(cc->w, cc->ret);
+	else
+		cc->w->connecting = p;
 }
 
 int weft__worker_start(const struct weft__worker_opts *o, struct weft__wrt **out)
