@@ -60,14 +60,16 @@ ifneq ($(DEBUG)$(filter -O0,$(OPT)),)
 override CFLAGS += -DWEFT_DEBUG
 endif
 override CFLAGS += -std=gnu11 $(OPT) -Wall -Wextra -Wno-missing-field-initializers \
-	-fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iutil -Icore -Ispill -Iproto -Ifabric -Isched -Iworker -MMD -MP $(SANFLAGS) \
+	-fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iutil -Icore -Ispill -Iproto -Ifabric -Isched -Iworker -Iclient -MMD -MP $(SANFLAGS) \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # Programs built on the library: task functions take parameters they may not use.
 XFLAGS := -Wno-unused-parameter
-LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -ldl
+# libfabric is loaded when a process first opens an endpoint (fabric/dl.c): its
+# headers, not its library.
+LIBS := $(shell pkg-config --libs $(filter-out libfabric,$(PKGS)) 2>/dev/null) -lpthread -ldl
 override LDFLAGS += $(SANFLAGS)
 
-SRCS := $(wildcard util/*.c core/*.c spill/*.c proto/*.c fabric/*.c sched/*.c worker/*.c) alloc/acct.c $(ALLOC)
+SRCS := $(wildcard util/*.c core/*.c spill/*.c proto/*.c fabric/*.c sched/*.c worker/*.c client/*.c) alloc/acct.c $(ALLOC)
 OBJS := $(patsubst %.c,$(B)/%.o,$(SRCS))
 A := $(B)/lib$(NAME).a
 SO := $(B)/lib$(NAME).so.$(VERSION)
@@ -159,6 +161,11 @@ $(B)/perf/%: perf/%.c perf/bench.h $(JOIN_OBJS) $(A) $(B)/.flags
 $(B)/tools/%: tools/%.c $(A) $(B)/.flags
 	@mkdir -p $(dir $@)
 	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< $(A) $(LIBS) -lm
+
+# Libraries a worker loads (--load) find weft.h's calls in the worker itself.
+$(B)/tools/weft-worker: tools/weft-worker.c $(A) $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -rdynamic -o $@ $< $(A) $(LIBS) -lm
 
 $(B)/tools/weft-join: tools/weft-join.c $(JOIN_OBJS) $(A) $(B)/.flags
 	@mkdir -p $(dir $@)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "remote.h"
 
 /* Schemes weft knows, and whether this build serves them. */
 static const char *const schemes[] = { "tcp://", "verbs://", "shm://" };
@@ -26,15 +27,11 @@ static int address_check(const char *address)
 			weft__log(WEFT_LOG_ERROR, "client", "%s: no host or name", address);
 			return -EINVAL;
 		}
-		weft__log(WEFT_LOG_ERROR, "client",
-			  "%s: distributed mode is not available in this build of weft; "
-			  "unset WEFT_SCHEDULER and pass NULL for an embedded engine",
-			  address);
-		return -EPROTONOSUPPORT;
+		return 0;
 	}
 	weft__log(WEFT_LOG_ERROR, "client",
-		  "%s: unknown address; expected tcp://host:port, verbs://host:port or "
-		  "shm://name", address);
+		  "%s: unknown address; expected tcp://host:port, shm://host:port or "
+		  "verbs://host:port", address);
 	return -EINVAL;
 }
 
@@ -124,7 +121,7 @@ int weft_client_open(const char *address, const struct weft_options *opts,
 			address = NULL;
 	}
 	if (address)
-		return address_check(address);
+		return address_check(address) ?: weft__remote_open(address, &o, out);
 	c = client_get();
 	if (!c)
 		return -ENOMEM;
@@ -143,6 +140,8 @@ int weft_client_close(struct weft_client *h)
 
 	if (!h)
 		return 0;
+	if (weft__is_remote(h))
+		return weft__remote_close(h);
 	c = weft__client_of(h, "weft_client_close");
 	if (!c)
 		return -EBADF;
@@ -162,6 +161,8 @@ int weft_submit_named(struct weft_client *h, const char *fn,
 
 	if (!h || !fn)
 		return -EINVAL;
+	if (weft__is_remote(h))
+		return weft__remote_submit(h, NULL, fn, deps, ndeps, arg, arglen, opts, out);
 	f = weft__registry_find(fn);
 	if (!f)
 		return WEFT_ENOFN;
@@ -175,6 +176,8 @@ int weft_scatter(struct weft_client *h, const void *data, size_t len,
 
 	if (!h)
 		return -EINVAL;
+	if (weft__is_remote(h))
+		return weft__remote_scatter(h, data, len, out);
 	c = weft__client_of(h, "weft_scatter");
 	if (!c)
 		return -EBADF;
@@ -202,6 +205,8 @@ int weft_stats(struct weft_client *h, struct weft_stats *st)
 
 	if (!h || !st || st->size < sizeof(size_t))
 		return -EINVAL;
+	if (weft__is_remote(h))
+		return weft__remote_stats(h, st);
 	c = weft__client_of(h, "weft_stats");
 	if (!c)
 		return -EBADF;

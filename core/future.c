@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "record.h"
+#include "remote.h"
 
 #define RELEASE_AHEAD 32		/* strides ahead that weft_release prefetches */
 
@@ -125,6 +126,8 @@ int weft_wait(struct weft_future *h, int64_t timeout_ns)
 {
 	struct weft_future *f;
 
+	if (weft__is_remote(h))
+		return weft__remote_wait(h, timeout_ns);
 	if (!h)
 		return -EINVAL;
 	f = weft__future_of(h, "weft_wait");
@@ -172,11 +175,13 @@ int weft_wait_any(struct weft_future *const *fs, size_t n, int64_t timeout_ns)
 	size_t i;
 	int ret;
 
+	if (fs && n && weft__is_remote(fs[0]))
+		return weft__remote_wait_any(fs, n, timeout_ns);
 	if (!fs || !n || n > INT32_MAX)
 		return -EINVAL;
 	for (i = 0; i < n; i++) {
-		if (!fs[i])
-			return -EINVAL;
+		if (!fs[i] || weft__is_remote(fs[i]))
+			return -EINVAL;		/* a cluster's future among an engine's */
 		if (!weft__future_of(fs[i], "weft_wait_any"))
 			return -EBADF;
 	}
@@ -196,6 +201,8 @@ int weft_result(struct weft_future *h, struct weft_buf *out)
 	struct weft_task *t;
 	int ret;
 
+	if (weft__is_remote(h))
+		return weft__remote_result(h, out);
 	if (!h || !out)
 		return -EINVAL;
 	f = weft__future_of(h, "weft_result");
@@ -224,6 +231,8 @@ const char *weft_future_error(struct weft_future *h)
 	struct weft_task *t;
 	uint32_t s;
 
+	if (weft__is_remote(h))
+		return weft__remote_error(h);
 	if (!h)
 		return NULL;
 	f = weft__future_of(h, "weft_future_error");
@@ -247,6 +256,8 @@ int weft_cancel(struct weft_future *h)
 	char buf[64];
 	uint32_t s;
 
+	if (weft__is_remote(h))
+		return weft__remote_cancel(h);
 	if (!h)
 		return -EINVAL;
 	f = weft__future_of(h, "weft_cancel");
@@ -304,6 +315,10 @@ void weft_release(struct weft_future *h)
 	struct weft_future *f;
 	struct weft_task *t;
 
+	if (unlikely(weft__is_remote(h))) {
+		weft__remote_release(h);
+		return;
+	}
 	if (!h)
 		return;
 	f = weft__handle_addr(h);

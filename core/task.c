@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "record.h"
+#include "remote.h"
 
 
 
@@ -218,7 +219,8 @@ static int check_deps(struct weft__engine *eng, struct weft_future *const *deps,
 	if (ndeps > UINT32_MAX / 2)
 		return -EINVAL;
 	for (i = 0; i < ndeps; i++) {
-		if (!deps[i] || weft__future_task(weft__handle_addr(deps[i]))->eng != eng)
+		if (!deps[i] || weft__is_remote(deps[i]) ||
+		    weft__future_task(weft__handle_addr(deps[i]))->eng != eng)
 			return -EINVAL;
 		if (!weft__future_of(deps[i], "weft_submit"))
 			return -EBADF;
@@ -538,6 +540,8 @@ int weft_submit(struct weft_client *h, weft_fn *fn, struct weft_future *const *d
 
 	if (!h)
 		return -EINVAL;
+	if (unlikely(weft__is_remote(h)))
+		return weft__remote_submit(h, fn, NULL, deps, ndeps, arg, arglen, opts, out);
 	c = weft__client_of(h, "weft_submit");
 	if (unlikely(!c))
 		return -EBADF;

@@ -40,6 +40,11 @@ int weft__auth_key(const char *token, struct weft__auth_key *key)
 	return 0;
 }
 
+void weft__auth_random(void *out, size_t len)
+{
+	randombytes_buf(out, len);
+}
+
 void weft__auth_nonce(uint8_t nonce[WEFT_AUTH_NONCE])
 {
 	randombytes_buf(nonce, WEFT_AUTH_NONCE);

@@ -27,6 +27,8 @@ int weft__auth_key(const char *token, struct weft__auth_key *key);
 /* A fresh random token (64 hex characters) into @out of @cap >= WEFT_TOKEN_NEW bytes. */
 int weft__auth_token_new(char *out, size_t cap);
 void weft__auth_nonce(uint8_t nonce[WEFT_AUTH_NONCE]);
+/* @len random bytes, unguessable (keys, conns). */
+void weft__auth_random(void *out, size_t len);
 /* The MAC this side (of @role) sends, over its nonce @mine and the peer's @theirs. */
 void weft__auth_mac(const struct weft__auth_key *key, uint8_t role,
 		    const uint8_t mine[WEFT_AUTH_NONCE], const uint8_t theirs[WEFT_AUTH_NONCE],

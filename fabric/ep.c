@@ -101,7 +101,7 @@ static int fi_err(int ret)
 static int get_info(const char *prov, uint64_t caps, const char *node, const char *service,
 		    struct fi_info **out)
 {
-	struct fi_info *hints = fi_allocinfo();
+	struct fi_info *hints = fi_dupinfo(NULL);	/* fi_allocinfo, through dl.c */
 	int ret;
 
 	if (!hints)
@@ -115,6 +115,9 @@ static int get_info(const char *prov, uint64_t caps, const char *node, const cha
 	hints->domain_attr->mr_mode = FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY |
 				      FI_MR_LOCAL;
 	hints->domain_attr->mr_key_size = 8;
+	/* Messages to a peer arrive in the order sent: sequence numbers rely on it. */
+	hints->tx_attr->msg_order = FI_ORDER_SAS;
+	hints->rx_attr->msg_order = FI_ORDER_SAS;
 	ret = fi_getinfo(FI_API, node, service, FI_SOURCE, hints, out);
 	fi_freeinfo(hints);
 	return ret ? fi_err(ret) : 0;

@@ -29,6 +29,13 @@
 #include "proto.h"
 
 #define WEFT_FAB_URL_MAX 128
+/*
+ * Bytes of a message this process sends, at most (it takes up to
+ * WEFT_PROTO_MAX_MSG). Under rxm's eager limit (16 KiB): rxm 1.17 sends larger
+ * messages in segments, gives no source for them and was seen to lose one behind
+ * later messages. An op must fit: an argument, a piece of a result.
+ */
+#define WEFT_FAB_MSG_MAX 16000
 
 struct weft__fabric;
 struct weft__peer;
@@ -91,6 +98,9 @@ int weft__fab_connect_addr(struct weft__fabric *f, struct weft__pbytes ctrl,
  */
 int weft__fab_send(struct weft__fabric *f, struct weft__peer *p, uint16_t type,
 		   const void *op);
+/* The same with an op encoded by weft__op_encode (on another thread, say). */
+int weft__fab_send_raw(struct weft__fabric *f, struct weft__peer *p, const uint8_t *op,
+		       size_t len);
 /* Say BYE to @p and forget it (cbs->gone runs with @why). */
 void weft__fab_drop(struct weft__fabric *f, struct weft__peer *p, int why);
 /* The app's pointer for a peer, and its addresses as HELLO told them. */

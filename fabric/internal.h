@@ -15,6 +15,25 @@
 
 #include "compiler.h"
 #include "fabric.h"
+#include "map.h"
+
+/* libfabric's calls that are functions, loaded at the first endpoint (dl.c). */
+struct weft__fi {
+	int (*getinfo)(uint32_t version, const char *node, const char *service,
+		       uint64_t flags, const struct fi_info *hints, struct fi_info **info);
+	void (*freeinfo)(struct fi_info *info);
+	struct fi_info *(*dupinfo)(const struct fi_info *info);
+	int (*fabric)(struct fi_fabric_attr *attr, struct fid_fabric **fabric, void *context);
+	const char *(*strerror)(int errnum);
+};
+extern struct weft__fi weft__fi;
+/* Load libfabric once. 0, or -ENODEV (logged). */
+int weft__fi_load(void);
+#define fi_getinfo weft__fi.getinfo
+#define fi_freeinfo weft__fi.freeinfo
+#define fi_dupinfo weft__fi.dupinfo
+#define fi_fabric weft__fi.fabric
+#define fi_strerror weft__fi.strerror
 
 #define RECV_BUFS 32			/* messages that can arrive at once */
 #define READ_CHUNK (4u << 20)		/* bytes of one posted RMA read at most */
@@ -76,6 +95,14 @@ struct fab_ep {
 	size_t addrlen;
 };
 
+/* A message that arrived before its turn (see struct weft__peer). */
+struct early {
+	struct early *next;
+	uint64_t seq;
+	uint32_t len;
+	uint8_t data[];
+};
+
 struct weft__peer {
 	struct weft__fabric *f;
 	void *app;
@@ -88,10 +115,18 @@ struct weft__peer {
 	uint8_t *hello;			/* a copy of its HELLO message, for cbs->ready */
 	uint32_t hello_len;
 	uint64_t tx_seq, rx_seq;
+	uint64_t conn_in;		/* what it puts in its messages to us: ours */
+	uint64_t conn_out;		/* what we put in ours to it: its HELLO's */
 	struct sendbuf *out;		/* the OPS message being filled */
 	struct weft__msg_out mo;
 	struct sendbuf *queue, *queue_tail;	/* finished, waiting for the fabric */
 	unsigned inflight;		/* its sends posted and not completed */
+	/*
+	 * Messages that completed ahead of an earlier one (rxm completes a large
+	 * message after the small ones sent behind it), kept until their turn.
+	 */
+	struct early *early;
+	unsigned nearly;
 	struct weft__peer *prev, *next;	/* f->peers */
 };
 
@@ -111,8 +146,11 @@ struct weft__fabric {
 	struct fab_ep ctrl, serve, rd;
 	unsigned shm_seq;		/* names of shm endpoints */
 	struct weft__peer *peers;	/* every peer, listed */
-	struct weft__peer **by_addr;	/* fi_addr_t (an AV table index) -> peer */
-	size_t by_addr_cap;
+	/*
+	 * Peers by the conn each asked for in its messages (proto.h): rxm gives no
+	 * source for a message it sends in segments, so the message says who it is.
+	 */
+	struct weft__map by_conn;
 	struct recvbuf *recv;		/* RECV_BUFS of them, posted */
 	struct sendbuf *free_sends;
 	unsigned nfree_sends;
@@ -148,9 +186,9 @@ int weft__fab_url_of(enum scheme scheme, const void *addr, size_t len, char *buf
 
 /* peer.c */
 struct weft__peer *weft__fab_peer_new(struct weft__fabric *f, const void *ctrl, size_t len);
-struct weft__peer *weft__fab_peer_at(struct weft__fabric *f, fi_addr_t a);
 void weft__fab_peer_free(struct weft__fabric *f, struct weft__peer *p);
-void weft__fab_on_msg(struct weft__fabric *f, fi_addr_t src, const uint8_t *buf, size_t len);
+void weft__fab_on_msg(struct weft__fabric *f, const uint8_t *buf, size_t len);
+void weft__fab_early_free(struct weft__peer *p);
 void weft__fab_peer_gone(struct weft__fabric *f, struct weft__peer *p, int why);
 
 /* msg.c */

@@ -29,7 +29,7 @@
 
 /* ---- completions ---- */
 
-static void complete(struct weft__fabric *f, void *op_context, fi_addr_t src, size_t len,
+static void complete(struct weft__fabric *f, void *op_context, size_t len,
 		     int err)
 {
 	struct fab_ctx *c = op_context;
@@ -41,7 +41,9 @@ static void complete(struct weft__fabric *f, void *op_context, fi_addr_t src, si
 	case CTX_RECV:
 		rb = container_of(c, struct recvbuf, ctx);
 		if (!err)
-			weft__fab_on_msg(f, src, rb->data, len);
+			weft__fab_on_msg(f, rb->data, len);
+		else
+			weft__log(WEFT_LOG_WARN, "fabric", "a receive failed: %s", fi_strerror(-err));
 		/* Repost whatever happened; a failure here leaves one buffer fewer. */
 		if (fi_recv(f->ctrl.ep, rb->data, sizeof(rb->data), NULL, FI_ADDR_UNSPEC,
 			    &rb->ctx.fi))
@@ -70,7 +72,7 @@ static int read_cq(struct weft__fabric *f, struct fid_cq *cq)
 
 		if (fi_cq_readerr(cq, &ee, 0) != 1)
 			return 0;
-		complete(f, ee.op_context, FI_ADDR_NOTAVAIL, 0, ee.err ? -(int)ee.err : -EIO);
+		complete(f, ee.op_context, 0, ee.err ? -(int)ee.err : -EIO);
 		return 1;
 	}
 	if (n < 0) {
@@ -79,7 +81,7 @@ static int read_cq(struct weft__fabric *f, struct fid_cq *cq)
 		return 0;
 	}
 	for (ssize_t i = 0; i < n; i++)
-		complete(f, e[i].op_context, src[i], e[i].len, 0);
+		complete(f, e[i].op_context, e[i].len, 0);
 	return (int)n;
 }
 
@@ -324,6 +326,7 @@ static void free_all(struct weft__fabric *f)
 		}
 		free(p->out);
 		free(p->hello);
+		weft__fab_early_free(p);
 		free(p);
 	}
 	for (b = f->free_sends; b; b = bn) {
@@ -335,7 +338,7 @@ static void free_all(struct weft__fabric *f)
 	if (f->epfd > 0)
 		close(f->epfd);
 	free(f->recv);
-	free(f->by_addr);
+	weft__map_free(&f->by_conn);
 	weft__auth_forget(&f->key);
 	free(f);
 }
@@ -350,6 +353,8 @@ int weft__fab_start(const struct weft__fab_config *cfg, struct weft__fabric **ou
 		return -EINVAL;
 	if (weft__auth_init())
 		return -EIO;
+	if (weft__fi_load())
+		return -ENODEV;
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;

@@ -104,10 +104,12 @@ int weft__fab_send_now(struct weft__fabric *f, struct weft__peer *p, uint8_t typ
 	if (!b)
 		return -ENOMEM;
 	weft__msg_begin(&o, b->data, type);
+	o.cap = WEFT_FAB_MSG_MAX;
 	if (op && (ret = weft__msg_add(&o, op_type, op))) {
 		weft__fab_sendbuf_put(f, b);
 		return ret;
 	}
+	o.conn = p->conn_out;
 	b->len = weft__msg_end(&o, p->tx_seq++);
 	weft__fab_queue(f, p, b);
 	return 0;
@@ -120,6 +122,7 @@ void weft__fab_flush(struct weft__fabric *f, struct weft__peer *p)
 	if (!b || !p->ready || !p->mo.nops)
 		return;
 	p->out = NULL;
+	p->mo.conn = p->conn_out;
 	b->len = weft__msg_end(&p->mo, p->tx_seq++);
 	weft__fab_queue(f, p, b);
 }
@@ -135,8 +138,9 @@ void weft__fab_flush_all(struct weft__fabric *f)
 	f->dirty = false;
 }
 
-int weft__fab_send(struct weft__fabric *f, struct weft__peer *p, uint16_t type,
-		   const void *op)
+/* Append to @p's message by @add (an op struct, or encoded bytes). */
+static int append(struct weft__fabric *f, struct weft__peer *p, uint16_t type, const void *op,
+		  const uint8_t *raw, size_t len)
 {
 	int ret;
 
@@ -148,8 +152,9 @@ int weft__fab_send(struct weft__fabric *f, struct weft__peer *p, uint16_t type,
 			if (!p->out)
 				return -ENOMEM;
 			weft__msg_begin(&p->mo, p->out->data, WEFT_MSG_OPS);
+			p->mo.cap = WEFT_FAB_MSG_MAX;
 		}
-		ret = weft__msg_add(&p->mo, type, op);
+		ret = raw ? weft__msg_add_raw(&p->mo, raw, len) : weft__msg_add(&p->mo, type, op);
 		if (ret != -ENOSPC)
 			break;
 		if (!p->ready)
@@ -179,4 +184,16 @@ void weft__fab_send_done(struct weft__fabric *f, struct sendbuf *b, int err)
 	}
 	if (p->dying && !p->inflight && !p->queue)
 		weft__fab_peer_free(f, p);
+}
+
+int weft__fab_send(struct weft__fabric *f, struct weft__peer *p, uint16_t type,
+		   const void *op)
+{
+	return append(f, p, type, op, NULL, 0);
+}
+
+int weft__fab_send_raw(struct weft__fabric *f, struct weft__peer *p, const uint8_t *op,
+		       size_t len)
+{
+	return append(f, p, 0, NULL, op, len);
 }

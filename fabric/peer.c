@@ -7,6 +7,7 @@
  * a HELLO. Sequence numbers count each side's messages from 0, HELLO included.
  */
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,30 +15,6 @@
 
 #include "internal.h"
 #include "log.h"
-
-static int by_addr_set(struct weft__fabric *f, fi_addr_t a, struct weft__peer *p)
-{
-	if (a >= f->by_addr_cap) {
-		size_t cap = f->by_addr_cap ? f->by_addr_cap * 2 : 64;
-		struct weft__peer **m;
-
-		while (cap <= a)
-			cap *= 2;
-		m = realloc(f->by_addr, cap * sizeof(*m));
-		if (!m)
-			return -ENOMEM;
-		memset(m + f->by_addr_cap, 0, (cap - f->by_addr_cap) * sizeof(*m));
-		f->by_addr = m;
-		f->by_addr_cap = cap;
-	}
-	f->by_addr[a] = p;
-	return 0;
-}
-
-struct weft__peer *weft__fab_peer_at(struct weft__fabric *f, fi_addr_t a)
-{
-	return a < f->by_addr_cap ? f->by_addr[a] : NULL;
-}
 
 static struct weft__peer *peer_by_raw(struct weft__fabric *f, const void *ctrl, size_t len)
 {
@@ -60,7 +37,10 @@ struct weft__peer *weft__fab_peer_new(struct weft__fabric *f, const void *ctrl, 
 	if (fi_av_insert(f->cdom.av, ctrl, 1, &a, 0, NULL) != 1)
 		return NULL;
 	p = calloc(1, sizeof(*p));
-	if (!p || by_addr_set(f, a, p)) {
+	/* A random conn, not 0 (a first HELLO's) nor one in use. */
+	while (p && (!p->conn_in || weft__map_get(&f->by_conn, p->conn_in)))
+		weft__auth_random(&p->conn_in, sizeof(p->conn_in));
+	if (!p || weft__map_put(&f->by_conn, p->conn_in, p)) {
 		free(p);
 		fi_av_remove(f->cdom.av, &a, 1, 0);
 		return NULL;
@@ -86,6 +66,7 @@ void weft__fab_peer_free(struct weft__fabric *f, struct weft__peer *p)
 		f->peers = p->next;
 	if (p->next)
 		p->next->prev = p->prev;
+	weft__fab_early_free(p);
 	free(p->hello);
 	free(p);
 }
@@ -102,8 +83,8 @@ void weft__fab_peer_gone(struct weft__fabric *f, struct weft__peer *p, int why)
 		return;
 	p->dying = true;
 	f->cfg.cbs->gone(f->cfg.arg, p, why);
-	if (weft__fab_peer_at(f, p->ctrl) == p)
-		f->by_addr[p->ctrl] = NULL;
+	if (weft__map_get(&f->by_conn, p->conn_in) == p)
+		weft__map_del(&f->by_conn, p->conn_in);
 	fi_av_remove(f->cdom.av, &p->ctrl, 1, 0);
 	if (p->data != FI_ADDR_NOTAVAIL)
 		fi_av_remove(f->ddom->av, &p->data, 1, 0);
@@ -138,6 +119,7 @@ static int send_hello(struct weft__fabric *f, struct weft__peer *p)
 		.name = weft__pbytes_of(f->name, strlen(f->name)),
 		.nthreads = f->cfg.nthreads,
 		.memory_limit = f->cfg.memory_limit,
+		.conn = p->conn_in,
 	};
 
 	memcpy(h.nonce, p->nonce, sizeof(h.nonce));
@@ -220,8 +202,9 @@ static int their_hello(struct weft__peer *p, struct weft__op_hello *h)
 static int on_hello(struct weft__fabric *f, struct weft__peer *p, const uint8_t *buf,
 		    size_t len, const struct weft__op_hello *h)
 {
-	if (p->hello_got)
+	if (p->hello_got || !h->conn)
 		return -EBADMSG;
+	p->conn_out = h->conn;
 	p->hello = malloc(len);
 	if (!p->hello)
 		return -ENOMEM;
@@ -306,10 +289,9 @@ static struct weft__peer *newcomer(struct weft__fabric *f, const uint8_t *buf, s
 	return weft__fab_peer_new(f, addr.p, addr.len);
 }
 
-void weft__fab_on_msg(struct weft__fabric *f, fi_addr_t src, const uint8_t *buf, size_t len)
+static void on_msg(struct weft__fabric *f, struct weft__peer *p, const uint8_t *buf, size_t len)
 {
 	uint8_t op[WEFT_OP_MAX_SIZE] __attribute__((aligned(8)));
-	struct weft__peer *p = src == FI_ADDR_NOTAVAIL ? NULL : weft__fab_peer_at(f, src);
 	char name[WEFT_FAB_URL_MAX];
 	struct weft__op_iter it;
 	struct weft__msg m;
@@ -321,6 +303,9 @@ void weft__fab_on_msg(struct weft__fabric *f, fi_addr_t src, const uint8_t *buf,
 		/* Unknown: only a first HELLO (or the BYE of one we refused). */
 		if (ret == -EPROTO || (!ret && m.type == WEFT_MSG_HELLO))
 			p = newcomer(f, buf, len, ret, &m);
+		else
+			weft__log(WEFT_LOG_WARN, "fabric", "a message of %zu bytes from an unknown "
+				  "address: ignored", len);
 		if (!p || p->hello_got || p->dying)
 			return;
 	}
@@ -393,4 +378,86 @@ const char *weft__peer_name(const struct weft__peer *p, char *buf, size_t len)
 {
 	weft__fab_url_of(p->f->scheme, p->ctrl_raw, p->ctrl_len, buf, len);
 	return buf;
+}
+
+#define EARLY_MAX (RECV_BUFS * 4)	/* messages held for one peer at most */
+
+/* Keep a message that came before its turn. 0, or -EBADMSG if too many wait. */
+static int early_keep(struct weft__peer *p, uint64_t seq, const uint8_t *buf, size_t len)
+{
+	struct early *e;
+
+	if (p->nearly == EARLY_MAX || !(e = malloc(sizeof(*e) + len)))
+		return -EBADMSG;
+	e->seq = seq;
+	e->len = (uint32_t)len;
+	memcpy(e->data, buf, len);
+	e->next = p->early;
+	p->early = e;
+	p->nearly++;
+	return 0;
+}
+
+/* The kept message whose turn it is, taken off the list, or NULL. */
+static struct early *early_take(struct weft__peer *p)
+{
+	for (struct early **e = &p->early; *e; e = &(*e)->next)
+		if ((*e)->seq == p->rx_seq) {
+			struct early *x = *e;
+
+			*e = x->next;
+			p->nearly--;
+			return x;
+		}
+	return NULL;
+}
+
+void weft__fab_early_free(struct weft__peer *p)
+{
+	while (p->early) {
+		struct early *e = p->early;
+
+		p->early = e->next;
+		free(e);
+	}
+	p->nearly = 0;
+}
+
+void weft__fab_on_msg(struct weft__fabric *f, const uint8_t *buf, size_t len)
+{
+	struct weft__peer *p = NULL;
+	struct early *e;
+	uint64_t seq, conn;
+
+	if (len >= WEFT_PROTO_HDR) {
+		memcpy(&conn, buf + 24, 8);
+		conn = le64toh(conn);
+		/* Not 0: a peer known by it, or nobody this process talks to. */
+		if (conn && !(p = weft__map_get(&f->by_conn, conn))) {
+			weft__log(WEFT_LOG_DEBUG, "fabric", "a message for no peer of ours: ignored");
+			return;
+		}
+	}
+	/* A later message of a known peer waits for the ones before it. */
+	if (p && !p->dying) {
+		memcpy(&seq, buf + 16, 8);
+		seq = le64toh(seq);
+		if (seq > p->rx_seq) {
+			char name[WEFT_FAB_URL_MAX];
+
+			if (!early_keep(p, seq, buf, len))
+				return;
+			weft__log(WEFT_LOG_WARN, "fabric", "%s: message %llu has not come while "
+				  "%u after it did: dropped", weft__peer_name(p, name, sizeof(name)),
+				  (unsigned long long)p->rx_seq, p->nearly);
+			weft__fab_peer_gone(f, p, -EBADMSG);
+			return;
+		}
+	}
+	on_msg(f, p, buf, len);
+	/* Then the ones that came early, in turn, while the peer lasts. */
+	while (p && weft__map_get(&f->by_conn, conn) == p && !p->dying && (e = early_take(p))) {
+		on_msg(f, p, e->data, e->len);
+		free(e);
+	}
 }

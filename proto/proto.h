@@ -7,7 +7,7 @@
  * A message is one fabric send of at most WEFT_PROTO_MAX_MSG bytes, little-endian:
  *
  *	header	magic u32, major u8, minor u8, type u8, flags u8, length u32 (the
- *		whole message), nops u16, reserved u16 (0), seq u64
+ *		whole message), nops u16, reserved u16 (0), seq u64, conn u64
  *	ops	nops times: type u16, reserved u16 (0), length u32, then length
  *		bytes of fields, as the op's schema lays them out
  *
@@ -21,7 +21,9 @@
  * The first message each way is a HELLO (major versions must be equal), then AUTH
  * (the proof of the cluster token, auth.c); only then OPS. seq counts a peer's
  * messages from 0, so a message replayed, lost or reordered on a connection is
- * refused. Minor versions may add ops and append fields; a peer ignores op types
+ * refused. conn is the value the receiver asked for in its HELLO (0 in a first
+ * HELLO): the receiver knows the sender by it, whatever the fabric says of where a
+ * message came from. Minor versions may add ops and append fields; a peer ignores op types
  * it does not know only if their flags say it may (never, in version 1).
  */
 #ifndef WEFT_PROTO_H
@@ -35,7 +37,7 @@
 #define WEFT_PROTO_MAJOR	1
 #define WEFT_PROTO_MINOR	0
 #define WEFT_PROTO_MAX_MSG	((64u << 10) - 1)	/* bytes of a message: under 64 KiB */
-#define WEFT_PROTO_HDR		24		/* bytes of the message header */
+#define WEFT_PROTO_HDR		32		/* bytes of the message header */
 #define WEFT_PROTO_OP_HDR	8		/* bytes of an op's header */
 #define WEFT_PROTO_MAX_NAME	255		/* bytes of a function, worker or label name */
 #define WEFT_PROTO_MAX_TEXT	4096		/* bytes of an error message */
@@ -136,6 +138,7 @@ struct weft__op_hello {
 	struct weft__pbytes name;	/* a worker's name; the others' any */
 	uint32_t nthreads;		/* a worker's */
 	uint64_t memory_limit;		/* a worker's, bytes */
+	uint64_t conn;			/* put this in the messages you send me */
 };
 
 struct weft__op_auth {
@@ -286,6 +289,7 @@ struct weft__msg {
 	uint32_t length;
 	uint16_t nops;
 	uint64_t seq;
+	uint64_t conn;
 	const uint8_t *ops;		/* the ops' bytes */
 	uint32_t ops_len;
 };
@@ -303,6 +307,8 @@ struct weft__msg_out {
 	uint32_t len;
 	uint16_t nops;
 	uint8_t type;
+	uint32_t cap;			/* bytes it may grow to: WEFT_PROTO_MAX_MSG unless set */
+	uint64_t conn;			/* the header's conn: 0 unless set */
 };
 
 /*
@@ -331,6 +337,14 @@ void weft__msg_begin(struct weft__msg_out *o, void *buf, uint8_t type);
  * could hold it, -EINVAL for a field out of its bounds.
  */
 int weft__msg_add(struct weft__msg_out *o, uint16_t type, const void *op);
+/*
+ * An op laid out ahead (header and fields) into @buf of weft__op_size() bytes, for
+ * another thread to append with weft__msg_add_raw. Return: its length, or as
+ * weft__op_size().
+ */
+long weft__op_encode(uint16_t type, const void *op, uint8_t *buf, size_t cap);
+/* Append an op encoded by weft__op_encode. 0, -ENOSPC, -EMSGSIZE, -EINVAL. */
+int weft__msg_add_raw(struct weft__msg_out *o, const uint8_t *op, size_t len);
 /* Finish the header with @seq. Return: the message's length. */
 uint32_t weft__msg_end(struct weft__msg_out *o, uint64_t seq);
 /*

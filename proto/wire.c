@@ -304,7 +304,8 @@ long weft__op_size(uint16_t type, const void *op)
 
 void weft__msg_begin(struct weft__msg_out *o, void *buf, uint8_t type)
 {
-	*o = (struct weft__msg_out){ .buf = buf, .len = WEFT_PROTO_HDR, .type = type };
+	*o = (struct weft__msg_out){ .buf = buf, .len = WEFT_PROTO_HDR, .type = type,
+				     .cap = WEFT_PROTO_MAX_MSG };
 }
 
 int weft__msg_add(struct weft__msg_out *o, uint16_t type, const void *op)
@@ -316,9 +317,9 @@ int weft__msg_add(struct weft__msg_out *o, uint16_t type, const void *op)
 		return (int)n;
 	if (!weft__op_allowed(o->type, type))
 		return -EINVAL;
-	if (n > WEFT_PROTO_MAX_MSG - WEFT_PROTO_HDR)
+	if (n > o->cap - WEFT_PROTO_HDR)
 		return -EMSGSIZE;
-	if (n > WEFT_PROTO_MAX_MSG - o->len || o->nops == UINT16_MAX)
+	if (n > o->cap - o->len || o->nops == UINT16_MAX)
 		return -ENOSPC;
 	p = o->buf + o->len;
 	put16(p, type);
@@ -326,6 +327,35 @@ int weft__msg_add(struct weft__msg_out *o, uint16_t type, const void *op)
 	put32(p + 4, (uint32_t)(n - WEFT_PROTO_OP_HDR));
 	encode_fields(weft__op_schema(type), op, p + WEFT_PROTO_OP_HDR);
 	o->len += (uint32_t)n;
+	o->nops++;
+	return 0;
+}
+
+long weft__op_encode(uint16_t type, const void *op, uint8_t *buf, size_t cap)
+{
+	long n = weft__op_size(type, op);
+
+	if (n < 0)
+		return n;
+	if ((size_t)n > cap)
+		return -ENOSPC;
+	put16(buf, type);
+	put16(buf + 2, 0);
+	put32(buf + 4, (uint32_t)(n - WEFT_PROTO_OP_HDR));
+	encode_fields(weft__op_schema(type), op, buf + WEFT_PROTO_OP_HDR);
+	return n;
+}
+
+int weft__msg_add_raw(struct weft__msg_out *o, const uint8_t *op, size_t len)
+{
+	if (len < WEFT_PROTO_OP_HDR || !weft__op_allowed(o->type, get16(op)))
+		return -EINVAL;
+	if (len > o->cap - WEFT_PROTO_HDR)
+		return -EMSGSIZE;
+	if (len > o->cap - o->len || o->nops == UINT16_MAX)
+		return -ENOSPC;
+	memcpy(o->buf + o->len, op, len);
+	o->len += (uint32_t)len;
 	o->nops++;
 	return 0;
 }
@@ -343,6 +373,7 @@ uint32_t weft__msg_end(struct weft__msg_out *o, uint64_t seq)
 	put16(p + 12, o->nops);
 	put16(p + 14, 0);
 	put64(p + 16, seq);
+	put64(p + 24, o->conn);
 	return o->len;
 }
 
@@ -390,6 +421,7 @@ int weft__msg_open(const void *buf, size_t len, uint64_t seq, struct weft__msg *
 	m->length = get32(p + 8);
 	m->nops = get16(p + 12);
 	m->seq = get64(p + 16);
+	m->conn = get64(p + 24);
 	if (m->major != WEFT_PROTO_MAJOR)
 		return -EPROTO;
 	if (m->length != len || get16(p + 14) || m->flags || !m->type ||

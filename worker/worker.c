@@ -24,8 +24,8 @@
 #include "worker.h"
 
 #define TICK_MS 500			/* heartbeats */
-#define INLINE_MAX_DEFAULT (16u << 10)	/* results up to this travel in messages */
-#define PIECE (WEFT_PROTO_MAX_BYTES - 64)	/* result bytes in one RESULT op */
+#define INLINE_MAX_DEFAULT (8u << 10)	/* results up to this travel in messages */
+#define PIECE (WEFT_FAB_MSG_MAX - 128)	/* result bytes in one RESULT or LEASE op */
 
 /* A task the scheduler sent, from COMPUTE (or PUT) to FREE. */
 struct rtask {

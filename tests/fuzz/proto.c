@@ -79,6 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	weft__op_iter_init(&it, &m);
 	weft__msg_begin(&o, out, m.type);
+	o.conn = m.conn;
 	while (weft__op_next(&it, &type, op) == 1) {
 		walk_lists(type, op);
 		if (weft__msg_add(&o, type, op))

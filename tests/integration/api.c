@@ -25,13 +25,36 @@ Test(api, client_open_unknown_scheme_returns_einval)
 	cr_assert_null(c);
 }
 
-Test(api, client_open_known_scheme_not_served_returns_eprotonosupport)
+Test(api, client_open_of_a_cluster_without_a_token_returns_eacces)
 {
 	struct weft_client *c = NULL;
 
-	cr_assert_eq(weft_client_open("tcp://127.0.0.1:8786", NULL, &c), -EPROTONOSUPPORT);
-	cr_assert_eq(weft_client_open("verbs://10.0.0.1:8786", NULL, &c), -EPROTONOSUPPORT);
-	cr_assert_eq(weft_client_open("shm://weft", NULL, &c), -EPROTONOSUPPORT);
+	unsetenv("WEFT_TOKEN");
+	unsetenv("WEFT_TOKEN_FILE");
+	cr_assert_eq(weft_client_open("tcp://127.0.0.1:8786", NULL, &c), -EACCES);
+	setenv("WEFT_TOKEN", "short", 1);
+	cr_assert_eq(weft_client_open("tcp://127.0.0.1:8786", NULL, &c), -EINVAL,
+		     "a token has 16 characters at least");
+	unsetenv("WEFT_TOKEN");
+	cr_assert_null(c);
+}
+
+Test(api, client_open_with_nobody_listening_fails_within_seconds, .timeout = 30)
+{
+	struct weft_client *c = NULL;
+	struct timespec t0, t1;
+	int ret;
+
+	setenv("WEFT_TOKEN", "0123456789abcdef-api", 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* Port 1 on loopback: nothing listens there. */
+	ret = weft_client_open("tcp://127.0.0.1:1", NULL, &c);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_assert(ret == -ETIMEDOUT || ret == -ECONNREFUSED || ret == -EHOSTUNREACH,
+		  "ret %d", ret);
+	cr_assert_lt(t1.tv_sec - t0.tv_sec, 10, "gave up within seconds");
+	cr_assert_eq(weft_client_open("shm://weft", NULL, &c), -EINVAL, "shm needs HOST:PORT");
+	unsetenv("WEFT_TOKEN");
 	cr_assert_null(c);
 }
 
@@ -39,8 +62,9 @@ Test(api, client_open_follows_weft_scheduler)
 {
 	struct weft_client *c = NULL;
 
+	unsetenv("WEFT_TOKEN");
 	setenv("WEFT_SCHEDULER", "tcp://127.0.0.1:8786", 1);
-	cr_assert_eq(weft_client_open(NULL, NULL, &c), -EPROTONOSUPPORT);
+	cr_assert_eq(weft_client_open(NULL, NULL, &c), -EACCES, "a cluster, and no token");
 	setenv("WEFT_SCHEDULER", "", 1);
 	cr_assert_eq(weft_client_open(NULL, NULL, &c), 0, "empty means embedded");
 	cr_assert_eq(weft_client_close(c), 0);
