@@ -105,7 +105,6 @@ int weft_client_open(const char *address, const struct weft_options *opts,
 		     struct weft_client **out)
 {
 	struct weft_options o;
-	struct weft_client *c;
 	int ret;
 
 	if (!out)
@@ -122,10 +121,18 @@ int weft_client_open(const char *address, const struct weft_options *opts,
 	}
 	if (address)
 		return address_check(address) ?: weft__remote_open(address, &o, out);
+	return weft__client_open_embedded(&o, out);
+}
+
+int weft__client_open_embedded(const struct weft_options *o, struct weft_client **out)
+{
+	struct weft_client *c;
+	int ret;
+
 	c = client_get();
 	if (!c)
 		return -ENOMEM;
-	ret = weft__engine_open(&o, &c->eng);
+	ret = weft__engine_open(o, &c->eng);
 	if (ret) {
 		client_put(c);
 		return ret;

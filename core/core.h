@@ -280,6 +280,8 @@ int weft__submit_watched(struct weft_client *c, weft_fn *fn, struct weft_future 
 			 const struct weft_task_opts *opts, struct weft_future **out);
 void weft__engine_set_end_hook(struct weft__engine *eng, weft__end_hook *hook, void *arg);
 struct weft__engine *weft__client_engine(struct weft_client *c);
+/* An engine in this process whatever $WEFT_SCHEDULER says (a worker's). */
+int weft__client_open_embedded(const struct weft_options *o, struct weft_client **out);
 
 /* engine.c */
 int weft__engine_open(const struct weft_options *opts, struct weft__engine **out)

@@ -82,6 +82,25 @@ static void introduce(struct weft__server *srv, struct proc *p)
 	}
 }
 
+/* Drop the worker named @name, taken for dead: one of that name replaces it. */
+static void replace(struct weft__server *srv, const char *name)
+{
+	size_t i = 0;
+	uint64_t id;
+	void *v;
+
+	while (weft__map_next(&srv->procs, &i, &id, &v)) {
+		struct proc *q = v;
+
+		if (q->role == WEFT_ROLE_WORKER && !strcmp(q->name, name)) {
+			weft__log(WEFT_LOG_WARN, "scheduler", "worker '%s' joined again: the old "
+				  "one is taken for dead", name);
+			weft__fab_drop(srv->f, q->peer, -EEXIST);
+			return;
+		}
+	}
+}
+
 static int on_ready(void *arg, struct weft__peer *peer, const struct weft__op_hello *h)
 {
 	struct weft__server *srv = arg;
@@ -95,9 +114,19 @@ static int on_ready(void *arg, struct weft__peer *peer, const struct weft__op_he
 	p->peer = peer;
 	p->seen = weft__mono_ns();
 	weft__pbytes_str(p->name, sizeof(p->name), h->name);
-	if (h->role == WEFT_ROLE_WORKER)
+	if (h->role == WEFT_ROLE_WORKER) {
 		ret = weft__sched_worker_join(srv->s, p->id, p->name, h->nthreads,
 					      h->memory_limit);
+		if (ret == -EEXIST) {
+			/*
+			 * A worker started again under its name (weft-cluster, a nanny)
+			 * before the old one was seen to die: the new one takes its place.
+			 */
+			replace(srv, p->name);
+			ret = weft__sched_worker_join(srv->s, p->id, p->name, h->nthreads,
+						      h->memory_limit);
+		}
+	}
 	else if (h->role == WEFT_ROLE_CLIENT)
 		ret = weft__sched_client_join(srv->s, p->id);
 	else

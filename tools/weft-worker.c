@@ -42,7 +42,8 @@ static const char usage[] =
 	"  --help                  this text\n"
 	"\n"
 	"WEFT_LOG=error|warn|info|debug sets what is logged on standard error;\n"
-	"WEFT_INLINE_MAX (bytes, default 16384) the results sent inside messages.\n"
+	"WEFT_INLINE_MAX (bytes, default 8192) the results sent inside messages.\n"
+	"Once it has joined, it prints \"joined NAME ADDRESS\" on standard output.\n"
 	"\n"
 	"Exit status: 0 when the scheduler stops or after SIGINT/SIGTERM, 1 when it cannot\n"
 	"join (nothing at the address, a token refused, a name taken), 2 for bad usage.\n";
@@ -176,6 +177,9 @@ int main(int argc, char **argv)
 			ret == -ETIMEDOUT ? "no answer" : weft_strerror(ret));
 		return EXIT_FAIL;
 	}
+	/* Said when it has joined, for whoever started it (weft-cluster waits for it). */
+	printf("joined %s %s\n", wo.name, wo.scheduler);
+	fflush(stdout);
 	pthread_create(&sig_thread, NULL, signal_main, w);
 	ret = weft__worker_wait(w);
 	weft__worker_free(w);

@@ -819,7 +819,7 @@ int weft__worker_start(const struct weft__worker_opts *o, struct weft__wrt **out
 		}
 		w->inline_max = v;
 	}
-	ret = weft_client_open(NULL, &eo, &w->c);
+	ret = weft__client_open_embedded(&eo, &w->c);
 	if (ret) {
 		free(w);
 		return ret;
