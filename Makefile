@@ -92,6 +92,10 @@ TOOLS := $(patsubst tools/%.c,$(B)/tools/%,$(wildcard tools/*.c))
 JOIN_OBJS := $(patsubst %.c,$(B)/%.o,$(wildcard join/*.c))
 $(JOIN_OBJS): override CFLAGS += $(XFLAGS)
 JOINTEST := $(patsubst tests/join/%.c,$(B)/tests/join/%,$(wildcard tests/join/*.c))
+# Cluster tests start the programs as real processes; tasks.c is their task
+# functions, loaded by each worker and linked into the test.
+CLUSTERTEST := $(patsubst tests/cluster/%.c,$(B)/tests/cluster/%,$(filter-out tests/cluster/tasks.c,$(wildcard tests/cluster/*.c)))
+CLUSTERLIB := $(B)/tests/cluster/libtasks.so
 
 ifneq ($(V),1)
 Q := @
@@ -108,7 +112,7 @@ pkgs-present:
 		echo "make: pkg-config cannot find: $$missing; run 'make deps' (apt-get) first" >&2; \
 		exit 1; fi
 
-.PHONY: all deps check check-unit check-integration check-stress check-join check-concurrency \
+.PHONY: all deps check check-unit check-integration check-stress check-join check-cluster check-concurrency \
 	bench fuzz fuzz-seeds demo install uninstall clean
 .SUFFIXES:
 
@@ -171,6 +175,14 @@ $(B)/tools/weft-join: tools/weft-join.c $(JOIN_OBJS) $(A) $(B)/.flags
 	@mkdir -p $(dir $@)
 	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) -Ijoin $(LDFLAGS) -o $@ $< $(JOIN_OBJS) $(A) $(LIBS)
 
+$(CLUSTERLIB): tests/cluster/tasks.c $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) -shared $(LDFLAGS) -o $@ $<
+$(B)/tests/cluster/%: tests/cluster/%.c tests/cluster/cluster.h $(CLUSTERLIB) $(B)/lib$(NAME).so $(TOOLS) $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< $(TESTEXTRA) $(CLUSTERLIB) -L$(B) \
+		-Wl,-rpath,'$$ORIGIN/../..' -Wl,-rpath,'$$ORIGIN' -l$(NAME) -lpthread $(CRITERION)
+
 # Join tests call join_run() and the two programs; they link the static library.
 # weft_submit goes through a wrapper of theirs (helpers.h) that can fail a submit.
 $(B)/tests/join/%: tests/join/%.c tests/join/helpers.h $(JOIN_OBJS) $(A) $(B)/.flags
@@ -183,8 +195,8 @@ deps:
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(MAKE) --no-print-directory $(UNIT) $(INTEG) $(STRESS) $(JOINTEST)
-	$(Q)./tests/run.sh $(B) unit integration stress join
+	$(Q)$(MAKE) --no-print-directory $(UNIT) $(INTEG) $(STRESS) $(JOINTEST) $(CLUSTERTEST)
+	$(Q)./tests/run.sh $(B) unit integration stress join cluster
 	$(Q)[ -n "$(SAN)" ] || ./tests/install.sh
 
 check-unit: all $(UNIT)
@@ -195,14 +207,16 @@ check-stress: all $(STRESS)
 	$(Q)./tests/run.sh $(B) stress
 check-join: all $(JOINTEST)
 	$(Q)./tests/run.sh $(B) join
+check-cluster: all $(CLUSTERTEST)
+	$(Q)./tests/run.sh $(B) cluster
 # The tests whose subject is concurrency, for ThreadSanitizer runs.
 check-concurrency: deps
-	$(Q)$(MAKE) --no-print-directory all $(UNIT) $(INTEG) $(STRESS) $(JOINTEST)
-	$(Q)WEFT_TEST_FILTER='$(CONCURRENCY_TESTS)' ./tests/run.sh $(B) unit integration stress join
+	$(Q)$(MAKE) --no-print-directory all $(UNIT) $(INTEG) $(STRESS) $(JOINTEST) $(CLUSTERTEST)
+	$(Q)WEFT_TEST_FILTER='$(CONCURRENCY_TESTS)' ./tests/run.sh $(B) unit integration stress join cluster
 # Every test program but these, whose subject is not concurrency (so a new test is
 # in unless it is named here).
 NOT_CONCURRENCY := unit/alloc unit/config
-CONCURRENCY_TESTS = $(filter-out $(NOT_CONCURRENCY),$(patsubst $(B)/tests/%,%,$(UNIT) $(INTEG) $(STRESS) $(JOINTEST)))
+CONCURRENCY_TESTS = $(filter-out $(NOT_CONCURRENCY),$(patsubst $(B)/tests/%,%,$(UNIT) $(INTEG) $(STRESS) $(JOINTEST) $(CLUSTERTEST)))
 
 bench: deps all $(PERF)
 	@if [ -z "$$WEFT_SKIP_DEPS" ]; then ./tools/deps.sh libtbb-dev g++; fi

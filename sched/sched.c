@@ -286,12 +286,9 @@ static void want(struct weft__sched *s, struct client *c, const struct weft__op_
 	task_tell(s, t);
 	if (!(op->flags & WEFT_WANT_RESULT))
 		return;
-	if (t->state == T_MEMORY) {
-		struct weft__op_send_result r = { t->id, op->output, c->id, t->ckey };
-
-		s->io.send(s->io.arg, t->where, WEFT_OP_SEND_RESULT, &r);
-		return;
-	}
+	for (uint32_t i = 0; i < t->nwant; i++)
+		if (t->want_results[i] == op->output)
+			goto sent;
 	if (t->nwant == t->want_cap) {
 		uint32_t cap = t->want_cap ? t->want_cap * 2 : 2;
 		uint32_t *w = realloc(t->want_results, cap * sizeof(*w));
@@ -302,6 +299,12 @@ static void want(struct weft__sched *s, struct client *c, const struct weft__op_
 		t->want_cap = cap;
 	}
 	t->want_results[t->nwant++] = op->output;
+sent:
+	if (t->state == T_MEMORY) {
+		struct weft__op_send_result r = { t->id, op->output, c->id, t->ckey };
+
+		s->io.send(s->io.arg, t->where, WEFT_OP_SEND_RESULT, &r);
+	}
 }
 
 static void cancel(struct weft__sched *s, struct client *c, const struct weft__op_future *op)

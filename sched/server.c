@@ -18,7 +18,7 @@
 #include "map.h"
 #include "server.h"
 
-#define HEARTBEAT_TIMEOUT_NS (10 * NSEC_PER_SEC)
+#define HEARTBEAT_TIMEOUT_NS (5 * NSEC_PER_SEC)
 #define TICK_MS 250
 
 struct proc {
@@ -185,13 +185,22 @@ static void on_tick(void *arg, int64_t now)
 	while (weft__map_next(&srv->procs, &i, &id, &v)) {
 		struct proc *p = v;
 
-		if (p->role == WEFT_ROLE_WORKER && now - p->seen > HEARTBEAT_TIMEOUT_NS) {
-			weft__log(WEFT_LOG_WARN, "scheduler", "worker '%s' sent no heartbeat for "
-				  "%lld s: taken for dead", p->name,
-				  (long long)(HEARTBEAT_TIMEOUT_NS / NSEC_PER_SEC));
-			weft__fab_drop(srv->f, p->peer, -ETIMEDOUT);
-			i = 0;		/* the map changed under the walk */
+		if (p->role != WEFT_ROLE_WORKER)
+			continue;
+		/*
+		 * A ping: a send to a worker that died fails at once (its connection
+		 * is reset), long before its heartbeats are missed.
+		 */
+		if (now - p->seen <= HEARTBEAT_TIMEOUT_NS) {
+			struct weft__op_stats_ask ping = { 0 };
+
+			weft__fab_send(srv->f, p->peer, WEFT_OP_STATS_ASK, &ping);
+			continue;
 		}
+		weft__log(WEFT_LOG_WARN, "scheduler", "worker '%s' sent no heartbeat for %lld s: "
+			  "taken for dead", p->name, (long long)(HEARTBEAT_TIMEOUT_NS / NSEC_PER_SEC));
+		weft__fab_drop(srv->f, p->peer, -ETIMEDOUT);
+		i = 0;		/* the map changed under the walk */
 	}
 }
 

@@ -178,9 +178,9 @@ void task_done(struct weft__sched *s, struct task *t, const uint64_t *sizes)
 	if (w)
 		weft__map_put(&w->holding, t->id, t);
 	task_tell(s, t);
+	/* Kept: if the results are lost and made again, they are sent again. */
 	for (uint32_t i = 0; i < t->nwant; i++)
 		send_result(s, t, t->want_results[i]);
-	t->nwant = 0;
 	for (uint32_t i = 0; i < t->nusers; i++) {
 		struct task *u = t->users[i];
 

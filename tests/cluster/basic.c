@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A cluster of real processes on loopback (a scheduler, two workers and this
+ * client), on tcp and on shm: graphs, results that move between workers and to
+ * the client, failures and their messages, a token refused, garbage at the
+ * scheduler's port, and a worker killed with SIGKILL in the middle of a graph.
+ */
+#include "cluster.h"
+
+#define CHAIN 50
+
+static struct cluster cl;
+
+static void add_chain(struct weft_client *c)
+{
+	struct weft_future *f[CHAIN], *sum;
+	uint64_t one = 1;
+
+	cr_assert_eq(weft_submit_named(c, "add", NULL, 0, &one, 8, NULL, &f[0]), 0);
+	for (int i = 1; i < CHAIN; i++)
+		cr_assert_eq(weft_submit_named(c, "add", &f[i - 1], 1, &one, 8, NULL, &f[i]), 0);
+	/* A fan-in of every link: sum of 1..CHAIN. */
+	cr_assert_eq(weft_submit_named(c, "add", f, CHAIN, NULL, 0, NULL, &sum), 0);
+	cr_assert_eq(u64_of(f[CHAIN - 1]), CHAIN);
+	cr_assert_eq(u64_of(sum), CHAIN * (CHAIN + 1) / 2);
+	for (int i = 0; i < CHAIN; i++)
+		weft_release(f[i]);
+	weft_release(sum);
+}
+
+static void graphs(const char *provider)
+{
+	struct weft_client *c;
+
+	cluster_start(&cl, 2, provider);
+	c = cluster_client(&cl);
+	add_chain(c);
+	cr_assert_eq(weft_client_close(c), 0);
+	cluster_stop(&cl);
+}
+
+Test(cluster, a_chain_and_a_fan_in_on_tcp, .timeout = 60)
+{
+	graphs("tcp");
+}
+
+Test(cluster, a_chain_and_a_fan_in_on_shm, .timeout = 60)
+{
+	graphs("shm");
+}
+
+/* 64 MiB made on w0, checked byte for byte on w1 and in this process. */
+static void moves(const char *provider)
+{
+	struct weft_task_opts on0 = { .size = sizeof(on0), .worker = "w0" };
+	struct weft_task_opts on1 = { .size = sizeof(on1), .worker = "w1" };
+	uint64_t n = 64u << 20, ms = 0;
+	struct weft_future *big, *ok, *p0, *p1;
+	struct weft_client *c;
+	struct weft_buf b;
+
+	cluster_start(&cl, 2, provider);
+	c = cluster_client(&cl);
+	cr_assert_eq(weft_submit_named(c, "make", NULL, 0, &n, 8, &on0, &big), 0);
+	cr_assert_eq(weft_submit_named(c, "check", &big, 1, NULL, 0, &on1, &ok), 0);
+	cr_assert_eq(u64_of(ok), n, "w1 read all of w0's result, intact");
+	cr_assert_eq(weft_result(big, &b), 0);
+	cr_assert_eq(b.len, n);
+	for (uint64_t i = 0; i < n; i += 4093)
+		cr_assert_eq(((const uint8_t *)b.data)[i], (uint8_t)(i * 7), "byte %lu",
+			     (unsigned long)i);
+	/* Each ran where it was asked to: two worker processes, not this one. */
+	cr_assert_eq(weft_submit_named(c, "nap", NULL, 0, &ms, 8, &on0, &p0), 0);
+	cr_assert_eq(weft_submit_named(c, "nap", NULL, 0, &ms, 8, &on1, &p1), 0);
+	cr_assert_eq(u64_of(p0), (uint64_t)cl.w[0]);
+	cr_assert_eq(u64_of(p1), (uint64_t)cl.w[1]);
+	weft_release(big);
+	weft_release(ok);
+	weft_release(p0);
+	weft_release(p1);
+	cr_assert_eq(weft_client_close(c), 0);
+	cluster_stop(&cl);
+}
+
+Test(cluster, a_result_moves_between_workers_on_tcp, .timeout = 60)
+{
+	moves("tcp");
+}
+
+Test(cluster, a_result_moves_between_workers_on_shm, .timeout = 60)
+{
+	moves("shm");
+}
+
+Test(cluster, failures_name_their_root_and_unknown_functions_their_worker, .timeout = 60)
+{
+	struct weft_task_opts on1 = { .size = sizeof(on1), .worker = "w1" };
+	struct weft_future *b, *d, *nf;
+	struct weft_client *c;
+	uint64_t one = 1;
+
+	cluster_start(&cl, 2, "tcp");
+	c = cluster_client(&cl);
+	cr_assert_eq(weft_submit_named(c, "boom", NULL, 0, NULL, 0, NULL, &b), 0);
+	cr_assert_eq(weft_submit_named(c, "add", &b, 1, &one, 8, NULL, &d), 0);
+	cr_assert_eq(weft_wait(b, -1), WEFT_ETASK);
+	cr_assert_str_eq(weft_future_error(b), "task 'boom' failed: boom 42");
+	cr_assert_eq(weft_wait(d, -1), WEFT_ETASK);
+	cr_assert_str_eq(weft_future_error(d), "task 'boom' failed: boom 42", "the root's");
+	cr_assert_eq(weft_submit_named(c, "nosuch", NULL, 0, NULL, 0, &on1, &nf), 0);
+	cr_assert_eq(weft_wait(nf, -1), WEFT_ENOFN);
+	cr_assert_str_eq(weft_future_error(nf), "no task function 'nosuch' on worker 'w1'");
+	weft_release(b);
+	weft_release(d);
+	weft_release(nf);
+	cr_assert_eq(weft_client_close(c), 0);
+	cluster_stop(&cl);
+}
+
+Test(cluster, multi_output_tasks_and_scattered_data, .timeout = 60)
+{
+	struct weft_task_opts two = { .size = sizeof(two), .noutputs = 2 };
+	static uint8_t data[100000];
+	struct weft_future *p[2], *s, *ok, *sum;
+	struct weft_client *c;
+	uint64_t x = 21;
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7);
+	cluster_start(&cl, 2, "tcp");
+	c = cluster_client(&cl);
+	cr_assert_eq(weft_submit_named(c, "pair", NULL, 0, &x, 8, &two, p), 0);
+	cr_assert_eq(weft_submit_named(c, "add", p, 2, NULL, 0, NULL, &sum), 0);
+	cr_assert_eq(u64_of(p[1]), 42);
+	cr_assert_eq(u64_of(sum), 63);
+	cr_assert_eq(weft_scatter(c, data, sizeof(data), &s), 0);
+	cr_assert_eq(weft_submit_named(c, "check", &s, 1, NULL, 0, NULL, &ok), 0);
+	cr_assert_eq(u64_of(ok), sizeof(data));
+	weft_release(p[0]);
+	weft_release(p[1]);
+	weft_release(sum);
+	weft_release(s);
+	weft_release(ok);
+	cr_assert_eq(weft_client_close(c), 0);
+	cluster_stop(&cl);
+}
+
+Test(cluster, a_wrong_token_is_refused, .timeout = 60)
+{
+	struct weft_client *c;
+
+	cluster_start(&cl, 1, "tcp");
+	setenv("WEFT_TOKEN", "not-the-cluster-token!", 1);
+	cr_assert_eq(weft_client_open(cl.url, NULL, &c), -EACCES);
+	setenv("WEFT_TOKEN", TOKEN, 1);
+	/* The scheduler serves the others still. */
+	c = cluster_client(&cl);
+	add_chain(c);
+	cr_assert_eq(weft_client_close(c), 0);
+	cluster_stop(&cl);
+}
+
+Test(cluster, garbage_at_the_schedulers_port_is_refused, .timeout = 60)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	const char *port = strrchr(cl.url, ':');
+	struct weft_client *c;
+	char junk[4096];
+	int fd;
+
+	cluster_start(&cl, 1, "tcp");
+	port = strrchr(cl.url, ':');
+	sa.sin_port = htons((uint16_t)atoi(port + 1));
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	memset(junk, 0x5a, sizeof(junk));
+	for (int i = 0; i < 3; i++) {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		/* It may close on us: that is fine, as long as it lives. */
+		cr_assert_neq(write(fd, junk, sizeof(junk)), 0);
+		close(fd);
+	}
+	c = cluster_client(&cl);
+	add_chain(c);
+	cr_assert_eq(weft_client_close(c), 0);
+	cr_assert_eq(kill(cl.sched, 0), 0, "the scheduler lives");
+	cluster_stop(&cl);
+}
+
+Test(cluster, a_worker_killed_mid_graph_leaves_correct_results, .timeout = 120)
+{
+	enum { N = 24 };
+	struct weft_future *f[N], *sum;
+	struct weft_client *c;
+	uint64_t ms = 100;
+
+	cluster_start(&cl, 2, "tcp");
+	c = cluster_client(&cl);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_submit_named(c, "nap", NULL, 0, &ms, 8, NULL, &f[i]), 0);
+	cr_assert_eq(weft_submit_named(c, "add", f, N, NULL, 0, NULL, &sum), 0);
+	usleep(300 * 1000);
+	cr_assert_eq(kill(cl.w[0], SIGKILL), 0);
+	waitpid(cl.w[0], NULL, 0);
+	c_remove_shm(cl.w[0]);
+	cl.w[0] = 0;
+	/* Every nap ends with the pid of the worker that ran it last: w1's for w0's. */
+	uint64_t want = 0;
+
+	for (int i = 0; i < N; i++) {
+		uint64_t pid = u64_of(f[i]);
+
+		cr_assert(pid == (uint64_t)cl.w[1] || pid != 0);
+		want += pid;
+	}
+	cr_assert_eq(u64_of(sum), want, "the sum of what each one gave");
+	for (int i = 0; i < N; i++)
+		weft_release(f[i]);
+	weft_release(sum);
+	cr_assert_eq(weft_client_close(c), 0);
+	cluster_stop(&cl);
+}

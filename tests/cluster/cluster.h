@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The cluster tests' harness: a scheduler and workers as real processes on
+ * loopback, started from the programs beside the test (build/tools), each worker
+ * loading the tests' task functions; and stopped, every process reaped and its
+ * shared memory removed, whatever the test did.
+ */
+#ifndef WEFT_TEST_CLUSTER_H
+#define WEFT_TEST_CLUSTER_H
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <weft.h>
+
+#define TOKEN "a-token-for-the-cluster-tests"
+#define MAX_W 4
+
+struct cluster {
+	pid_t sched, w[MAX_W];
+	int n;
+	char url[128];
+	char dir[PATH_MAX];		/* build/ */
+};
+
+/* A line from @fd within @ms. */
+static inline int c_line(int fd, char *buf, size_t len, int ms)
+{
+	size_t n = 0;
+
+	while (n + 1 < len) {
+		struct pollfd p = { fd, POLLIN, 0 };
+
+		if (poll(&p, 1, ms) <= 0 || read(fd, buf + n, 1) != 1)
+			return -1;
+		if (buf[n] == '\n')
+			break;
+		n++;
+	}
+	buf[n] = '\0';
+	return 0;
+}
+
+static inline pid_t c_spawn(char *const argv[], int *out)
+{
+	int fd[2];
+	pid_t pid;
+
+	cr_assert_eq(pipe(fd), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (!pid) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fd[1], STDOUT_FILENO);
+		close(fd[0]);
+		close(fd[1]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(fd[1]);
+	*out = fd[0];
+	return pid;
+}
+
+static inline void c_worker(struct cluster *c, int i)
+{
+	char prog[PATH_MAX + 32], lib[PATH_MAX + 32], name[16], line[256];
+	char *argv[] = { prog, "--scheduler", c->url, "--name", name, "--nthreads", "1",
+			 "--memory-limit", "256M", "--load", lib, NULL };
+	int fd;
+
+	snprintf(prog, sizeof(prog), "%s/tools/weft-worker", c->dir);
+	snprintf(lib, sizeof(lib), "%s/tests/cluster/libtasks.so", c->dir);
+	snprintf(name, sizeof(name), "w%d", i);
+	c->w[i] = c_spawn(argv, &fd);
+	cr_assert_eq(c_line(fd, line, sizeof(line), 20000), 0, "worker %s joins", name);
+	cr_assert_eq(strncmp(line, "joined", 6), 0, "%s", line);
+	close(fd);
+}
+
+/* A scheduler on @provider (tcp or shm) and @n workers w0.., one thread each. */
+static inline void cluster_start(struct cluster *c, int n, const char *provider)
+{
+	char prog[PATH_MAX + 32], listen[64];
+	char *argv[] = { prog, "--listen", listen, NULL };
+	ssize_t len;
+	int fd;
+
+	memset(c, 0, sizeof(*c));
+	setenv("WEFT_TOKEN", TOKEN, 1);
+	unsetenv("WEFT_SCHEDULER");
+	len = readlink("/proc/self/exe", c->dir, sizeof(c->dir) - 1);
+	cr_assert_gt(len, 0);
+	c->dir[len] = '\0';
+	*strrchr(c->dir, '/') = '\0';	/* build/tests/cluster */
+	*strrchr(c->dir, '/') = '\0';
+	*strrchr(c->dir, '/') = '\0';	/* build */
+	snprintf(prog, sizeof(prog), "%s/tools/weft-scheduler", c->dir);
+	snprintf(listen, sizeof(listen), "%s://127.0.0.1:0", provider);
+	c->sched = c_spawn(argv, &fd);
+	cr_assert_eq(c_line(fd, c->url, sizeof(c->url), 20000), 0, "the scheduler starts");
+	close(fd);
+	c->n = n;
+	for (int i = 0; i < n; i++)
+		c_worker(c, i);
+}
+
+static inline void c_remove_shm(pid_t pid)
+{
+	char prefix[32], path[PATH_MAX];
+	struct dirent *e;
+	DIR *d = opendir("/dev/shm");
+
+	if (!d)
+		return;
+	snprintf(prefix, sizeof(prefix), "weft-%d-", (int)pid);
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, prefix, strlen(prefix))) {
+			snprintf(path, sizeof(path), "/dev/shm/%s", e->d_name);
+			unlink(path);
+		}
+	closedir(d);
+}
+
+static inline void c_stop(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 500; i++) {
+		if (waitpid(pid, NULL, WNOHANG) == pid) {
+			c_remove_shm(pid);
+			return;
+		}
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	c_remove_shm(pid);
+}
+
+static inline void cluster_stop(struct cluster *c)
+{
+	for (int i = 0; i < c->n; i++)
+		c_stop(c->w[i]);
+	c_stop(c->sched);
+}
+
+static inline struct weft_client *cluster_client(struct cluster *c)
+{
+	struct weft_client *cl;
+
+	cr_assert_eq(weft_client_open(c->url, NULL, &cl), 0);
+	return cl;
+}
+
+static inline uint64_t u64_of(struct weft_future *f)
+{
+	struct weft_buf b;
+	uint64_t v;
+
+	cr_assert_eq(weft_result(f, &b), 0, "%s", weft_future_error(f) ?: "");
+	cr_assert_eq(b.len, 8);
+	memcpy(&v, b.data, 8);
+	return v;
+}
+
+#endif /* WEFT_TEST_CLUSTER_H */
