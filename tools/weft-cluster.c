@@ -7,7 +7,6 @@
  * regions of each are removed. A worker that dies is started again under its name
  * a few times at most, as dask's nanny does.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -25,6 +24,7 @@
 
 #include "auth.h"
 #include "core.h"
+#include "shm.h"
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2 };
 #define MAX_WORKERS 256
@@ -194,24 +194,6 @@ static int start_worker(unsigned i)
 	return 0;
 }
 
-/* The shared memory regions a process of ours left (shm endpoints: weft-PID-...). */
-static void remove_shm(pid_t pid)
-{
-	char prefix[32], path[PATH_MAX];
-	struct dirent *e;
-	DIR *d = opendir("/dev/shm");
-
-	if (!d)
-		return;
-	snprintf(prefix, sizeof(prefix), "weft-%d-", (int)pid);
-	while ((e = readdir(d)))
-		if (!strncmp(e->d_name, prefix, strlen(prefix))) {
-			snprintf(path, sizeof(path), "/dev/shm/%s", e->d_name);
-			unlink(path);
-		}
-	closedir(d);
-}
-
 static bool reap(pid_t pid, int ms)
 {
 	for (int t = 0; t < ms; t += 10) {
@@ -232,7 +214,7 @@ static void stop(struct child *c)
 		kill(-c->pid, SIGKILL);
 		waitpid(c->pid, NULL, 0);
 	}
-	remove_shm(c->pid);
+	weft__shm_remove(c->pid);
 	c->pid = 0;
 }
 
@@ -309,7 +291,7 @@ static void worker_died(unsigned i, int status)
 {
 	struct child *c = &g.workers[i];
 
-	remove_shm(c->pid);
+	weft__shm_remove(c->pid);
 	fprintf(stderr, "weft-cluster: worker %s ended (%s %d)%s\n", c->name,
 		WIFSIGNALED(status) ? "signal" : "status",
 		WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),

@@ -202,7 +202,7 @@ Test(cluster, a_worker_killed_mid_graph_leaves_correct_results, .timeout = 120)
 	usleep(300 * 1000);
 	cr_assert_eq(kill(cl.w[0], SIGKILL), 0);
 	waitpid(cl.w[0], NULL, 0);
-	c_remove_shm(cl.w[0]);
+	weft__shm_remove(cl.w[0]);
 	cl.w[0] = 0;
 	/* Every nap ends with the pid of the worker that ran it last: w1's for w0's. */
 	uint64_t want = 0;

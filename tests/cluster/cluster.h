@@ -26,6 +26,8 @@
 
 #include <weft.h>
 
+#include "../../util/shm.h"
+
 #define TOKEN "a-token-for-the-cluster-tests"
 #define MAX_W 4
 
@@ -118,23 +120,6 @@ static inline void cluster_start(struct cluster *c, int n, const char *provider)
 		c_worker(c, i);
 }
 
-static inline void c_remove_shm(pid_t pid)
-{
-	char prefix[32], path[PATH_MAX];
-	struct dirent *e;
-	DIR *d = opendir("/dev/shm");
-
-	if (!d)
-		return;
-	snprintf(prefix, sizeof(prefix), "weft-%d-", (int)pid);
-	while ((e = readdir(d)))
-		if (!strncmp(e->d_name, prefix, strlen(prefix))) {
-			snprintf(path, sizeof(path), "/dev/shm/%s", e->d_name);
-			unlink(path);
-		}
-	closedir(d);
-}
-
 static inline void c_stop(pid_t pid)
 {
 	if (pid <= 0)
@@ -142,14 +127,14 @@ static inline void c_stop(pid_t pid)
 	kill(pid, SIGTERM);
 	for (int i = 0; i < 500; i++) {
 		if (waitpid(pid, NULL, WNOHANG) == pid) {
-			c_remove_shm(pid);
+			weft__shm_remove(pid);
 			return;
 		}
 		usleep(10000);
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
-	c_remove_shm(pid);
+	weft__shm_remove(pid);
 }
 
 static inline void cluster_stop(struct cluster *c)
