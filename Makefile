@@ -246,7 +246,8 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(libdir)/lib$(NAME).so
 	install -m 644 $(A) $(DESTDIR)$(libdir)/lib$(NAME).a
 	install -d $(DESTDIR)$(bindir)
-	install -m 755 $(B)/tools/weft-join $(B)/tools/weft-gen $(DESTDIR)$(bindir)/
+	install -m 755 $(B)/tools/weft-join $(B)/tools/weft-gen $(B)/tools/weft-scheduler \
+		$(B)/tools/weft-worker $(B)/tools/weft-cluster $(DESTDIR)$(bindir)/
 	sed -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
 		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
 		-e 's|@LIBS@|$(LIBS)|' $(NAME).pc.in > $(DESTDIR)$(libdir)/pkgconfig/$(NAME).pc
@@ -254,7 +255,9 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(includedir)/weft.h $(DESTDIR)$(libdir)/lib$(NAME).so* \
 		$(DESTDIR)$(libdir)/lib$(NAME).a $(DESTDIR)$(libdir)/pkgconfig/$(NAME).pc \
-		$(DESTDIR)$(bindir)/weft-join $(DESTDIR)$(bindir)/weft-gen
+		$(DESTDIR)$(bindir)/weft-join $(DESTDIR)$(bindir)/weft-gen \
+		$(DESTDIR)$(bindir)/weft-scheduler $(DESTDIR)$(bindir)/weft-worker \
+		$(DESTDIR)$(bindir)/weft-cluster
 
 clean:
 	rm -rf build

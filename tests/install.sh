@@ -18,7 +18,7 @@ for kind in shared static; do
 	[ "$out" = 3 ] || { echo "install: $kind program printed '$out'"; exit 1; }
 done
 for f in include/weft.h lib/libweft.so lib/libweft.so.0 lib/libweft.a lib/pkgconfig/weft.pc \
-	bin/weft-join bin/weft-gen; do
+	bin/weft-join bin/weft-gen bin/weft-scheduler bin/weft-worker bin/weft-cluster; do
 	[ -e "$tmp/usr/$f" ] || { echo "install: $f missing"; exit 1; }
 done
 # The installed programs run and agree.
