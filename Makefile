@@ -218,8 +218,12 @@ check-concurrency: deps
 NOT_CONCURRENCY := unit/alloc unit/config
 CONCURRENCY_TESTS = $(filter-out $(NOT_CONCURRENCY),$(patsubst $(B)/tests/%,%,$(UNIT) $(INTEG) $(STRESS) $(JOINTEST) $(CLUSTERTEST)))
 
-bench: deps all $(PERF)
-	@if [ -z "$$WEFT_SKIP_DEPS" ]; then ./tools/deps.sh libtbb-dev g++; fi
+$(B)/perf/libclustertasks.so: perf/tasks/cluster.c $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) -shared $(LDFLAGS) -o $@ $<
+
+bench: deps all $(PERF) $(B)/perf/libclustertasks.so
+	@if [ -z "$$WEFT_SKIP_DEPS" ]; then ./tools/deps.sh libtbb-dev g++ libfabric-bin; fi
 	$(Q)./perf/run.sh $(B)
 
 # libFuzzer targets for every decoder of proto/, each run FUZZ_SECONDS on the seed

@@ -595,10 +595,16 @@ int weft__remote_submit(struct weft_client *h, weft_fn *fn, const char *name,
 	if (ndeps > 16 && !(d = malloc(ndeps * sizeof(*d))))
 		return -ENOMEM;
 	for (size_t i = 0; i < ndeps; i++) {
-		struct rout *in = live_out(deps[i], rc, "weft_submit");
+		struct rout *in;
 
+		/* Another client's future, or an engine's, is not one of ours. */
+		if (!deps[i] || !weft__is_remote(deps[i]) || out_of(deps[i])->t->rc != rc) {
+			ret = -EINVAL;
+			goto out;
+		}
+		in = live_out(deps[i], rc, "weft_submit");
 		if (!in) {
-			ret = weft__is_remote(deps[i]) ? -EBADF : -EINVAL;
+			ret = -EBADF;
 			goto out;
 		}
 		d[i] = (struct weft__pdep){ in->t->key, in->i };

