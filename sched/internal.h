@@ -49,6 +49,7 @@ struct task {
 	bool scattered;			/* data from a client: nothing to recompute it */
 	bool wanted;			/* the client waits for its end */
 	bool stealing;			/* a STEAL is out for it */
+	bool ahead;			/* sent before its inputs were done (chains) */
 	uint32_t where;			/* worker processing it or holding its results */
 	uint32_t thief;			/* the worker it is being stolen for */
 	uint32_t client_refs;		/* outputs the client holds */
@@ -120,6 +121,7 @@ const char *task_name(const struct task *t);
 /* place.c */
 void place(struct weft__sched *s, struct task *t);
 void place_on(struct weft__sched *s, struct task *t, struct worker *w);
+bool place_ahead(struct weft__sched *s, struct task *t);
 struct worker *least_loaded(struct weft__sched *s);
 void place_unplaced(struct weft__sched *s);
 void steal_for(struct weft__sched *s, struct worker *idle);

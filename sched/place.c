@@ -150,6 +150,36 @@ void place(struct weft__sched *s, struct task *t)
 	place_on(s, t, w);
 }
 
+/*
+ * Chains sent ahead: a waiting task whose inputs are all on one worker, done or
+ * running there, goes to that worker now, so that a chain costs no round trip to
+ * the scheduler per step; the worker runs it when its inputs are done. Return:
+ * whether it went.
+ */
+bool place_ahead(struct weft__sched *s, struct task *t)
+{
+	struct worker *w = NULL;
+	bool running = false;
+
+	if (t->restrict_to || !t->ndeps)
+		return false;
+	for (uint32_t i = 0; i < t->ndeps; i++) {
+		const struct task *d = t->deps[i].t;
+
+		if ((d->state != T_PROCESSING && d->state != T_MEMORY) || d->stealing ||
+		    (w && d->where != w->id))
+			return false;
+		if (!w && !(w = weft__map_get(&s->workers, d->where)))
+			return false;
+		running |= d->state == T_PROCESSING;
+	}
+	if (!running)
+		return false;
+	t->ahead = true;
+	place_on(s, t, w);
+	return true;
+}
+
 /* A worker joined, or one left: the unplaced tasks look again. */
 void place_unplaced(struct weft__sched *s)
 {
@@ -204,6 +234,15 @@ static struct worker *busiest(struct weft__sched *s, const struct worker *not)
 	return best;
 }
 
+/* A task sent ahead on its worker takes @t's outputs there: @t may not move. */
+static bool feeds_ahead(const struct task *t)
+{
+	for (uint32_t i = 0; i < t->nusers; i++)
+		if (t->users[i]->ahead && t->users[i]->state == T_PROCESSING)
+			return true;
+	return false;
+}
+
 /*
  * @idle has nothing to do: ask the busiest worker for tasks it has not started, up
  * to what @idle's threads take. Tasks restricted to a worker stay there.
@@ -227,7 +266,7 @@ void steal_for(struct weft__sched *s, struct worker *idle)
 		struct task *t = p;
 		struct weft__op_future f = { t->id, 0, 0 };
 
-		if (t->stealing || t->restrict_to)
+		if (t->stealing || t->restrict_to || t->ahead || feeds_ahead(t))
 			continue;
 		t->stealing = true;
 		t->thief = idle->id;

@@ -106,7 +106,14 @@ static void worker_gone(struct weft__sched *s, struct worker *w)
 
 	weft__map_del(&s->workers, w->id);
 	s->st.workers--;
-	while (weft__map_next(&w->running, &i, &k, &v)) {
+	/* The results it held first: its running tasks then know what they wait for. */
+	while (weft__map_next(&w->holding, &i, &k, &v)) {
+		struct task *t = v;
+
+		if (t->state == T_MEMORY && t->where == w->id)
+			task_lost(s, t);
+	}
+	for (i = 0; weft__map_next(&w->running, &i, &k, &v);) {
 		struct task *t = v;
 
 		if (t->state != T_PROCESSING || t->where != w->id)
@@ -116,15 +123,17 @@ static void worker_gone(struct weft__sched *s, struct worker *w)
 				 "times while running it (the last: its connection ended)",
 				 task_name(t), w->name, t->failures);
 			task_end(s, t, T_ERRED, WEFT_EKILLED, why);
-		} else {
-			task_ready(s, t);
+			continue;
 		}
-	}
-	for (i = 0; weft__map_next(&w->holding, &i, &k, &v);) {
-		struct task *t = v;
-
-		if (t->state == T_MEMORY && t->where == w->id)
-			task_lost(s, t);
+		/* Sent ahead, its inputs may not be done: it waits for them again. */
+		t->ahead = false;
+		t->waiting = 0;
+		for (uint32_t d = 0; d < t->ndeps; d++)
+			t->waiting += t->deps[d].t->state != T_MEMORY;
+		if (t->waiting)
+			task_set(s, t, T_WAITING);
+		else
+			task_ready(s, t);
 	}
 	worker_free(w);
 	place_unplaced(s);
@@ -274,6 +283,8 @@ static void submit(struct weft__sched *s, struct client *c, const struct weft__o
 	}
 	if (!t->waiting)
 		task_ready(s, t);
+	else
+		place_ahead(s, t);
 }
 
 static void want(struct weft__sched *s, struct client *c, const struct weft__op_future *op)

@@ -184,8 +184,12 @@ void task_done(struct weft__sched *s, struct task *t, const uint64_t *sizes)
 	for (uint32_t i = 0; i < t->nusers; i++) {
 		struct task *u = t->users[i];
 
-		if (u->state == T_WAITING && u->waiting && !--u->waiting)
+		if (u->state != T_WAITING || !u->waiting)
+			continue;
+		if (!--u->waiting)
 			task_ready(s, u);
+		else
+			place_ahead(s, u);
 	}
 	for (uint32_t i = 0; i < t->ndeps; i++)
 		user_finished(s, t->deps[i].t);

@@ -406,7 +406,8 @@ static void on_compute(struct weft__wrt *w, const struct weft__op_compute *c)
 		}
 		struct rtask *d = weft__map_get(&w->tasks, in.key);
 
-		if (!d || !d->outs || !d->ended || in.output >= d->noutputs ||
+		/* Running here still (a chain sent ahead): the engine waits for it. */
+		if (!d || !d->outs || !(d->ended || d->submitted) || in.output >= d->noutputs ||
 		    d->freed[in.output])
 			input_in(w, t, i++, NULL, false, -ENOLINK);
 		else

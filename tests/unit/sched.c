@@ -144,6 +144,15 @@ static struct sent *last(uint16_t type, uint64_t key)
 	return NULL;
 }
 
+/* The first op of @type sent, or NULL. */
+static struct sent *first(uint16_t type)
+{
+	for (unsigned i = 0; i < nsent; i++)
+		if (sent[i].type == type)
+			return &sent[i];
+	return NULL;
+}
+
 static unsigned count(uint16_t type, uint32_t to)
 {
 	unsigned n = 0;
@@ -194,18 +203,16 @@ Test(sched, a_chain_runs_where_its_input_is_and_the_client_hears_each_end)
 	cr_assert_eq(weft__sched_worker_join(s, W2, "w2", 2, 1 << 30), 0);
 	submit(1, NULL, 0, NULL);
 	submit(2, (uint64_t[]){ 1 }, 1, NULL);
+	cr_assert_eq(count(WEFT_OP_COMPUTE, 0), 2, "the chain is sent ahead");
+	a = first(WEFT_OP_COMPUTE)->key;
 	c = last(WEFT_OP_COMPUTE, 0);
-	cr_assert_not_null(c, "the first task is sent");
-	cr_assert_eq(count(WEFT_OP_COMPUTE, 0), 1, "the second waits for its input");
-	a = c->key;
+	b = c->key;
+	cr_assert_neq(b, a);
+	cr_assert_eq(c->to, first(WEFT_OP_COMPUTE)->to, "to the worker running its input");
+	cr_assert_eq(c->ninputs, 1);
+	cr_assert_eq(c->holders[0], 0, "the input will be on that worker");
 	done(c->to, a, 1 << 20);
 	cr_assert_eq(ended(1)->end, WEFT_END_DONE);
-	c = last(WEFT_OP_COMPUTE, 0);
-	cr_assert_neq(c->key, a);
-	b = c->key;
-	cr_assert_eq(c->to, last(WEFT_OP_COMPUTE, a)->to, "placed where its 1 MiB input is");
-	cr_assert_eq(c->ninputs, 1);
-	cr_assert_eq(c->holders[0], 0, "the input is on that worker already");
 	/* The client lets go of a: freed only once b, which needs it, is done. */
 	release(1);
 	cr_assert_eq(count(WEFT_OP_FREE, 0), 0);
@@ -230,14 +237,17 @@ Test(sched, a_failure_ends_its_dependents_with_the_root_message)
 	submit(1, NULL, 0, NULL);
 	submit(2, (uint64_t[]){ 1 }, 1, NULL);
 	submit(3, (uint64_t[]){ 2 }, 1, NULL);
-	a = last(WEFT_OP_COMPUTE, 0)->key;
+	a = first(WEFT_OP_COMPUTE)->key;
 	failed(W1, a, WEFT_ETASK, "task 'f' failed: boom");
 	for (uint64_t k = 1; k <= 3; k++) {
 		cr_assert_eq(ended(k)->end, WEFT_END_FAILED, "key %lu", (unsigned long)k);
 		cr_assert_eq(ended(k)->code, WEFT_ETASK);
 		cr_assert_str_eq(ended(k)->msg, "task 'f' failed: boom");
 	}
-	cr_assert_eq(count(WEFT_OP_COMPUTE, 0), 1, "the dependents never ran");
+	cr_assert_eq(count(WEFT_OP_COMPUTE, 0), 3, "the dependents were sent ahead");
+	/* Their worker reports them failed too: the scheduler has ended them already. */
+	failed(W1, a + 1, WEFT_ETASK, "task 'f' failed: boom");
+	cr_assert_str_eq(ended(2)->msg, "task 'f' failed: boom");
 	/* A dependency that has failed fails a new task at once. */
 	submit(4, (uint64_t[]){ 1 }, 1, NULL);
 	cr_assert_eq(ended(4)->end, WEFT_END_FAILED);
@@ -423,7 +433,7 @@ Test(sched, cancel_ends_a_waiting_task_and_its_dependents)
 	struct weft__op_future c = { 2, 0, 0 };
 
 	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 1, 1 << 30), 0);
-	submit(1, NULL, 0, NULL);
+	submit(1, NULL, 0, "w9");	/* waits for a worker that is not there */
 	submit(2, (uint64_t[]){ 1 }, 1, NULL);
 	submit(3, (uint64_t[]){ 2 }, 1, NULL);
 	deliver(CLIENT, WEFT_OP_CANCEL, &c);
