@@ -298,9 +298,8 @@ static void on_op(void *arg, struct weft__peer *from, uint16_t type, const void 
 	struct rclient *rc = arg;
 
 	switch (type) {
-	case WEFT_OP_ENDED:
-		if (from == rc->sched)
-			ended(rc, op);
+	case WEFT_OP_ENDED:		/* from the scheduler, or a worker when done */
+		ended(rc, op);
 		break;
 	case WEFT_OP_STATS:
 		if (from == rc->sched)

@@ -129,6 +129,8 @@ static const struct weft__field compute_f[] = {
 	I32(struct weft__op_compute, priority, INT32_MIN, INT32_MAX),
 	U32(struct weft__op_compute, retries, 0, MAX_RETRIES),
 	LIST(struct weft__op_compute, inputs, MAX_LIST, input_s),
+	U32_ANY(struct weft__op_compute, client),
+	U64(struct weft__op_compute, ckey),
 };
 
 static const struct weft__field send_result_f[] = {

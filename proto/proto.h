@@ -227,6 +227,8 @@ struct weft__op_compute {
 	int32_t priority;
 	uint32_t retries;
 	struct weft__plist inputs;	/* of struct weft__pinput */
+	uint32_t client;		/* tell this client the end directly; 0: none */
+	uint64_t ckey;			/* its key of the task */
 };
 
 struct weft__op_send_result {

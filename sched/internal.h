@@ -50,6 +50,7 @@ struct task {
 	bool wanted;			/* the client waits for its end */
 	bool stealing;			/* a STEAL is out for it */
 	bool ahead;			/* sent before its inputs were done (chains) */
+	bool direct;			/* its worker tells the client it is done */
 	uint32_t where;			/* worker processing it or holding its results */
 	uint32_t thief;			/* the worker it is being stolen for */
 	uint32_t client_refs;		/* outputs the client holds */

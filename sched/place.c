@@ -124,6 +124,12 @@ void place_on(struct weft__sched *s, struct task *t, struct worker *w)
 					      d->sizes ? d->sizes[t->deps[i].output] : 0 };
 	}
 	c.inputs = (struct weft__plist){ .n = t->ndeps, .items = in };
+	/* A client waiting: the worker tells it first hand (three hops, not four). */
+	if (t->client && t->wanted) {
+		c.client = t->client;
+		c.ckey = t->ckey;
+		t->direct = true;
+	}
 	task_set(s, t, T_PROCESSING);
 	t->where = w->id;
 	w->processing++;

@@ -110,6 +110,13 @@ static void worker_gone(struct weft__sched *s, struct worker *w)
 	while (weft__map_next(&w->holding, &i, &k, &v)) {
 		struct task *t = v;
 
+		/* Its client may not have heard from it that it was done: hear it again. */
+		if (t->direct && t->client_refs) {
+			t->direct = false;
+			t->wanted = true;
+			task_tell(s, t);
+		}
+
 		if (t->state == T_MEMORY && t->where == w->id)
 			task_lost(s, t);
 	}

@@ -54,6 +54,10 @@ void task_tell(struct weft__sched *s, struct task *t)
 	if (!t->wanted || !t->client)
 		return;
 	if (t->state == T_MEMORY || t->state == T_RELEASED) {
+		if (t->direct) {	/* its worker told it */
+			t->wanted = false;
+			return;
+		}
 		e.end = WEFT_END_DONE;
 	} else if (final(t)) {
 		e.end = t->state == T_ERRED ? WEFT_END_FAILED : WEFT_END_CANCELLED;

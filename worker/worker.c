@@ -42,6 +42,8 @@ struct rtask {
 	uint32_t nin, missing;
 	int fail;			/* an input could not be had */
 	bool submitted, ended, stolen;
+	uint32_t client;		/* told of the end directly, if not 0 */
+	uint64_t ckey;
 	int64_t start;
 	/* Scattered data being put together: */
 	uint8_t *put;
@@ -387,6 +389,8 @@ static void on_compute(struct weft__wrt *w, const struct weft__op_compute *c)
 	t->key = c->key;
 	t->noutputs = c->noutputs;
 	t->nin = c->inputs.n;
+	t->client = c->client;
+	t->ckey = c->ckey;
 	t->c = compute_copy(c);
 	t->in = calloc(t->nin ? t->nin : 1, sizeof(*t->in));
 	t->in_fetched = calloc(t->nin ? t->nin : 1, sizeof(*t->in_fetched));
@@ -436,7 +440,12 @@ static void end_call_run(struct weft__fabric *f, struct weft__fab_call *c)
 		return;
 	}
 	if (final == WT_DONE) {
+		struct weft__peer *client = t->client ? weft__map_get(&w->peers, t->client) : NULL;
+		struct weft__op_ended e = { .key = t->ckey, .end = WEFT_END_DONE };
+
 		report(w, t, WEFT_END_DONE, 0, NULL);
+		if (client)
+			weft__fab_send(w->f, client, WEFT_OP_ENDED, &e);
 		return;
 	}
 	code = weft_wait(t->outs[0], 0);

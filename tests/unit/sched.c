@@ -29,6 +29,8 @@ struct sent {
 	char msg[256];
 	uint32_t holders[4];		/* COMPUTE: its inputs' holders */
 	uint32_t ninputs;
+	uint32_t client;		/* COMPUTE: the client its worker tells */
+	uint64_t ckey;
 };
 
 static struct sent sent[MAX_SENT];
@@ -54,6 +56,8 @@ static void record(void *arg, uint32_t to, uint16_t type, const void *op)
 		for (uint32_t i = 0; i < c->inputs.n && i < 4; i++)
 			e->holders[i] = ((const struct weft__pinput *)c->inputs.items)[i].holder;
 		e->ninputs = c->inputs.n;
+		e->client = c->client;
+		e->ckey = c->ckey;
 		(void)it;
 		(void)in;
 		break;
@@ -167,8 +171,13 @@ static void done(uint32_t w, uint64_t id, uint64_t size)
 	struct weft__psize sz = { size };
 	struct weft__op_done op = { .key = id, .end = WEFT_END_DONE, .run_ns = 1000,
 				    .sizes = { .n = 1, .items = &sz } };
+	struct sent *c = last(WEFT_OP_COMPUTE, id);
 
 	deliver(w, WEFT_OP_DONE, &op);
+	/* As the worker does: the client it was asked to tell hears it first hand. */
+	if (c && c->client && c->to == w)
+		sent[nsent++] = (struct sent){ .to = c->client, .type = WEFT_OP_ENDED,
+					       .key = c->ckey, .end = WEFT_END_DONE };
 }
 
 static void failed(uint32_t w, uint64_t id, int32_t code, const char *msg)
