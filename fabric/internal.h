@@ -38,7 +38,13 @@ int weft__fi_load(void);
 #define RECV_BUFS 32			/* messages that can arrive at once */
 #define READ_CHUNK (4u << 20)		/* bytes of one posted RMA read at most */
 #define READS_POSTED 16			/* chunks in flight at once */
-#define SPIN_NS 50000			/* spin this long after the last work, then sleep */
+/*
+ * Spin this long after the last work, then sleep: on a machine whose cores the
+ * processes of a cluster share, spinning takes the core another needs (a round trip
+ * took 91-100 us spinning 2 us, 122 at 10, 195 at 50, 554 at 200: perf/HISTORY.md).
+ * $WEFT_FABRIC_SPIN_US sets it for machines with cores to spare.
+ */
+#define SPIN_NS_DEFAULT 5000
 #define SEND_BUFS_KEPT 64		/* free send buffers kept for reuse */
 
 enum scheme { SCHEME_TCP, SCHEME_SHM, SCHEME_VERBS };
@@ -168,6 +174,7 @@ struct weft__fabric {
 	/* Set while the thread sleeps in epoll; pairs with the callers' load (Dekker). */
 	atomic_bool sleeping;
 	int eventfd, epfd;
+	int64_t spin_ns;
 	atomic_bool stop;
 	pthread_t thread;
 	bool started;

@@ -222,7 +222,7 @@ static void *loop(void *arg)
 			sched_yield();
 			continue;
 		}
-		if (now - last < SPIN_NS) {
+		if (now - last < f->spin_ns) {
 			cpu_relax();
 			continue;
 		}
@@ -366,6 +366,20 @@ int weft__fab_start(const struct weft__fab_config *cfg, struct weft__fabric **ou
 	f->ddom = &f->cdom;
 	snprintf(f->name, sizeof(f->name), "%s", cfg->name ? cfg->name : "");
 	f->cfg.name = f->name;
+	f->spin_ns = SPIN_NS_DEFAULT;
+	if (getenv("WEFT_FABRIC_SPIN_US")) {
+		const char *v = getenv("WEFT_FABRIC_SPIN_US");
+		char *end;
+		unsigned long us = strtoul(v, &end, 10);
+
+		if (!*v || *end || *v == '-' || us > 1000000) {
+			weft__log(WEFT_LOG_ERROR, "fabric", "WEFT_FABRIC_SPIN_US=%s: microseconds, "
+				  "0 to 1000000", getenv("WEFT_FABRIC_SPIN_US"));
+			free(f);
+			return -EINVAL;
+		}
+		f->spin_ns = (int64_t)us * 1000;
+	}
 	ret = open_all(f);
 	f->cfg.url = f->cfg.near = NULL;	/* the caller's strings are not kept */
 	if (ret) {
