@@ -17,9 +17,10 @@ bindir ?= $(prefix)/bin
 # jemalloc (per-NUMA result arenas), liburing (the spill file's I/O), xxhash (spill
 # checksums), libfabric (a cluster's messages and RMA reads), libsodium (the cluster
 # token's handshake), criterion (the tests), libudev (hwloc's pkg-config asks for
-# it), pkg-config, gcc and make (the build).
+# it), pkg-config, gcc and make (the build), openmpi-bin (a cluster test starts one
+# with mpirun).
 DEPS_PKGS := libhwloc-dev libjemalloc-dev liburing-dev libxxhash-dev libfabric-dev \
-	libsodium-dev libcriterion-dev libudev-dev pkg-config gcc make
+	libsodium-dev libcriterion-dev libudev-dev pkg-config gcc make openmpi-bin
 PKGS := hwloc jemalloc liburing libxxhash libsodium libfabric
 # A package pkg-config cannot find would leave its flags empty and the compiler to
 # fail with puzzles: say which is missing instead (make deps installs them). Not for

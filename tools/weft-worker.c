@@ -4,9 +4,11 @@
  * memory limit, spill) behind a fabric endpoint, running what its scheduler
  * sends, until the scheduler goes or SIGINT/SIGTERM.
  */
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,7 +32,9 @@ static const char usage[] =
 	"Runs tasks for the scheduler at ADDRESS (default $WEFT_SCHEDULER).\n"
 	"\n"
 	"  --scheduler ADDRESS     the scheduler's address (tcp://HOST:PORT, shm://HOST:PORT)\n"
-	"  --scheduler-file FILE   read it from FILE, waiting up to 60 s for it to appear\n"
+	"  --scheduler-file FILE   read it from FILE, waiting up to 60 s for it to appear;\n"
+	"                          under srun or mpirun, rank 0 runs the scheduler instead\n"
+	"                          and writes FILE, and rank R > 0 is the worker w(R-1)\n"
 	"  --name NAME             this worker's name, unique in the cluster (default\n"
 	"                          HOST-PID); tasks may ask for a worker by name\n"
 	"  --nthreads N            threads running tasks (default: one per core)\n"
@@ -75,6 +79,58 @@ static int read_sched_file(const char *path, char *out, size_t cap)
 	return -ETIMEDOUT;
 }
 
+/* This process's rank when a launcher started it (srun, mpirun), or -1. */
+static int launcher_rank(void)
+{
+	const char *vars[] = { "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK" };
+
+	for (unsigned i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		const char *v = getenv(vars[i]);
+
+		if (v && *v)
+			return atoi(v);
+	}
+	return -1;
+}
+
+/*
+ * Rank 0 of a launcher with --scheduler-file: this process becomes the scheduler,
+ * listening on this host's address and writing it to the file for the others.
+ */
+static int become_scheduler(const char *sched_file, const char *token_file)
+{
+	char prog[4096], host[256], listen[300];
+	struct addrinfo hints = { .ai_family = AF_INET }, *ai;
+	char addr[64] = "127.0.0.1";
+	ssize_t n = readlink("/proc/self/exe", prog, sizeof(prog) - 32);
+	const char *argv[8];
+	unsigned a = 0;
+
+	if (n <= 0)
+		return EXIT_FAIL;
+	prog[n] = '\0';
+	strcpy(strrchr(prog, '/') + 1, "weft-scheduler");
+	if (!gethostname(host, sizeof(host)) && !getaddrinfo(host, NULL, &hints, &ai)) {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, addr,
+			  sizeof(addr));
+		freeaddrinfo(ai);
+	}
+	snprintf(listen, sizeof(listen), "tcp://%s:0", addr);
+	argv[a++] = prog;
+	argv[a++] = "--listen";
+	argv[a++] = listen;
+	argv[a++] = "--scheduler-file";
+	argv[a++] = sched_file;
+	if (token_file) {
+		argv[a++] = "--token-file";
+		argv[a++] = token_file;
+	}
+	argv[a] = NULL;
+	execv(prog, (char *const *)argv);
+	fprintf(stderr, "weft-worker: rank 0 cannot run %s: %s\n", prog, strerror(errno));
+	return EXIT_FAIL;
+}
+
 static sigset_t sigs;
 
 static void *signal_main(void *arg)
@@ -101,6 +157,7 @@ int main(int argc, char **argv)
 	struct weft__auth_key key;
 	struct weft__wrt *w;
 	unsigned nloads = 0;
+	int rank;
 	pthread_t sig_thread;
 	int o, ret;
 
@@ -132,6 +189,9 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		return bad("unexpected argument", argv[optind]);
+	rank = launcher_rank();
+	if (sched_file && rank == 0)
+		return become_scheduler(sched_file, token_file);
 	if (sched_file) {
 		if (read_sched_file(sched_file, sched, sizeof(sched))) {
 			fprintf(stderr, "weft-worker: no scheduler address in %s\n", sched_file);
@@ -152,6 +212,10 @@ int main(int argc, char **argv)
 	}
 	if (weft__auth_key(token, &key))
 		return EXIT_FAIL;
+	if (!wo.name && rank > 0) {
+		snprintf(name, sizeof(name), "w%d", rank - 1);
+		wo.name = name;
+	}
 	if (!wo.name) {
 		char host[200];
 
