@@ -65,9 +65,10 @@ override CFLAGS += -std=gnu11 $(OPT) -Wall -Wextra -Wno-missing-field-initialize
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # Programs built on the library: task functions take parameters they may not use.
 XFLAGS := -Wno-unused-parameter
-# libfabric is loaded when a process first opens an endpoint (fabric/dl.c): its
-# headers, not its library.
-LIBS := $(shell pkg-config --libs $(filter-out libfabric,$(PKGS)) 2>/dev/null) -lpthread -ldl
+# libfabric and libsodium are loaded when a process first opens an endpoint
+# (fabric/dl.c, fabric/auth.c): their headers, not their libraries, so that a
+# program of the embedded engine never loads them.
+LIBS := $(shell pkg-config --libs $(filter-out libfabric libsodium,$(PKGS)) 2>/dev/null) -lpthread -ldl
 override LDFLAGS += $(SANFLAGS)
 
 SRCS := $(wildcard util/*.c core/*.c spill/*.c proto/*.c fabric/*.c sched/*.c worker/*.c client/*.c) alloc/acct.c $(ALLOC)

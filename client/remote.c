@@ -349,7 +349,17 @@ static void on_gone(void *arg, struct weft__peer *p, int why)
 	weft__log(WEFT_LOG_WARN, "client", "the scheduler is gone: %s", weft_strerror(rc->why));
 }
 
-static const struct weft__fab_cbs cbs = { on_ready, on_op, on_gone, NULL };
+/* Heartbeats: the scheduler takes a client silent for 5 s for dead. */
+static void on_tick(void *arg, int64_t now)
+{
+	struct rclient *rc = arg;
+	struct weft__op_ping ping = { (uint64_t)now };
+
+	if (rc->sched)
+		weft__fab_send(rc->f, rc->sched, WEFT_OP_PING, &ping);
+}
+
+static const struct weft__fab_cbs cbs = { on_ready, on_op, on_gone, on_tick };
 
 /* ---- open and close ---- */
 
@@ -398,7 +408,7 @@ int weft__remote_open(const char *address, const struct weft_options *o,
 		      struct weft_client **out)
 {
 	struct weft__fab_config fc = { .near = address, .role = WEFT_ROLE_CLIENT,
-				       .name = "client", .cbs = &cbs };
+				       .name = "client", .cbs = &cbs, .tick_ms = 500 };
 	char token[WEFT_TOKEN_MAX];
 	struct weft__auth_key key;
 	struct connect_call cc = { .url = address };

@@ -8,22 +8,73 @@
  * comes first), so neither a recorded handshake nor the peer's own MAC sent back
  * passes. This authenticates; it does not encrypt.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
+#include "log.h"
 
 _Static_assert(crypto_auth_BYTES == WEFT_AUTH_MAC, "a MAC fills AUTH's field");
 _Static_assert(crypto_auth_KEYBYTES == sizeof(((struct weft__auth_key *)0)->k), "key size");
 
 #define CONTEXT "weft-auth-1"		/* keys and MACs of this protocol only */
 
+/*
+ * libsodium, loaded at the first use, as libfabric is (dl.c): a program of the
+ * embedded engine never loads it. Its headers give the types; these the calls.
+ */
+static struct {
+	int (*init)(void);
+	int (*generichash)(unsigned char *out, size_t outlen, const unsigned char *in,
+			   unsigned long long inlen, const unsigned char *key, size_t keylen);
+	void (*random)(void *buf, size_t size);
+	char *(*bin2hex)(char *hex, size_t hex_maxlen, const unsigned char *bin, size_t bin_len);
+	void (*memzero)(void *pnt, size_t len);
+	int (*memcmp)(const void *b1, const void *b2, size_t len);
+	int (*auth)(unsigned char *out, const unsigned char *in, unsigned long long inlen,
+		    const unsigned char *k);
+	int (*auth_verify)(const unsigned char *h, const unsigned char *in,
+			   unsigned long long inlen, const unsigned char *k);
+} na;
+static pthread_once_t na_once = PTHREAD_ONCE_INIT;
+static int na_loaded = -EIO;
+
+static void na_load(void)
+{
+	void *h = dlopen("libsodium.so.23", RTLD_NOW | RTLD_LOCAL);
+
+	if (!h)
+		h = dlopen("libsodium.so", RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		weft__log(WEFT_LOG_ERROR, "auth", "cannot load libsodium: %s (install "
+			  "libsodium23)", dlerror());
+		return;
+	}
+	na.init = (typeof(na.init))dlsym(h, "sodium_init");
+	na.generichash = (typeof(na.generichash))dlsym(h, "crypto_generichash");
+	na.random = (typeof(na.random))dlsym(h, "randombytes_buf");
+	na.bin2hex = (typeof(na.bin2hex))dlsym(h, "sodium_bin2hex");
+	na.memzero = (typeof(na.memzero))dlsym(h, "sodium_memzero");
+	na.memcmp = (typeof(na.memcmp))dlsym(h, "sodium_memcmp");
+	na.auth = (typeof(na.auth))dlsym(h, "crypto_auth");
+	na.auth_verify = (typeof(na.auth_verify))dlsym(h, "crypto_auth_verify");
+	if (!na.init || !na.generichash || !na.random || !na.bin2hex || !na.memzero ||
+	    !na.memcmp || !na.auth || !na.auth_verify || na.init() < 0) {
+		weft__log(WEFT_LOG_ERROR, "auth", "libsodium lacks a call weft uses");
+		return;
+	}
+	na_loaded = 0;
+}
+
 int weft__auth_init(void)
 {
-	return sodium_init() < 0 ? -EIO : 0;
+	pthread_once(&na_once, na_load);
+	return na_loaded;
 }
 
 int weft__auth_key(const char *token, struct weft__auth_key *key)
@@ -35,19 +86,21 @@ int weft__auth_key(const char *token, struct weft__auth_key *key)
 	if (weft__auth_init())
 		return -EIO;
 	/* Keyed by the context, so the same token gives other keys elsewhere. */
-	crypto_generichash(key->k, sizeof(key->k), (const unsigned char *)token, len,
+	na.generichash(key->k, sizeof(key->k), (const unsigned char *)token, len,
 			   (const unsigned char *)CONTEXT, sizeof(CONTEXT) - 1);
 	return 0;
 }
 
 void weft__auth_random(void *out, size_t len)
 {
-	randombytes_buf(out, len);
+	if (weft__auth_init())
+		abort();	/* nothing random to give: no key may be made */
+	na.random(out, len);
 }
 
 void weft__auth_nonce(uint8_t nonce[WEFT_AUTH_NONCE])
 {
-	randombytes_buf(nonce, WEFT_AUTH_NONCE);
+	weft__auth_random(nonce, WEFT_AUTH_NONCE);
 }
 
 int weft__auth_token_new(char *out, size_t cap)
@@ -56,9 +109,9 @@ int weft__auth_token_new(char *out, size_t cap)
 
 	if (cap < sizeof(raw) * 2 + 1 || weft__auth_init())
 		return -EINVAL;
-	randombytes_buf(raw, sizeof(raw));
-	sodium_bin2hex(out, cap, raw, sizeof(raw));
-	sodium_memzero(raw, sizeof(raw));
+	na.random(raw, sizeof(raw));
+	na.bin2hex(out, cap, raw, sizeof(raw));
+	na.memzero(raw, sizeof(raw));
 	return 0;
 }
 
@@ -82,7 +135,7 @@ void weft__auth_mac(const struct weft__auth_key *key, uint8_t role,
 	uint8_t in[2 + 2 * WEFT_AUTH_NONCE + 2];
 
 	mac_input(in, role, mine, theirs, major, minor);
-	crypto_auth(mac, in, sizeof(in), key->k);
+	na.auth(mac, in, sizeof(in), key->k);
 }
 
 bool weft__auth_check(const struct weft__auth_key *key, uint8_t role,
@@ -92,15 +145,19 @@ bool weft__auth_check(const struct weft__auth_key *key, uint8_t role,
 	uint8_t in[2 + 2 * WEFT_AUTH_NONCE + 2];
 
 	/* A peer must not echo our own nonce to make its MAC ours. */
-	if (!sodium_memcmp(theirs, mine, WEFT_AUTH_NONCE))
+	if (!na.memcmp(theirs, mine, WEFT_AUTH_NONCE))
 		return false;
 	mac_input(in, role, theirs, mine, major, minor);
-	return crypto_auth_verify(mac, in, sizeof(in), key->k) == 0;	/* constant time */
+	return na.auth_verify(mac, in, sizeof(in), key->k) == 0;	/* constant time */
 }
 
 void weft__auth_forget(struct weft__auth_key *key)
 {
-	sodium_memzero(key, sizeof(*key));
+	if (weft__auth_init()) {
+		memset(key, 0, sizeof(*key));
+		return;
+	}
+	na.memzero(key, sizeof(*key));
 }
 
 int weft__token_load(const char *file, char *out, size_t cap)

@@ -11,7 +11,6 @@
 #include <sys/epoll.h>
 #include <rdma/fi_errno.h>
 #include <rdma/fi_rma.h>
-#include <sodium.h>
 
 #include "internal.h"
 #include "log.h"
@@ -31,7 +30,7 @@ int weft__fab_reg(struct weft__fabric *f, void *buf, size_t len, struct weft__fa
 	if (!m)
 		return -ENOMEM;
 	/* Unguessable: the key is all that guards the bytes from other peers. */
-	randombytes_buf(&key, sizeof(key));
+	weft__auth_random(&key, sizeof(key));
 	ret = fi_mr_reg(d->domain, buf, len, FI_REMOTE_READ, 0, key, 0, &m->mr, NULL);
 	if (ret) {
 		free(m);

@@ -205,6 +205,10 @@ static const struct weft__field unlease_f[] = {
 	U64(struct weft__op_unlease, lease),
 };
 
+static const struct weft__field ping_f[] = {
+	U64(struct weft__op_ping, now),
+};
+
 #define OP(type, n, t, f, chk) [type] = { SCHEMA(n, t, f), chk }
 
 static const struct {
@@ -235,6 +239,7 @@ static const struct {
 	OP(WEFT_OP_LEASE, "LEASE", struct weft__op_lease, lease_f, lease_check),
 	OP(WEFT_OP_UNLEASE, "UNLEASE", struct weft__op_unlease, unlease_f, NULL),
 	OP(WEFT_OP_RESULT, "RESULT", struct weft__op_piece, piece_f, piece_check),
+	OP(WEFT_OP_PING, "PING", struct weft__op_ping, ping_f, NULL),
 };
 
 const struct weft__schema *weft__op_schema(uint16_t type)

@@ -90,6 +90,7 @@ enum weft__op_type {
 	WEFT_OP_LEASE,			/* the answer: where to read, or the bytes inline */
 	WEFT_OP_UNLEASE,		/* the read is over */
 	WEFT_OP_RESULT,			/* a piece of a result's bytes, inline */
+	WEFT_OP_PING,			/* I am alive: clients to the scheduler, and back */
 	WEFT_OP_TYPES
 };
 
@@ -281,6 +282,10 @@ struct weft__op_lease {
 
 struct weft__op_unlease {
 	uint64_t lease;
+};
+
+struct weft__op_ping {
+	uint64_t now;			/* the sender's clock, ns: for nothing but logs */
 };
 
 /* ---- messages ---- */

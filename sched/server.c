@@ -156,7 +156,8 @@ static void on_op(void *arg, struct weft__peer *peer, uint16_t type, const void 
 	if (!p)
 		return;
 	p->seen = weft__mono_ns();
-	weft__sched_op(srv->s, p->id, type, op);
+	if (type != WEFT_OP_PING)
+		weft__sched_op(srv->s, p->id, type, op);
 }
 
 static void on_gone(void *arg, struct weft__peer *peer, int why)
@@ -174,10 +175,15 @@ static void on_gone(void *arg, struct weft__peer *peer, int why)
 	free(p);
 }
 
-/* A worker silent for too long is taken for dead. */
+/*
+ * A worker or client silent for too long is taken for dead. Each is pinged: a send
+ * to one that died may fail at once (its connection reset), long before its
+ * heartbeats are missed; and a client learns the scheduler lives.
+ */
 static void on_tick(void *arg, int64_t now)
 {
 	struct weft__server *srv = arg;
+	struct weft__op_ping ping = { (uint64_t)now };
 	size_t i = 0;
 	uint64_t id;
 	void *v;
@@ -185,20 +191,13 @@ static void on_tick(void *arg, int64_t now)
 	while (weft__map_next(&srv->procs, &i, &id, &v)) {
 		struct proc *p = v;
 
-		if (p->role != WEFT_ROLE_WORKER)
-			continue;
-		/*
-		 * A ping: a send to a worker that died fails at once (its connection
-		 * is reset), long before its heartbeats are missed.
-		 */
 		if (now - p->seen <= HEARTBEAT_TIMEOUT_NS) {
-			struct weft__op_stats_ask ping = { 0 };
-
-			weft__fab_send(srv->f, p->peer, WEFT_OP_STATS_ASK, &ping);
+			weft__fab_send(srv->f, p->peer, WEFT_OP_PING, &ping);
 			continue;
 		}
-		weft__log(WEFT_LOG_WARN, "scheduler", "worker '%s' sent no heartbeat for %lld s: "
-			  "taken for dead", p->name, (long long)(HEARTBEAT_TIMEOUT_NS / NSEC_PER_SEC));
+		weft__log(WEFT_LOG_WARN, "scheduler", "%s '%s' sent nothing for %lld s: taken "
+			  "for dead", p->role == WEFT_ROLE_WORKER ? "worker" : "client", p->name,
+			  (long long)(HEARTBEAT_TIMEOUT_NS / NSEC_PER_SEC));
 		weft__fab_drop(srv->f, p->peer, -ETIMEDOUT);
 		i = 0;		/* the map changed under the walk */
 	}

@@ -158,3 +158,54 @@ Test(procs, two_clients_share_a_scheduler, .timeout = 60)
 	cr_assert_eq(weft_client_close(b), 0);
 	cluster_stop(&cl);
 }
+
+Test(procs, a_client_killed_has_its_results_released, .timeout = 120)
+{
+	struct weft_stats st = { .size = sizeof(st) };
+	struct weft_client *c;
+	uint64_t n = 64u << 20;
+	int fd[2], i;
+	char ok;
+	pid_t child;
+
+	cluster_start(&cl, 2, "tcp");
+	cr_assert_eq(pipe(fd), 0);
+	child = fork();
+	cr_assert_geq(child, 0);
+	if (!child) {
+		struct weft_future *f;
+		struct weft_client *cc;
+
+		/* 64 MiB held on a worker for this client, then it dies holding it. */
+		if (weft_client_open(cl.url, NULL, &cc) ||
+		    weft_submit_named(cc, "make", NULL, 0, &n, 8, NULL, &f) || weft_wait(f, -1))
+			_exit(1);
+		if (write(fd[1], "y", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(fd[1]);
+	cr_assert_eq(read(fd[0], &ok, 1), 1, "the child made its result");
+	c = cluster_client(&cl);
+	/* The workers report their memory every half second. */
+	for (i = 0; i < 40; i++) {
+		cr_assert_eq(weft_stats(c, &st), 0);
+		if (st.mem_bytes >= n)
+			break;
+		usleep(250 * 1000);
+	}
+	cr_assert_geq(st.mem_bytes, n, "the result is held");
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	for (i = 0; i < 80; i++) {
+		cr_assert_eq(weft_stats(c, &st), 0);
+		if (st.mem_bytes < n)
+			break;
+		usleep(250 * 1000);
+	}
+	cr_assert_lt(st.mem_bytes, n, "released after its client died (%zu bytes held)",
+		     st.mem_bytes);
+	cr_assert_eq(weft_client_close(c), 0);
+	cluster_stop(&cl);
+}

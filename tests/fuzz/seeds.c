@@ -109,5 +109,6 @@ int main(int argc, char **argv)
 	bad |= seed(root, WEFT_OP_LEASE, &inl, "inline");
 	bad |= seed(root, WEFT_OP_UNLEASE, &ul, "a");
 	bad |= seed(root, WEFT_OP_RESULT, &piece, "a");
+	bad |= seed(root, WEFT_OP_PING, &(struct weft__op_ping){ 12345 }, "a");
 	return bad ? 1 : 0;
 }
