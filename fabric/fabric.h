@@ -162,6 +162,8 @@ void weft__fab_hold(struct weft__fabric *f, int delta);
 void weft__fab_read_poison(struct weft__fabric *f);
 /* Times the data endpoint was reopened. */
 unsigned weft__fab_reopens(const struct weft__fabric *f);
+/* HELLOs this fabric sends claim protocol version @major (0: its own). */
+void weft__fab_test_major(struct weft__fabric *f, uint8_t major);
 #endif
 
 #endif /* WEFT_FABRIC_H */

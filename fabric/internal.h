@@ -169,6 +169,7 @@ struct weft__fabric {
 	int holds;			/* leases open: progress data even without an fd */
 	unsigned reopens;
 	bool poison_next;		/* test hook */
+	uint8_t test_major;		/* test hook: the major version HELLOs claim */
 	/* Calls from other threads: a stack the loop takes whole. */
 	struct weft__fab_call *_Atomic calls;
 	/* Set while the thread sleeps in epoll; pairs with the callers' load (Dekker). */

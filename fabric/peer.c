@@ -265,8 +265,9 @@ static struct weft__peer *newcomer(struct weft__fabric *f, const uint8_t *buf, s
 	struct weft__pbytes addr;
 	struct weft__peer *p;
 	char url[WEFT_FAB_URL_MAX];
+	uint64_t conn;
 
-	if (weft__hello_addr(buf, len, &addr))
+	if (weft__hello_addr(buf, len, &addr, &conn))
 		return NULL;
 	weft__fab_url_of(f->scheme, addr.p, addr.len, url, sizeof(url));
 	if (ret == -EPROTO) {
@@ -275,6 +276,7 @@ static struct weft__peer *newcomer(struct weft__fabric *f, const uint8_t *buf, s
 			  WEFT_PROTO_MINOR);
 		p = weft__fab_peer_new(f, addr.p, addr.len);
 		if (p) {
+			p->conn_out = conn;	/* so that it knows the BYE is for it */
 			weft__fab_send_now(f, p, WEFT_MSG_BYE, 0, NULL);
 			p->dying = true;	/* freed when the BYE is sent */
 			if (!p->inflight)

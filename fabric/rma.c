@@ -170,4 +170,9 @@ unsigned weft__fab_reopens(const struct weft__fabric *f)
 {
 	return f->reopens;
 }
+
+void weft__fab_test_major(struct weft__fabric *f, uint8_t major)
+{
+	f->test_major = major;
+}
 #endif

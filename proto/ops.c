@@ -29,11 +29,11 @@ static const struct weft__field hello_f[] = {
 	U8(struct weft__op_hello, role, WEFT_ROLE_CLIENT, WEFT_ROLE_SCHEDULER),
 	FIXED(struct weft__op_hello, nonce),
 	BYTES(struct weft__op_hello, ctrl_addr, 1, WEFT_PROTO_MAX_ADDR),
+	U64(struct weft__op_hello, conn),
 	BYTES(struct weft__op_hello, data_addr, 0, WEFT_PROTO_MAX_ADDR),
 	TEXT(struct weft__op_hello, name, 0, WEFT_PROTO_MAX_NAME),
 	U32(struct weft__op_hello, nthreads, 0, MAX_THREADS),
 	U64(struct weft__op_hello, memory_limit),
-	U64(struct weft__op_hello, conn),
 };
 
 static const struct weft__field auth_f[] = {

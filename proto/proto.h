@@ -127,19 +127,19 @@ struct weft__plist_iter {
 /* ---- ops: one struct each, with its schema in ops.c ---- */
 
 /*
- * The first fields of HELLO (role, nonce, ctrl_addr) keep their place in every
- * version, so that a peer of another major version can still be answered with a
- * BYE that names this one's.
+ * The first fields of HELLO (role, nonce, ctrl_addr, conn) keep their place in
+ * every version, so that a peer of another major version can still be answered
+ * with a BYE that names this one's.
  */
 struct weft__op_hello {
 	uint8_t role;			/* enum weft__role */
 	uint8_t nonce[32];		/* fresh for this connection, for AUTH */
 	struct weft__pbytes ctrl_addr;	/* where to answer: its control endpoint */
+	uint64_t conn;			/* put this in the messages you send me */
 	struct weft__pbytes data_addr;	/* its data endpoint's fabric address */
 	struct weft__pbytes name;	/* a worker's name; the others' any */
 	uint32_t nthreads;		/* a worker's */
 	uint64_t memory_limit;		/* a worker's, bytes */
-	uint64_t conn;			/* put this in the messages you send me */
 };
 
 struct weft__op_auth {
@@ -355,10 +355,10 @@ int weft__msg_add_raw(struct weft__msg_out *o, const uint8_t *op, size_t len);
 /* Finish the header with @seq. Return: the message's length. */
 uint32_t weft__msg_end(struct weft__msg_out *o, uint64_t seq);
 /*
- * Where to answer a HELLO message of any version (@len bytes, header included):
- * its ctrl_addr, read with every bound checked. 0 or -EBADMSG.
+ * Where and how to answer a HELLO message of any version (@len bytes, header
+ * included): its ctrl_addr and conn, read with every bound checked. 0 or -EBADMSG.
  */
-int weft__hello_addr(const void *buf, size_t len, struct weft__pbytes *addr);
+int weft__hello_addr(const void *buf, size_t len, struct weft__pbytes *addr, uint64_t *conn);
 /* Bytes an op takes in a message, or -EINVAL. */
 long weft__op_size(uint16_t type, const void *op);
 

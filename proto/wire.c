@@ -471,7 +471,7 @@ void weft__pbytes_str(char *dst, size_t cap, struct weft__pbytes b)
 	dst[n] = '\0';
 }
 
-int weft__hello_addr(const void *buf, size_t len, struct weft__pbytes *addr)
+int weft__hello_addr(const void *buf, size_t len, struct weft__pbytes *addr, uint64_t *conn)
 {
 	const uint8_t *p = buf;
 	/* The header, the op's header, role and nonce: then the address's length. */
@@ -482,8 +482,9 @@ int weft__hello_addr(const void *buf, size_t len, struct weft__pbytes *addr)
 	    p[6] != WEFT_MSG_HELLO || get16(p + WEFT_PROTO_HDR) != WEFT_OP_HELLO)
 		return -EBADMSG;
 	n = get32(p + at);
-	if (!n || n > WEFT_PROTO_MAX_ADDR || n > len - at - 4)
+	if (!n || n > WEFT_PROTO_MAX_ADDR || n > len - at - 4 || len - at - 4 - n < 8)
 		return -EBADMSG;
 	*addr = (struct weft__pbytes){ p + at + 4, n };
+	*conn = get64(p + at + 4 + n);
 	return 0;
 }

@@ -67,10 +67,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint16_t type;
 
 	struct weft__pbytes addr;
+	uint64_t conn;
 
 	/* Where a HELLO of any version says to answer lies inside it. */
-	if (!weft__hello_addr(data, size, &addr) &&
-	    (addr.p < data || addr.p + addr.len > data + size))
+	if (!weft__hello_addr(data, size, &addr, &conn) &&
+	    (addr.p < data || addr.p + addr.len + 8 > data + size))
 		abort();
 	/* The sequence number the message carries, to get past that check. */
 	if (size >= WEFT_PROTO_HDR)

@@ -60,8 +60,8 @@ int main(int argc, char **argv)
 	struct weft__pinput inputs[2] = { { 9, 0, 0, 16 }, { 10, 1, 4, 1 << 20 } };
 	struct weft__pstat stats[2] = { { 1, 100 }, { 2, 7 } };
 	struct weft__psize sizes[2] = { { 8 }, { 0 } };
-	struct weft__op_hello hello = { WEFT_ROLE_WORKER, { 1, 2, 3 }, PB("ctrl"), PB("data"),
-					PB("w0"), 2, 1 << 30 };
+	struct weft__op_hello hello = { WEFT_ROLE_WORKER, { 1, 2, 3 }, PB("ctrl"), 77,
+					PB("data"), PB("w0"), 2, 1 << 30 };
 	struct weft__op_auth auth = { { 9, 8, 7 } };
 	struct weft__op_submit submit = { 7, PB("fib"), PB("fib-30"), PB(""), PB("\x1e"), 1,
 					  0, 0, { .n = 2, .items = deps } };

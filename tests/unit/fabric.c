@@ -197,6 +197,27 @@ Test(fabric, a_wrong_token_is_refused_on_both_sides, .timeout = 30)
 	unpair();
 }
 
+Test(fabric, another_major_version_is_refused, .timeout = 30)
+{
+	side_init(&a);
+	side_init(&b);
+	start(&a, "tcp://127.0.0.1:0", TOKEN, WEFT_ROLE_SCHEDULER, "sched");
+	start(&b, "tcp://127.0.0.1:0", TOKEN, WEFT_ROLE_CLIENT, "c");
+	weft__fab_test_major(b.f, WEFT_PROTO_MAJOR + 1);
+	connect_to(b.f, a.f);
+	/* a answers with a BYE that names its version; b gives up. */
+	WAIT_FOR(&b, b.gone == 1);
+	cr_assert_null(b.peer, "never ready");
+	cr_assert_null(a.peer, "nor on a's side");
+	/* a serves others still. */
+	weft__fab_stop(b.f);
+	side_init(&b);
+	start(&b, "tcp://127.0.0.1:0", TOKEN, WEFT_ROLE_WORKER, "w0");
+	connect_to(b.f, a.f);
+	WAIT_FOR(&a, a.peer != NULL);
+	unpair();
+}
+
 /* Queued from another thread: 10000 RELEASE ops to the other side. */
 struct send_call {
 	struct weft__fab_call c;

@@ -386,18 +386,21 @@ Test(proto, a_hello_of_another_version_still_says_where_to_answer)
 	struct weft__pbytes a;
 	struct weft__msg_out o;
 	struct weft__msg m;
+	uint64_t conn;
 	uint32_t len;
 
+	h.conn = 0x1122334455667788ull;
 	weft__msg_begin(&o, buf, WEFT_MSG_HELLO);
 	cr_assert_eq(weft__msg_add(&o, WEFT_OP_HELLO, &h), 0);
 	len = weft__msg_end(&o, 0);
 	buf[4] = WEFT_PROTO_MAJOR + 1;
 	cr_assert_eq(weft__msg_open(buf, len, 0, &m), -EPROTO);
-	cr_assert_eq(weft__hello_addr(buf, len, &a), 0);
+	cr_assert_eq(weft__hello_addr(buf, len, &a, &conn), 0);
 	cr_assert(pb_eq(a, "addr-of-it"));
+	cr_assert_eq(conn, 0x1122334455667788ull);
 	for (uint32_t n = 0; n < len - 1; n++)
-		cr_assert(weft__hello_addr(buf, n, &a) == -EBADMSG ||
-			  a.p + a.len <= buf + n, "prefix %u", n);
+		cr_assert(weft__hello_addr(buf, n, &a, &conn) == -EBADMSG ||
+			  a.p + a.len + 8 <= buf + n, "prefix %u", n);
 	buf[6] = WEFT_MSG_OPS;
-	cr_assert_eq(weft__hello_addr(buf, len, &a), -EBADMSG, "not a HELLO");
+	cr_assert_eq(weft__hello_addr(buf, len, &a, &conn), -EBADMSG, "not a HELLO");
 }
