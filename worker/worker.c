@@ -819,9 +819,11 @@ int weft__worker_start(const struct weft__worker_opts *o, struct weft__wrt **out
 	snprintf(w->name, sizeof(w->name), "%s", o->name ? o->name : "");
 	w->inline_max = INLINE_MAX_DEFAULT;
 	if (env && *env) {
-		unsigned v;
+		char *end;
+		unsigned long v = strtoul(env, &end, 10);
 
-		if (weft__parse_uint(env, &v) || v > PIECE) {
+		/* 0 is a limit too: every result by an RMA read. */
+		if (*end || *env == '-' || v > PIECE) {
 			weft__log(WEFT_LOG_ERROR, "worker", "WEFT_INLINE_MAX=%s: a size from 0 to "
 				  "%u bytes", env, PIECE);
 			free(w);

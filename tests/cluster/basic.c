@@ -220,3 +220,45 @@ Test(cluster, a_worker_killed_mid_graph_leaves_correct_results, .timeout = 120)
 	cr_assert_eq(weft_client_close(c), 0);
 	cluster_stop(&cl);
 }
+
+/* Results by RMA alone (WEFT_INLINE_MAX=0), then inline up to the most a message takes. */
+static void inline_limit(const char *max)
+{
+	struct weft_task_opts on0 = { .size = sizeof(on0), .worker = "w0" };
+	struct weft_task_opts on1 = { .size = sizeof(on1), .worker = "w1" };
+	uint64_t sizes[] = { 1, 8, 1000, 15000, 70000 };
+	struct weft_client *c;
+
+	setenv("WEFT_INLINE_MAX", max, 1);
+	cluster_start(&cl, 2, "tcp");
+	unsetenv("WEFT_INLINE_MAX");
+	c = cluster_client(&cl);
+	add_chain(c);
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		struct weft_future *m, *ok;
+		struct weft_buf b;
+
+		cr_assert_eq(weft_submit_named(c, "make", NULL, 0, &sizes[i], 8, &on0, &m), 0);
+		cr_assert_eq(weft_submit_named(c, "check", &m, 1, NULL, 0, &on1, &ok), 0);
+		cr_assert_eq(u64_of(ok), sizes[i], "%lu bytes from w0 to w1",
+			     (unsigned long)sizes[i]);
+		cr_assert_eq(weft_result(m, &b), 0);
+		cr_assert_eq(b.len, sizes[i]);
+		for (uint64_t k = 0; k < sizes[i]; k++)
+			cr_assert_eq(((const uint8_t *)b.data)[k], (uint8_t)(k * 7));
+		weft_release(m);
+		weft_release(ok);
+	}
+	cr_assert_eq(weft_client_close(c), 0);
+	cluster_stop(&cl);
+}
+
+Test(cluster, results_by_rma_alone_with_an_inline_limit_of_0, .timeout = 60)
+{
+	inline_limit("0");
+}
+
+Test(cluster, results_inline_up_to_the_largest_limit, .timeout = 60)
+{
+	inline_limit("15872");		/* a message's room for a piece (worker.c, PIECE) */
+}
