@@ -262,3 +262,40 @@ Test(cluster, results_inline_up_to_the_largest_limit, .timeout = 60)
 {
 	inline_limit("15872");		/* a message's room for a piece (worker.c, PIECE) */
 }
+
+Test(cluster, a_burst_on_one_worker_is_shared_with_a_newcomer_and_none_runs_twice,
+     .timeout = 120)
+{
+	enum { N = 16 };
+	struct weft_stats st = { .size = sizeof(st) };
+	struct weft_future *f[N];
+	struct weft_client *c;
+	uint64_t ms = 150;
+	int on_w1 = 0;
+
+	cluster_start(&cl, 1, "tcp");
+	c = cluster_client(&cl);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_submit_named(c, "nap", NULL, 0, &ms, 8, NULL, &f[i]), 0);
+	/* All went to w0, the only worker; w1 comes, idle, and steals. */
+	c_worker(&cl, 1);
+	cl.n = 2;
+	for (int i = 0; i < N; i++)
+		on_w1 += u64_of(f[i]) == (uint64_t)cl.w[1];
+	cr_assert_gt(on_w1, 0, "w1 took some of w0's queue");
+	cr_assert_lt(on_w1, N);
+	/* Each ran once: the workers' count of runs, once their heartbeats tell it. */
+	for (int i = 0; i < 40; i++) {
+		cr_assert_eq(weft_stats(c, &st), 0);
+		if (st.tasks_run >= N)
+			break;
+		usleep(250 * 1000);
+	}
+	usleep(1200 * 1000);
+	cr_assert_eq(weft_stats(c, &st), 0);
+	cr_assert_eq(st.tasks_run, N, "%lu runs of %d tasks", (unsigned long)st.tasks_run, N);
+	for (int i = 0; i < N; i++)
+		weft_release(f[i]);
+	cr_assert_eq(weft_client_close(c), 0);
+	cluster_stop(&cl);
+}
