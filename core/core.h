@@ -279,6 +279,13 @@ int weft__submit_watched(struct weft_client *c, weft_fn *fn, struct weft_future 
 			 size_t ndeps, const void *arg, size_t arglen,
 			 const struct weft_task_opts *opts, struct weft_future **out);
 void weft__engine_set_end_hook(struct weft__engine *eng, weft__end_hook *hook, void *arg);
+/*
+ * weft_scatter without the copy: a result with room for @len bytes at *@room, for
+ * the caller to fill (an RMA read lands there) before anyone reads it or the store
+ * may spill it; weft__scatter_filled then hands it to the store.
+ */
+int weft__scatter_room(struct weft_client *c, size_t len, void **room, struct weft_future **out);
+void weft__scatter_filled(struct weft_client *c, struct weft_future *f);
 struct weft__engine *weft__client_engine(struct weft_client *c);
 /* An engine in this process whatever $WEFT_SCHEDULER says (a worker's). */
 int weft__client_open_embedded(const struct weft_options *o, struct weft_client **out);

@@ -468,15 +468,16 @@ static __always_inline int submit(struct weft__engine *eng, struct weft__worker 
 	return 0;
 }
 
-int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
-		       struct weft_future **out)
+/*
+ * A result born ended with room for @len bytes at f->data, not yet known to the
+ * store (so never spilled before it is filled). Return: 0 or a negative errno.
+ */
+static int scatter_make(struct weft__engine *eng, size_t len, struct weft_future **out)
 {
 	struct weft__cache *c;
 	struct weft_future *f;
 	struct weft_task *t;
 
-	if (!out || (len && !data))
-		return -EINVAL;
 	if (atomic_load_explicit(&eng->closing, memory_order_relaxed))
 		return -ESHUTDOWN;
 	c = weft__cache_self(eng);
@@ -501,23 +502,68 @@ int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 	} else if (len) {
 		f->data = f->inl;
 	}
-	if (len) {
-		memcpy(f->data, data, len);
+	if (len)
 		t->flags |= TF_OUTPUT;
-	}
 	f->len = len;
-	if (f->usable) {
-		f->st = NULL;
-		weft__store_track(eng, f);
-	}
 	t->fn = NULL;
 	t->nin = 0;
 	/* Born ended (so closed to edges): no engine reference, nothing to schedule. */
 	atomic_store_explicit(&t->pending, 0, memory_order_relaxed);
 	atomic_store_explicit(&t->refs, 1, memory_order_relaxed);
 	atomic_store_explicit(&t->sd, WT_DONE, memory_order_release);
+	*out = f;
+	return 0;
+}
+
+/* The result is filled: the store may spill it from now on. */
+static void scatter_filled(struct weft__engine *eng, struct weft_future *f)
+{
+	if (f->usable) {
+		f->st = NULL;
+		weft__store_track(eng, f);
+	}
+}
+
+int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
+		       struct weft_future **out)
+{
+	struct weft_future *f;
+	int ret;
+
+	if (!out || (len && !data))
+		return -EINVAL;
+	ret = scatter_make(eng, len, &f);
+	if (ret)
+		return ret;
+	if (len)
+		memcpy(f->data, data, len);
+	scatter_filled(eng, f);
 	*out = weft__future_handle(f);
 	return 0;
+}
+
+int weft__scatter_room(struct weft_client *h, size_t len, void **room, struct weft_future **out)
+{
+	struct weft_client *c = weft__client_of(h, "weft_scatter");
+	struct weft_future *f;
+	int ret;
+
+	if (!c)
+		return -EBADF;
+	ret = scatter_make(c->eng, len, &f);
+	if (ret)
+		return ret;
+	*room = f->data;
+	*out = weft__future_handle(f);
+	return 0;
+}
+
+void weft__scatter_filled(struct weft_client *h, struct weft_future *f)
+{
+	struct weft_client *c = weft__client_of(h, "weft_scatter");
+
+	if (c)
+		scatter_filled(c->eng, weft__handle_addr(f));
 }
 
 int weft_spawn(struct weft_ctx *ctx, weft_fn *fn, struct weft_future *const *deps,

@@ -58,7 +58,7 @@ struct fetch {
 	uint32_t i;			/* which input */
 	struct weft__peer *holder;
 	uint64_t lease;
-	void *buf;
+	struct weft_future *f;		/* the input being read into */
 };
 
 #define FREED 1				/* the scheduler freed the output */
@@ -278,17 +278,20 @@ static void fetch_end(struct weft__wrt *w, struct fetch *fe, struct weft_future 
 		weft__fab_send(w->f, fe->holder, WEFT_OP_UNLEASE, &u);
 	}
 	input_in(w, fe->t, fe->i, f, true, err);
-	free(fe->buf);
 	free(fe);
 }
 
 static void fetch_read_done(struct weft__fab_read *r, int err)
 {
 	struct fetch *fe = (struct fetch *)r;
-	struct weft_future *f = NULL;
+	struct weft_future *f = fe->f;
 
-	if (!err)
-		err = weft_scatter(fe->w->c, fe->buf, r->len, &f);
+	if (err) {
+		weft_release(f);
+		f = NULL;
+	} else {
+		weft__scatter_filled(fe->w->c, f);
+	}
 	fetch_end(fe->w, fe, f, err);
 }
 
@@ -297,6 +300,7 @@ static void on_lease(struct weft__wrt *w, struct weft__peer *from, const struct 
 {
 	struct fetch *fe = weft__map_del(&w->fetches, l->req);
 	struct weft_future *f = NULL;
+	void *dst;
 	int ret;
 
 	if (!fe || fe->holder != from)
@@ -311,17 +315,18 @@ static void on_lease(struct weft__wrt *w, struct weft__peer *from, const struct 
 		fetch_end(w, fe, f, ret);
 		return;
 	}
-	fe->buf = malloc(l->len ? l->len : 1);
-	if (!fe->buf) {
-		fetch_end(w, fe, NULL, -ENOMEM);
+	/* Read straight into the engine's memory: the input, with no copy after. */
+	ret = weft__scatter_room(w->c, l->len, &dst, &fe->f);
+	if (ret) {
+		fetch_end(w, fe, NULL, ret);
 		return;
 	}
-	fe->r = (struct weft__fab_read){ .peer = from, .dst = fe->buf, .len = l->len,
+	fe->r = (struct weft__fab_read){ .peer = from, .dst = dst, .len = l->len,
 					 .rkey = l->rkey, .addr = l->addr,
 					 .done = fetch_read_done };
 	ret = weft__fab_read(w->f, &fe->r);
 	if (ret)
-		fetch_end(w, fe, NULL, ret);
+		fetch_read_done(&fe->r, ret);
 }
 
 static void fetch_start(struct weft__wrt *w, struct rtask *t, uint32_t i,
@@ -908,10 +913,8 @@ void weft__worker_free(struct weft__wrt *w)
 		result_unpin(w, ls->t->outs[ls->output]);
 		free(ls);
 	}
-	for (i = 0; weft__map_next(&w->fetches, &i, &k, &v);) {
-		free(((struct fetch *)v)->buf);
+	for (i = 0; weft__map_next(&w->fetches, &i, &k, &v);)
 		free(v);
-	}
 	while (w->tasks.len) {
 		i = 0;
 		if (!weft__map_next(&w->tasks, &i, &k, &v))
