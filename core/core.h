@@ -162,8 +162,9 @@ struct weft__worker {
 
 /*
  * Called on the thread that ends a watched task, once its final state (@final:
- * WT_DONE, WT_FAILED or WT_CANCELLED) is published; @f is its first output. It
- * must be quick: it runs inside the engine's ending of tasks.
+ * WT_DONE, WT_FAILED or WT_CANCELLED) is published (so a waiter may return before
+ * it runs); @f is its first output. It must be quick: it runs inside the engine's
+ * ending of tasks.
  */
 typedef void weft__end_hook(void *arg, struct weft_future *f, uint32_t final);
 
