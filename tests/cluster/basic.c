@@ -270,7 +270,7 @@ Test(cluster, a_burst_on_one_worker_is_shared_with_a_newcomer_and_none_runs_twic
 	struct weft_stats st = { .size = sizeof(st) };
 	struct weft_future *f[N];
 	struct weft_client *c;
-	uint64_t ms = 150;
+	uint64_t ms = 400;		/* long enough for w1 to join and steal, sanitized too */
 	int on_w1 = 0;
 
 	cluster_start(&cl, 1, "tcp");
