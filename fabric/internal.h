@@ -178,7 +178,6 @@ struct weft__fabric {
 	int64_t spin_ns;
 	atomic_bool stop;
 	pthread_t thread;
-	bool started;
 	int64_t next_tick;
 	bool dirty;			/* some peer has ops not flushed */
 };

@@ -61,10 +61,10 @@ static void complete(struct weft__fabric *f, void *op_context, size_t len,
 static int read_cq(struct weft__fabric *f, struct fid_cq *cq)
 {
 	struct fi_cq_data_entry e[CQ_BATCH];
-	fi_addr_t src[CQ_BATCH];
 	ssize_t n;
 
-	n = fi_cq_readfrom(cq, e, CQ_BATCH, src);
+	/* No source wanted: a message names its sender (proto.h, conn). */
+	n = fi_cq_read(cq, e, CQ_BATCH);
 	if (n == -FI_EAGAIN)
 		return 0;
 	if (n == -FI_EAVAIL) {
@@ -388,7 +388,6 @@ int weft__fab_start(const struct weft__fab_config *cfg, struct weft__fabric **ou
 	}
 	/* Before the thread starts: its callbacks may read it through the caller's. */
 	*out = f;
-	f->started = true;
 	if (pthread_create(&f->thread, NULL, loop, f)) {
 		*out = NULL;
 		free_all(f);

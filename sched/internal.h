@@ -77,7 +77,6 @@ struct worker {
 	struct weft__map running;	/* id -> task processing here */
 	struct weft__map holding;	/* id -> task whose results are here */
 	struct weft__op_heartbeat hb;	/* the last one */
-	bool idle;
 };
 
 struct client {

@@ -133,7 +133,6 @@ void place_on(struct weft__sched *s, struct task *t, struct worker *w)
 	task_set(s, t, T_PROCESSING);
 	t->where = w->id;
 	w->processing++;
-	w->idle = false;
 	weft__map_put(&w->running, t->id, t);
 	s->io.send(s->io.arg, w->id, WEFT_OP_COMPUTE, &c);
 	if (in != stack_in)
@@ -279,6 +278,4 @@ void steal_for(struct weft__sched *s, struct worker *idle)
 		s->io.send(s->io.arg, v->id, WEFT_OP_STEAL, &f);
 		asked++;
 	}
-	if (asked)
-		idle->idle = false;	/* until it says so again */
 }

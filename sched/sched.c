@@ -522,10 +522,8 @@ static void heartbeat(struct weft__sched *s, struct worker *w,
 		      const struct weft__op_heartbeat *hb)
 {
 	w->hb = *hb;
-	if (!hb->queued && !w->processing) {
-		w->idle = true;
+	if (!hb->queued && !w->processing)
 		steal_for(s, w);
-	}
 }
 
 static void worker_op(struct weft__sched *s, struct worker *w, uint16_t type, const void *op)
