@@ -17,8 +17,7 @@
 
 /* ---- tasks ---- */
 
-static struct rtask *rtask_new(struct rclient *rc, uint32_t noutputs,
-			       struct weft_future **out)
+static struct rtask *rtask_new(struct rclient *rc, uint32_t noutputs)
 {
 	struct rtask *t = calloc(1, sizeof(*t));
 
@@ -45,9 +44,15 @@ static struct rtask *rtask_new(struct rclient *rc, uint32_t noutputs,
 	for (uint32_t i = 0; i < noutputs; i++) {
 		t->outs[i].t = t;
 		t->outs[i].i = i;
-		out[i] = handle_of(&t->outs[i]);
 	}
 	return t;
+}
+
+/* The caller's futures of @t: written only once the task is on its way. */
+static void rtask_give(struct rtask *t, struct weft_future **out)
+{
+	for (uint32_t i = 0; i < t->noutputs; i++)
+		out[i] = handle_of(&t->outs[i]);
 }
 
 /* Undo rtask_new for a task whose op could not be sent. */
@@ -90,6 +95,28 @@ static const char *name_of(weft_fn *fn, char *buf, size_t len)
 	return NULL;
 }
 
+/*
+ * A task with an input known to have failed or been cancelled ends so at once, with
+ * that input's message, as in an engine; the scheduler is told all the same and
+ * ends it too (its ENDED then finds it ended).
+ */
+static void inherit_end(struct rclient *rc, struct rtask *t, struct weft_future *const *deps,
+			size_t ndeps)
+{
+	pthread_mutex_lock(&rc->lock);
+	for (size_t i = 0; i < ndeps; i++) {
+		const struct rtask *d = out_of(deps[i])->t;
+
+		if (d->end != ENDED_FAILED && d->end != ENDED_CANCELLED)
+			continue;
+		t->end = d->end;
+		t->code = d->code;
+		t->msg = d->msg ? strdup(d->msg) : NULL;
+		break;
+	}
+	pthread_mutex_unlock(&rc->lock);
+}
+
 int weft__remote_submit(struct weft_client *h, weft_fn *fn, const char *name,
 			struct weft_future *const *deps, size_t ndeps, const void *arg,
 			size_t arglen, const struct weft_task_opts *opts,
@@ -101,6 +128,7 @@ int weft__remote_submit(struct weft_client *h, weft_fn *fn, const char *name,
 	struct weft__op_submit op = { 0 };
 	char buf[32];
 	struct rtask *t;
+	long size;
 	int ret;
 
 	if ((!fn && !name) || !out || (arglen && !arg) || (ndeps && !deps))
@@ -146,25 +174,34 @@ int weft__remote_submit(struct weft_client *h, weft_fn *fn, const char *name,
 		.deps = { .n = (uint32_t)ndeps, .items = d },
 	};
 	/* The argument and dependencies must fit a message, the scheduler's too. */
-	if (weft__op_size(WEFT_OP_SUBMIT, &op) + COMPUTE_PER_DEP * (long)ndeps >
-	    WEFT_FAB_MSG_MAX - WEFT_PROTO_HDR) {
+	size = weft__op_size(WEFT_OP_SUBMIT, &op);
+	if (size < 0) {
+		ret = (int)size;
+		goto out;
+	}
+	if (size + COMPUTE_PER_DEP * (long)ndeps > WEFT_FAB_MSG_MAX - WEFT_PROTO_HDR) {
 		ret = -EMSGSIZE;
 		goto out;
 	}
-	t = rtask_new(rc, op.noutputs, out);
+	t = rtask_new(rc, op.noutputs);
 	if (!t) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	op.key = t->key;
+	inherit_end(rc, t, deps, ndeps);
 	ret = weft__rc_post(rc, WEFT_OP_SUBMIT, &op, NULL);
 	if (ret)
 		rtask_drop(t);
+	else
+		rtask_give(t, out);
 out:
 	if (d != stack)
 		free(d);
 	return ret;
 }
+
+static int wait_end(struct rclient *rc, struct rtask *t, int64_t deadline);
 
 int weft__remote_scatter(struct weft_client *h, const void *data, size_t len,
 			 struct weft_future **out)
@@ -177,7 +214,7 @@ int weft__remote_scatter(struct weft_client *h, const void *data, size_t len,
 		return -EINVAL;
 	if (rc->over)
 		return rc->closed ? -ESHUTDOWN : -ENOTCONN;
-	t = rtask_new(rc, 1, out);
+	t = rtask_new(rc, 1);
 	if (!t)
 		return -ENOMEM;
 	for (size_t off = 0; !ret && (off < len || !off); off += SCATTER_PIECE) {
@@ -189,8 +226,16 @@ int weft__remote_scatter(struct weft_client *h, const void *data, size_t len,
 		if (!len)
 			break;
 	}
+	/* As in an engine, the data is there when the call returns (or it failed). */
+	if (!ret) {
+		pthread_mutex_lock(&rc->lock);
+		ret = wait_end(rc, t, 0);
+		pthread_mutex_unlock(&rc->lock);
+	}
 	if (ret)
-		weft__remote_release(*out);	/* what went is freed by the scheduler */
+		weft__remote_release(handle_of(&t->out1));	/* the scheduler frees what went */
+	else
+		rtask_give(t, out);
 	return ret;
 }
 
@@ -322,8 +367,10 @@ int weft__remote_result(struct weft_future *h, struct weft_buf *out)
 	pthread_mutex_lock(&rc->lock);
 	ret = wait_end(rc, o->t, 0);
 	if (ret || o->have) {
-		out->data = o->data;
-		out->len = o->len;
+		if (!ret) {	/* a view is written on success only, as in an engine */
+			out->data = o->len ? o->data : NULL;
+			out->len = o->len;
+		}
 		pthread_mutex_unlock(&rc->lock);
 		return ret;
 	}
@@ -346,8 +393,10 @@ int weft__remote_result(struct weft_future *h, struct weft_buf *out)
 	while (!o->have && !o->err && !rc->over)
 		pthread_cond_wait(&rc->cond, &rc->lock);
 	ret = o->have ? 0 : o->err ? o->err : rc->why;
-	out->data = o->have ? o->data : NULL;
-	out->len = o->have ? o->len : 0;
+	if (!ret) {
+		out->data = o->len ? o->data : NULL;
+		out->len = o->len;
+	}
 	pthread_mutex_unlock(&rc->lock);
 	return ret;
 }
@@ -371,17 +420,40 @@ int weft__remote_cancel(struct weft_future *h)
 	struct rout *o = live_out(h, NULL, "weft_cancel");
 	struct weft__op_future c;
 	struct rclient *rc;
+	uint32_t ticket;
+	struct rtask *t;
+	int ret;
 
 	if (!o)
 		return -EBADF;
 	rc = o->t->rc;
 	if (rc->closed)
 		return -ESHUTDOWN;
-	if (o->t->end != PENDING)
+	/*
+	 * The scheduler answers: 0 when the task will never run (not placed, or given
+	 * back by the worker it was sent to before it started), else -EBUSY or
+	 * -EALREADY. Answers come in the order they were asked.
+	 */
+	t = o->t;
+	pthread_mutex_lock(&rc->lock);
+	if (t->end != PENDING) {
+		pthread_mutex_unlock(&rc->lock);
 		return -EALREADY;
-	/* Asynchronous: the task ends -ECANCELED if its worker had not started it. */
-	c = (struct weft__op_future){ o->t->key, o->i, 0 };
-	return weft__rc_post(rc, WEFT_OP_CANCEL, &c, NULL);
+	}
+	ticket = ++t->cancels_asked;
+	pthread_mutex_unlock(&rc->lock);
+	c = (struct weft__op_future){ t->key, o->i, 0 };
+	ret = weft__rc_post(rc, WEFT_OP_CANCEL, &c, NULL);
+	pthread_mutex_lock(&rc->lock);
+	if (ret) {
+		t->cancels_asked--;
+	} else {
+		while (t->cancels_heard < ticket && !rc->over)
+			pthread_cond_wait(&rc->cond, &rc->lock);
+		ret = t->cancels_heard < ticket ? rc->why : t->cancel_code;
+	}
+	pthread_mutex_unlock(&rc->lock);
+	return ret;
 }
 
 void weft__remote_release(struct weft_future *h)

@@ -47,6 +47,9 @@ struct rtask {
 	struct rout out1;
 	struct rout *outs;		/* &out1, or noutputs of them */
 	bool doomed;			/* released while a read was in flight */
+	uint32_t cancels_asked;		/* CANCELs sent; answered in order */
+	uint32_t cancels_heard;
+	int32_t cancel_code;		/* the latest answer */
 };
 
 struct rclient {

@@ -105,6 +105,21 @@ static void ended(struct rclient *rc, const struct weft__op_ended *e)
 	pthread_mutex_unlock(&rc->lock);
 }
 
+/* The scheduler's answer to a CANCEL (they come in the order they were asked). */
+static void cancelled(struct rclient *rc, const struct weft__op_cancelled *a)
+{
+	struct rtask *t;
+
+	pthread_mutex_lock(&rc->lock);
+	t = weft__map_get(&rc->tasks, a->key);
+	if (t && t->cancels_heard < t->cancels_asked) {
+		t->cancels_heard++;
+		t->cancel_code = a->code;
+		pthread_cond_broadcast(&rc->cond);
+	}
+	pthread_mutex_unlock(&rc->lock);
+}
+
 static struct rout *out_at(struct rclient *rc, uint64_t key, uint32_t i)
 {
 	struct rtask *t = weft__map_get(&rc->tasks, key);
@@ -227,6 +242,10 @@ static void on_op(void *arg, struct weft__peer *from, uint16_t type, const void 
 	case WEFT_OP_STATS:
 		if (from == rc->sched)
 			stats(rc, op);
+		break;
+	case WEFT_OP_CANCELLED:
+		if (from == rc->sched)
+			cancelled(rc, op);
 		break;
 	case WEFT_OP_RESULT:
 		piece(rc, op);

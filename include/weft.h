@@ -284,7 +284,8 @@ WEFT_API int weft_submit(struct weft_client *c, weft_fn *fn,
  * @out:    as weft_submit().
  *
  * Context: any thread, including tasks.
- * Return: as weft_submit(), and WEFT_ENOFN if no function has that name.
+ * Return: as weft_submit(), and WEFT_ENOFN if no function has that name (on a
+ * cluster only the worker knows: the task fails with WEFT_ENOFN there).
  */
 WEFT_API int weft_submit_named(struct weft_client *c, const char *fn,
 			       struct weft_future *const *deps, size_t ndeps,

@@ -140,6 +140,11 @@ static const struct weft__field send_result_f[] = {
 	U64(struct weft__op_send_result, ckey),
 };
 
+static const struct weft__field cancelled_f[] = {
+	U64(struct weft__op_cancelled, key),
+	I32(struct weft__op_cancelled, code, -4095, 0),
+};
+
 static const struct weft__field stolen_f[] = {
 	U64(struct weft__op_stolen, key),
 	U8(struct weft__op_stolen, ok, 0, 1),
@@ -157,6 +162,7 @@ static const struct weft__field done_f[] = {
 	TEXT(struct weft__op_done, message, 0, WEFT_PROTO_MAX_TEXT),
 	U64(struct weft__op_done, run_ns),
 	LIST(struct weft__op_done, sizes, WEFT_PROTO_MAX_OUTPUTS, size_s),
+	U8(struct weft__op_done, told, 0, 1),
 };
 
 static const struct weft__field heartbeat_f[] = {
@@ -240,6 +246,7 @@ static const struct {
 	OP(WEFT_OP_UNLEASE, "UNLEASE", struct weft__op_unlease, unlease_f, NULL),
 	OP(WEFT_OP_RESULT, "RESULT", struct weft__op_piece, piece_f, piece_check),
 	OP(WEFT_OP_PING, "PING", struct weft__op_ping, ping_f, NULL),
+	OP(WEFT_OP_CANCELLED, "CANCELLED", struct weft__op_cancelled, cancelled_f, NULL),
 };
 
 const struct weft__schema *weft__op_schema(uint16_t type)

@@ -91,6 +91,7 @@ enum weft__op_type {
 	WEFT_OP_UNLEASE,		/* the read is over */
 	WEFT_OP_RESULT,			/* a piece of a result's bytes, inline */
 	WEFT_OP_PING,			/* I am alive: clients to the scheduler, and back */
+	WEFT_OP_CANCELLED,		/* scheduler -> client: the answer to CANCEL */
 	WEFT_OP_TYPES
 };
 
@@ -244,6 +245,11 @@ struct weft__op_stolen {
 	uint8_t ok;			/* 1: given back unstarted; 0: too late */
 };
 
+struct weft__op_cancelled {
+	uint64_t key;
+	int32_t code;			/* 0: cancelled; -EBUSY: it started; -EALREADY */
+};
+
 struct weft__op_done {
 	uint64_t key;
 	uint8_t end;			/* enum weft__end */
@@ -251,6 +257,7 @@ struct weft__op_done {
 	struct weft__pbytes message;
 	uint64_t run_ns;
 	struct weft__plist sizes;	/* of struct weft__psize: each output's bytes */
+	uint8_t told;			/* 1: the worker sent the client its ENDED */
 };
 
 struct weft__psize {

@@ -49,6 +49,7 @@ struct task {
 	bool scattered;			/* data from a client: nothing to recompute it */
 	bool wanted;			/* the client waits for its end */
 	bool stealing;			/* a STEAL is out for it */
+	bool cancelling;		/* that STEAL is its client's cancel: it waits */
 	bool ahead;			/* sent before its inputs were done (chains) */
 	bool direct;			/* its worker tells the client it is done */
 	uint32_t where;			/* worker processing it or holding its results */
@@ -112,6 +113,7 @@ void task_end(struct weft__sched *s, struct task *t, enum tstate st, int32_t cod
 	      const char *msg);
 void task_release(struct weft__sched *s, struct task *t, uint32_t output);
 void task_lost(struct weft__sched *s, struct task *t);
+void task_cancel_answer(struct weft__sched *s, struct task *t, bool given_back);
 void unplaced_remove(struct weft__sched *s, struct task *t);
 void task_check(struct weft__sched *s, struct task *t);
 void task_drain(struct weft__sched *s);

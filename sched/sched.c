@@ -125,6 +125,12 @@ static void worker_gone(struct weft__sched *s, struct worker *w)
 
 		if (t->state != T_PROCESSING || t->where != w->id)
 			continue;
+		t->stealing = false;
+		if (t->cancelling) {	/* it runs nowhere now: the cancel holds */
+			task_set(s, t, T_READY);
+			task_cancel_answer(s, t, true);
+			continue;
+		}
 		if (++t->failures > WEFT_SCHED_ALLOWED_FAILURES) {
 			snprintf(why, sizeof(why), "task '%s' failed: its worker '%s' died %u "
 				 "times while running it (the last: its connection ended)",
@@ -325,22 +331,53 @@ sent:
 	}
 }
 
+/* The answer to a client's CANCEL: 0 (it ends cancelled), -EBUSY or -EALREADY. */
+static void cancel_answer(struct weft__sched *s, uint32_t client, uint64_t key, int32_t code)
+{
+	struct weft__op_cancelled a = { key, code };
+
+	s->io.send(s->io.arg, client, WEFT_OP_CANCELLED, &a);
+}
+
 static void cancel(struct weft__sched *s, struct client *c, const struct weft__op_future *op)
 {
 	struct task *t = weft__map_get(&c->tasks, op->key);
 
-	if (!t)
+	if (!t) {
+		cancel_answer(s, c->id, op->key, -EALREADY);
 		return;
+	}
 	if (t->state == T_WAITING || t->state == T_READY) {
+		/* The ends first: when the client hears the answer, it knows them. */
 		task_end(s, t, T_CANCELLED, -ECANCELED, "cancelled by its client");
+		cancel_answer(s, c->id, op->key, 0);
 	} else if (t->state == T_PROCESSING && !t->stealing) {
 		struct weft__op_future f = { t->id, 0, 0 };
 
 		/* Cancelled if its worker has not started it: the same as a steal. */
 		t->stealing = true;
+		t->cancelling = true;
 		t->thief = 0;
 		s->io.send(s->io.arg, t->where, WEFT_OP_STEAL, &f);
+	} else {
+		/* Ended, or a thief's STEAL is out: it may have started. */
+		cancel_answer(s, c->id, op->key, t->state == T_PROCESSING ? -EBUSY : -EALREADY);
 	}
+}
+
+/* A cancel its worker answered, or could not (it died): the client hears how it went. */
+void task_cancel_answer(struct weft__sched *s, struct task *t, bool given_back)
+{
+	uint32_t client = t->client;
+	uint64_t key = t->ckey;
+
+	if (!t->cancelling)
+		return;
+	t->cancelling = false;
+	if (given_back)		/* the ends first, as in cancel() */
+		task_end(s, t, T_CANCELLED, -ECANCELED, "cancelled by its client");
+	if (client)
+		cancel_answer(s, client, key, given_back ? 0 : -EBUSY);
 }
 
 /* A client's piece of scattered data: the first makes the task and picks a worker. */
@@ -455,6 +492,7 @@ static void done(struct weft__sched *s, struct worker *w, const struct weft__op_
 	if (w->processing)
 		w->processing--;
 	t->stealing = false;
+	task_cancel_answer(s, t, false);	/* it ran before the cancel came */
 	if (op->end != WEFT_END_DONE) {
 		weft__pbytes_str(msg, sizeof(msg), op->message);
 		if (op->code == -ENOLINK) {
@@ -486,6 +524,8 @@ static void done(struct weft__sched *s, struct worker *w, const struct weft__op_
 	weft__plist_iter_init(&it, &op->sizes);
 	while (weft__plist_next(&it, &sz))
 		sizes[n++] = sz.len;
+	if (!op->told)
+		t->direct = false;	/* the worker could not tell the client: we do */
 	task_done(s, t, sizes);
 	if (sizes != stack_sizes)
 		free(sizes);
@@ -499,14 +539,16 @@ static void stolen(struct weft__sched *s, struct worker *w, const struct weft__o
 	if (!t || t->state != T_PROCESSING || t->where != w->id || !t->stealing)
 		return;
 	t->stealing = false;
-	if (!op->ok)
+	if (!op->ok) {
+		task_cancel_answer(s, t, false);
 		return;		/* it had started: it stays */
+	}
 	weft__map_del(&w->running, t->id);
 	if (w->processing)
 		w->processing--;
-	if (!t->thief) {		/* a client's cancel */
+	if (t->cancelling) {
 		task_set(s, t, T_READY);
-		task_end(s, t, T_CANCELLED, -ECANCELED, "cancelled by its client");
+		task_cancel_answer(s, t, true);
 		return;
 	}
 	s->st.steals++;

@@ -78,6 +78,18 @@ void weft__wrt_report(struct weft__wrt *w, struct rtask *t, uint8_t end, int32_t
 			sizes[i].len = ((struct weft_future *)weft__handle_addr(t->outs[i]))->len;
 		d.sizes = (struct weft__plist){ .n = t->noutputs, .items = sizes };
 	}
+	/*
+	 * The client waits for this end: first hand when the connection to it is up,
+	 * else through the scheduler (told = 0), which is sooner than a handshake, and
+	 * keeps the order of a chain's ends as the client sees them.
+	 */
+	if (end == WEFT_END_DONE && t->client) {
+		struct weft__peer *client = weft__map_get(&w->peers, t->client);
+		struct weft__op_ended e = { .key = t->ckey, .end = WEFT_END_DONE };
+
+		d.told = client && weft__peer_ready(client) &&
+			 !weft__fab_send(w->f, client, WEFT_OP_ENDED, &e);
+	}
 	weft__wrt_send_sched(w, WEFT_OP_DONE, &d);
 	if (sizes != stack)
 		free(sizes);
@@ -342,12 +354,7 @@ static void end_call_run(struct weft__fabric *f, struct weft__fab_call *c)
 		return;
 	}
 	if (final == WT_DONE) {
-		struct weft__peer *client = t->client ? weft__map_get(&w->peers, t->client) : NULL;
-		struct weft__op_ended e = { .key = t->ckey, .end = WEFT_END_DONE };
-
 		weft__wrt_report(w, t, WEFT_END_DONE, 0, NULL);
-		if (client)
-			weft__fab_send(w->f, client, WEFT_OP_ENDED, &e);
 		return;
 	}
 	code = weft_wait(t->outs[0], 0);

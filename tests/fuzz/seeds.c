@@ -110,5 +110,6 @@ int main(int argc, char **argv)
 	bad |= seed(root, WEFT_OP_UNLEASE, &ul, "a");
 	bad |= seed(root, WEFT_OP_RESULT, &piece, "a");
 	bad |= seed(root, WEFT_OP_PING, &(struct weft__op_ping){ 12345 }, "a");
+	bad |= seed(root, WEFT_OP_CANCELLED, &(struct weft__op_cancelled){ 7, -EBUSY }, "a");
 	return bad ? 1 : 0;
 }

@@ -101,7 +101,8 @@ Test(proto, every_op_round_trips)
 	struct weft__op_send_result sr = { 6, 0, 2, 99 };
 	struct weft__op_stolen stolen = { 6, 1 };
 	struct weft__op_done done = { 6, WEFT_END_DONE, 0, PB(""), 1234,
-				      { .n = 2, .items = sizes } };
+				      { .n = 2, .items = sizes }, 1 };
+	struct weft__op_cancelled cancelled = { 6, -EBUSY };
 	struct weft__op_heartbeat hb = { 1, 2, 3, 4, 5, 6, 7, 1 };
 	struct weft__op_lease_ask la = { 11, 6, 0 };
 	struct weft__op_lease lease = { 11, 0, 0, 99, 0xdead, 0x1000, 1 << 20, PB("") };
@@ -114,6 +115,7 @@ Test(proto, every_op_round_trips)
 		{ WEFT_OP_STEAL, &fut }, { WEFT_OP_DONE, &done }, { WEFT_OP_STOLEN, &stolen },
 		{ WEFT_OP_HEARTBEAT, &hb }, { WEFT_OP_LEASE_ASK, &la }, { WEFT_OP_LEASE, &lease },
 		{ WEFT_OP_UNLEASE, &ul }, { WEFT_OP_RESULT, &piece },
+		{ WEFT_OP_CANCELLED, &cancelled },
 	};
 	uint8_t out[WEFT_OP_MAX_SIZE] __attribute__((aligned(8)));
 	uint8_t again[WEFT_PROTO_MAX_MSG];

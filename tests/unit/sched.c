@@ -71,6 +71,13 @@ static void record(void *arg, uint32_t to, uint16_t type, const void *op)
 		weft__pbytes_str(e->msg, sizeof(e->msg), x->message);
 		break;
 	}
+	case WEFT_OP_CANCELLED: {
+		const struct weft__op_cancelled *x = op;
+
+		e->key = x->key;
+		e->code = x->code;
+		break;
+	}
 	case WEFT_OP_FREE:
 	case WEFT_OP_STEAL: {
 		const struct weft__op_future *f = op;
@@ -173,11 +180,12 @@ static void done(uint32_t w, uint64_t id, uint64_t size)
 				    .sizes = { .n = 1, .items = &sz } };
 	struct sent *c = last(WEFT_OP_COMPUTE, id);
 
-	deliver(w, WEFT_OP_DONE, &op);
 	/* As the worker does: the client it was asked to tell hears it first hand. */
-	if (c && c->client && c->to == w)
+	op.told = c && c->client && c->to == w;
+	if (op.told)
 		sent[nsent++] = (struct sent){ .to = c->client, .type = WEFT_OP_ENDED,
 					       .key = c->ckey, .end = WEFT_END_DONE };
+	deliver(w, WEFT_OP_DONE, &op);
 }
 
 static void failed(uint32_t w, uint64_t id, int32_t code, const char *msg)
@@ -236,6 +244,25 @@ Test(sched, a_chain_runs_where_its_input_is_and_the_client_hears_each_end)
 	weft__sched_stats(s, &st);
 	cr_assert_eq(st.tasks, 0, "both forgotten");
 	cr_assert_eq(st.forgotten, 2);
+}
+
+/* A worker whose connection to the client could not take the end: we tell it. */
+Test(sched, the_client_hears_an_end_its_worker_could_not_tell_it)
+{
+	struct weft__psize sz = { 8 };
+	struct weft__op_done op = { .end = WEFT_END_DONE, .run_ns = 1000,
+				    .sizes = { .n = 1, .items = &sz }, .told = 0 };
+	struct sent *c;
+
+	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 2, 1 << 30), 0);
+	submit(1, NULL, 0, NULL);
+	c = last(WEFT_OP_COMPUTE, 0);
+	cr_assert_eq(c->client, CLIENT, "the worker is asked to tell the client");
+	op.key = c->key;
+	deliver(W1, WEFT_OP_DONE, &op);
+	cr_assert_not_null(ended(1), "the scheduler told the client");
+	cr_assert_eq(ended(1)->end, WEFT_END_DONE);
+	cr_assert_eq(count(WEFT_OP_ENDED, CLIENT), 1, "once");
 }
 
 Test(sched, a_failure_ends_its_dependents_with_the_root_message)
@@ -446,8 +473,45 @@ Test(sched, cancel_ends_a_waiting_task_and_its_dependents)
 	submit(2, (uint64_t[]){ 1 }, 1, NULL);
 	submit(3, (uint64_t[]){ 2 }, 1, NULL);
 	deliver(CLIENT, WEFT_OP_CANCEL, &c);
+	cr_assert_eq(last(WEFT_OP_CANCELLED, 2)->code, 0, "the client hears it worked");
 	cr_assert_eq(ended(2)->end, WEFT_END_CANCELLED);
 	cr_assert_eq(ended(3)->end, WEFT_END_CANCELLED);
 	cr_assert_eq(ended(3)->code, -ECANCELED);
 	cr_assert_null(ended(1), "its input goes on");
+	deliver(CLIENT, WEFT_OP_CANCEL, &c);
+	cr_assert_eq(last(WEFT_OP_CANCELLED, 2)->code, -EALREADY, "a second time");
+}
+
+/*
+ * A task sent to a worker already: the worker is asked to give it back. The client
+ * hears 0 if it did, -EBUSY if it had started; and 0 if the worker died meanwhile.
+ */
+Test(sched, cancel_of_a_task_sent_to_a_worker_waits_for_its_answer)
+{
+	struct weft__op_stolen back;
+	unsigned n;
+
+	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 1, 1 << 30), 0);
+	for (uint64_t k = 1; k <= 3; k++)
+		submit(k, NULL, 0, NULL);
+	cr_assert_eq(count(WEFT_OP_COMPUTE, W1), 3);
+	for (uint64_t k = 1; k <= 3; k++) {
+		struct weft__op_future c = { k, 0, 0 };
+
+		deliver(CLIENT, WEFT_OP_CANCEL, &c);
+	}
+	cr_assert_eq(count(WEFT_OP_STEAL, W1), 3, "the worker is asked");
+	cr_assert_eq(count(WEFT_OP_CANCELLED, CLIENT), 0, "no answer before the worker's");
+	n = nsent;
+	back = (struct weft__op_stolen){ sent[n - 3].key, 1 };
+	deliver(W1, WEFT_OP_STOLEN, &back);
+	back = (struct weft__op_stolen){ sent[n - 2].key, 0 };
+	deliver(W1, WEFT_OP_STOLEN, &back);
+	cr_assert_eq(last(WEFT_OP_CANCELLED, 1)->code, 0);
+	cr_assert_eq(ended(1)->end, WEFT_END_CANCELLED);
+	cr_assert_eq(last(WEFT_OP_CANCELLED, 2)->code, -EBUSY, "it had started");
+	cr_assert_null(ended(2), "and runs on");
+	weft__sched_gone(s, W1);
+	cr_assert_eq(last(WEFT_OP_CANCELLED, 3)->code, 0, "its worker died: it runs nowhere");
+	cr_assert_eq(ended(3)->end, WEFT_END_CANCELLED);
 }
