@@ -156,6 +156,12 @@ $(B)/tests/unit/%: tests/unit/%.c $(TEST_A) $(B)/.flags
 $(B)/tests/integration/%: tests/integration/%.c $(B)/lib$(NAME).so $(B)/.flags
 	@mkdir -p $(dir $@)
 	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< $(TESTEXTRA) -L$(B) -Wl,-rpath,'$$ORIGIN/../..' -l$(NAME) -lpthread $(CRITERION)
+# The same sources as libraries, which the workers load when the suite runs against
+# a cluster (tests/run.sh's integration:cluster tier): their TASK functions.
+INTEGLIB := $(patsubst tests/integration/%.c,$(B)/tests/integration/lib%.so,$(wildcard tests/integration/*.c))
+$(B)/tests/integration/lib%.so: tests/integration/%.c $(B)/lib$(NAME).so $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) -shared $(LDFLAGS) -o $@ $< $(CRITERION)
 $(B)/tests/stress/%: tests/stress/%.c $(B)/lib$(NAME).so $(B)/.flags
 	@mkdir -p $(dir $@)
 	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< $(TESTEXTRA) -L$(B) -Wl,-rpath,'$$ORIGIN/../..' -l$(NAME) -lpthread $(CRITERION)
@@ -197,14 +203,14 @@ deps:
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(MAKE) --no-print-directory $(UNIT) $(INTEG) $(STRESS) $(JOINTEST) $(CLUSTERTEST)
-	$(Q)./tests/run.sh $(B) unit integration stress join cluster
+	$(Q)$(MAKE) --no-print-directory $(UNIT) $(INTEG) $(INTEGLIB) $(STRESS) $(JOINTEST) $(CLUSTERTEST)
+	$(Q)./tests/run.sh $(B) unit integration integration@cluster stress join cluster
 	$(Q)[ -n "$(SAN)" ] || ./tests/install.sh
 
 check-unit: all $(UNIT)
 	$(Q)./tests/run.sh $(B) unit
-check-integration: all $(INTEG)
-	$(Q)./tests/run.sh $(B) integration
+check-integration: all $(INTEG) $(INTEGLIB)
+	$(Q)./tests/run.sh $(B) integration integration@cluster
 check-stress: all $(STRESS)
 	$(Q)./tests/run.sh $(B) stress
 check-join: all $(JOINTEST)
@@ -213,14 +219,15 @@ check-cluster: all $(CLUSTERTEST)
 	$(Q)./tests/run.sh $(B) cluster
 # The tests whose subject is concurrency, for ThreadSanitizer runs.
 check-concurrency: deps
-	$(Q)$(MAKE) --no-print-directory all $(UNIT) $(INTEG) $(STRESS) $(JOINTEST) $(CLUSTERTEST)
-	$(Q)WEFT_TEST_FILTER='$(CONCURRENCY_TESTS)' ./tests/run.sh $(B) unit integration stress join cluster
+	$(Q)$(MAKE) --no-print-directory all $(UNIT) $(INTEG) $(INTEGLIB) $(STRESS) $(JOINTEST) $(CLUSTERTEST)
+	$(Q)WEFT_TEST_FILTER='$(CONCURRENCY_TESTS)' ./tests/run.sh $(B) unit integration integration@cluster stress join cluster
 # Every test program but these, whose subject is not concurrency (so a new test is
 # in unless it is named here).
 # cluster/mpi: its subject is the launcher, and Open MPI's daemons under a sanitized
 # worker take longer than the test gives them.
 NOT_CONCURRENCY := unit/alloc unit/config cluster/mpi
-CONCURRENCY_TESTS = $(filter-out $(NOT_CONCURRENCY),$(patsubst $(B)/tests/%,%,$(UNIT) $(INTEG) $(STRESS) $(JOINTEST) $(CLUSTERTEST)))
+CONCURRENCY_TESTS = $(filter-out $(NOT_CONCURRENCY),$(patsubst $(B)/tests/%,%,$(UNIT) $(INTEG) $(STRESS) $(JOINTEST) $(CLUSTERTEST)) \
+	$(patsubst $(B)/tests/integration/%,integration@cluster/%,$(INTEG)))
 
 $(B)/perf/libclustertasks.so: perf/tasks/cluster.c $(B)/.flags
 	@mkdir -p $(dir $@)

@@ -17,8 +17,20 @@
 
 #include <weft.h>
 
-#define TASK(name) static __attribute__((unused)) int name(struct weft_ctx *ctx, const struct weft_buf *in, \
-				   size_t nin, const void *arg, size_t arglen)
+/*
+ * A task function, registered under its own name: the same source built as a
+ * library (lib<test>.so) is loaded by the workers when the suite runs against a
+ * cluster (tests/run.sh's integration:cluster tier), and a submit by pointer sends
+ * that name.
+ */
+#define TASK(name)								\
+	static int name(struct weft_ctx *, const struct weft_buf *, size_t,	\
+			const void *, size_t);					\
+	WEFT_TASK(name)								\
+	static __attribute__((unused)) int name(struct weft_ctx *ctx,		\
+						const struct weft_buf *in,	\
+						size_t nin, const void *arg,	\
+						size_t arglen)
 
 /*
  * A mkdtemp()/mkstemp() template in @buf: $TMPDIR/@name-XXXXXX. tests/run.sh points
@@ -33,6 +45,25 @@ static inline char *t_template(char *buf, size_t size, const char *name)
 		  (int)size, "temporary path too long");
 	return buf;
 }
+
+/* Run against a cluster (weft-cluster sets it): weft_client_open(NULL) connects. */
+static inline int on_cluster(void)
+{
+	const char *s = getenv("WEFT_SCHEDULER");
+
+	return s && *s;
+}
+
+/*
+ * A test of the embedded engine's own resources (its threads, memory accounting,
+ * spill file) or of state its tasks share with the test's process: skipped, with
+ * @why, when the suite runs against a cluster.
+ */
+#define EMBEDDED_ONLY(why)							\
+	do {									\
+		if (on_cluster())						\
+			cr_skip_test("embedded only: %s", why);			\
+	} while (0)
 
 /* Under sanitizers everything is slower; WEFT_STRESS_SCALE divides the counts. */
 static inline long stress_scaled(long n)

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Run the Criterion test programs of the given tiers and sum their results.
-# usage: tests/run.sh BUILD_DIR TIER...   (WEFT_TEST_FILTER="tier/name ..." limits it;
+# usage: tests/run.sh BUILD_DIR TIER...   (TIER@cluster runs TIER against a cluster;
+# WEFT_TEST_FILTER="tier/name ..." limits it;
 # WEFT_TEST_PROGRAM_TIMEOUT, seconds, default 600, bounds each program)
 # Prints each program's synthesis and time, each skipped test with its reason, and
 # one closing line: "check: N passed, N failed, N skipped". Criterion's synthesis
@@ -38,26 +39,41 @@ bad=""
 # Prints the number of leak reports whose stack has a frame of ours.
 our_leaks() {
 	awk '/ERROR: LeakSanitizer|^(Direct|Indirect) leak/ { inleak = 1; ours = 0; next }
-	     inleak && /^ *#[0-9]+ .* in .*(util|core|alloc|spill|proto|fabric|join|tests|perf|tools)\// { ours = 1 }
+	     inleak && /^ *#[0-9]+ .* in .*(util|core|alloc|spill|proto|fabric|sched|worker|client|join|tests|perf|tools)\// { ours = 1 }
 	     inleak && /^$/ { n += ours; inleak = 0; ours = 0 }
 	     END { print n + ours + 0 }'
 }
 
 for tier in "$@"; do
-	for t in "$b"/tests/"$tier"/*; do
+	# TIER@cluster: TIER's programs against a cluster of two workers (weft-cluster),
+	# each worker loading the program's own tasks (lib<program>.so, the same source).
+	dir=${tier%@cluster}
+	for t in "$b"/tests/"$dir"/*; do
 		[ -x "$t" ] || continue
 		case "$t" in *.so) continue ;; esac	# a test's library, not a test
 		name="$tier/$(basename "$t")"
+		run=""
+		if [ "$dir" != "$tier" ]; then
+			run="$b/tools/weft-cluster -n 2 --nthreads 2 --load $(dirname "$t")/lib$(basename "$t").so --"
+		fi
 		if [ -n "$WEFT_TEST_FILTER" ]; then
 			case " $WEFT_TEST_FILTER " in
 			*" $name "*) ;;
 			*) continue ;;
 			esac
 		fi
+		# Programs whose every test is about an engine's own resources.
+		case "$tier/$(basename "$t")" in
+		integration@cluster/memory|integration@cluster/spill)
+			skipped=$((skipped + 1))
+			skips="$skips  $name (the whole program): embedded only: the engine's memory limits and spill file
+"
+			continue ;;
+		esac
 		t0=$(date +%s)
 		tap="$scratch/.tap"
 		rm -f "$tap"
-		out=$(timeout -k 10 "$limit" "$t" --jobs 2 --tap="$tap" 2>&1 </dev/null)
+		out=$(timeout -k 10 "$limit" $run "$t" --jobs 2 --tap="$tap" 2>&1 </dev/null)
 		rc=$?
 		# "ok - suite::name  # SKIP reason"
 		skip=$(sed -n 's/^ok - \([^ ]*\) *# SKIP \(.*\)$/\1: \2/p' "$tap" 2>/dev/null)

@@ -13,8 +13,10 @@ TASK(count_runs)
 /* One thread, blocked on the gate: everything submitted after it waits. */
 static struct weft_client *blocked_engine(struct weft_future **g)
 {
-	struct weft_client *c = open_threads(1);
+	struct weft_client *c;
 
+	EMBEDDED_ONLY("its tasks wait on a flag in the test's process");
+	c = open_threads(1);
 	atomic_store(&gate_open, 0);
 	atomic_store(&ran, 0);
 	cr_assert_eq(weft_submit(c, gate, NULL, 0, NULL, 0, NULL, g), 0);
@@ -141,11 +143,13 @@ Test(cancel, race_with_running_threads, .timeout = 60)
 		int r = weft_wait(f[i], -1);
 
 		cr_assert(r == 0 || r == -ECANCELED, "wait: %d", r);
+		cr_assert(r == -ECANCELED || !ecanceled, "task %d ran after its input was cancelled", i);
 		done += r == 0;
 		ecanceled += r == -ECANCELED;
 		weft_release(f[i]);
 	}
-	cr_assert_eq(done, atomic_load(&ran), "a task both ran and was cancelled");
+	if (!on_cluster())	/* its tasks count in the workers' processes */
+		cr_assert_eq(done, atomic_load(&ran), "a task both ran and was cancelled");
 	cr_assert_eq(done + ecanceled, N);
 	cr_assert_eq(weft_client_close(c), 0);
 }

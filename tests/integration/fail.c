@@ -81,7 +81,8 @@ Test(fail, dependents_fail_without_running_and_name_the_root, .timeout = 10)
 	cr_assert_eq(atomic_load(&ran), 0);
 	struct weft_stats st = { .size = sizeof(st) };
 	cr_assert_eq(weft_stats(c, &st), 0);
-	cr_assert_eq(st.tasks_failed, 5);
+	if (!on_cluster())	/* a cluster's count has the other clients' tasks */
+		cr_assert_eq(st.tasks_failed, 5);
 	weft_release(root);
 	weft_release(mid);
 	weft_release(leaf);
@@ -107,10 +108,12 @@ TASK(flaky)
 
 Test(fail, retries_rescue_a_flaky_task, .timeout = 10)
 {
-	struct weft_client *c = open_threads(1);
 	struct weft_task_opts o = { .size = sizeof(o), .retries = 2 };
 	struct weft_future *f;
+	struct weft_client *c;
 
+	EMBEDDED_ONLY("its task counts attempts in the memory of one process");
+	c = open_threads(1);
 	atomic_store(&attempts, 0);
 	cr_assert_eq(weft_submit(c, flaky, NULL, 0, NULL, 0, &o, &f), 0);
 	cr_assert_eq(result_u64(f), 3);
@@ -121,10 +124,12 @@ Test(fail, retries_rescue_a_flaky_task, .timeout = 10)
 
 Test(fail, retries_exhausted_keep_the_last_message, .timeout = 10)
 {
-	struct weft_client *c = open_threads(1);
 	struct weft_task_opts o = { .size = sizeof(o), .retries = 1, .label = "flaky" };
 	struct weft_future *f;
+	struct weft_client *c;
 
+	EMBEDDED_ONLY("its task counts attempts in the memory of one process");
+	c = open_threads(1);
 	atomic_store(&attempts, 0);
 	cr_assert_eq(weft_submit(c, flaky, NULL, 0, NULL, 0, &o, &f), 0);
 	cr_assert_eq(weft_wait(f, -1), WEFT_ETASK);
