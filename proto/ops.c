@@ -174,6 +174,7 @@ static const struct weft__field heartbeat_f[] = {
 	U32_ANY(struct weft__op_heartbeat, running),
 	U64(struct weft__op_heartbeat, tasks_run),
 	U8(struct weft__op_heartbeat, paused, 0, 1),
+	U64(struct weft__op_heartbeat, ask),
 };
 
 static const struct weft__field lease_ask_f[] = {

@@ -70,7 +70,7 @@ enum weft__op_type {
 	WEFT_OP_WANT,			/* tell me when a task ends; send its result */
 	WEFT_OP_RELEASE,
 	WEFT_OP_CANCEL,
-	WEFT_OP_STATS_ASK,
+	WEFT_OP_STATS_ASK,		/* and scheduler -> worker: a HEARTBEAT now */
 	/* scheduler -> client */
 	WEFT_OP_ENDED,			/* a task the client wants has ended */
 	WEFT_OP_STATS,
@@ -270,6 +270,7 @@ struct weft__op_heartbeat {
 	uint32_t queued, running;
 	uint64_t tasks_run;
 	uint8_t paused;
+	uint64_t ask;			/* the STATS_ASK it answers; 0: the periodic one */
 };
 
 struct weft__op_lease_ask {

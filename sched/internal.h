@@ -78,6 +78,15 @@ struct worker {
 	struct weft__map running;	/* id -> task processing here */
 	struct weft__map holding;	/* id -> task whose results are here */
 	struct weft__op_heartbeat hb;	/* the last one */
+	uint64_t asked, answered;	/* the last STATS_ASK sent it, and answered */
+};
+
+/* A client's STATS_ASK, answered once every worker asked has sent its figures. */
+struct stats_ask {
+	uint32_t client;
+	uint64_t id;			/* the client's */
+	uint64_t seq;			/* ours, sent to the workers */
+	uint32_t waiting;		/* workers yet to answer */
 };
 
 struct client {
@@ -100,6 +109,9 @@ struct weft__sched {
 	struct task *check;
 	uint32_t rr;			/* where the search for a light worker starts */
 	struct weft__sched_stats st;
+	struct stats_ask *asks;		/* waiting for workers' figures, oldest first */
+	uint32_t nasks, asks_cap;
+	uint64_t ask_seq;
 };
 
 /* state.c */

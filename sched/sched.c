@@ -53,6 +53,7 @@ void weft__sched_destroy(struct weft__sched *s)
 	weft__map_free(&s->tasks);
 	weft__map_free(&s->workers);
 	weft__map_free(&s->clients);
+	free(s->asks);
 	free(s);
 }
 
@@ -97,6 +98,8 @@ int weft__sched_client_join(struct weft__sched *s, uint32_t id)
 }
 
 /* A worker died: its running tasks go elsewhere; results only it held are lost. */
+static void stats_answered(struct weft__sched *s, uint64_t seq);
+
 static void worker_gone(struct weft__sched *s, struct worker *w)
 {
 	char why[WHY_MAX];
@@ -106,6 +109,9 @@ static void worker_gone(struct weft__sched *s, struct worker *w)
 
 	weft__map_del(&s->workers, w->id);
 	s->st.workers--;
+	/* The figures it will not send: the totals are answered without them. */
+	for (uint64_t seq = w->answered + 1; seq <= w->asked; seq++)
+		stats_answered(s, seq);
 	/* The results it held first: its running tasks then know what they wait for. */
 	while (weft__map_next(&w->holding, &i, &k, &v)) {
 		struct task *t = v;
@@ -443,6 +449,62 @@ static void stats_to(struct weft__sched *s, struct client *c, uint64_t id)
 	s->io.send(s->io.arg, c->id, WEFT_OP_STATS, &op);
 }
 
+/*
+ * weft_stats on a cluster: the totals as they are now, not as of the last periodic
+ * heartbeat. Every worker is asked for its figures (after whatever was sent it
+ * before, such as the frees of results the client released) and the client is
+ * answered when the last has come, or has died.
+ */
+static void stats_ask(struct weft__sched *s, struct client *c, uint64_t id)
+{
+	struct weft__op_stats_ask ask = { ++s->ask_seq };
+	struct stats_ask *a;
+	size_t i = 0;
+	uint64_t k;
+	void *p;
+
+	if (!s->st.workers) {
+		stats_to(s, c, id);
+		return;
+	}
+	if (s->nasks == s->asks_cap) {
+		uint32_t cap = s->asks_cap ? s->asks_cap * 2 : 4;
+		struct stats_ask *n = realloc(s->asks, cap * sizeof(*n));
+
+		if (!n) {
+			stats_to(s, c, id);	/* as of the last heartbeats */
+			return;
+		}
+		s->asks = n;
+		s->asks_cap = cap;
+	}
+	a = &s->asks[s->nasks++];
+	*a = (struct stats_ask){ c->id, id, ask.id, s->st.workers };
+	while (weft__map_next(&s->workers, &i, &k, &p)) {
+		((struct worker *)p)->asked = ask.id;
+		s->io.send(s->io.arg, (uint32_t)k, WEFT_OP_STATS_ASK, &ask);
+	}
+}
+
+/* A worker answered ask @seq (or died before it could): answer what is complete. */
+static void stats_answered(struct weft__sched *s, uint64_t seq)
+{
+	uint32_t kept = 0;
+
+	for (uint32_t i = 0; i < s->nasks; i++) {
+		struct stats_ask *a = &s->asks[i];
+		struct client *c;
+
+		if (a->seq == seq && !--a->waiting) {
+			if ((c = weft__map_get(&s->clients, a->client)))
+				stats_to(s, c, a->id);
+			continue;
+		}
+		s->asks[kept++] = *a;
+	}
+	s->nasks = kept;
+}
+
 static void client_op(struct weft__sched *s, struct client *c, uint16_t type, const void *op)
 {
 	const struct weft__op_future *f = op;
@@ -466,7 +528,7 @@ static void client_op(struct weft__sched *s, struct client *c, uint16_t type, co
 		cancel(s, c, op);
 		break;
 	case WEFT_OP_STATS_ASK:
-		stats_to(s, c, ((const struct weft__op_stats_ask *)op)->id);
+		stats_ask(s, c, ((const struct weft__op_stats_ask *)op)->id);
 		break;
 	default:
 		weft__log(WEFT_LOG_WARN, "sched", "client %u sent %s: ignored", c->id,
@@ -564,6 +626,10 @@ static void heartbeat(struct weft__sched *s, struct worker *w,
 		      const struct weft__op_heartbeat *hb)
 {
 	w->hb = *hb;
+	if (hb->ask && hb->ask <= w->asked && hb->ask > w->answered) {
+		w->answered = hb->ask;
+		stats_answered(s, hb->ask);
+	}
 	if (!hb->queued && !w->processing)
 		steal_for(s, w);
 }

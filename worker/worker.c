@@ -34,6 +34,8 @@ void weft__wrt_send_sched(struct weft__wrt *w, uint16_t type, const void *op)
 		weft__fab_send(w->f, w->sched, type, op);
 }
 
+static void heartbeat(struct weft__wrt *w, uint64_t ask);
+
 static void on_op(void *arg, struct weft__peer *from, uint16_t type, const void *op)
 {
 	struct weft__wrt *w = arg;
@@ -62,6 +64,10 @@ static void on_op(void *arg, struct weft__peer *from, uint16_t type, const void 
 	case WEFT_OP_PEER:
 		if (from == w->sched)
 			weft__wrt_on_peer(w, op);
+		break;
+	case WEFT_OP_STATS_ASK:		/* a client asks the scheduler for the totals */
+		if (from == w->sched)
+			heartbeat(w, ((const struct weft__op_stats_ask *)op)->id);
 		break;
 	case WEFT_OP_LEASE_ASK:
 		weft__wrt_on_lease_ask(w, from, op);
@@ -121,22 +127,27 @@ static void on_gone(void *arg, struct weft__peer *p, int why)
 	}
 }
 
-static void on_tick(void *arg, int64_t now)
+/* What this worker's engine holds and has done, to the scheduler: @ask 0 on a tick. */
+static void heartbeat(struct weft__wrt *w, uint64_t ask)
 {
-	struct weft__wrt *w = arg;
 	struct weft_stats st = { .size = sizeof(st) };
 	struct weft__op_heartbeat hb;
 
-	(void)now;
 	if (!w->sched || weft_stats(w->c, &st))
 		return;
 	hb = (struct weft__op_heartbeat){
 		.mem_used = st.mem_bytes, .mem_limit = st.mem_limit,
 		.spilled = st.spilled_bytes, .restored = st.restored_bytes,
 		.queued = w->running, .running = w->running, .tasks_run = st.tasks_run,
-		.paused = (uint8_t)st.paused,
+		.paused = (uint8_t)st.paused, .ask = ask,
 	};
 	weft__wrt_send_sched(w, WEFT_OP_HEARTBEAT, &hb);
+}
+
+static void on_tick(void *arg, int64_t now)
+{
+	(void)now;
+	heartbeat(arg, 0);
 }
 
 static const struct weft__fab_cbs cbs = { on_ready, on_op, on_gone, on_tick };

@@ -136,6 +136,19 @@ Test(cluster, multi_output_tasks_and_scattered_data, .timeout = 60)
 	cr_assert_eq(weft_scatter(c, data, sizeof(data), &s), 0);
 	cr_assert_eq(weft_submit_named(c, "check", &s, 1, NULL, 0, NULL, &ok), 0);
 	cr_assert_eq(u64_of(ok), sizeof(data));
+	/* weft_stats as it is now, not as of the last heartbeat: a blob in, then out. */
+	struct weft_stats st = { .size = sizeof(st) };
+	struct weft_future *blob;
+	size_t before;
+
+	cr_assert_eq(weft_stats(c, &st), 0);
+	before = st.mem_bytes;
+	cr_assert_eq(weft_scatter(c, data, sizeof(data), &blob), 0);
+	cr_assert_eq(weft_stats(c, &st), 0);
+	cr_assert_geq(st.mem_bytes, before + sizeof(data), "%zu after %zu", st.mem_bytes, before);
+	weft_release(blob);
+	cr_assert_eq(weft_stats(c, &st), 0);
+	cr_assert_eq(st.mem_bytes, before, "the release is counted at once");
 	weft_release(p[0]);
 	weft_release(p[1]);
 	weft_release(sum);

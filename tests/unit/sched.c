@@ -71,6 +71,20 @@ static void record(void *arg, uint32_t to, uint16_t type, const void *op)
 		weft__pbytes_str(e->msg, sizeof(e->msg), x->message);
 		break;
 	}
+	case WEFT_OP_STATS_ASK:
+		e->key = ((const struct weft__op_stats_ask *)op)->id;
+		break;
+	case WEFT_OP_STATS: {		/* key: the memory in use it gives */
+		const struct weft__op_stats *x = op;
+
+		for (uint32_t i = 0; i < x->values.n; i++) {
+			const struct weft__pstat *v = &((const struct weft__pstat *)x->values.items)[i];
+
+			if (v->field == WEFT_STAT_MEM_USED)
+				e->key = v->value;
+		}
+		break;
+	}
 	case WEFT_OP_CANCELLED: {
 		const struct weft__op_cancelled *x = op;
 
@@ -244,6 +258,29 @@ Test(sched, a_chain_runs_where_its_input_is_and_the_client_hears_each_end)
 	weft__sched_stats(s, &st);
 	cr_assert_eq(st.tasks, 0, "both forgotten");
 	cr_assert_eq(st.forgotten, 2);
+}
+
+/* weft_stats: the workers' figures as they are now, from those still alive. */
+Test(sched, stats_wait_for_every_workers_figures)
+{
+	struct weft__op_stats_ask ask = { 7 };
+	struct weft__op_heartbeat hb = { .mem_used = 1000 };
+
+	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 2, 1 << 30), 0);
+	cr_assert_eq(weft__sched_worker_join(s, W2, "w2", 2, 1 << 30), 0);
+	deliver(W1, WEFT_OP_HEARTBEAT, &hb);	/* a periodic one, before */
+	deliver(CLIENT, WEFT_OP_STATS_ASK, &ask);
+	cr_assert_eq(count(WEFT_OP_STATS_ASK, W1), 1);
+	cr_assert_eq(count(WEFT_OP_STATS_ASK, W2), 1);
+	cr_assert_eq(count(WEFT_OP_STATS, CLIENT), 0, "not before the workers answer");
+	hb = (struct weft__op_heartbeat){ .mem_used = 5, .ask = last(WEFT_OP_STATS_ASK, 0)->key };
+	deliver(W1, WEFT_OP_HEARTBEAT, &hb);
+	cr_assert_eq(count(WEFT_OP_STATS, CLIENT), 0, "w2 has not answered");
+	weft__sched_gone(s, W2);
+	cr_assert_eq(count(WEFT_OP_STATS, CLIENT), 1, "w2 died: answered without it");
+	cr_assert_eq(last(WEFT_OP_STATS, 0)->key, 5, "w1's figure as it answered");
+	deliver(W1, WEFT_OP_HEARTBEAT, &hb);
+	cr_assert_eq(count(WEFT_OP_STATS, CLIENT), 1, "an answer again is not an answer");
 }
 
 /* A worker whose connection to the client could not take the end: we tell it. */
