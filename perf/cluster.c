@@ -47,6 +47,18 @@ static int pingpong(const char *prov, const char *size, double *usec, double *mb
 	return ok;
 }
 
+/*
+ * Until the cluster has done what the phase before left it (the frees of 200k
+ * released results): weft_stats asks every worker after all that was sent it, so
+ * each phase is timed from a quiet cluster and does not pay for the one before.
+ */
+static void settle(struct weft_client *c)
+{
+	struct weft_stats st = { .size = sizeof(st) };
+
+	bench_check(weft_stats(c, &st), "stats");
+}
+
 int main(int argc, char **argv)
 {
 	const char *scheme = argc > 1 ? argv[1] : "tcp";
@@ -95,6 +107,7 @@ int main(int argc, char **argv)
 		tp[r] = TP_N / (bench_now() - t0) / 1e3;
 		for (int i = 0; i < TP_N; i++)
 			weft_release(fs[i]);
+		settle(c);
 
 		t0 = bench_now();
 		bench_check(weft_submit_named(c, "noop", NULL, 0, NULL, 0, NULL, &fs[0]), "submit");
@@ -105,6 +118,7 @@ int main(int argc, char **argv)
 		ch[r] = (bench_now() - t0) / CHAIN_N * 1e6;
 		for (int i = 0; i < CHAIN_N; i++)
 			weft_release(fs[i]);
+		settle(c);
 
 		bench_check(weft_submit_named(c, "make", NULL, 0, &n, 8, &on0, &big), "submit");
 		bench_check(weft_wait(big, -1), "make");
