@@ -179,6 +179,12 @@ $(B)/tools/weft-worker: tools/weft-worker.c $(A) $(B)/.flags
 	@mkdir -p $(dir $@)
 	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -rdynamic -o $@ $< $(A) $(LIBS) -lm
 
+# The worker again with the library's test hooks (a read that fails, on request),
+# for the cluster tests that need it.
+$(TB)/tools/weft-worker: tools/weft-worker.c $(TEST_A) $(B)/.flags
+	@mkdir -p $(dir $@)
+	$(QUIET_LINK)$(CC) $(CFLAGS) -DWEFT_TESTING $(XFLAGS) $(LDFLAGS) -rdynamic -o $@ $< $(TEST_A) $(LIBS) -lm
+
 $(B)/tools/weft-join: tools/weft-join.c $(JOIN_OBJS) $(A) $(B)/.flags
 	@mkdir -p $(dir $@)
 	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) -Ijoin $(LDFLAGS) -o $@ $< $(JOIN_OBJS) $(A) $(LIBS)
@@ -186,7 +192,8 @@ $(B)/tools/weft-join: tools/weft-join.c $(JOIN_OBJS) $(A) $(B)/.flags
 $(CLUSTERLIB): tests/cluster/tasks.c $(B)/.flags
 	@mkdir -p $(dir $@)
 	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) -shared $(LDFLAGS) -o $@ $<
-$(B)/tests/cluster/%: tests/cluster/%.c tests/cluster/cluster.h $(CLUSTERLIB) $(B)/lib$(NAME).so $(TOOLS) $(B)/.flags
+$(B)/tests/cluster/%: tests/cluster/%.c tests/cluster/cluster.h $(CLUSTERLIB) $(B)/lib$(NAME).so $(TOOLS) \
+		$(TB)/tools/weft-worker $(B)/.flags
 	@mkdir -p $(dir $@)
 	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< $(TESTEXTRA) $(CLUSTERLIB) -L$(B) \
 		-Wl,-rpath,'$$ORIGIN/../..' -Wl,-rpath,'$$ORIGIN' -l$(NAME) -lpthread $(CRITERION)

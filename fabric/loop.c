@@ -380,6 +380,10 @@ int weft__fab_start(const struct weft__fab_config *cfg, struct weft__fabric **ou
 		}
 		f->spin_ns = (int64_t)us * 1000;
 	}
+#ifdef WEFT_TESTING
+	/* A test's worker process whose first RMA read is to fail (tests/cluster). */
+	f->poison_next = getenv("WEFT_TEST_POISON_READ") != NULL;
+#endif
 	ret = open_all(f);
 	f->cfg.url = f->cfg.near = NULL;	/* the caller's strings are not kept */
 	if (ret) {
@@ -406,6 +410,17 @@ void weft__fab_stop(struct weft__fabric *f)
 	if (write(f->eventfd, &one, sizeof(one)) < 0)
 		weft__log(WEFT_LOG_ERROR, "fabric", "waking the fabric thread to stop failed");
 	pthread_join(f->thread, NULL);
+#ifdef WEFT_TESTING
+	/* How often the read endpoint was reopened, for a test of another process. */
+	if (getenv("WEFT_TEST_REOPENS_FILE")) {
+		FILE *out = fopen(getenv("WEFT_TEST_REOPENS_FILE"), "w");
+
+		if (out) {
+			fprintf(out, "%u\n", f->reopens);
+			fclose(out);
+		}
+	}
+#endif
 	free_all(f);
 }
 

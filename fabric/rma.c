@@ -66,17 +66,16 @@ static bool post_chunks(struct weft__fabric *f)
 		uint64_t key = r->rkey;
 		ssize_t ret;
 
-		if (f->poison_next) {
-			f->poison_next = false;
-			key ^= 1;
-		}
+		if (f->poison_next)	/* test hook: a key nobody registered */
+			key = ~key;
 		c->ctx.kind = CTX_READ;
 		c->r = r;
 		c->len = n;
 		ret = fi_read(f->rd.ep, (char *)r->dst + r->posted, n, NULL, r->peer->data,
 			      r->addr + r->posted, key, &c->ctx.fi);
 		if (ret == -FI_EAGAIN)
-			return false;
+			return false;	/* posted again later, poisoned again if asked */
+		f->poison_next = false;
 		if (ret) {
 			r->err = (int)ret;
 			n = r->len - r->posted;		/* the rest is not read */

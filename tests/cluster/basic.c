@@ -87,6 +87,52 @@ Test(cluster, a_result_moves_between_workers_on_tcp, .timeout = 60)
 	moves("tcp");
 }
 
+/*
+ * A read that fails (a wrong key, as a damaged connection would): the reading
+ * worker reopens its read endpoint, the task is run again where it was asked to
+ * run, and nobody takes that worker for dead. tcp only: shm does not check keys.
+ */
+Test(cluster, a_bad_read_reopens_the_read_endpoint_and_the_worker_lives, .timeout = 60)
+{
+	struct weft_task_opts on0 = { .size = sizeof(on0), .worker = "w0" };
+	struct weft_task_opts on1 = { .size = sizeof(on1), .worker = "w1" };
+	struct weft_stats st = { .size = sizeof(st) };
+	uint64_t n = 1u << 20, ms = 0;
+	struct weft_future *big, *ok, *again;
+	char path[PATH_MAX], line[32] = "";
+	struct weft_client *c;
+	pid_t w1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/reopens-XXXXXX", getenv("TMPDIR") ?: "/tmp");
+	close(mkstemp(path));
+	setenv("WEFT_TEST_POISON_READ", "1", 1);
+	setenv("WEFT_TEST_REOPENS_FILE", path, 1);
+	cluster_start_hooked(&cl, 2, "tcp", 2);		/* w1 reads w0's result */
+	unsetenv("WEFT_TEST_POISON_READ");
+	unsetenv("WEFT_TEST_REOPENS_FILE");
+	w1 = cl.w[1];
+	c = cluster_client(&cl);
+	cr_assert_eq(weft_submit_named(c, "make", NULL, 0, &n, 8, &on0, &big), 0);
+	cr_assert_eq(weft_submit_named(c, "check", &big, 1, NULL, 0, &on1, &ok), 0);
+	cr_assert_eq(u64_of(ok), n, "read again after the bad read, intact");
+	cr_assert_eq(weft_submit_named(c, "nap", NULL, 0, &ms, 8, &on1, &again), 0);
+	cr_assert_eq(u64_of(again), (uint64_t)w1, "the same w1 process serves on");
+	cr_assert_eq(weft_stats(c, &st), 0);
+	cr_assert_eq(st.nthreads, 2, "both workers are in the cluster");
+	weft_release(big);
+	weft_release(ok);
+	weft_release(again);
+	cr_assert_eq(weft_client_close(c), 0);
+	cluster_stop(&cl);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(line, sizeof(line), f), "w1 wrote its count as it stopped");
+	fclose(f);
+	unlink(path);
+	cr_assert_eq(atoi(line), 1, "w1 reopened its read endpoint once (%s)", line);
+}
+
 Test(cluster, a_result_moves_between_workers_on_shm, .timeout = 60)
 {
 	moves("shm");

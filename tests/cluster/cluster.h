@@ -36,6 +36,8 @@ struct cluster {
 	int n;
 	char url[128];
 	char dir[PATH_MAX];		/* build/ */
+	int test_worker;		/* 1 + the worker started from build/test/tools
+					 * (the library's test hooks), or 0 */
 };
 
 /* A line from @fd within @ms. */
@@ -84,7 +86,8 @@ static inline void c_worker(struct cluster *c, int i)
 			 "--memory-limit", "256M", "--load", lib, NULL };
 	int fd;
 
-	snprintf(prog, sizeof(prog), "%s/tools/weft-worker", c->dir);
+	snprintf(prog, sizeof(prog), "%s/%stools/weft-worker", c->dir,
+		 c->test_worker == i + 1 ? "test/" : "");
 	snprintf(lib, sizeof(lib), "%s/tests/cluster/libtasks.so", c->dir);
 	snprintf(name, sizeof(name), "w%d", i);
 	c->w[i] = c_spawn(argv, &fd);
@@ -93,8 +96,12 @@ static inline void c_worker(struct cluster *c, int i)
 	close(fd);
 }
 
-/* A scheduler on @provider (tcp or shm) and @n workers w0.., one thread each. */
-static inline void cluster_start(struct cluster *c, int n, const char *provider)
+/*
+ * A scheduler on @provider (tcp or shm) and @n workers w0.., one thread each;
+ * worker @test_worker - 1 (if not 0) from the build with the test hooks.
+ */
+static inline void cluster_start_hooked(struct cluster *c, int n, const char *provider,
+					int test_worker)
 {
 	char prog[PATH_MAX + 32], listen[64];
 	char *argv[] = { prog, "--listen", listen, NULL };
@@ -102,6 +109,7 @@ static inline void cluster_start(struct cluster *c, int n, const char *provider)
 	int fd;
 
 	memset(c, 0, sizeof(*c));
+	c->test_worker = test_worker;
 	setenv("WEFT_TOKEN", TOKEN, 1);
 	unsetenv("WEFT_SCHEDULER");
 	len = readlink("/proc/self/exe", c->dir, sizeof(c->dir) - 1);
@@ -118,6 +126,11 @@ static inline void cluster_start(struct cluster *c, int n, const char *provider)
 	c->n = n;
 	for (int i = 0; i < n; i++)
 		c_worker(c, i);
+}
+
+static inline void cluster_start(struct cluster *c, int n, const char *provider)
+{
+	cluster_start_hooked(c, n, provider, 0);
 }
 
 static inline void c_stop(pid_t pid)
