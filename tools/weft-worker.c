@@ -47,7 +47,8 @@ static const char usage[] =
 	"\n"
 	"WEFT_LOG=error|warn|info|debug sets what is logged on standard error;\n"
 	"WEFT_INLINE_MAX (bytes, default 8192) the results sent inside messages.\n"
-	"Once it has joined, it prints \"joined NAME ADDRESS\" on standard output.\n"
+	"Once it has joined, it prints \"joined NAME ADDRESS\" on standard output\n"
+	"(ADDRESS: where the worker itself listens).\n"
 	"\n"
 	"Exit status: 0 when the scheduler stops or after SIGINT/SIGTERM, 1 when it cannot\n"
 	"join (nothing at the address, a token refused, a name taken), 2 for bad usage.\n";
@@ -242,7 +243,7 @@ int main(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	/* Said when it has joined, for whoever started it (weft-cluster waits for it). */
-	printf("joined %s %s\n", wo.name, wo.scheduler);
+	printf("joined %s %s\n", wo.name, weft__worker_url(w));
 	fflush(stdout);
 	if (!pthread_create(&sig_thread, NULL, signal_main, w))
 		pthread_detach(sig_thread);	/* it ends with the process */

@@ -248,6 +248,11 @@ int weft__worker_start(const struct weft__worker_opts *o, struct weft__wrt **out
 	return 0;
 }
 
+const char *weft__worker_url(const struct weft__wrt *w)
+{
+	return weft__fab_url(w->f);
+}
+
 int weft__worker_wait(struct weft__wrt *w)
 {
 	int why;

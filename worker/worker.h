@@ -35,6 +35,8 @@ int weft__worker_start(const struct weft__worker_opts *o, struct weft__wrt **out
  * refused, -ECONNREFUSED if it could not be reached, or why it went.
  */
 int weft__worker_wait(struct weft__wrt *w);
+/* Where the worker itself is reached (its control endpoint's URL). */
+const char *weft__worker_url(const struct weft__wrt *w);
 /* Ask weft__worker_wait to return (any thread). */
 void weft__worker_stop(struct weft__wrt *w);
 /* Close the engine and the endpoints. */

@@ -219,30 +219,61 @@ Test(cluster, a_wrong_token_is_refused, .timeout = 60)
 	cluster_stop(&cl);
 }
 
-Test(cluster, garbage_at_the_schedulers_port_is_refused, .timeout = 60)
+/* Junk written three times to the tcp port of @url (tcp://HOST:PORT). */
+static void garbage_at(const char *url)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
-	const char *port = strrchr(cl.url, ':');
-	struct weft_client *c;
+	const char *port = strrchr(url, ':');
 	char junk[4096];
 	int fd;
 
-	cluster_start(&cl, 1, "tcp");
-	port = strrchr(cl.url, ':');
+	cr_assert_not_null(port, "%s", url);
 	sa.sin_port = htons((uint16_t)atoi(port + 1));
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
 	memset(junk, 0x5a, sizeof(junk));
 	for (int i = 0; i < 3; i++) {
 		fd = socket(AF_INET, SOCK_STREAM, 0);
-		cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "%s", url);
 		/* It may close on us: that is fine, as long as it lives. */
 		cr_assert_neq(write(fd, junk, sizeof(junk)), 0);
 		close(fd);
 	}
+}
+
+Test(cluster, garbage_at_the_schedulers_port_is_refused, .timeout = 60)
+{
+	struct weft_client *c;
+
+	cluster_start(&cl, 1, "tcp");
+	garbage_at(cl.url);
 	c = cluster_client(&cl);
 	add_chain(c);
 	cr_assert_eq(weft_client_close(c), 0);
 	cr_assert_eq(kill(cl.sched, 0), 0, "the scheduler lives");
+	cluster_stop(&cl);
+}
+
+/* And at a worker's: it serves on, and reads from the other still work. */
+Test(cluster, garbage_at_a_workers_port_is_refused, .timeout = 60)
+{
+	struct weft_task_opts on0 = { .size = sizeof(on0), .worker = "w0" };
+	struct weft_task_opts on1 = { .size = sizeof(on1), .worker = "w1" };
+	uint64_t n = 1u << 20, ms = 0;
+	struct weft_future *big, *ok, *p1;
+	struct weft_client *c;
+
+	cluster_start(&cl, 2, "tcp");
+	garbage_at(cl.wurl[1]);
+	c = cluster_client(&cl);
+	cr_assert_eq(weft_submit_named(c, "make", NULL, 0, &n, 8, &on0, &big), 0);
+	cr_assert_eq(weft_submit_named(c, "check", &big, 1, NULL, 0, &on1, &ok), 0);
+	cr_assert_eq(u64_of(ok), n, "w1 read w0's result");
+	cr_assert_eq(weft_submit_named(c, "nap", NULL, 0, &ms, 8, &on1, &p1), 0);
+	cr_assert_eq(u64_of(p1), (uint64_t)cl.w[1], "the same w1 serves");
+	weft_release(big);
+	weft_release(ok);
+	weft_release(p1);
+	cr_assert_eq(weft_client_close(c), 0);
 	cluster_stop(&cl);
 }
 

@@ -36,6 +36,7 @@ struct cluster {
 	int n;
 	char url[128];
 	char dir[PATH_MAX];		/* build/ */
+	char wurl[MAX_W][128];		/* where each worker listens */
 	int test_worker;		/* 1 + the worker started from build/test/tools
 					 * (the library's test hooks), or 0 */
 };
@@ -93,6 +94,7 @@ static inline void c_worker(struct cluster *c, int i)
 	c->w[i] = c_spawn(argv, &fd);
 	cr_assert_eq(c_line(fd, line, sizeof(line), 20000), 0, "worker %s joins", name);
 	cr_assert_eq(strncmp(line, "joined", 6), 0, "%s", line);
+	cr_assert_eq(sscanf(line, "joined %*s %127s", c->wurl[i]), 1, "%s", line);
 	close(fd);
 }
 
