@@ -17,6 +17,8 @@
 
 /* ---- tasks ---- */
 
+static void rtask_drop(struct rtask *t);
+
 static struct rtask *rtask_new(struct rclient *rc, uint32_t noutputs)
 {
 	struct rtask *t = calloc(1, sizeof(*t));
@@ -44,6 +46,10 @@ static struct rtask *rtask_new(struct rclient *rc, uint32_t noutputs)
 	for (uint32_t i = 0; i < noutputs; i++) {
 		t->outs[i].t = t;
 		t->outs[i].i = i;
+		if (weft__rc_handle_add(&t->outs[i], &t->outs[i].gen)) {
+			rtask_drop(t);
+			return NULL;
+		}
 	}
 	return t;
 }
@@ -74,12 +80,25 @@ static struct rout *live_out(struct weft_future *h, struct rclient *rc, const ch
 
 	if (!weft__is_remote(h))
 		return NULL;
+	if (!weft__rc_handle_live(h)) {
+		weft__handle_stale(call, "future");
+		return NULL;
+	}
 	o = out_of(h);
 	if (o->released || (rc && o->t->rc != rc)) {
 		weft__handle_stale(call, "future");
 		return NULL;
 	}
 	return o;
+}
+
+/* Whether @h is a client open now; a stale or closed one is logged as @call's. */
+static bool live_client(struct weft_client *h, const char *call)
+{
+	if (weft__rc_handle_live(h) && !rc_of(h)->closed)
+		return true;
+	weft__handle_stale(call, "client");
+	return false;
 }
 
 static const char *name_of(weft_fn *fn, char *buf, size_t len)
@@ -131,6 +150,8 @@ int weft__remote_submit(struct weft_client *h, weft_fn *fn, const char *name,
 	long size;
 	int ret;
 
+	if (!live_client(h, "weft_submit"))
+		return -EBADF;
 	if ((!fn && !name) || !out || (arglen && !arg) || (ndeps && !deps))
 		return -EINVAL;
 	if (opts) {
@@ -154,13 +175,17 @@ int weft__remote_submit(struct weft_client *h, weft_fn *fn, const char *name,
 		struct rout *in;
 
 		/* Another client's future, or an engine's, is not one of ours. */
-		if (!deps[i] || !weft__is_remote(deps[i]) || out_of(deps[i])->t->rc != rc) {
+		if (!deps[i] || !weft__is_remote(deps[i])) {
 			ret = -EINVAL;
 			goto out;
 		}
-		in = live_out(deps[i], rc, "weft_submit");
+		in = live_out(deps[i], NULL, "weft_submit");
 		if (!in) {
 			ret = -EBADF;
+			goto out;
+		}
+		if (in->t->rc != rc) {
+			ret = -EINVAL;
 			goto out;
 		}
 		d[i] = (struct weft__pdep){ in->t->key, in->i };
@@ -210,6 +235,8 @@ int weft__remote_scatter(struct weft_client *h, const void *data, size_t len,
 	struct rtask *t;
 	int ret = 0;
 
+	if (!live_client(h, "weft_scatter"))
+		return -EBADF;
 	if (!out || (len && !data))
 		return -EINVAL;
 	if (rc->over)
@@ -248,6 +275,8 @@ int weft__remote_stats(struct weft_client *h, struct weft_stats *st)
 	size_t size;
 	int ret;
 
+	if (!live_client(h, "weft_stats"))
+		return -EBADF;
 	if (!st || st->size < sizeof(size_t))
 		return -EINVAL;
 	pthread_mutex_lock(&rc->lock);
@@ -407,7 +436,7 @@ const char *weft__remote_error(struct weft_future *h)
 	const char *msg = NULL;
 
 	if (!o)
-		return NULL;
+		return WEFT_STALE_FUTURE_MSG;
 	pthread_mutex_lock(&o->t->rc->lock);
 	if (o->t->end == ENDED_FAILED || o->t->end == ENDED_CANCELLED)
 		msg = o->t->msg ? o->t->msg : weft_strerror(status(o->t));

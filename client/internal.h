@@ -27,6 +27,7 @@ struct rtask;
 struct rout {
 	struct rtask *t;
 	uint32_t i;
+	uint16_t gen;			/* of its handle: see weft__rc_handle_add() */
 	bool released, asked, have;
 	bool reading;			/* an RMA read into data is in flight */
 	int err;			/* its bytes could not be had */
@@ -65,6 +66,7 @@ struct rclient {
 	struct weft__pstat stats[WEFT_STAT_FIELDS];
 	uint32_t live;			/* tasks not released: the client is a husk
 					 * after close until they are */
+	uint16_t gen;			/* of its handle */
 };
 
 /* An op encoded by a caller, for the fabric thread to send. */
@@ -76,20 +78,40 @@ struct post {
 	uint8_t op[];
 };
 
+/*
+ * A remote handle: the address, its low bit set (remote), and a generation in its
+ * top 16 bits (user addresses use 47). The generation is checked against a table
+ * of live objects before the address is read, so a handle used after its release
+ * or close is caught, as an engine's are, even once its memory serves another.
+ */
+#define HANDLE_GEN_SHIFT 48
+#define HANDLE_ADDR(h) ((uintptr_t)(h) & (((uintptr_t)1 << HANDLE_GEN_SHIFT) - 2))
+
 static inline struct rclient *rc_of(struct weft_client *h)
 {
-	return (struct rclient *)((uintptr_t)h & ~(uintptr_t)1);
+	return (struct rclient *)HANDLE_ADDR(h);
 }
 
 static inline struct rout *out_of(struct weft_future *h)
 {
-	return (struct rout *)((uintptr_t)h & ~(uintptr_t)1);
+	return (struct rout *)HANDLE_ADDR(h);
 }
 
 static inline struct weft_future *handle_of(struct rout *o)
 {
-	return (struct weft_future *)((uintptr_t)o | 1);
+	return (struct weft_future *)((uintptr_t)o | 1 | (uintptr_t)o->gen << HANDLE_GEN_SHIFT);
 }
+
+static inline struct weft_client *client_handle(struct rclient *rc)
+{
+	return (struct weft_client *)((uintptr_t)rc | 1 | (uintptr_t)rc->gen << HANDLE_GEN_SHIFT);
+}
+
+/* Enter @p among the live objects; its handles carry the generation returned. */
+int weft__rc_handle_add(const void *p, uint16_t *gen);
+void weft__rc_handle_del(const void *p);
+/* Whether handle @h names a live object (same address, same generation). */
+bool weft__rc_handle_live(const void *h);
 
 void weft__rc_rtask_free(struct rtask *t);
 void weft__rc_rclient_free(struct rclient *rc);

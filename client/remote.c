@@ -21,10 +21,47 @@
 
 #include "internal.h"
 
+/* ---- handles ---- */
+
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct weft__map handles;	/* address -> its generation | HANDLE_LIVE */
+static uint16_t handles_gen;
+#define HANDLE_LIVE 0x10000u		/* so that no entry is NULL */
+
+int weft__rc_handle_add(const void *p, uint16_t *gen)
+{
+	int ret;
+
+	pthread_mutex_lock(&handles_lock);
+	*gen = ++handles_gen;
+	ret = weft__map_put(&handles, (uintptr_t)p, (void *)(uintptr_t)(*gen | HANDLE_LIVE));
+	pthread_mutex_unlock(&handles_lock);
+	return ret;
+}
+
+void weft__rc_handle_del(const void *p)
+{
+	pthread_mutex_lock(&handles_lock);
+	weft__map_del(&handles, (uintptr_t)p);
+	pthread_mutex_unlock(&handles_lock);
+}
+
+bool weft__rc_handle_live(const void *h)
+{
+	uintptr_t v;
+
+	pthread_mutex_lock(&handles_lock);
+	v = (uintptr_t)weft__map_get(&handles, HANDLE_ADDR(h));
+	pthread_mutex_unlock(&handles_lock);
+	return v && (uint16_t)v == (uint16_t)((uintptr_t)h >> HANDLE_GEN_SHIFT);
+}
+
 void weft__rc_rtask_free(struct rtask *t)
 {
-	for (uint32_t i = 0; i < t->noutputs; i++)
+	for (uint32_t i = 0; i < t->noutputs; i++) {
+		weft__rc_handle_del(&t->outs[i]);
 		free(t->outs[i].data);
+	}
 	if (t->outs != &t->out1)
 		free(t->outs);
 	free(t->msg);
@@ -33,6 +70,7 @@ void weft__rc_rtask_free(struct rtask *t)
 
 void weft__rc_rclient_free(struct rclient *rc)
 {
+	weft__rc_handle_del(rc);
 	weft__map_free(&rc->tasks);
 	pthread_mutex_destroy(&rc->lock);
 	pthread_cond_destroy(&rc->cond);
@@ -370,6 +408,10 @@ int weft__remote_open(const char *address, const struct weft_options *o,
 	rc = calloc(1, sizeof(*rc));
 	if (!rc)
 		return -ENOMEM;
+	if (weft__rc_handle_add(rc, &rc->gen)) {
+		free(rc);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&rc->lock, NULL);
 	pthread_cond_init(&rc->cond, NULL);
 	fc.key = &key;
@@ -396,7 +438,7 @@ int weft__remote_open(const char *address, const struct weft_options *o,
 		weft__rc_rclient_free(rc);
 		return ret;
 	}
-	*out = (struct weft_client *)((uintptr_t)rc | 1);
+	*out = client_handle(rc);
 	return 0;
 }
 
@@ -408,6 +450,10 @@ int weft__remote_close(struct weft_client *h)
 	void *v;
 	bool husk;
 
+	if (!weft__rc_handle_live(h)) {
+		weft__handle_stale("weft_client_close", "client");
+		return -EBADF;
+	}
 	pthread_mutex_lock(&rc->lock);
 	if (rc->closed) {
 		pthread_mutex_unlock(&rc->lock);

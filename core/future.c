@@ -237,7 +237,7 @@ const char *weft_future_error(struct weft_future *h)
 		return NULL;
 	f = weft__future_of(h, "weft_future_error");
 	if (!f)
-		return "this future was released already: it names no task";
+		return WEFT_STALE_FUTURE_MSG;
 	t = weft__future_task(f);
 	s = wt_state(t, memory_order_acquire);
 	if (!wt_final(s))

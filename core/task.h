@@ -216,6 +216,8 @@ static inline bool weft__handle_take(const void *h, _Atomic uint32_t *gen)
  * and, in debug builds (WEFT_DEBUG, or weft__stale_aborts set), abort.
  */
 void weft__handle_stale(const char *call, const char *what) __cold;
+/* What weft_future_error() says of a future released already (engine or remote). */
+#define WEFT_STALE_FUTURE_MSG "this future was released already: it names no task"
 extern bool weft__stale_aborts;
 
 /* The task behind future @f (an address: a handle goes through weft__handle_addr). */
