@@ -82,9 +82,10 @@ static void introduce(struct weft__server *srv, struct proc *p)
 	}
 }
 
-/* Drop the worker named @name, taken for dead: one of that name replaces it. */
-static void replace(struct weft__server *srv, const char *name)
+/* Drop the worker named as @by, taken for dead: @by replaces it. */
+static void replace(struct weft__server *srv, const struct proc *by)
 {
+	const char *name = by->name;
 	size_t i = 0;
 	uint64_t id;
 	void *v;
@@ -92,7 +93,7 @@ static void replace(struct weft__server *srv, const char *name)
 	while (weft__map_next(&srv->procs, &i, &id, &v)) {
 		struct proc *q = v;
 
-		if (q->role == WEFT_ROLE_WORKER && !strcmp(q->name, name)) {
+		if (q != by && q->role == WEFT_ROLE_WORKER && !strcmp(q->name, name)) {
 			weft__log(WEFT_LOG_WARN, "scheduler", "worker '%s' joined again: the old "
 				  "one is taken for dead", name);
 			weft__fab_drop(srv->f, q->peer, -EEXIST);
@@ -114,6 +115,14 @@ static int on_ready(void *arg, struct weft__peer *peer, const struct weft__op_he
 	p->peer = peer;
 	p->seen = weft__mono_ns();
 	weft__pbytes_str(p->name, sizeof(p->name), h->name);
+	/*
+	 * Known here before the scheduler hears of it: joining places the tasks that
+	 * waited for a worker of its name, and what is sent to it must find it.
+	 */
+	if (weft__map_put(&srv->procs, p->id, p)) {
+		free(p);
+		return -ENOMEM;
+	}
 	if (h->role == WEFT_ROLE_WORKER) {
 		ret = weft__sched_worker_join(srv->s, p->id, p->name, h->nthreads,
 					      h->memory_limit);
@@ -122,7 +131,7 @@ static int on_ready(void *arg, struct weft__peer *peer, const struct weft__op_he
 			 * A worker started again under its name (weft-cluster, a nanny)
 			 * before the old one was seen to die: the new one takes its place.
 			 */
-			replace(srv, p->name);
+			replace(srv, p);
 			ret = weft__sched_worker_join(srv->s, p->id, p->name, h->nthreads,
 						      h->memory_limit);
 		}
@@ -131,9 +140,8 @@ static int on_ready(void *arg, struct weft__peer *peer, const struct weft__op_he
 		ret = weft__sched_client_join(srv->s, p->id);
 	else
 		ret = -EPROTO;
-	if (!ret)
-		ret = weft__map_put(&srv->procs, p->id, p);
 	if (ret) {
+		weft__map_del(&srv->procs, p->id);
 		weft__log(WEFT_LOG_WARN, "scheduler", "refused %s '%s': %s",
 			  h->role == WEFT_ROLE_WORKER ? "worker" : "peer", p->name,
 			  ret == -EEXIST ? "a worker of that name is connected" :

@@ -204,6 +204,26 @@ Test(cluster, multi_output_tasks_and_scattered_data, .timeout = 60)
 	cluster_stop(&cl);
 }
 
+/* A task for a worker that is not there yet runs once it joins (the COMPUTE found it). */
+Test(cluster, a_task_waits_for_its_named_worker_to_join, .timeout = 60)
+{
+	struct weft_task_opts on1 = { .size = sizeof(on1), .worker = "w1" };
+	struct weft_future *f;
+	struct weft_client *c;
+	uint64_t ms = 0;
+
+	cluster_start(&cl, 1, "tcp");
+	c = cluster_client(&cl);
+	cr_assert_eq(weft_submit_named(c, "nap", NULL, 0, &ms, 8, &on1, &f), 0);
+	cr_assert_eq(weft_wait(f, 200ll * 1000 * 1000), -ETIMEDOUT, "no w1 yet");
+	c_worker(&cl, 1);
+	cl.n = 2;
+	cr_assert_eq(u64_of(f), (uint64_t)cl.w[1], "it ran on w1 once w1 joined");
+	weft_release(f);
+	cr_assert_eq(weft_client_close(c), 0);
+	cluster_stop(&cl);
+}
+
 Test(cluster, a_wrong_token_is_refused, .timeout = 60)
 {
 	struct weft_client *c;
