@@ -280,7 +280,14 @@ int weft__fab_open_eps(struct weft__fabric *f, const char *host, const char *por
 		}
 		f->ddom = &f->shmdom;
 	}
-	ret = data_ep(f, host, &f->serve, false);
+	/*
+	 * Only workers serve results, and the scheduler reads none: each data endpoint
+	 * costs an open its bounce buffers are written in (rxm: about 30 ms).
+	 */
+	if (f->cfg.role == WEFT_ROLE_SCHEDULER)
+		return 0;
+	if (f->cfg.role == WEFT_ROLE_WORKER)
+		ret = data_ep(f, host, &f->serve, false);
 	if (!ret)
 		ret = data_ep(f, host, &f->rd, true);
 	if (ret)

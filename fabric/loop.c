@@ -127,8 +127,10 @@ static int run_calls(struct weft__fabric *f)
 
 int weft__fab_progress(struct weft__fabric *f)
 {
-	int work = read_cq(f, f->cdom.cq) + read_cq(f, f->rd.cq);
+	int work = read_cq(f, f->cdom.cq);
 
+	if (f->rd.cq)
+		work += read_cq(f, f->rd.cq);
 	if (f->ddom != &f->cdom)
 		work += read_cq(f, f->ddom->cq);
 	work += run_calls(f);
@@ -151,7 +153,7 @@ static bool must_poll(const struct weft__fabric *f)
 static void sleep_until(struct weft__fabric *f, int64_t deadline)
 {
 	struct epoll_event ev[4];
-	struct fid *fids[2] = { &f->cdom.cq->fid, &f->rd.cq->fid };
+	struct fid *fids[2] = { &f->cdom.cq->fid, f->rd.cq ? &f->rd.cq->fid : NULL };
 	int64_t left = deadline - weft__mono_ns();
 	int ms = left <= 0 ? 0 : (int)((left + 999999) / 1000000);
 

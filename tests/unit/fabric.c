@@ -146,18 +146,24 @@ static void connect_to(struct weft__fabric *from, struct weft__fabric *to)
 	cr_assert_eq(cc.ret, 0);
 }
 
-static void pair(const char *scheme)
+/* a, as @a_role, and b, a worker, connected; only a worker serves reads. */
+static void pair_as(const char *scheme, uint8_t a_role)
 {
 	char url[64];
 
 	side_init(&a);
 	side_init(&b);
 	snprintf(url, sizeof(url), "%s://127.0.0.1:0", scheme);
-	start(&a, url, TOKEN, WEFT_ROLE_SCHEDULER, "sched");
+	start(&a, url, TOKEN, a_role, a_role == WEFT_ROLE_WORKER ? "w1" : "sched");
 	start(&b, url, TOKEN, WEFT_ROLE_WORKER, "w0");
 	connect_to(b.f, a.f);
 	WAIT_FOR(&a, a.peer != NULL);
 	WAIT_FOR(&b, b.peer != NULL);
+}
+
+static void pair(const char *scheme)
+{
+	pair_as(scheme, WEFT_ROLE_SCHEDULER);
 }
 
 static void unpair(void)
@@ -344,7 +350,7 @@ static void rma(const char *scheme)
 	cr_assert(src && dst);
 	for (size_t i = 0; i < len; i++)
 		src[i] = (uint8_t)(i * 2654435761u >> 24);
-	pair(scheme);
+	pair_as(scheme, WEFT_ROLE_WORKER);
 	call_wait(a.f, &rc, do_reg);
 	cr_assert_eq(rc.ret, 0);
 	memset(dst, 0, len);
