@@ -591,6 +591,9 @@ static void done(struct weft__sched *s, struct worker *w, const struct weft__op_
 	task_done(s, t, sizes);
 	if (sizes != stack_sizes)
 		free(sizes);
+	/* Idle now: it steals at once rather than at its next heartbeat. */
+	if (!w->processing)
+		steal_for(s, w);
 }
 
 static void stolen(struct weft__sched *s, struct worker *w, const struct weft__op_stolen *op)

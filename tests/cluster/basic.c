@@ -376,11 +376,15 @@ Test(cluster, results_inline_up_to_the_largest_limit, .timeout = 60)
 Test(cluster, a_burst_on_one_worker_is_shared_with_a_newcomer_and_none_runs_twice,
      .timeout = 120)
 {
-	enum { N = 16 };
+	/*
+	 * 32 naps of 400 ms: 12.8 s of w0's work, long enough for w1 to join and steal
+	 * even sanitized and beside another test (16 was seen to end first under TSan).
+	 */
+	enum { N = 32 };
 	struct weft_stats st = { .size = sizeof(st) };
 	struct weft_future *f[N];
 	struct weft_client *c;
-	uint64_t ms = 400;		/* long enough for w1 to join and steal, sanitized too */
+	uint64_t ms = 400;
 	int on_w1 = 0;
 
 	cluster_start(&cl, 1, "tcp");

@@ -465,6 +465,21 @@ Test(sched, stealing_moves_tasks_not_started_and_none_runs_twice)
 			cr_assert_gt(sent[i].key - first + 1, 20, "a restricted task moved");
 }
 
+/* A worker that ends its last task steals then, not at its next heartbeat. */
+Test(sched, a_worker_that_goes_idle_steals_at_once)
+{
+	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 1, 1 << 30), 0);
+	for (uint64_t k = 1; k <= 10; k++)
+		submit(k, NULL, 0, NULL);
+	cr_assert_eq(count(WEFT_OP_COMPUTE, W1), 10);
+	cr_assert_eq(weft__sched_worker_join(s, W2, "w2", 1, 1 << 30), 0);
+	submit(11, NULL, 0, "w2");
+	cr_assert_eq(count(WEFT_OP_COMPUTE, W2), 1);
+	cr_assert_eq(count(WEFT_OP_STEAL, W1), 0);
+	done(W2, last(WEFT_OP_COMPUTE, 0)->key, 8);
+	cr_assert_gt(count(WEFT_OP_STEAL, W1), 0, "w2 asks w1 for work when it ends its task");
+}
+
 Test(sched, a_client_that_goes_frees_what_it_held)
 {
 	uint64_t a;
