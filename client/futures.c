@@ -168,7 +168,7 @@ int weft__remote_submit(struct weft_client *h, weft_fn *fn, const char *name,
 		return -EINVAL;
 	}
 	if (rc->over)
-		return rc->closed ? -ESHUTDOWN : -ENOTCONN;
+		return -ENOTCONN;	/* the scheduler is gone (a closed client: above) */
 	if (ndeps > 16 && !(d = malloc(ndeps * sizeof(*d))))
 		return -ENOMEM;
 	for (size_t i = 0; i < ndeps; i++) {
@@ -240,7 +240,7 @@ int weft__remote_scatter(struct weft_client *h, const void *data, size_t len,
 	if (!out || (len && !data))
 		return -EINVAL;
 	if (rc->over)
-		return rc->closed ? -ESHUTDOWN : -ENOTCONN;
+		return -ENOTCONN;	/* the scheduler is gone (a closed client: above) */
 	t = rtask_new(rc, 1);
 	if (!t)
 		return -ENOMEM;
@@ -395,17 +395,11 @@ int weft__remote_result(struct weft_future *h, struct weft_buf *out)
 	rc = o->t->rc;
 	pthread_mutex_lock(&rc->lock);
 	ret = wait_end(rc, o->t, 0);
-	if (ret || o->have) {
-		if (!ret) {	/* a view is written on success only, as in an engine */
-			out->data = o->len ? o->data : NULL;
-			out->len = o->len;
-		}
-		pthread_mutex_unlock(&rc->lock);
-		return ret;
-	}
+	if (ret || o->have)
+		goto view;
 	if (rc->closed) {
-		pthread_mutex_unlock(&rc->lock);
-		return -ESHUTDOWN;
+		ret = -ESHUTDOWN;
+		goto view;
 	}
 	if (!o->asked) {
 		o->asked = true;
@@ -415,14 +409,14 @@ int weft__remote_result(struct weft_future *h, struct weft_buf *out)
 		pthread_mutex_lock(&rc->lock);
 		if (ret) {
 			o->asked = false;
-			pthread_mutex_unlock(&rc->lock);
-			return ret;
+			goto view;
 		}
 	}
 	while (!o->have && !o->err && !rc->over)
 		pthread_cond_wait(&rc->cond, &rc->lock);
 	ret = o->have ? 0 : o->err ? o->err : rc->why;
-	if (!ret) {
+view:
+	if (!ret) {	/* a view is written on success only, as in an engine */
 		out->data = o->len ? o->data : NULL;
 		out->len = o->len;
 	}

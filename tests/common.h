@@ -17,6 +17,8 @@
 
 #include <weft.h>
 
+#include "tmp.h"
+
 /*
  * A task function, registered under its own name: the same source built as a
  * library (lib<test>.so) is loaded by the workers when the suite runs against a
@@ -31,20 +33,6 @@
 						const struct weft_buf *in,	\
 						size_t nin, const void *arg,	\
 						size_t arglen)
-
-/*
- * A mkdtemp()/mkstemp() template in @buf: $TMPDIR/@name-XXXXXX. tests/run.sh points
- * TMPDIR at a directory of its own and removes it when the run ends, so that a test
- * that fails or times out midway leaves nothing behind.
- */
-static inline char *t_template(char *buf, size_t size, const char *name)
-{
-	const char *tmp = getenv("TMPDIR");
-
-	cr_assert(snprintf(buf, size, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", name) <
-		  (int)size, "temporary path too long");
-	return buf;
-}
 
 /* Run against a cluster (weft-cluster sets it): weft_client_open(NULL) connects. */
 static inline int on_cluster(void)

@@ -104,8 +104,7 @@ Test(cluster, a_bad_read_reopens_the_read_endpoint_and_the_worker_lives, .timeou
 	pid_t w1;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/reopens-XXXXXX", getenv("TMPDIR") ?: "/tmp");
-	close(mkstemp(path));
+	close(mkstemp(t_template(path, sizeof(path), "reopens")));
 	setenv("WEFT_TEST_POISON_READ", "1", 1);
 	setenv("WEFT_TEST_REOPENS_FILE", path, 1);
 	cluster_start_hooked(&cl, 2, "tcp", 2);		/* w1 reads w0's result */

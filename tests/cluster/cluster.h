@@ -28,6 +28,8 @@
 
 #include "../../util/shm.h"
 
+#include "../tmp.h"
+
 #define TOKEN "a-token-for-the-cluster-tests"
 #define MAX_W 4
 
@@ -40,6 +42,18 @@ struct cluster {
 	int test_worker;		/* 1 + the worker started from build/test/tools
 					 * (the library's test hooks), or 0 */
 };
+
+/* The build directory this test program was built in (build/, build/asan/...). */
+static inline void c_build_dir(char *dir, size_t size)
+{
+	ssize_t len = readlink("/proc/self/exe", dir, size - 1);
+
+	cr_assert_gt(len, 0);
+	dir[len] = '\0';
+	*strrchr(dir, '/') = '\0';	/* build/tests/cluster */
+	*strrchr(dir, '/') = '\0';
+	*strrchr(dir, '/') = '\0';	/* build */
+}
 
 /* A line from @fd within @ms. */
 static inline int c_line(int fd, char *buf, size_t len, int ms)
@@ -107,19 +121,13 @@ static inline void cluster_start_hooked(struct cluster *c, int n, const char *pr
 {
 	char prog[PATH_MAX + 32], listen[64];
 	char *argv[] = { prog, "--listen", listen, NULL };
-	ssize_t len;
 	int fd;
 
 	memset(c, 0, sizeof(*c));
 	c->test_worker = test_worker;
 	setenv("WEFT_TOKEN", TOKEN, 1);
 	unsetenv("WEFT_SCHEDULER");
-	len = readlink("/proc/self/exe", c->dir, sizeof(c->dir) - 1);
-	cr_assert_gt(len, 0);
-	c->dir[len] = '\0';
-	*strrchr(c->dir, '/') = '\0';	/* build/tests/cluster */
-	*strrchr(c->dir, '/') = '\0';
-	*strrchr(c->dir, '/') = '\0';	/* build */
+	c_build_dir(c->dir, sizeof(c->dir));
 	snprintf(prog, sizeof(prog), "%s/tools/weft-scheduler", c->dir);
 	snprintf(listen, sizeof(listen), "%s://127.0.0.1:0", provider);
 	c->sched = c_spawn(argv, &fd);

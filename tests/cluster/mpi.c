@@ -18,25 +18,19 @@ Test(mpi, mpirun_starts_a_scheduler_and_workers_by_rank, .timeout = 120)
 {
 	char tmpl[PATH_MAX], file[PATH_MAX + 16], worker[PATH_MAX + 32], lib[PATH_MAX + 32];
 	char url[256] = "";
-	struct cluster paths;
+	char dir[PATH_MAX];
 	struct weft_client *c;
 	struct weft_future *f[2];
 	struct weft_task_opts on = { .size = sizeof(on) };
 	uint64_t ms = 0;
 	pid_t mpi;
-	ssize_t len;
 
 	if (!have_mpirun())
 		cr_skip_test("mpirun is not installed (openmpi-bin)");
-	len = readlink("/proc/self/exe", paths.dir, sizeof(paths.dir) - 1);
-	cr_assert_gt(len, 0);
-	paths.dir[len] = '\0';
-	for (int i = 0; i < 3; i++)
-		*strrchr(paths.dir, '/') = '\0';
-	snprintf(worker, sizeof(worker), "%s/tools/weft-worker", paths.dir);
-	snprintf(lib, sizeof(lib), "%s/tests/cluster/libtasks.so", paths.dir);
-	snprintf(tmpl, sizeof(tmpl), "%s/weft-mpi-XXXXXX", getenv("TMPDIR") ?: "/tmp");
-	cr_assert_not_null(mkdtemp(tmpl));
+	c_build_dir(dir, sizeof(dir));
+	snprintf(worker, sizeof(worker), "%s/tools/weft-worker", dir);
+	snprintf(lib, sizeof(lib), "%s/tests/cluster/libtasks.so", dir);
+	cr_assert_not_null(mkdtemp(t_template(tmpl, sizeof(tmpl), "weft-mpi")));
 	snprintf(file, sizeof(file), "%s/sched", tmpl);
 	setenv("WEFT_TOKEN", TOKEN, 1);
 	/* As root, Open MPI wants to be told that it is fine. */
