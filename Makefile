@@ -253,7 +253,7 @@ fuzz: deps
 
 fuzz-seeds:
 	@mkdir -p $(B)/fuzz
-	$(Q)$(CC) -Iproto -Iutil tests/fuzz/seeds.c proto/wire.c proto/ops.c -o $(B)/fuzz/seeds
+	$(Q)$(CC) -Iproto -Iutil tests/fuzz/seeds.c proto/wire.c proto/ops.c proto/parts.c -o $(B)/fuzz/seeds
 	$(Q)rm -rf tests/fuzz/corpus && $(B)/fuzz/seeds tests/fuzz/corpus
 
 demo: deps all

@@ -62,8 +62,9 @@ struct sendbuf {
 	struct fab_ctx ctx;
 	struct sendbuf *next;
 	struct weft__peer *peer;
-	uint32_t len;
-	uint8_t data[WEFT_PROTO_MAX_MSG];
+	uint32_t len;			/* once finished */
+	struct weft__msg_out mo;	/* while ops are added */
+	uint8_t data[WEFT_FAB_MSG_MAX];
 };
 
 struct recvbuf {
@@ -124,7 +125,11 @@ struct weft__peer {
 	uint64_t conn_in;		/* what it puts in its messages to us: ours */
 	uint64_t conn_out;		/* what we put in ours to it: its HELLO's */
 	struct sendbuf *out;		/* the OPS message being filled */
-	struct weft__msg_out mo;
+	/*
+	 * Full OPS messages made before the handshake ended: their sequence numbers
+	 * and the peer's conn are given when it is ready, then they go first.
+	 */
+	struct sendbuf *held, *held_tail;
 	struct sendbuf *queue, *queue_tail;	/* finished, waiting for the fabric */
 	unsigned inflight;		/* its sends posted and not completed */
 	/*
@@ -133,6 +138,7 @@ struct weft__peer {
 	 */
 	struct early *early;
 	unsigned nearly;
+	struct weft__parts parts;	/* an op of its arriving in PARTs */
 	struct weft__peer *prev, *next;	/* f->peers */
 };
 
@@ -208,6 +214,8 @@ void weft__fab_flush(struct weft__fabric *f, struct weft__peer *p);
 void weft__fab_flush_all(struct weft__fabric *f);
 void weft__fab_push(struct weft__fabric *f, struct weft__peer *p);
 void weft__fab_send_done(struct weft__fabric *f, struct sendbuf *b, int err);
+/* Free a list of send buffers never posted (a peer's queue, held, out). */
+void weft__fab_sendbufs_free(struct weft__fabric *f, struct sendbuf *b);
 /* A one-op handshake message (or a BYE with @op NULL) for @p, sent at once. */
 int weft__fab_send_now(struct weft__fabric *f, struct weft__peer *p, uint8_t type,
 		       uint16_t op_type, const void *op);

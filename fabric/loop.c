@@ -326,7 +326,12 @@ static void free_all(struct weft__fabric *f)
 			bn = b->next;
 			free(b);
 		}
+		for (b = p->held; b; b = bn) {
+			bn = b->next;
+			free(b);
+		}
 		free(p->out);
+		weft__parts_free(&p->parts);
 		free(p->hello);
 		weft__fab_early_free(p);
 		free(p);

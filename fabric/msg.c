@@ -3,7 +3,9 @@
  * msg.c - messages in and out of the control endpoint: receive buffers kept
  * posted, and per peer one OPS message being filled; a full one, or every one when
  * the loop runs out of work, is finished (its sequence number given) and queued,
- * and the queue is posted as the fabric takes it, in order.
+ * and the queue is posted as the fabric takes it, in order. Full messages for a
+ * peer still in its handshake are held until it is ready. An op too large for a
+ * message goes in PARTs over as many as it needs.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -82,15 +84,21 @@ void weft__fab_push(struct weft__fabric *f, struct weft__peer *p)
 	}
 }
 
+/* @b at the end of the list from @head to @tail. */
+static void sendbuf_append(struct sendbuf **head, struct sendbuf **tail, struct sendbuf *b)
+{
+	b->next = NULL;
+	if (*tail)
+		(*tail)->next = b;
+	else
+		*head = b;
+	*tail = b;
+}
+
 void weft__fab_queue(struct weft__fabric *f, struct weft__peer *p, struct sendbuf *b)
 {
 	b->peer = p;
-	b->next = NULL;
-	if (p->queue_tail)
-		p->queue_tail->next = b;
-	else
-		p->queue = b;
-	p->queue_tail = b;
+	sendbuf_append(&p->queue, &p->queue_tail, b);
 	weft__fab_push(f, p);
 }
 
@@ -119,16 +127,40 @@ int weft__fab_send_now(struct weft__fabric *f, struct weft__peer *p, uint8_t typ
 	return 0;
 }
 
+/* Give @b its sequence number and @p's conn, and queue it. */
+static void finish(struct weft__fabric *f, struct weft__peer *p, struct sendbuf *b)
+{
+	b->mo.conn = p->conn_out;
+	b->len = weft__msg_end(&b->mo, p->tx_seq++);
+	weft__fab_queue(f, p, b);
+}
+
+/* A full message for @p: off it goes, or it waits for the handshake, in order. */
+static void seal(struct weft__fabric *f, struct weft__peer *p, struct sendbuf *b)
+{
+	if (p->ready) {
+		finish(f, p, b);
+		return;
+	}
+	sendbuf_append(&p->held, &p->held_tail, b);
+}
+
 void weft__fab_flush(struct weft__fabric *f, struct weft__peer *p)
 {
-	struct sendbuf *b = p->out;
+	struct sendbuf *b;
 
-	if (!b || !p->ready || !p->mo.nops)
+	if (!p->ready)
+		return;
+	while ((b = p->held)) {
+		p->held = b->next;
+		finish(f, p, b);
+	}
+	p->held_tail = NULL;
+	b = p->out;
+	if (!b || !b->mo.nops)
 		return;
 	p->out = NULL;
-	p->mo.conn = p->conn_out;
-	b->len = weft__msg_end(&p->mo, p->tx_seq++);
-	weft__fab_queue(f, p, b);
+	finish(f, p, b);
 }
 
 void weft__fab_flush_all(struct weft__fabric *f)
@@ -142,32 +174,109 @@ void weft__fab_flush_all(struct weft__fabric *f)
 	f->dirty = false;
 }
 
-/* Append to @p's message by @add (an op struct, or encoded bytes). */
+void weft__fab_sendbufs_free(struct weft__fabric *f, struct sendbuf *b)
+{
+	struct sendbuf *next;
+
+	for (; b; b = next) {
+		next = b->next;
+		weft__fab_sendbuf_put(f, b);
+	}
+}
+
+static struct sendbuf *ops_msg(struct weft__fabric *f)
+{
+	struct sendbuf *b = weft__fab_sendbuf(f);
+
+	if (b) {
+		weft__msg_begin(&b->mo, b->data, WEFT_MSG_OPS);
+		b->mo.cap = WEFT_FAB_MSG_MAX;
+	}
+	return b;
+}
+
+/* Append to @p's message an op struct (@op) or encoded bytes (@raw). */
 static int append(struct weft__fabric *f, struct weft__peer *p, uint16_t type, const void *op,
 		  const uint8_t *raw, size_t len)
 {
 	int ret;
 
-	if (p->dying)
-		return -ENOTCONN;
 	for (int tries = 0; tries < 2; tries++) {
-		if (!p->out) {
-			p->out = weft__fab_sendbuf(f);
-			if (!p->out)
-				return -ENOMEM;
-			weft__msg_begin(&p->mo, p->out->data, WEFT_MSG_OPS);
-			p->mo.cap = WEFT_FAB_MSG_MAX;
-		}
-		ret = raw ? weft__msg_add_raw(&p->mo, raw, len) : weft__msg_add(&p->mo, type, op);
+		if (!p->out && !(p->out = ops_msg(f)))
+			return -ENOMEM;
+		ret = raw ? weft__msg_add_raw(&p->out->mo, raw, len) :
+			    weft__msg_add(&p->out->mo, type, op);
 		if (ret != -ENOSPC)
 			break;
-		if (!p->ready)
-			return -ENOBUFS;	/* a full message waits for the handshake */
-		weft__fab_flush(f, p);		/* full: off it goes, then a fresh one */
+		seal(f, p, p->out);	/* full: off it goes, then a fresh one */
+		p->out = NULL;
 	}
 	if (!ret)
 		f->dirty = true;
 	return ret;
+}
+
+/* A PART carries at least this much, unless it is an op's last. */
+#define PART_MIN 1024
+
+/*
+ * An op of @len bytes too large for a message goes in PARTs, the first in what room
+ * @p's message has left. The messages are all had before any is written, so that
+ * a failure leaves nothing of the op behind.
+ */
+static int append_parts(struct weft__fabric *f, struct weft__peer *p, const uint8_t *op,
+			uint32_t len)
+{
+	struct sendbuf *first = NULL, *last = NULL, *b, *next;
+	struct weft__msg_out was;
+	uint32_t at = 0;
+
+	if (!p->out && !(p->out = ops_msg(f)))
+		return -ENOMEM;
+	was = p->out->mo;
+	b = p->out;
+	while (at < len) {
+		uint32_t n = weft__part_fits(len, at, b->mo.cap - b->mo.len);
+		struct weft__op_part part = { len, weft__pbytes_of(op + at, n) };
+
+		if ((n < PART_MIN && n < len - at) || b->mo.nops == UINT16_MAX) {
+			if (!(b = ops_msg(f)))
+				goto fail;
+			if (last)
+				last->next = b;
+			else
+				first = b;
+			last = b;
+			continue;
+		}
+		if (weft__msg_add(&b->mo, WEFT_OP_PART, &part))
+			goto fail;
+		at += n;
+	}
+	/* Every message but the last is full. */
+	if (first) {
+		p->out->next = first;
+		for (b = p->out; b != last; b = next) {
+			next = b->next;
+			seal(f, p, b);
+		}
+		p->out = last;
+	}
+	f->dirty = true;
+	return 0;
+fail:
+	p->out->mo = was;
+	weft__fab_sendbufs_free(f, first);
+	return -ENOMEM;
+}
+
+/* Room for one op in a message of ours. */
+#define OP_ROOM (WEFT_FAB_MSG_MAX - WEFT_PROTO_HDR)
+
+/* Whether an op of @type may go in PARTs: any of an OPS message but PART. */
+static bool partable(uint16_t type)
+{
+	return type != WEFT_OP_PART && weft__op_allowed(WEFT_MSG_OPS, type);
 }
 
 void weft__fab_send_done(struct weft__fabric *f, struct sendbuf *b, int err)
@@ -193,11 +302,37 @@ void weft__fab_send_done(struct weft__fabric *f, struct sendbuf *b, int err)
 int weft__fab_send(struct weft__fabric *f, struct weft__peer *p, uint16_t type,
 		   const void *op)
 {
-	return append(f, p, type, op, NULL, 0);
+	long n = weft__op_size(type, op);
+	uint8_t *buf;
+	int ret;
+
+	if (p->dying)
+		return -ENOTCONN;
+	if (n <= OP_ROOM)
+		return n < 0 ? (int)n : append(f, p, type, op, NULL, 0);
+	if (!partable(type))
+		return -EINVAL;
+	if (n > WEFT_PROTO_MAX_OP)
+		return -EMSGSIZE;
+	buf = malloc((size_t)n);
+	if (!buf)
+		return -ENOMEM;
+	weft__op_encode(type, op, buf, (size_t)n);
+	ret = append_parts(f, p, buf, (uint32_t)n);
+	free(buf);
+	return ret;
 }
 
 int weft__fab_send_raw(struct weft__fabric *f, struct weft__peer *p, const uint8_t *op,
 		       size_t len)
 {
-	return append(f, p, 0, NULL, op, len);
+	if (p->dying)
+		return -ENOTCONN;
+	if (len <= OP_ROOM)
+		return append(f, p, 0, NULL, op, len);
+	if (!partable((uint16_t)(op[0] | op[1] << 8)))
+		return -EINVAL;
+	if (len > WEFT_PROTO_MAX_OP)
+		return -EMSGSIZE;
+	return append_parts(f, p, op, (uint32_t)len);
 }

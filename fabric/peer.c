@@ -67,6 +67,7 @@ void weft__fab_peer_free(struct weft__fabric *f, struct weft__peer *p)
 	if (p->next)
 		p->next->prev = p->prev;
 	weft__fab_early_free(p);
+	weft__parts_free(&p->parts);
 	free(p->hello);
 	free(p);
 }
@@ -77,8 +78,6 @@ void weft__fab_peer_free(struct weft__fabric *f, struct weft__peer *p)
  */
 void weft__fab_peer_gone(struct weft__fabric *f, struct weft__peer *p, int why)
 {
-	struct sendbuf *b, *next;
-
 	if (p->dying)
 		return;
 	p->dying = true;
@@ -88,15 +87,10 @@ void weft__fab_peer_gone(struct weft__fabric *f, struct weft__peer *p, int why)
 	fi_av_remove(f->cdom.av, &p->ctrl, 1, 0);
 	if (p->data != FI_ADDR_NOTAVAIL)
 		fi_av_remove(f->ddom->av, &p->data, 1, 0);
-	for (b = p->queue; b; b = next) {
-		next = b->next;
-		weft__fab_sendbuf_put(f, b);
-	}
-	p->queue = p->queue_tail = NULL;
-	if (p->out) {
-		weft__fab_sendbuf_put(f, p->out);
-		p->out = NULL;
-	}
+	weft__fab_sendbufs_free(f, p->queue);
+	weft__fab_sendbufs_free(f, p->held);
+	weft__fab_sendbufs_free(f, p->out);
+	p->queue = p->queue_tail = p->held = p->held_tail = p->out = NULL;
 	if (!p->inflight)
 		weft__fab_peer_free(f, p);
 }
@@ -247,15 +241,47 @@ static int on_auth(struct weft__fabric *f, struct weft__peer *p, const struct we
 	return 0;
 }
 
+/* A PART of an op: the op, once its last byte is here, as if it had come whole. */
+static void on_part(struct weft__fabric *f, struct weft__peer *p, const struct weft__op_part *part)
+{
+	uint8_t op[WEFT_OP_MAX_SIZE] __attribute__((aligned(8)));
+	char name[WEFT_FAB_URL_MAX];
+	uint16_t type;
+	int ret = weft__parts_add(&p->parts, part, &type, op);
+
+	if (!ret)
+		return;
+	if (ret < 0) {
+		weft__log(WEFT_LOG_WARN, "fabric", "%s sent %s: dropped",
+			  weft__peer_name(p, name, sizeof(name)), ret == -ENOMEM ?
+			  "an op this process has no memory for" : "a bad op in parts");
+		weft__fab_peer_gone(f, p, ret == -ENOMEM ? -ENOMEM : -EBADMSG);
+		return;
+	}
+	f->cfg.cbs->op(f->cfg.arg, p, type, op);
+	weft__parts_free(&p->parts);	/* an op's buffer is not kept for the next */
+}
+
 static void on_ops(struct weft__fabric *f, struct weft__peer *p, const struct weft__msg *m)
 {
 	uint8_t op[WEFT_OP_MAX_SIZE] __attribute__((aligned(8)));
+	char name[WEFT_FAB_URL_MAX];
 	struct weft__op_iter it;
 	uint16_t type;
 
 	weft__op_iter_init(&it, m);
-	while (!p->dying && weft__op_next(&it, &type, op) == 1)
-		f->cfg.cbs->op(f->cfg.arg, p, type, op);
+	while (!p->dying && weft__op_next(&it, &type, op) == 1) {
+		if (type == WEFT_OP_PART) {
+			on_part(f, p, (const struct weft__op_part *)op);
+		} else if (p->parts.total) {
+			/* An op's PARTs come one after another, nothing between. */
+			weft__log(WEFT_LOG_WARN, "fabric", "%s sent an op inside another's "
+				  "parts: dropped", weft__peer_name(p, name, sizeof(name)));
+			weft__fab_peer_gone(f, p, -EBADMSG);
+		} else {
+			f->cfg.cbs->op(f->cfg.arg, p, type, op);
+		}
+	}
 }
 
 /* A HELLO from a process this one does not know yet: where it says to answer. */

@@ -1,12 +1,59 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * internal.h - proto/'s own: how an op's fields are described (a schema per op,
- * ops.c) for the one encoder and decoder that serve them all (wire.c).
+ * ops.c) for the one encoder and decoder that serve them all (wire.c), and the
+ * little-endian access wire.c and parts.c share.
  */
 #ifndef WEFT_PROTO_INTERNAL_H
 #define WEFT_PROTO_INTERNAL_H
 
+#include <endian.h>
+#include <string.h>
+
 #include "proto.h"
+
+/* Little-endian integers at any alignment. */
+static inline uint16_t get16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return le16toh(v);
+}
+
+static inline uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static inline uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static inline void put16(uint8_t *p, uint16_t v)
+{
+	v = htole16(v);
+	memcpy(p, &v, 2);
+}
+
+static inline void put32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+static inline void put64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
 
 enum weft__field_kind {
 	PF_U8,

@@ -51,11 +51,11 @@ static const struct weft__field submit_f[] = {
 	TEXT(struct weft__op_submit, fn, 1, WEFT_PROTO_MAX_NAME),
 	TEXT(struct weft__op_submit, label, 0, WEFT_PROTO_MAX_NAME),
 	TEXT(struct weft__op_submit, worker, 0, WEFT_PROTO_MAX_NAME),
-	BYTES(struct weft__op_submit, arg, 0, WEFT_PROTO_MAX_BYTES),
+	BYTES(struct weft__op_submit, arg, 0, WEFT_PROTO_MAX_ARG),
 	U32(struct weft__op_submit, noutputs, 1, WEFT_PROTO_MAX_OUTPUTS),
 	I32(struct weft__op_submit, priority, INT32_MIN, INT32_MAX),
 	U32(struct weft__op_submit, retries, 0, MAX_RETRIES),
-	LIST(struct weft__op_submit, deps, MAX_LIST, dep_s),
+	LIST(struct weft__op_submit, deps, WEFT_PROTO_MAX_DEPS, dep_s),
 };
 
 static const struct weft__field piece_f[] = {
@@ -124,11 +124,11 @@ static const struct weft__field compute_f[] = {
 	U64(struct weft__op_compute, key),
 	TEXT(struct weft__op_compute, fn, 1, WEFT_PROTO_MAX_NAME),
 	TEXT(struct weft__op_compute, label, 0, WEFT_PROTO_MAX_NAME),
-	BYTES(struct weft__op_compute, arg, 0, WEFT_PROTO_MAX_BYTES),
+	BYTES(struct weft__op_compute, arg, 0, WEFT_PROTO_MAX_ARG),
 	U32(struct weft__op_compute, noutputs, 1, WEFT_PROTO_MAX_OUTPUTS),
 	I32(struct weft__op_compute, priority, INT32_MIN, INT32_MAX),
 	U32(struct weft__op_compute, retries, 0, MAX_RETRIES),
-	LIST(struct weft__op_compute, inputs, MAX_LIST, input_s),
+	LIST(struct weft__op_compute, inputs, WEFT_PROTO_MAX_DEPS, input_s),
 	U32_ANY(struct weft__op_compute, client),
 	U64(struct weft__op_compute, ckey),
 };
@@ -216,6 +216,19 @@ static const struct weft__field ping_f[] = {
 	U64(struct weft__op_ping, now),
 };
 
+static const struct weft__field part_f[] = {
+	U32(struct weft__op_part, total, WEFT_PROTO_OP_HDR, WEFT_PROTO_MAX_OP),
+	BYTES(struct weft__op_part, data, 1, WEFT_PROTO_MAX_BYTES),
+};
+
+/* A piece is no larger than its op. */
+static int part_check(const void *op)
+{
+	const struct weft__op_part *p = op;
+
+	return p->data.len > p->total ? -EINVAL : 0;
+}
+
 #define OP(type, n, t, f, chk) [type] = { SCHEMA(n, t, f), chk }
 
 static const struct {
@@ -248,6 +261,7 @@ static const struct {
 	OP(WEFT_OP_RESULT, "RESULT", struct weft__op_piece, piece_f, piece_check),
 	OP(WEFT_OP_PING, "PING", struct weft__op_ping, ping_f, NULL),
 	OP(WEFT_OP_CANCELLED, "CANCELLED", struct weft__op_cancelled, cancelled_f, NULL),
+	OP(WEFT_OP_PART, "PART", struct weft__op_part, part_f, part_check),
 };
 
 const struct weft__schema *weft__op_schema(uint16_t type)

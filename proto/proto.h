@@ -45,6 +45,15 @@
 #define WEFT_PROTO_MAX_ADDR	256		/* bytes of a fabric address */
 /* Bytes that fit in one op of a message that holds nothing else. */
 #define WEFT_PROTO_MAX_BYTES	(WEFT_PROTO_MAX_MSG - WEFT_PROTO_HDR - WEFT_PROTO_OP_HDR)
+/*
+ * A task's argument and dependencies may outgrow a message: such an op travels in
+ * PARTs. An argument is at most weft.h's WEFT_MAX_ARG, a task has at most
+ * WEFT_PROTO_MAX_DEPS inputs, and an op sent in PARTs takes at most
+ * WEFT_PROTO_MAX_OP bytes (header and fields).
+ */
+#define WEFT_PROTO_MAX_ARG	(1u << 30)
+#define WEFT_PROTO_MAX_DEPS	(1u << 24)
+#define WEFT_PROTO_MAX_OP	(1280u << 20)
 
 enum weft__msg_type {
 	WEFT_MSG_HELLO = 1,		/* one OP_HELLO */
@@ -92,6 +101,8 @@ enum weft__op_type {
 	WEFT_OP_RESULT,			/* a piece of a result's bytes, inline */
 	WEFT_OP_PING,			/* I am alive: clients to the scheduler, and back */
 	WEFT_OP_CANCELLED,		/* scheduler -> client: the answer to CANCEL */
+	/* any direction */
+	WEFT_OP_PART,			/* a piece of an op too large for one message */
 	WEFT_OP_TYPES
 };
 
@@ -296,6 +307,18 @@ struct weft__op_ping {
 	uint64_t now;			/* the sender's clock, ns: for nothing but logs */
 };
 
+/*
+ * A piece of an op too large for one message: the op's bytes as weft__op_encode
+ * lays them out (its header, then its fields), in order. The next PART from the
+ * same peer goes on where this one ends; the op takes effect when its last byte
+ * has come, as if it had come whole. Any op of an OPS message may travel so, but
+ * a PART.
+ */
+struct weft__op_part {
+	uint32_t total;			/* bytes of the whole op */
+	struct weft__pbytes data;	/* the next of them */
+};
+
 /* ---- messages ---- */
 
 /* A decoded header. */
@@ -390,6 +413,32 @@ static inline struct weft__pbytes weft__pbytes_of(const void *p, size_t len)
 const char *weft__op_name(uint16_t type);
 /* Whether an op of @type may travel in a message of @msg_type. */
 bool weft__op_allowed(uint8_t msg_type, uint16_t type);
+
+/* ---- ops in PARTs ---- */
+
+/* One peer's op arriving in PARTs: zeroed to begin with, weft__parts_free at the end. */
+struct weft__parts {
+	uint8_t *buf;			/* grows as bytes come, never past the op's total */
+	uint32_t len, cap, total;
+};
+
+/*
+ * Add a decoded PART. Return: 1 when it completes the op, whose type and fields
+ * are decoded into @out (WEFT_OP_MAX_SIZE bytes; its views live until the next
+ * call), 0 while more are to come, -EBADMSG for a PART that does not go on from
+ * the last one (another total, bytes beyond it) or completes an op that is not
+ * one a PART carries or does not decode, -ENOMEM. After an error the assembler is
+ * empty again.
+ */
+int weft__parts_add(struct weft__parts *a, const struct weft__op_part *part, uint16_t *type,
+		    void *out);
+void weft__parts_free(struct weft__parts *a);
+/*
+ * Bytes of data the PART that starts at byte @at of an op of @total bytes carries
+ * when it goes into a message with @room bytes left: its share of the op, or 0
+ * when not even the PART's own fields fit.
+ */
+uint32_t weft__part_fits(uint32_t total, uint32_t at, uint32_t room);
 
 /* The size of the largest op struct: room for any op weft__op_next decodes. */
 #define WEFT_OP_MAX_SIZE 128

@@ -4,7 +4,8 @@
  * FUZZ_OP unset, the message decoder (header, op headers, every op); FUZZ_OP=n,
  * the decoder of op type n alone. Besides never reading out of bounds (ASan) or
  * misbehaving (UBSan), whatever decodes must encode back to the same bytes, and a
- * decoded list must yield exactly its count of items.
+ * decoded list must yield exactly its count of items. The message decoder also
+ * puts together the op its PARTs carry (parts.c), which must encode back too.
  */
 #include <endian.h>
 #include <stdint.h>
@@ -57,15 +58,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 #else
+/* A PART into the assembler: an op it completes encodes back to the bytes it came as. */
+static void part_in(const struct weft__op_part *part, struct weft__parts *a)
+{
+	uint8_t op[WEFT_OP_MAX_SIZE] __attribute__((aligned(8)));
+	static uint8_t again[WEFT_PROTO_MAX_MSG];
+	uint16_t type;
+	long n;
+
+	if (weft__parts_add(a, part, &type, op) != 1)
+		return;
+	walk_lists(type, op);
+	n = weft__op_encode(type, op, again, sizeof(again));
+	if (n != (long)part->total || memcmp(again, a->buf, (size_t)n))
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t op[WEFT_OP_MAX_SIZE] __attribute__((aligned(8)));
 	struct weft__msg_out o;
 	struct weft__op_iter it;
 	struct weft__msg m;
+	struct weft__parts parts = { 0 };
 	uint64_t seq = 0;
 	uint16_t type;
-
 	struct weft__pbytes addr;
 	uint64_t conn;
 
@@ -85,7 +102,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		walk_lists(type, op);
 		if (weft__msg_add(&o, type, op))
 			abort();
+		if (type == WEFT_OP_PART)
+			part_in((const struct weft__op_part *)op, &parts);
 	}
+	weft__parts_free(&parts);
 	/* All but the minor version (ours is written) come back the same. */
 	if (weft__msg_end(&o, m.seq) != size || memcmp(out, data, 5) ||
 	    memcmp(out + 6, data + 6, size - 6))

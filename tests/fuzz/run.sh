@@ -19,6 +19,7 @@ fi
 # The decoders once, then each target's harness against them.
 $CC $FLAGS -fsanitize=fuzzer-no-link -c proto/wire.c -o "$B/wire.o"
 $CC $FLAGS -fsanitize=fuzzer-no-link -c proto/ops.c -o "$B/ops.o"
+$CC $FLAGS -fsanitize=fuzzer-no-link -c proto/parts.c -o "$B/parts.o"
 printf '#include <stdio.h>\n#include "proto.h"\nint main(void) { printf("%%d\\n", WEFT_OP_TYPES - 1); return 0; }\n' \
 	> "$B/nops.c"
 $CC -Iproto "$B/nops.c" -o "$B/nops"
@@ -41,7 +42,7 @@ for t in $targets; do
 	msg) def="" ;;
 	*) def="-DFUZZ_OP=${t#op}" ;;
 	esac
-	$CC $FLAGS $def tests/fuzz/proto.c "$B/wire.o" "$B/ops.o" -o "$B/$t"
+	$CC $FLAGS $def tests/fuzz/proto.c "$B/wire.o" "$B/ops.o" "$B/parts.o" -o "$B/$t"
 	mkdir -p "$B/new/$t"
 	if "$B/$t" -max_total_time="$S" -print_final_stats=0 -artifact_prefix="$B/crash-$t-" \
 		"$B/new/$t" "tests/fuzz/corpus/$t" >"$B/$t.log" 2>&1; then

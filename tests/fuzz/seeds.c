@@ -53,6 +53,30 @@ static int seed(const char *root, uint16_t type, const void *op, const char *tag
 			  len - WEFT_PROTO_HDR - WEFT_PROTO_OP_HDR);
 }
 
+/* A message of two PARTs that carry @submit, and one PART alone for its decoder. */
+static int seed_parts(const char *root, const struct weft__op_submit *submit)
+{
+	static uint8_t op[256], buf[WEFT_PROTO_MAX_MSG];
+	long n = weft__op_encode(WEFT_OP_SUBMIT, submit, op, sizeof(op));
+	struct weft__op_part a, b;
+	struct weft__msg_out o;
+	char dir[256];
+	uint32_t len;
+
+	if (n < 2)
+		return -1;
+	a = (struct weft__op_part){ (uint32_t)n, weft__pbytes_of(op, (size_t)n / 2) };
+	b = (struct weft__op_part){ (uint32_t)n, weft__pbytes_of(op + n / 2, (size_t)(n - n / 2)) };
+	weft__msg_begin(&o, buf, WEFT_MSG_OPS);
+	if (weft__msg_add(&o, WEFT_OP_PART, &a) || weft__msg_add(&o, WEFT_OP_PART, &b))
+		return -1;
+	len = weft__msg_end(&o, 3);
+	snprintf(dir, sizeof(dir), "%s/msg", root);
+	if (write_file(dir, "PART-submit", buf, len))
+		return -1;
+	return seed(root, WEFT_OP_PART, &a, "a");
+}
+
 int main(int argc, char **argv)
 {
 	const char *root = argc > 1 ? argv[1] : "tests/fuzz/corpus";
@@ -111,5 +135,6 @@ int main(int argc, char **argv)
 	bad |= seed(root, WEFT_OP_RESULT, &piece, "a");
 	bad |= seed(root, WEFT_OP_PING, &(struct weft__op_ping){ 12345 }, "a");
 	bad |= seed(root, WEFT_OP_CANCELLED, &(struct weft__op_cancelled){ 7, -EBUSY }, "a");
+	bad |= seed_parts(root, &submit);
 	return bad ? 1 : 0;
 }

@@ -2,8 +2,10 @@
 /*
  * Unit tests of fabric/: two fabrics in one process on loopback (tcp, and shm for
  * the data), each with its own thread: the handshake, a wrong token, ops both ways
- * in order and batched, calls from other threads, RMA reads of 64 MiB checked byte
- * for byte, and a bad read that poisons the read endpoint, which is reopened.
+ * in order and batched, ops queued during the handshake, an op larger than a
+ * message (sent in PARTs) and a broken PART, calls from other threads, RMA reads of
+ * 64 MiB checked byte for byte, and a bad read that poisons the read endpoint,
+ * which is reopened.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -31,6 +33,10 @@ struct side {
 	int gone_why;
 	uint64_t ops, last_key;
 	bool in_order;
+	/* A SUBMIT came: after which RELEASE, and whether every field was as sent. */
+	uint64_t submit_after;
+	bool submit_ok;
+	int submits;
 	int read_err;
 	bool read_done;
 };
@@ -58,12 +64,46 @@ static int on_ready(void *arg, struct weft__peer *p, const struct weft__op_hello
 	return 0;
 }
 
+/* The SUBMIT the large-op test sends: this many deps, keys 0.., an argument of i * 7. */
+#define BIG_DEPS 100000
+#define BIG_ARG (1u << 20)
+
+static bool big_submit_intact(const struct weft__op_submit *op)
+{
+	struct weft__plist_iter it;
+	struct weft__pdep d;
+	uint32_t i = 0;
+
+	if (op->key != 42 || op->deps.n != BIG_DEPS || op->arg.len != BIG_ARG ||
+	    op->fn.len != 3 || memcmp(op->fn.p, "sum", 3))
+		return false;
+	for (i = 0; i < BIG_ARG; i++)
+		if (op->arg.p[i] != (uint8_t)(i * 7))
+			return false;
+	weft__plist_iter_init(&it, &op->deps);
+	for (i = 0; weft__plist_next(&it, &d); i++)
+		if (d.key != i || d.output != i % 3)
+			return false;
+	return i == BIG_DEPS;
+}
+
 static void on_op(void *arg, struct weft__peer *p, uint16_t type, const void *op)
 {
 	struct side *s = arg;
 	const struct weft__op_future *fu = op;
 
 	(void)p;
+	if (type == WEFT_OP_SUBMIT) {
+		bool ok = big_submit_intact(op);
+
+		pthread_mutex_lock(&s->lock);
+		s->submits++;
+		s->submit_ok = ok;
+		s->submit_after = s->last_key;
+		pthread_cond_broadcast(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
 	if (type != WEFT_OP_RELEASE)
 		return;
 	pthread_mutex_lock(&s->lock);
@@ -172,6 +212,17 @@ static void unpair(void)
 	weft__fab_stop(a.f);
 }
 
+/* b, refused or dropped, is stopped and starts again: a serves it as any other. */
+static void b_again_is_served(void)
+{
+	weft__fab_stop(b.f);
+	side_init(&b);
+	start(&b, "tcp://127.0.0.1:0", TOKEN, WEFT_ROLE_WORKER, "w0");
+	connect_to(b.f, a.f);
+	WAIT_FOR(&a, a.peer != NULL);
+	unpair();
+}
+
 Test(fabric, handshake_tells_each_side_the_other, .timeout = 30)
 {
 	pair("tcp");
@@ -215,13 +266,7 @@ Test(fabric, another_major_version_is_refused, .timeout = 30)
 	WAIT_FOR(&b, b.gone == 1);
 	cr_assert_null(b.peer, "never ready");
 	cr_assert_null(a.peer, "nor on a's side");
-	/* a serves others still. */
-	weft__fab_stop(b.f);
-	side_init(&b);
-	start(&b, "tcp://127.0.0.1:0", TOKEN, WEFT_ROLE_WORKER, "w0");
-	connect_to(b.f, a.f);
-	WAIT_FOR(&a, a.peer != NULL);
-	unpair();
+	b_again_is_served();
 }
 
 /* Queued from another thread: 10000 RELEASE ops to the other side. */
@@ -262,6 +307,95 @@ Test(fabric, ops_arrive_in_order_and_batched, .timeout = 30)
 		while (!__atomic_load_n(&sc[i].done, __ATOMIC_ACQUIRE))
 			sched_yield();
 	unpair();
+}
+
+/*
+ * On b's thread: connect to a, and before the handshake is over queue RELEASEs
+ * 1..5000 (several messages), a SUBMIT larger than a message, RELEASEs 5001..10000.
+ */
+struct early_call {
+	struct weft__fab_call c;
+	char url[WEFT_FAB_URL_MAX];
+	int ret;
+	bool ready_then;
+	bool done;
+};
+
+static void do_connect_and_send(struct weft__fabric *f, struct weft__fab_call *c)
+{
+	struct early_call *ec = container_of(c, struct early_call, c);
+	struct weft__pdep *deps = malloc(BIG_DEPS * sizeof(*deps));
+	uint8_t *arg = malloc(BIG_ARG);
+	struct weft__op_submit op = { .key = 42, .fn = weft__pbytes_of("sum", 3),
+				      .noutputs = 1, .arg = weft__pbytes_of(arg, BIG_ARG),
+				      .deps = { .n = BIG_DEPS, .items = deps } };
+	struct weft__peer *p;
+	int ret = deps && arg ? weft__fab_connect(f, ec->url, &p) : -ENOMEM;
+
+	for (uint32_t i = 0; deps && i < BIG_DEPS; i++)
+		deps[i] = (struct weft__pdep){ i, i % 3 };
+	for (uint32_t i = 0; arg && i < BIG_ARG; i++)
+		arg[i] = (uint8_t)(i * 7);
+	ec->ready_then = !ret && weft__peer_ready(p);
+	for (uint64_t k = 1; !ret && k <= 10000; k++) {
+		struct weft__op_future rel = { k, 0, 0 };
+
+		ret = weft__fab_send(f, p, WEFT_OP_RELEASE, &rel);
+		if (!ret && k == 5000)
+			ret = weft__fab_send(f, p, WEFT_OP_SUBMIT, &op);
+	}
+	free(deps);
+	free(arg);
+	ec->ret = ret;
+	__atomic_store_n(&ec->done, true, __ATOMIC_RELEASE);
+}
+
+Test(fabric, ops_queued_in_the_handshake_and_an_op_in_parts_arrive_whole, .timeout = 60)
+{
+	struct early_call ec = { .c.fn = do_connect_and_send };
+
+	side_init(&a);
+	side_init(&b);
+	start(&a, "tcp://127.0.0.1:0", TOKEN, WEFT_ROLE_SCHEDULER, "sched");
+	start(&b, "tcp://127.0.0.1:0", TOKEN, WEFT_ROLE_CLIENT, "c");
+	snprintf(ec.url, sizeof(ec.url), "%s", weft__fab_url(a.f));
+	weft__fab_call(b.f, &ec.c);
+	while (!__atomic_load_n(&ec.done, __ATOMIC_ACQUIRE))
+		sched_yield();
+	cr_assert_eq(ec.ret, 0, "every op queued: %d", ec.ret);
+	cr_assert_not(ec.ready_then, "the ops were queued before the handshake ended");
+	WAIT_FOR(&a, a.ops == 10000 && a.submits == 1);
+	cr_assert(a.in_order, "the RELEASEs came in order");
+	cr_assert(a.submit_ok, "the SUBMIT of %u deps and %u bytes came intact", BIG_DEPS, BIG_ARG);
+	cr_assert_eq(a.submit_after, 5000, "the SUBMIT came between the ops it was sent between");
+	cr_assert_eq(a.gone, 0);
+	cr_assert_eq(b.gone, 0);
+	unpair();
+}
+
+/* On b's thread: a PART of an op of 100 bytes, then a RELEASE inside it. */
+static void do_send_broken_part(struct weft__fabric *f, struct weft__fab_call *c)
+{
+	struct send_call *sc = container_of(c, struct send_call, c);
+	uint8_t bytes[10] = { WEFT_OP_RELEASE };
+	struct weft__op_part part = { 100, weft__pbytes_of(bytes, sizeof(bytes)) };
+	struct weft__op_future rel = { 1, 0, 0 };
+
+	cr_assert_eq(weft__fab_send(f, sc->s->peer, WEFT_OP_PART, &part), 0);
+	cr_assert_eq(weft__fab_send(f, sc->s->peer, WEFT_OP_RELEASE, &rel), 0);
+	__atomic_store_n(&sc->done, true, __ATOMIC_RELEASE);
+}
+
+Test(fabric, an_op_inside_another_ops_parts_drops_the_sender, .timeout = 30)
+{
+	struct send_call sc = { .c.fn = do_send_broken_part, .s = &b };
+
+	pair("tcp");
+	weft__fab_call(b.f, &sc.c);
+	WAIT_FOR(&a, a.gone == 1);
+	cr_assert_eq(a.gone_why, -EBADMSG);
+	cr_assert_eq(a.ops, 0, "the RELEASE inside the PARTs was not taken");
+	b_again_is_served();
 }
 
 /* Register a buffer on one side and read it from the other. */

@@ -107,6 +107,7 @@ Test(proto, every_op_round_trips)
 	struct weft__op_lease_ask la = { 11, 6, 0 };
 	struct weft__op_lease lease = { 11, 0, 0, 99, 0xdead, 0x1000, 1 << 20, PB("") };
 	struct weft__op_unlease ul = { 99 };
+	struct weft__op_part part = { 40000, PB("the first bytes of an op") };
 	struct { uint16_t type; const void *op; } all[] = {
 		{ WEFT_OP_SCATTER, &piece }, { WEFT_OP_WANT, &fut }, { WEFT_OP_RELEASE, &fut },
 		{ WEFT_OP_CANCEL, &fut }, { WEFT_OP_STATS_ASK, &ask }, { WEFT_OP_ENDED, &ended },
@@ -115,7 +116,7 @@ Test(proto, every_op_round_trips)
 		{ WEFT_OP_STEAL, &fut }, { WEFT_OP_DONE, &done }, { WEFT_OP_STOLEN, &stolen },
 		{ WEFT_OP_HEARTBEAT, &hb }, { WEFT_OP_LEASE_ASK, &la }, { WEFT_OP_LEASE, &lease },
 		{ WEFT_OP_UNLEASE, &ul }, { WEFT_OP_RESULT, &piece },
-		{ WEFT_OP_CANCELLED, &cancelled },
+		{ WEFT_OP_CANCELLED, &cancelled }, { WEFT_OP_PART, &part },
 	};
 	uint8_t out[WEFT_OP_MAX_SIZE] __attribute__((aligned(8)));
 	uint8_t again[WEFT_PROTO_MAX_MSG];
@@ -320,6 +321,124 @@ Test(proto, a_full_message_says_enospc_and_a_huge_op_emsgsize)
 	weft__msg_begin(&o, buf, WEFT_MSG_OPS);
 	cr_assert_eq(weft__msg_add(&o, WEFT_OP_PUT, &p), 0);
 	cr_assert_eq(weft__msg_end(&o, 0), WEFT_PROTO_MAX_MSG);
+}
+
+/* An op's bytes (header and fields) put together from PARTs cut at @cuts. */
+static int feed(struct weft__parts *a, const uint8_t *op, uint32_t len, const uint32_t *cuts,
+		unsigned ncuts, uint16_t *type, void *out)
+{
+	uint32_t at = 0;
+	int ret = 0;
+
+	for (unsigned i = 0; i <= ncuts && at < len; i++) {
+		uint32_t end = i < ncuts && cuts[i] < len ? cuts[i] : len;
+		struct weft__op_part part = { len, weft__pbytes_of(op + at, end - at) };
+
+		cr_assert_eq(ret, 0, "an op was complete before its last PART");
+		ret = weft__parts_add(a, &part, type, out);
+		at = end;
+	}
+	return ret;
+}
+
+Test(proto, an_op_comes_together_from_its_parts)
+{
+	enum { N = 100000 };
+	struct weft__pdep *deps = malloc(N * sizeof(*deps));
+	uint8_t out[WEFT_OP_MAX_SIZE] __attribute__((aligned(8)));
+	const struct weft__op_submit *got = (const void *)out;
+	struct weft__op_submit op = { .key = 9, .fn = PB("sum"), .noutputs = 1,
+				      .deps = { .n = N, .items = deps } };
+	struct weft__parts a = { 0 };
+	struct weft__plist_iter it;
+	struct weft__pdep d;
+	uint32_t cuts[] = { 1, 7, 8, 16000, 16001, 700000 };
+	long len = weft__op_size(WEFT_OP_SUBMIT, &op);
+	uint8_t *bytes = malloc((size_t)len);
+	uint16_t type;
+	uint32_t i;
+
+	cr_assert(deps && bytes);
+	for (i = 0; i < N; i++)
+		deps[i] = (struct weft__pdep){ 1000 + i, i % 5 };
+	cr_assert_gt(len, WEFT_PROTO_MAX_BYTES, "larger than any message");
+	cr_assert_eq(weft__op_encode(WEFT_OP_SUBMIT, &op, bytes, (size_t)len), len);
+	/* Cut anywhere, even inside the op's header: the same op comes out. */
+	cr_assert_eq(feed(&a, bytes, (uint32_t)len, cuts, 6, &type, out), 1);
+	cr_assert_eq(type, WEFT_OP_SUBMIT);
+	cr_assert_eq(got->key, 9);
+	cr_assert(pb_eq(got->fn, "sum"));
+	cr_assert_eq(got->deps.n, N);
+	weft__plist_iter_init(&it, &got->deps);
+	for (i = 0; weft__plist_next(&it, &d); i++)
+		cr_assert(d.key == 1000 + i && d.output == i % 5, "dep %u", i);
+	cr_assert_eq(i, N);
+	/* And the next op starts afresh, here in one PART. */
+	cr_assert_eq(feed(&a, bytes, (uint32_t)len, NULL, 0, &type, out), 1);
+	cr_assert_eq(got->deps.n, N);
+	weft__parts_free(&a);
+	free(bytes);
+	free(deps);
+}
+
+Test(proto, parts_that_do_not_make_an_op_are_refused)
+{
+	uint8_t out[WEFT_OP_MAX_SIZE] __attribute__((aligned(8)));
+	struct weft__op_future fut = { 5, 0, 0 };
+	struct weft__op_part inner = { 30, PB("x") };
+	struct weft__op_hello hello = { .role = WEFT_ROLE_CLIENT, .ctrl_addr = PB("c") };
+	uint8_t op[256];
+	struct weft__parts a = { 0 };
+	long n = weft__op_encode(WEFT_OP_RELEASE, &fut, op, sizeof(op));
+	uint32_t half[] = { (uint32_t)n / 2 };
+	struct weft__op_part p1 = { (uint32_t)n, weft__pbytes_of(op, (size_t)n / 2) };
+	struct weft__op_part p2 = p1;
+	uint16_t type;
+
+	/* Another total halfway, or more bytes than the total: refused, and forgotten. */
+	p2.total = (uint32_t)n + 1;
+	cr_assert_eq(weft__parts_add(&a, &p1, &type, out), 0);
+	cr_assert_eq(weft__parts_add(&a, &p2, &type, out), -EBADMSG);
+	cr_assert_eq(a.len, 0, "the assembler is empty again");
+	cr_assert_eq(weft__parts_add(&a, &p1, &type, out), 0);
+	p2 = (struct weft__op_part){ (uint32_t)n, weft__pbytes_of(op, (size_t)n) };
+	cr_assert_eq(weft__parts_add(&a, &p2, &type, out), -EBADMSG);
+	/* The op itself whole: taken. */
+	cr_assert_eq(feed(&a, op, (uint32_t)n, half, 1, &type, out), 1);
+	cr_assert_eq(type, WEFT_OP_RELEASE);
+	/* A header whose length is not the rest of the op. */
+	op[4]++;
+	cr_assert_eq(feed(&a, op, (uint32_t)n, half, 1, &type, out), -EBADMSG);
+	op[4]--;
+	/* Fields out of the op's schema's bounds: flags no WANT has. */
+	op[n - 4] = 0x7f;
+	cr_assert_eq(feed(&a, op, (uint32_t)n, half, 1, &type, out), -EBADMSG);
+	/* A PART in PARTs, a HELLO, an op of no known type. */
+	n = weft__op_encode(WEFT_OP_PART, &inner, op, sizeof(op));
+	cr_assert_eq(feed(&a, op, (uint32_t)n, NULL, 0, &type, out), -EBADMSG);
+	n = weft__op_encode(WEFT_OP_HELLO, &hello, op, sizeof(op));
+	cr_assert_eq(feed(&a, op, (uint32_t)n, NULL, 0, &type, out), -EBADMSG);
+	op[0] = 0xff;
+	cr_assert_eq(feed(&a, op, (uint32_t)n, NULL, 0, &type, out), -EBADMSG);
+	weft__parts_free(&a);
+}
+
+Test(proto, a_part_takes_what_room_a_message_has)
+{
+	/* Its own 16 bytes (op header, total, length), then data, up to the op's end. */
+	cr_assert_eq(weft__part_fits(100000, 0, 16000), 16000 - 16);
+	cr_assert_eq(weft__part_fits(100000, 99990, 16000), 10);
+	cr_assert_eq(weft__part_fits(100000, 0, 16), 0, "no room for a byte");
+	cr_assert_eq(weft__part_fits(100000, 0, 17), 1);
+	cr_assert_eq(weft__part_fits(100000, 100000, 16000), 0, "nothing left");
+	/* A PART's own bounds: data within its total, the total within WEFT_PROTO_MAX_OP. */
+	struct weft__op_part p = { 10, PB("0123456789a") };
+
+	cr_assert_eq(weft__op_size(WEFT_OP_PART, &p), -EINVAL);
+	p.total = WEFT_PROTO_MAX_OP + 1;
+	cr_assert_eq(weft__op_size(WEFT_OP_PART, &p), -EINVAL);
+	p.total = WEFT_PROTO_MAX_OP;
+	cr_assert_gt(weft__op_size(WEFT_OP_PART, &p), 0);
 }
 
 Test(proto, random_damage_never_reads_out_of_bounds)
