@@ -160,8 +160,10 @@ int weft__remote_submit(struct weft_client *h, weft_fn *fn, const char *name,
 			return -EINVAL;
 		memcpy(&o, opts, opts->size < sizeof(o) ? opts->size : sizeof(o));
 	}
-	if (o.noutputs > WEFT_MAX_OUTPUTS)
+	if (o.noutputs > WEFT_MAX_OUTPUTS || arglen > WEFT_MAX_ARG)
 		return -EINVAL;
+	if (ndeps > WEFT_PROTO_MAX_DEPS)
+		return -EMSGSIZE;
 	if (!name && !(name = name_of(fn, buf, sizeof(buf)))) {
 		weft__log(WEFT_LOG_ERROR, "client", "task function %s has no name workers know: "
 			  "register it (WEFT_TASK, weft_register) or export it", buf);
@@ -198,13 +200,13 @@ int weft__remote_submit(struct weft_client *h, weft_fn *fn, const char *name,
 		.priority = o.priority, .retries = o.retries,
 		.deps = { .n = (uint32_t)ndeps, .items = d },
 	};
-	/* The argument and dependencies must fit a message, the scheduler's too. */
+	/* The op, and the scheduler's COMPUTE made of it, must fit what PARTs carry. */
 	size = weft__op_size(WEFT_OP_SUBMIT, &op);
 	if (size < 0) {
 		ret = (int)size;
 		goto out;
 	}
-	if (size + COMPUTE_PER_DEP * (long)ndeps > WEFT_FAB_MSG_MAX - WEFT_PROTO_HDR) {
+	if (size + COMPUTE_PER_DEP * (long)ndeps > (long)WEFT_PROTO_MAX_OP) {
 		ret = -EMSGSIZE;
 		goto out;
 	}

@@ -111,7 +111,7 @@ int weft__rc_post(struct rclient *rc, uint16_t type, const void *op, struct rtas
 
 	if (n < 0)
 		return (int)n;
-	if (n > WEFT_FAB_MSG_MAX - WEFT_PROTO_HDR)
+	if (n > (long)WEFT_PROTO_MAX_OP)
 		return -EMSGSIZE;
 	p = malloc(sizeof(*p) + (size_t)n);
 	if (!p)

@@ -265,7 +265,9 @@ struct weft_task_opts {
  * @deps, a future of another client, NULL @arg with @arglen > 0, @arglen too large,
  * bad @opts->size, noutputs > WEFT_MAX_OUTPUTS); -EBADF for a client closed or a
  * dependency released already; -ENOTSUP for @opts->worker in embedded mode;
- * -ENOMEM; -ESHUTDOWN once close has begun.
+ * -EMSGSIZE with a scheduler, for more than 16M dependencies or an argument and
+ * dependencies beyond 1.25 GiB together (docs/cluster.md); -ENOMEM; -ESHUTDOWN
+ * once close has begun.
  */
 WEFT_API int weft_submit(struct weft_client *c, weft_fn *fn,
 			 struct weft_future *const *deps, size_t ndeps,

@@ -79,6 +79,10 @@ struct worker {
 	struct weft__map holding;	/* id -> task whose results are here */
 	struct weft__op_heartbeat hb;	/* the last one */
 	uint64_t asked, answered;	/* the last STATS_ASK sent it, and answered */
+	/* choose()'s, during one call: bytes of the task's inputs held here. */
+	bool holder;
+	double have;
+	struct worker *next_holder;
 };
 
 /* A client's STATS_ASK, answered once every worker asked has sent its figures. */

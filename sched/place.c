@@ -19,6 +19,7 @@
 #define BANDWIDTH 1e9			/* bytes/s assumed for fetching inputs */
 #define TASK_NS 100000.0		/* run time assumed before any is seen */
 #define STEAL_MAX 16			/* tasks asked of a victim at once */
+#define AHEAD_MAX_INPUTS 64		/* a task of more is not sent ahead */
 
 struct worker *worker_named(struct weft__sched *s, const char *name)
 {
@@ -32,39 +33,50 @@ struct worker *worker_named(struct weft__sched *s, const char *name)
 	return NULL;
 }
 
-/* When @t would start on @w, in ns from now. */
-static double start_ns(const struct task *t, const struct worker *w)
+/* When a task would start on @w, in ns from now, with @missing bytes to fetch first. */
+static double start_ns(const struct worker *w, double missing)
 {
-	double missing = 0;
-
-	for (uint32_t i = 0; i < t->ndeps; i++) {
-		const struct task *d = t->deps[i].t;
-
-		if (d->where != w->id && d->sizes)
-			missing += (double)d->sizes[t->deps[i].output];
-	}
 	return (double)w->processing / w->nthreads * TASK_NS + missing / BANDWIDTH * 1e9;
 }
 
+/*
+ * The worker where @t would start earliest: of the holders of its inputs and a few
+ * others. One pass over the inputs sums what each holder has (w->have), so that
+ * a task of many inputs costs as many steps, not their square.
+ */
 static struct worker *choose(struct weft__sched *s, const struct task *t)
 {
-	struct worker *best = NULL, *w;
-	double best_ns = 0;
+	struct worker *holders = NULL, *best = NULL, *w;
+	double total = 0, best_ns = 0, ns;
 	size_t i;
 	uint64_t id;
 	void *v;
 
 	for (uint32_t k = 0; k < t->ndeps; k++) {
-		w = weft__map_get(&s->workers, t->deps[k].t->where);
-		if (w && (!best || start_ns(t, w) < best_ns)) {
+		const struct task *d = t->deps[k].t;
+		double len = d->sizes ? (double)d->sizes[t->deps[k].output] : 0;
+
+		total += len;
+		w = weft__map_get(&s->workers, d->where);
+		if (!w)
+			continue;
+		if (!w->holder) {
+			w->holder = true;
+			w->have = 0;
+			w->next_holder = holders;
+			holders = w;
+		}
+		w->have += len;
+	}
+	for (w = holders; w; w = w->next_holder) {
+		ns = start_ns(w, total - w->have);
+		if (!best || ns < best_ns) {
 			best = w;
-			best_ns = start_ns(t, w);
+			best_ns = ns;
 		}
 	}
 	/* A few others, in turn from where the last search stopped. */
-	if (!s->workers.cap)
-		return best;
-	i = s->rr % s->workers.cap;
+	i = s->workers.cap ? s->rr % s->workers.cap : 0;
 	for (unsigned n = 0, seen = 0; n < LOOK_AT && seen < s->workers.cap; seen++) {
 		size_t at = i;
 
@@ -75,12 +87,15 @@ static struct worker *choose(struct weft__sched *s, const struct task *t)
 		i = at;
 		n++;
 		w = v;
-		if (!best || start_ns(t, w) < best_ns) {
+		ns = start_ns(w, total - (w->holder ? w->have : 0));
+		if (!best || ns < best_ns) {
 			best = w;
-			best_ns = start_ns(t, w);
+			best_ns = ns;
 		}
 	}
 	s->rr = (uint32_t)i;
+	for (w = holders; w; w = w->next_holder)
+		w->holder = false;
 	return best;
 }
 
@@ -166,7 +181,11 @@ bool place_ahead(struct weft__sched *s, struct task *t)
 	struct worker *w = NULL;
 	bool running = false;
 
-	if (t->restrict_to || !t->ndeps)
+	/*
+	 * A task of many inputs is looked at as each ends: a long look each time
+	 * would cost their square, for a round trip that matters to a chain.
+	 */
+	if (t->restrict_to || !t->ndeps || t->ndeps > AHEAD_MAX_INPUTS)
 		return false;
 	for (uint32_t i = 0; i < t->ndeps; i++) {
 		const struct task *d = t->deps[i].t;

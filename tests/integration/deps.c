@@ -371,7 +371,6 @@ Test(deps, fan_out_fan_in, .timeout = 60)
 	struct weft_future *root, **mid, *tail;
 	struct weft_client *c;
 
-	EMBEDDED_ONLY("a remote task's dependencies travel in one 16 KB message");
 	c = open_threads(2);
 	root = submit_u64(c, sum, NULL, 0, 1);
 	mid = malloc(n * sizeof(*mid));
@@ -387,22 +386,33 @@ Test(deps, fan_out_fan_in, .timeout = 60)
 	cr_assert_eq(weft_client_close(c), 0);
 }
 
-Test(deps, large_argument_is_copied, .timeout = 20)
+/* Its argument's length, once every byte is checked to be i * 7. */
+TASK(check_arg)
+{
+	for (size_t i = 0; i < arglen; i++)
+		if (((const unsigned char *)arg)[i] != (unsigned char)(i * 7))
+			return weft_fail(ctx, "argument byte %zu", i);
+	return put_u64(ctx, arglen);
+}
+
+Test(deps, large_argument_is_copied, .timeout = 30)
 {
 	struct weft_client *c = open_threads(1);
-	size_t n = 1000;
-	uint64_t *arg = malloc(sizeof(uint64_t));
-	struct weft_future *f;
-	char *big = malloc(n);
+	/* Small, and larger than a message between processes of a cluster. */
+	size_t sizes[] = { 1000, 4u << 20 };
 
-	memset(big, 1, n);
-	memcpy(big, &(uint64_t){ 42 }, 8);
-	cr_assert_eq(weft_submit(c, noop, NULL, 0, big, n, NULL, &f), 0);
-	memset(big, 0, n);	/* the task has its own copy */
-	free(big);
-	free(arg);
-	cr_assert_eq(weft_wait(f, -1), 0);
-	weft_release(f);
+	for (int k = 0; k < 2; k++) {
+		unsigned char *big = malloc(sizes[k]);
+		struct weft_future *f;
+
+		for (size_t i = 0; i < sizes[k]; i++)
+			big[i] = (unsigned char)(i * 7);
+		cr_assert_eq(weft_submit(c, check_arg, NULL, 0, big, sizes[k], NULL, &f), 0);
+		memset(big, 0, sizes[k]);	/* the task has its own copy */
+		free(big);
+		cr_assert_eq(result_u64(f), sizes[k], "%s", weft_future_error(f));
+		weft_release(f);
+	}
 	cr_assert_eq(weft_client_close(c), 0);
 }
 
