@@ -152,8 +152,9 @@ struct weft__fab_read {
 /* Start @r. The data endpoint is reopened after a read fails (it may be poisoned). */
 int weft__fab_read(struct weft__fabric *f, struct weft__fab_read *r);
 /*
- * Leases open on this process's memory: while there are any, the data endpoint is
- * progressed even if it has no file descriptor to sleep on (shm).
+ * Leases open on this process's memory: while there are any, the fabric thread
+ * polls the data endpoint rather than sleeping (the provider serves reads of us in
+ * its progress calls; shm has no file descriptor to sleep on).
  */
 void weft__fab_hold(struct weft__fabric *f, int delta);
 

@@ -175,6 +175,7 @@ struct weft__fabric {
 	int holds;			/* leases open: progress data even without an fd */
 	unsigned reopens;
 	bool poison_next;		/* test hook */
+	bool stall_reads;		/* test hook: reads are taken and never posted */
 	uint8_t test_major;		/* test hook: the major version HELLOs claim */
 	/* Calls from other threads: a stack the loop takes whole. */
 	struct weft__fab_call *_Atomic calls;

@@ -107,6 +107,10 @@ int weft__fab_read(struct weft__fabric *f, struct weft__fab_read *r)
 		r->done(r, 0);
 		return 0;
 	}
+#ifdef WEFT_TESTING
+	if (f->stall_reads)
+		return 0;
+#endif
 	if (f->reads_wait_tail)
 		f->reads_wait_tail->next = r;
 	else

@@ -133,6 +133,10 @@ static const struct weft__field compute_f[] = {
 	U64(struct weft__op_compute, ckey),
 };
 
+static const struct weft__field gone_f[] = {
+	U32(struct weft__op_gone, id, 1, UINT32_MAX),
+};
+
 static const struct weft__field send_result_f[] = {
 	U64(struct weft__op_send_result, key),
 	U32(struct weft__op_send_result, output, 0, WEFT_PROTO_MAX_OUTPUTS - 1),
@@ -262,6 +266,7 @@ static const struct {
 	OP(WEFT_OP_PING, "PING", struct weft__op_ping, ping_f, NULL),
 	OP(WEFT_OP_CANCELLED, "CANCELLED", struct weft__op_cancelled, cancelled_f, NULL),
 	OP(WEFT_OP_PART, "PART", struct weft__op_part, part_f, part_check),
+	OP(WEFT_OP_GONE, "GONE", struct weft__op_gone, gone_f, NULL),
 };
 
 const struct weft__schema *weft__op_schema(uint16_t type)

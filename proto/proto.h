@@ -103,6 +103,8 @@ enum weft__op_type {
 	WEFT_OP_CANCELLED,		/* scheduler -> client: the answer to CANCEL */
 	/* any direction */
 	WEFT_OP_PART,			/* a piece of an op too large for one message */
+	/* scheduler -> worker */
+	WEFT_OP_GONE,			/* a process left the cluster */
 	WEFT_OP_TYPES
 };
 
@@ -242,6 +244,11 @@ struct weft__op_compute {
 	struct weft__plist inputs;	/* of struct weft__pinput */
 	uint32_t client;		/* tell this client the end directly; 0: none */
 	uint64_t ckey;			/* its key of the task */
+};
+
+/* A process left the cluster: drop the connection to it, and what it held open. */
+struct weft__op_gone {
+	uint32_t id;			/* the scheduler's id of it, as PEER gave */
 };
 
 struct weft__op_send_result {

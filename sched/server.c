@@ -4,8 +4,8 @@
  * proves the token gets an id; workers and clients join the scheduler library,
  * their ops go to it and what it sends goes to them, all on the fabric thread. It
  * tells each worker where the other workers and the clients are (PEER), so that
- * workers read each other's results and send clients theirs directly, and drops a
- * worker whose heartbeats stop.
+ * workers read each other's results and send clients theirs directly, and when one
+ * leaves (GONE); it drops a worker whose heartbeats stop.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -61,6 +61,19 @@ static void tell_peer(struct weft__server *srv, struct proc *to, struct proc *ab
 	};
 
 	weft__fab_send(srv->f, to->peer, WEFT_OP_PEER, &op);
+}
+
+/* Every worker learns that process @id left: it drops its connection to it. */
+static void tell_gone(struct weft__server *srv, uint32_t id)
+{
+	struct weft__op_gone op = { id };
+	size_t i = 0;
+	uint64_t k;
+	void *v;
+
+	while (weft__map_next(&srv->procs, &i, &k, &v))
+		if (((struct proc *)v)->role == WEFT_ROLE_WORKER)
+			weft__fab_send(srv->f, ((struct proc *)v)->peer, WEFT_OP_GONE, &op);
 }
 
 /* A worker learns of every other process; every process learns of a new worker. */
@@ -180,6 +193,7 @@ static void on_gone(void *arg, struct weft__peer *peer, int why)
 		  why ? ": " : "", why ? weft_strerror(why) : "");
 	weft__map_del(&srv->procs, p->id);
 	weft__sched_gone(srv->s, p->id);
+	tell_gone(srv, p->id);
 	free(p);
 }
 

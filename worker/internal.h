@@ -59,6 +59,7 @@ struct lease {
 	struct rtask *t;
 	uint32_t output;
 	struct weft__fab_mr *mr;
+	struct weft__peer *reader;	/* it ends when the reader goes, if not before */
 };
 
 struct end_call {

@@ -54,6 +54,7 @@ void weft__wrt_on_lease_ask(struct weft__wrt *w, struct weft__peer *from,
 	/* A FREE meanwhile waits for the lease to end before releasing the bytes. */
 	ls->t = t;
 	ls->output = a->output;
+	ls->reader = from;
 	t->leases++;
 	l.lease = ++w->next_lease;
 	weft__map_put(&w->leases, l.lease, ls);

@@ -36,6 +36,18 @@ void weft__wrt_send_sched(struct weft__wrt *w, uint16_t type, const void *op)
 
 static void heartbeat(struct weft__wrt *w, uint64_t ask);
 
+/*
+ * The scheduler says process @id left the cluster. Its connection may not say so
+ * for a long while (a killed process's does not always fail at once): dropped.
+ */
+static void on_left(struct weft__wrt *w, uint32_t id)
+{
+	struct weft__peer *p = weft__map_get(&w->peers, id);
+
+	if (p)
+		weft__fab_drop(w->f, p, -ENOLINK);
+}
+
 static void on_op(void *arg, struct weft__peer *from, uint16_t type, const void *op)
 {
 	struct weft__wrt *w = arg;
@@ -64,6 +76,10 @@ static void on_op(void *arg, struct weft__peer *from, uint16_t type, const void 
 	case WEFT_OP_PEER:
 		if (from == w->sched)
 			weft__wrt_on_peer(w, op);
+		break;
+	case WEFT_OP_GONE:
+		if (from == w->sched)
+			on_left(w, ((const struct weft__op_gone *)op)->id);
 		break;
 	case WEFT_OP_STATS_ASK:		/* a client asks the scheduler for the totals */
 		if (from == w->sched)
@@ -125,6 +141,12 @@ static void on_gone(void *arg, struct weft__peer *p, int why)
 			i = 0;
 		}
 	}
+	/* Its leases on our results end: it will not read them, nor say it is done. */
+	for (i = 0; weft__map_next(&w->leases, &i, &id, &v);)
+		if (((struct lease *)v)->reader == p) {
+			weft__wrt_lease_end(w, id);
+			i = 0;
+		}
 }
 
 /* What this worker's engine holds and has done, to the scheduler: @ask 0 on a tick. */

@@ -134,6 +134,59 @@ Test(procs, an_idle_cluster_does_not_spin, .timeout = 60)
 	cluster_stop(&cl);
 }
 
+/* Seconds until @pid uses at most 1% of a core over a second, or -1 after @limit. */
+static int until_idle(pid_t pid, int limit)
+{
+	for (int s = 0; s < limit; s++) {
+		double before = cpu_of(pid);
+
+		sleep(1);
+		if (cpu_of(pid) - before <= 0.02)
+			return s;
+	}
+	return -1;
+}
+
+/*
+ * A worker that dies while it holds a lease on another's result (its read never
+ * starts: the test hook): the scheduler says it left, the holder ends the lease,
+ * stops polling for the read and frees the result once it is released.
+ */
+Test(procs, a_reader_that_dies_holding_a_lease_does_not_keep_its_holder_busy, .timeout = 90)
+{
+	struct weft_task_opts on0 = { .size = sizeof(on0), .worker = "w0" };
+	struct weft_task_opts on1 = { .size = sizeof(on1), .worker = "w1" };
+	struct weft_stats st = { .size = sizeof(st) };
+	uint64_t n = 8u << 20;		/* read by RMA, not inline */
+	struct weft_future *big, *chk;
+	struct weft_client *c;
+
+	setenv("WEFT_TEST_STALL_READS", "1", 1);
+	cluster_start_hooked(&cl, 2, "tcp", 2);		/* w1 never reads */
+	unsetenv("WEFT_TEST_STALL_READS");
+	c = cluster_client(&cl);
+	cr_assert_eq(weft_submit_named(c, "make", NULL, 0, &n, 8, &on0, &big), 0);
+	cr_assert_eq(weft_wait(big, -1), 0);
+	cr_assert_eq(weft_submit_named(c, "check", &big, 1, NULL, 0, &on1, &chk), 0);
+	cr_assert_eq(weft_wait(chk, 500 * 1000000LL), -ETIMEDOUT, "w1's read never starts");
+	kill(cl.w[1], SIGKILL);
+	waitpid(cl.w[1], NULL, 0);
+	cl.w[1] = 0;
+	cr_assert_geq(until_idle(cl.w[0], 20), 0, "w0 is idle again once w1 is gone");
+	/* The result was held by the lease only: released, it goes. */
+	weft_release(chk);
+	weft_release(big);
+	for (int i = 0; i < 100; i++) {
+		cr_assert_eq(weft_stats(c, &st), 0);
+		if (!st.mem_bytes)
+			break;
+		usleep(50000);
+	}
+	cr_assert_eq(st.mem_bytes, 0, "w0 freed the result: %zu bytes held", st.mem_bytes);
+	cr_assert_eq(weft_client_close(c), 0);
+	cluster_stop(&cl);
+}
+
 Test(procs, two_clients_share_a_scheduler, .timeout = 60)
 {
 	struct weft_client *a, *b;

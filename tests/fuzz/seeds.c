@@ -136,5 +136,6 @@ int main(int argc, char **argv)
 	bad |= seed(root, WEFT_OP_PING, &(struct weft__op_ping){ 12345 }, "a");
 	bad |= seed(root, WEFT_OP_CANCELLED, &(struct weft__op_cancelled){ 7, -EBUSY }, "a");
 	bad |= seed_parts(root, &submit);
+	bad |= seed(root, WEFT_OP_GONE, &(struct weft__op_gone){ 3 }, "a");
 	return bad ? 1 : 0;
 }

@@ -108,6 +108,7 @@ Test(proto, every_op_round_trips)
 	struct weft__op_lease lease = { 11, 0, 0, 99, 0xdead, 0x1000, 1 << 20, PB("") };
 	struct weft__op_unlease ul = { 99 };
 	struct weft__op_part part = { 40000, PB("the first bytes of an op") };
+	struct weft__op_gone gone = { 7 };
 	struct { uint16_t type; const void *op; } all[] = {
 		{ WEFT_OP_SCATTER, &piece }, { WEFT_OP_WANT, &fut }, { WEFT_OP_RELEASE, &fut },
 		{ WEFT_OP_CANCEL, &fut }, { WEFT_OP_STATS_ASK, &ask }, { WEFT_OP_ENDED, &ended },
@@ -117,6 +118,7 @@ Test(proto, every_op_round_trips)
 		{ WEFT_OP_HEARTBEAT, &hb }, { WEFT_OP_LEASE_ASK, &la }, { WEFT_OP_LEASE, &lease },
 		{ WEFT_OP_UNLEASE, &ul }, { WEFT_OP_RESULT, &piece },
 		{ WEFT_OP_CANCELLED, &cancelled }, { WEFT_OP_PART, &part },
+		{ WEFT_OP_GONE, &gone },
 	};
 	uint8_t out[WEFT_OP_MAX_SIZE] __attribute__((aligned(8)));
 	uint8_t again[WEFT_PROTO_MAX_MSG];
