@@ -4,9 +4,11 @@
  * does): the round trip of one no-op task, the throughput of 200k no-op tasks from
  * one client, a chain, and 64 MiB read by one worker from the other; beside
  * fi_pingpong (rdm, the same provider, loopback) measured in the same run: its
- * 64-byte round trip and its bandwidth at 4 MiB. As fi_pingpong reuses its
- * buffers, the 64 MiB figure is of memory the reader has had before; the first
- * transfer, into fresh memory (a page fault per 4 KiB), is shown on its own.
+ * 64-byte round trip, and its bandwidth at 4 MiB and at 64 MiB (a 4 MiB buffer may
+ * stay in a core's cache, a 64 MiB one does not: on shm that halves it). As
+ * fi_pingpong reuses its buffers, the 64 MiB figure is of memory the reader has had
+ * before; the first transfer, into fresh memory (a page fault per 4 KiB), is shown
+ * on its own.
  *
  * usage: cluster tcp|shm   (WEFT_SCHEDULER and WEFT_TOKEN set by weft-cluster)
  */
@@ -20,19 +22,22 @@
 
 #define RT_N 2000
 #define TP_N 200000
-#define CHAIN_N 10000
+#define CHAIN_N 100000
 #define BIG (64u << 20)
 
-/* fi_pingpong at @size bytes: its "usec/xfer" and "MB/sec", or -1 when it fails. */
-static int pingpong(const char *prov, const char *size, double *usec, double *mbps)
+/*
+ * fi_pingpong at @size bytes, @iters round trips: its "usec/xfer" and "MB/sec", or
+ * -1 when it fails.
+ */
+static int pingpong(const char *prov, const char *size, int iters, double *usec, double *mbps)
 {
 	char cmd[512], line[512];
 	FILE *p;
 	int ok = -1;
 
-	snprintf(cmd, sizeof(cmd), "fi_pingpong -p '%s' -e rdm -I 2000 -S %s >/dev/null 2>&1 & "
-		 "sleep 0.5; fi_pingpong -p '%s' -e rdm -I 2000 -S %s 127.0.0.1 2>/dev/null; "
-		 "wait", prov, size, prov, size);
+	snprintf(cmd, sizeof(cmd), "fi_pingpong -p '%s' -e rdm -I %d -S %s >/dev/null 2>&1 & "
+		 "sleep 0.5; fi_pingpong -p '%s' -e rdm -I %d -S %s 127.0.0.1 2>/dev/null; "
+		 "wait", prov, iters, size, prov, iters, size);
 	p = popen(cmd, "r");
 	if (!p)
 		return -1;
@@ -80,7 +85,7 @@ int main(int argc, char **argv)
 	const char *scheme = argc > 1 ? argv[1] : "tcp";
 	const char *prov = strcmp(scheme, "shm") ? "tcp;ofi_rxm" : "shm";
 	int reps = bench_reps() < 3 ? bench_reps() : 3;
-	double rt[8], tp[8], ch[8], bw[8], pp_rt[8], pp_bw[8], cold;
+	double rt[8], tp[8], ch[8], bw[8], pp_rt[8], pp_bw[8], pp_bw64[8], cold;
 	static struct weft_future *fs[TP_N];
 	struct weft_task_opts on0 = { .size = sizeof(on0), .worker = "w0" };
 	struct weft_client *c;
@@ -91,10 +96,12 @@ int main(int argc, char **argv)
 	for (int r = 0; r < reps; r++) {
 		double us, mb;
 
-		if (!pingpong(prov, "64", &us, &mb)) {
+		if (!pingpong(prov, "64", 2000, &us, &mb)) {
 			pp_rt[npp] = 2 * us;	/* usec/xfer is one way */
-			if (!pingpong(prov, "4194304", &us, &mb))
+			if (!pingpong(prov, "4194304", 2000, &us, &mb))
 				pp_bw[npp] = mb / 1e3;
+			if (!pingpong(prov, "67108864", 50, &us, &mb))
+				pp_bw64[npp] = mb / 1e3;
 			npp++;
 		}
 	}
@@ -149,6 +156,8 @@ int main(int argc, char **argv)
 		     pp_rt, npp);
 	bench_report("cluster", "64MiB_w2w_GBps", 1, bw, reps, "GB/s", "fi_pingpong 4 MiB GB/s",
 		     pp_bw, npp);
+	bench_report("cluster", "64MiB_w2w_GBps", 1, bw, reps, "GB/s", "fi_pingpong 64 MiB GB/s",
+		     pp_bw64, npp);
 	bench_report("cluster", "64MiB_w2w_first_GBps", 1, &cold, 1, "GB/s",
 		     "fi_pingpong 4 MiB GB/s", pp_bw, npp);
 	bench_check(weft_client_close(c), "close");
