@@ -241,8 +241,11 @@ static int on_auth(struct weft__fabric *f, struct weft__peer *p, const struct we
 	return 0;
 }
 
-/* A PART of an op: the op, once its last byte is here, as if it had come whole. */
-static void on_part(struct weft__fabric *f, struct weft__peer *p, const struct weft__op_part *part)
+/*
+ * A PART of an op: the op, once its last byte is here, as if it had come whole.
+ * Return: false when the peer was dropped for it (and may be freed).
+ */
+static bool on_part(struct weft__fabric *f, struct weft__peer *p, const struct weft__op_part *part)
 {
 	uint8_t op[WEFT_OP_MAX_SIZE] __attribute__((aligned(8)));
 	char name[WEFT_FAB_URL_MAX];
@@ -250,16 +253,17 @@ static void on_part(struct weft__fabric *f, struct weft__peer *p, const struct w
 	int ret = weft__parts_add(&p->parts, part, &type, op);
 
 	if (!ret)
-		return;
+		return true;
 	if (ret < 0) {
 		weft__log(WEFT_LOG_WARN, "fabric", "%s sent %s: dropped",
 			  weft__peer_name(p, name, sizeof(name)), ret == -ENOMEM ?
 			  "an op this process has no memory for" : "a bad op in parts");
 		weft__fab_peer_gone(f, p, ret == -ENOMEM ? -ENOMEM : -EBADMSG);
-		return;
+		return false;
 	}
 	f->cfg.cbs->op(f->cfg.arg, p, type, op);
 	weft__parts_free(&p->parts);	/* an op's buffer is not kept for the next */
+	return true;
 }
 
 static void on_ops(struct weft__fabric *f, struct weft__peer *p, const struct weft__msg *m)
@@ -270,14 +274,17 @@ static void on_ops(struct weft__fabric *f, struct weft__peer *p, const struct we
 	uint16_t type;
 
 	weft__op_iter_init(&it, m);
+	/* A peer dropped for what it sent may be freed at once: not looked at again. */
 	while (!p->dying && weft__op_next(&it, &type, op) == 1) {
 		if (type == WEFT_OP_PART) {
-			on_part(f, p, (const struct weft__op_part *)op);
+			if (!on_part(f, p, (const struct weft__op_part *)op))
+				return;
 		} else if (p->parts.total) {
 			/* An op's PARTs come one after another, nothing between. */
 			weft__log(WEFT_LOG_WARN, "fabric", "%s sent an op inside another's "
 				  "parts: dropped", weft__peer_name(p, name, sizeof(name)));
 			weft__fab_peer_gone(f, p, -EBADMSG);
+			return;
 		} else {
 			f->cfg.cbs->op(f->cfg.arg, p, type, op);
 		}

@@ -355,15 +355,18 @@ Test(proto, an_op_comes_together_from_its_parts)
 	struct weft__plist_iter it;
 	struct weft__pdep d;
 	uint32_t cuts[] = { 1, 7, 8, 16000, 16001, 700000 };
-	long len = weft__op_size(WEFT_OP_SUBMIT, &op);
-	uint8_t *bytes = malloc((size_t)len);
+	uint8_t *bytes;
 	uint16_t type;
 	uint32_t i;
+	long len;
 
-	cr_assert(deps && bytes);
+	cr_assert_not_null(deps);
 	for (i = 0; i < N; i++)
 		deps[i] = (struct weft__pdep){ 1000 + i, i % 5 };
+	len = weft__op_size(WEFT_OP_SUBMIT, &op);
 	cr_assert_gt(len, WEFT_PROTO_MAX_BYTES, "larger than any message");
+	bytes = malloc((size_t)len);
+	cr_assert_not_null(bytes);
 	cr_assert_eq(weft__op_encode(WEFT_OP_SUBMIT, &op, bytes, (size_t)len), len);
 	/* Cut anywhere, even inside the op's header: the same op comes out. */
 	cr_assert_eq(feed(&a, bytes, (uint32_t)len, cuts, 6, &type, out), 1);
