@@ -174,16 +174,18 @@ $(B)/tools/%: tools/%.c $(A) $(B)/.flags
 	@mkdir -p $(dir $@)
 	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -o $@ $< $(A) $(LIBS) -lm
 
-# Libraries a worker loads (--load) find weft.h's calls in the worker itself.
+# Libraries a worker loads (--load) find weft.h's calls in the worker itself: all of
+# them, whether the worker calls them or not (the whole archive).
+WHOLE = -Wl,--whole-archive $(1) -Wl,--no-whole-archive
 $(B)/tools/weft-worker: tools/weft-worker.c $(A) $(B)/.flags
 	@mkdir -p $(dir $@)
-	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -rdynamic -o $@ $< $(A) $(LIBS) -lm
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(XFLAGS) $(LDFLAGS) -rdynamic -o $@ $< $(call WHOLE,$(A)) $(LIBS) -lm
 
 # The worker again with the library's test hooks (a read that fails, on request),
 # for the cluster tests that need it.
 $(TB)/tools/weft-worker: tools/weft-worker.c $(TEST_A) $(B)/.flags
 	@mkdir -p $(dir $@)
-	$(QUIET_LINK)$(CC) $(CFLAGS) -DWEFT_TESTING $(XFLAGS) $(LDFLAGS) -rdynamic -o $@ $< $(TEST_A) $(LIBS) -lm
+	$(QUIET_LINK)$(CC) $(CFLAGS) -DWEFT_TESTING $(XFLAGS) $(LDFLAGS) -rdynamic -o $@ $< $(call WHOLE,$(TEST_A)) $(LIBS) -lm
 
 $(B)/tools/weft-join: tools/weft-join.c $(JOIN_OBJS) $(A) $(B)/.flags
 	@mkdir -p $(dir $@)

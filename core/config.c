@@ -312,6 +312,22 @@ static __cold int spill_io_resolve(struct weft__config *cfg)
 	return 0;
 }
 
+/* $WEFT_RECORD: 1 (the default) records what tasks run, for weft_trace; 0 does not. */
+static __cold int record_resolve(struct weft__config *cfg)
+{
+	const char *s = getenv("WEFT_RECORD");
+
+	cfg->record = true;
+	if (!s || !*s || !strcmp(s, "1"))
+		return 0;
+	if (!strcmp(s, "0")) {
+		cfg->record = false;
+		return 0;
+	}
+	weft__log(WEFT_LOG_ERROR, "core", "WEFT_RECORD=%s: not 0 or 1", s);
+	return -EINVAL;
+}
+
 int weft__config_resolve(struct weft__config *cfg, const struct weft_options *o,
 			 unsigned ncores)
 {
@@ -334,7 +350,8 @@ int weft__config_resolve(struct weft__config *cfg, const struct weft_options *o,
 			  WEFT_MAX_THREADS);
 		return -EINVAL;
 	}
-	ret = memory_resolve(cfg, o) ?: io_nice_resolve(cfg) ?: spill_io_resolve(cfg);
+	ret = memory_resolve(cfg, o) ?: io_nice_resolve(cfg) ?: spill_io_resolve(cfg) ?:
+	      record_resolve(cfg);
 	if (ret)
 		return ret;
 	s = o->spill_dir;

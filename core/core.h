@@ -45,6 +45,7 @@ struct weft__config {
 	bool io_nice_set;		/* ... asked for in the environment */
 	enum weft__spill_backend spill_backend;	/* $WEFT_SPILL_BACKEND */
 	bool spill_direct;		/* O_DIRECT unless $WEFT_SPILL_DIRECT is 0 */
+	bool record;			/* record tasks (events.h) unless $WEFT_RECORD is 0 */
 };
 
 /*
@@ -155,6 +156,7 @@ struct weft__worker {
 	uint64_t rng;			/* xorshift state for victim order */
 	struct weft_ctx *running;	/* the task it runs, innermost first; read
 					 * and written by this thread only */
+	struct weft__events *events;	/* what it records of its tasks; NULL: off */
 	struct weft_task *run_next;	/* made ready by the task it ran last, to run
 					 * next (weft__engine_run_next); this thread's */
 	pthread_t thread;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "events.h"
 #include "core.h"
 
 static _Atomic uint64_t next_engine_id;
@@ -32,9 +33,13 @@ static __cold int workers_create(struct weft__engine *eng)
 		eng->workers[i] = w;
 		w->victims = calloc(n, sizeof(*w->victims));
 		w->seen = calloc(n, sizeof(*w->seen));
-		if (!w->victims || !w->seen || weft__deque_init(&w->dq, WEFT_DEQUE_CAP)) {
+		if (eng->cfg.record)
+			w->events = weft__events_new();
+		if (!w->victims || !w->seen || (eng->cfg.record && !w->events) ||
+		    weft__deque_init(&w->dq, WEFT_DEQUE_CAP)) {
 			free(w->victims);
 			free(w->seen);
+			weft__events_free(w->events);
 			free(w);
 			eng->workers[i] = NULL;
 			goto err_nomem;
@@ -81,6 +86,7 @@ static __cold void workers_free(struct weft__engine *eng)
 		weft__deque_fini(&w->dq);
 		free(w->victims);
 		free(w->seen);
+		weft__events_free(w->events);
 		free(w);
 	}
 	free(eng->workers);

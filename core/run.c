@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "events.h"
 #include "record.h"
 
 #define STACK_INPUTS 8
@@ -71,12 +72,41 @@ static void input_failure(struct weft__cache *c, struct weft__worker *w,
 	weft__task_retire(c, t);
 }
 
+/* The bytes of @t's results. */
+static uint64_t result_bytes(struct weft_task *t)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < t->noutputs; i++)
+		n += weft__task_out(t, i)->len;
+	return n;
+}
+
+/*
+ * Record @t, which began at @start_ns (@pin_ns of it pinning inputs) and ended
+ * @outcome: the task the thread's countdown chose (@sampled), or one that failed.
+ */
+static __cold void record(struct weft__worker *w, struct weft_task *t, bool sampled,
+			  int64_t start_ns, int64_t pin_ns, uint32_t outcome)
+{
+	char buf[64];
+	int64_t end = weft__mono_ns();
+
+	if (!sampled)
+		start_ns = end;		/* a failure's end, not its run time */
+	weft__events_put(w->events, sampled, weft__label_intern(weft__task_label(t, buf,
+			 sizeof(buf))), start_ns, end, pin_ns,
+			 outcome == WEFT_EV_DONE ? result_bytes(t) : 0, outcome);
+}
+
 void weft__task_run(struct weft__worker *w, struct weft_task *t)
 {
 	struct weft_buf stack_in[STACK_INPUTS], *in = stack_in;
 	struct weft_ctx ctx = { .w = w, .t = t };
 	struct weft__cache *c = &w->cache;
 	uint64_t s = atomic_load_explicit(&t->sd, memory_order_relaxed);
+	bool sampled = w->events && weft__events_sample(w->events);
+	int64_t start_ns = sampled ? weft__mono_ns() : 0, pin_ns = 0;
 	uint32_t i;
 	int rc;
 
@@ -124,6 +154,8 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t)
 		in[i].data = f->data;
 		in[i].len = f->len;
 	}
+	if (unlikely(sampled))
+		pin_ns = weft__mono_ns() - start_ns;
 	ctx.below = w->running;
 	w->running = &ctx;
 	for (;;) {
@@ -147,8 +179,12 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t)
 		t->err = ctx.over_hard ? over_hard_failure(t, ctx.over_hard)
 				       : failure(t, rc, ctx.msg);
 		free(ctx.msg);
+		if (w->events)
+			record(w, t, sampled, start_ns, pin_ns, WEFT_EV_FAILED);
 		weft__task_end_cascade(c, w, t, WT_FAILED);
 	} else {
+		if (unlikely(sampled))
+			record(w, t, true, start_ns, pin_ns, WEFT_EV_DONE);
 		if (t->flags & TF_OUTPUT)
 			track_outputs(t);
 		weft__task_end_cascade(c, w, t, WT_DONE);

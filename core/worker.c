@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <sched.h>
 
+#include "events.h"
 #include "core.h"
 
 /*
@@ -572,6 +573,8 @@ static struct weft_task *park(struct weft__worker *w, bool spinning)
 	if (!t && !atomic_load_explicit(&eng->stop, memory_order_seq_cst) &&
 	    (inbox_empty(eng) || start_paused(eng))) {
 		counter_inc(&w->cache.parks);
+		if (w->events)
+			weft__events_idle(w->events);
 		park_sleep(eng, key, last);
 	}
 	atomic_fetch_sub_explicit(&eng->nparked, 1, memory_order_seq_cst);

@@ -464,6 +464,28 @@ struct weft_stats {
  */
 WEFT_API int weft_stats(struct weft_client *c, struct weft_stats *st);
 
+/**
+ * weft_trace() - Write what the engine recorded of the tasks it ran as a trace.
+ * @c:    the client.
+ * @path: the file to write, replaced whole once written: Chrome's Trace Event
+ *        JSON, which Perfetto (ui.perfetto.dev) and chrome://tracing open.
+ *
+ * Each thread that runs tasks keeps its latest 16384 recorded tasks: a track per
+ * thread, an event per task with its label, start and duration, and in its args
+ * the outcome, the bytes of its results, the time it spent pinning its inputs
+ * (reading spilled ones back) and its weight. Under about 100,000 tasks a second a
+ * thread every task is recorded; above that one in N, of weight N, so that
+ * recording stays cheap at any rate. A failed task is always recorded (of weight 0
+ * when it was not sampled: the next sampled task's weight counts it).
+ * $WEFT_RECORD=0 turns recording off.
+ *
+ * Context: any thread.
+ * Return: 0; -EINVAL (NULL @c or @path); -EBADF (a client closed already);
+ * -ENODATA when recording is off; -ENOTSUP with a scheduler (not yet); -ENOMEM;
+ * the file's -errno.
+ */
+WEFT_API int weft_trace(struct weft_client *c, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -130,7 +130,10 @@ static inline struct weft_client *bench_open(unsigned nthreads)
 
 static inline void bench_header(const char *title)
 {
-	printf("# %s\n", title);
+	const char *rec = getenv("WEFT_RECORD");
+
+	/* perf/run.sh runs the engine's benchmarks again with recording off. */
+	printf("# %s%s\n", title, rec && !strcmp(rec, "0") ? " [WEFT_RECORD=0: recording off]" : "");
 	printf("%-10s %-22s %7s %12s %-5s   %-26s %12s %8s\n", "bench", "figure", "threads",
 	       "median", "unit", "reference", "ref median", "ratio");
 }

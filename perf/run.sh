@@ -16,6 +16,11 @@ for p in fib flat chain fanout roundtrip spill join sched_sim; do
 	"$b/perf/$p"
 	echo
 done
+# What recording tasks costs (weft_trace's events): the same, recording off.
+for p in fib flat chain; do
+	WEFT_RECORD=0 "$b/perf/$p"
+	echo
+done
 # The cluster: two workers of one thread and the client share this machine.
 for scheme in tcp shm; do
 	"$b/tools/weft-cluster" -n 2 --nthreads 1 --provider "$scheme" \

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Temporary paths of the tests (common.h's and tests/cluster's). */
+/* Temporary paths of the tests (common.h's, tests/cluster's and tests/join's), and reading their files. */
 #ifndef WEFT_TEST_TMP_H
 #define WEFT_TEST_TMP_H
 
@@ -18,6 +18,26 @@ static inline char *t_template(char *buf, size_t size, const char *name)
 
 	cr_assert(snprintf(buf, size, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", name) <
 		  (int)size, "temporary path too long");
+	return buf;
+}
+
+/* The whole of the file at @path, NUL-terminated; its length in @len. */
+static inline void *t_read(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	cr_assert(f, "open %s", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc(n + 1);
+	cr_assert(buf);
+	cr_assert_eq(fread(buf, 1, n, f), (size_t)n);
+	buf[n] = 0;
+	fclose(f);
+	*len = n;
 	return buf;
 }
 

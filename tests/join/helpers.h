@@ -76,25 +76,6 @@ static inline void t_write(const char *path, const void *data, size_t len)
 	cr_assert_eq(fclose(f), 0);
 }
 
-static inline void *t_read(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	cr_assert(f, "open %s", path);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc(n + 1);
-	cr_assert(buf);
-	cr_assert_eq(fread(buf, 1, n, f), (size_t)n);
-	buf[n] = 0;
-	fclose(f);
-	*len = n;
-	return buf;
-}
-
 static inline int cmp_row(const void *a, const void *b)
 {
 	const struct row *x = a, *y = b;

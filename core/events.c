@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: MIT
+/*
+ * events.c - the engine's recorder (events.h): rings of task events and tables
+ * per label, each written by one worker thread and read by any, and the interned
+ * labels they name.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+#include "events.h"
+
+/* ---- labels ---- */
+
+#define INTERN_MAX 4096			/* distinct labels a process keeps */
+#define INTERN_SLOTS (2 * INTERN_MAX)	/* a power of two, at most half full */
+
+/*
+ * Interned labels: an append-only hash set, so that an event names its label by a
+ * pointer that outlives the task (a task's own label is freed with it). Taken
+ * only when a task is recorded, at most ~100k times a second a thread.
+ */
+static struct {
+	pthread_mutex_t lock;
+	struct {
+		uint64_t hash;
+		char *text;		/* NULL: free */
+	} slot[INTERN_SLOTS];
+	unsigned n;
+} interned = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static uint64_t hash_of(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;	/* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+	return h;
+}
+
+const char *weft__label_intern(const char *text)
+{
+	uint64_t h = hash_of(text);
+	const char *found = "other";	/* past INTERN_MAX labels, or out of memory */
+	size_t i = h & (INTERN_SLOTS - 1);
+
+	pthread_mutex_lock(&interned.lock);
+	for (; interned.slot[i].text; i = (i + 1) & (INTERN_SLOTS - 1))
+		if (interned.slot[i].hash == h && !strcmp(interned.slot[i].text, text)) {
+			found = interned.slot[i].text;
+			goto out;
+		}
+	if (interned.n < INTERN_MAX && (interned.slot[i].text = strdup(text))) {
+		interned.slot[i].hash = h;
+		interned.n++;
+		found = interned.slot[i].text;
+	}
+out:
+	pthread_mutex_unlock(&interned.lock);
+	return found;
+}
+
+/* ---- writing (the thread's own) ---- */
+
+struct weft__events *weft__events_new(void)
+{
+	struct weft__events *ev = calloc(1, sizeof(*ev));
+
+	if (ev)
+		ev->every = ev->left = 1;
+	return ev;
+}
+
+void weft__events_free(struct weft__events *ev)
+{
+	free(ev);
+}
+
+/*
+ * Record one task in as many as came in GAP_NS before this one: the rate just
+ * seen sets the next countdown (the first recorded task has none to go by).
+ */
+static void adapt(struct weft__events *ev, int64_t now)
+{
+	int64_t gap = now - ev->last_ns;
+
+	if (ev->last_ns && gap > 0) {
+		uint64_t every = (uint64_t)ev->every * WEFT_EVENT_GAP_NS / (uint64_t)gap;
+
+		ev->every = every < 1 ? 1 : every > WEFT_EVENT_EVERY_MAX ?
+			    WEFT_EVENT_EVERY_MAX : (uint32_t)every;
+	} else if (ev->last_ns) {
+		ev->every = WEFT_EVENT_EVERY_MAX;	/* a clock too coarse to tell */
+	}
+	ev->last_ns = now;
+	ev->left = ev->every;
+}
+
+static unsigned bucket_of(uint64_t ns)
+{
+	unsigned b = ns ? 63 - (unsigned)__builtin_clzll(ns) : 0;
+
+	return b < WEFT_EVENT_HIST ? b : WEFT_EVENT_HIST - 1;
+}
+
+static struct weft__label_stats *label_slot(struct weft__events *ev, const char *label)
+{
+	size_t h = (size_t)((uintptr_t)label * 0x9e3779b97f4a7c15ull >> 40);
+
+	for (unsigned k = 0; k < WEFT_EVENT_LABELS; k++) {
+		struct weft__label_stats *s = &ev->labels[(h + k) % WEFT_EVENT_LABELS];
+		const char *l = atomic_load_explicit(&s->label, memory_order_relaxed);
+
+		if (l == label)
+			return s;
+		if (!l) {
+			/* Release pairs with the readers' acquire: they see a label's zeros. */
+			atomic_store_explicit(&s->label, label, memory_order_release);
+			return s;
+		}
+	}
+	return NULL;			/* full: the label is not counted by name */
+}
+
+static void add(_Atomic uint64_t *v, uint64_t n)
+{
+	/* The thread's own counter: a load and a store, readers see either value. */
+	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+void weft__events_put(struct weft__events *ev, bool sampled, const char *label,
+		      int64_t start_ns, int64_t end_ns, int64_t pin_ns, uint64_t bytes,
+		      uint32_t outcome)
+{
+	uint64_t i = atomic_load_explicit(&ev->head, memory_order_relaxed);
+	struct weft__event *e = &ev->ring[i % WEFT_EVENT_RING];
+	/* A failure outside the sample is counted in the weight of the sample after it. */
+	uint32_t weight = sampled ? ev->every : 0;
+	uint64_t run = end_ns > start_ns ? (uint64_t)(end_ns - start_ns) : 0;
+	struct weft__label_stats *s = label_slot(ev, label);
+
+	/* seq 0 while the fields change; release pairs with the reader's acquire. */
+	atomic_store_explicit(&e->seq, 0, memory_order_release);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&e->start_ns, (uint64_t)start_ns, memory_order_relaxed);
+	atomic_store_explicit(&e->end_ns, (uint64_t)end_ns, memory_order_relaxed);
+	atomic_store_explicit(&e->pin_ns, (uint64_t)pin_ns, memory_order_relaxed);
+	atomic_store_explicit(&e->bytes, bytes, memory_order_relaxed);
+	atomic_store_explicit(&e->label, label, memory_order_relaxed);
+	atomic_store_explicit(&e->weight, weight, memory_order_relaxed);
+	atomic_store_explicit(&e->outcome, outcome, memory_order_relaxed);
+	atomic_store_explicit(&e->seq, i + 1, memory_order_release);
+	/* Release pairs with weft__events_copy's acquire of head. */
+	atomic_store_explicit(&ev->head, i + 1, memory_order_release);
+	if (s) {
+		if (outcome != WEFT_EV_DONE)
+			add(&s->failed, 1);
+		if (weight) {
+			add(&s->count, weight);
+			add(&s->total_ns, run * weight);
+			add(&s->hist[bucket_of(run)], weight);
+		}
+	}
+	if (sampled)
+		adapt(ev, end_ns);
+}
+
+/* ---- reading (any thread) ---- */
+
+unsigned weft__events_copy(const struct weft__events *ev, unsigned thread,
+			   struct weft__event_copy *out)
+{
+	uint64_t head = atomic_load_explicit(&ev->head, memory_order_acquire);
+	uint64_t from = head > WEFT_EVENT_RING ? head - WEFT_EVENT_RING : 0;
+	unsigned n = 0;
+
+	for (uint64_t i = from; i < head; i++) {
+		const struct weft__event *e = &ev->ring[i % WEFT_EVENT_RING];
+		struct weft__event_copy c;
+
+		/* Acquire pairs with the writer's release of seq. */
+		if (atomic_load_explicit(&e->seq, memory_order_acquire) != i + 1)
+			continue;	/* overwritten since, or being written */
+		c.start_ns = atomic_load_explicit(&e->start_ns, memory_order_relaxed);
+		c.end_ns = atomic_load_explicit(&e->end_ns, memory_order_relaxed);
+		c.pin_ns = atomic_load_explicit(&e->pin_ns, memory_order_relaxed);
+		c.bytes = atomic_load_explicit(&e->bytes, memory_order_relaxed);
+		c.label = atomic_load_explicit(&e->label, memory_order_relaxed);
+		c.weight = atomic_load_explicit(&e->weight, memory_order_relaxed);
+		c.outcome = atomic_load_explicit(&e->outcome, memory_order_relaxed);
+		/* The fields were read before seq is read again (pairs with the writer's fence). */
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&e->seq, memory_order_relaxed) != i + 1)
+			continue;
+		c.seq = i + 1;
+		c.thread = thread;
+		out[n++] = c;
+	}
+	return n;
+}

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+/*
+ * trace.c - weft_trace: what the worker threads recorded (events.h), written as
+ * Chrome's Trace Event JSON, which Perfetto and chrome://tracing open: a track per
+ * thread, a complete event ("X") per recorded task. The file is written aside and
+ * renamed over @path, so that a reader never sees half of one.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "events.h"
+#include "remote.h"
+
+/* @s as a JSON string's contents. */
+static void json_text(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+}
+
+static const char *outcome_name(uint32_t o)
+{
+	return o == WEFT_EV_DONE ? "done" : o == WEFT_EV_FAILED ? "failed" : "cancelled";
+}
+
+static void write_events(FILE *f, struct weft__engine *eng, const struct weft__event_copy *ev,
+			 size_t n, uint64_t t0)
+{
+	fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"producer\":\"weft %s\"},"
+		"\"traceEvents\":[\n", weft_version_string());
+	fprintf(f, "{\"ph\":\"M\",\"pid\":1,\"tid\":0,\"name\":\"process_name\","
+		"\"args\":{\"name\":\"weft engine (pid %d)\"}}", (int)getpid());
+	for (unsigned i = 0; i < eng->nthreads; i++)
+		fprintf(f, ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":%u,\"name\":\"thread_name\","
+			"\"args\":{\"name\":\"thread %u\"}}", i, i);
+	for (size_t i = 0; i < n; i++) {
+		const struct weft__event_copy *e = &ev[i];
+
+		fprintf(f, ",\n{\"ph\":\"X\",\"cat\":\"task\",\"pid\":1,\"tid\":%u,\"name\":\"",
+			e->thread);
+		json_text(f, e->label ? e->label : "?");
+		fprintf(f, "\",\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"outcome\":\"%s\","
+			"\"weight\":%u,\"bytes\":%llu,\"pin_us\":%.3f}}",
+			(double)(e->start_ns - t0) / 1e3, (double)(e->end_ns - e->start_ns) / 1e3,
+			outcome_name(e->outcome), e->weight, (unsigned long long)e->bytes,
+			(double)e->pin_ns / 1e3);
+	}
+	fprintf(f, "\n]}\n");
+}
+
+int weft_trace(struct weft_client *h, const char *path)
+{
+	struct weft__event_copy *ev = NULL;
+	struct weft__engine *eng;
+	struct weft_client *c;
+	char tmp[4096];
+	uint64_t t0 = UINT64_MAX;
+	size_t n = 0;
+	FILE *f = NULL;
+	int fd, ret = 0;
+
+	if (!h || !path || !*path)
+		return -EINVAL;
+	if (weft__is_remote(h))
+		return -ENOTSUP;
+	c = weft__client_of(h, "weft_trace");
+	if (!c)
+		return -EBADF;
+	eng = c->eng;
+	if (!eng->cfg.record)
+		return -ENODATA;
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	ev = malloc((size_t)eng->nthreads * WEFT_EVENT_RING * sizeof(*ev));
+	if (!ev)
+		return -ENOMEM;
+	for (unsigned i = 0; i < eng->nthreads; i++)
+		n += weft__events_copy(eng->workers[i]->events, i, ev + n);
+	for (size_t i = 0; i < n; i++)
+		if (ev[i].start_ns < t0)
+			t0 = ev[i].start_ns;
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	fchmod(fd, 0644);		/* not mkstemp's 0600: a trace is to be shared */
+	f = fdopen(fd, "w");
+	if (!f) {
+		ret = -errno;
+		close(fd);
+		goto out_unlink;
+	}
+	write_events(f, eng, ev, n, n ? t0 : 0);
+	if (ferror(f))
+		ret = -EIO;
+	if (fclose(f) && !ret)
+		ret = errno ? -errno : -EIO;
+	if (!ret && rename(tmp, path))
+		ret = -errno;
+	if (!ret)
+		goto out;
+out_unlink:
+	unlink(tmp);
+out:
+	free(ev);
+	return ret;
+}
