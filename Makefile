@@ -16,12 +16,13 @@ bindir ?= $(prefix)/bin
 # Debian packages, each for one reason: hwloc (threads pinned to cores, NUMA),
 # jemalloc (per-NUMA result arenas), liburing (the spill file's I/O), xxhash (spill
 # checksums), libfabric (a cluster's messages and RMA reads), libsodium (the cluster
-# token's handshake), criterion (the tests), libudev (hwloc's pkg-config asks for
-# it), pkg-config, gcc and make (the build), openmpi-bin (a cluster test starts one
-# with mpirun).
+# token's handshake), libmicrohttpd (the views served over HTTP), criterion (the
+# tests), libudev (hwloc's pkg-config asks for it), pkg-config, gcc and make (the
+# build), openmpi-bin (a cluster test starts one with mpirun).
 DEPS_PKGS := libhwloc-dev libjemalloc-dev liburing-dev libxxhash-dev libfabric-dev \
-	libsodium-dev libcriterion-dev libudev-dev pkg-config gcc make openmpi-bin
-PKGS := hwloc jemalloc liburing libxxhash libsodium libfabric
+	libsodium-dev libcriterion-dev libudev-dev libmicrohttpd-dev pkg-config gcc make \
+	openmpi-bin
+PKGS := hwloc jemalloc liburing libxxhash libsodium libfabric libmicrohttpd
 # A package pkg-config cannot find would leave its flags empty and the compiler to
 # fail with puzzles: say which is missing instead (make deps installs them). Not for
 # deps, which is what installs them.
@@ -61,7 +62,7 @@ ifneq ($(DEBUG)$(filter -O0,$(OPT)),)
 override CFLAGS += -DWEFT_DEBUG
 endif
 override CFLAGS += -std=gnu11 $(OPT) -Wall -Wextra -Wno-missing-field-initializers \
-	-fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iutil -Icore -Ispill -Iproto -Ifabric -Isched -Iworker -Iclient -MMD -MP $(SANFLAGS) \
+	-fPIC -fvisibility=hidden -D_GNU_SOURCE -Iinclude -Iutil -Icore -Ispill -Iproto -Ifabric -Isched -Iworker -Iclient -Iview -MMD -MP $(SANFLAGS) \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # Programs built on the library: task functions take parameters they may not use.
 XFLAGS := -Wno-unused-parameter
@@ -71,7 +72,7 @@ XFLAGS := -Wno-unused-parameter
 LIBS := $(shell pkg-config --libs $(filter-out libfabric libsodium,$(PKGS)) 2>/dev/null) -lpthread -ldl
 override LDFLAGS += $(SANFLAGS)
 
-SRCS := $(wildcard util/*.c core/*.c spill/*.c proto/*.c fabric/*.c sched/*.c worker/*.c client/*.c) alloc/acct.c $(ALLOC)
+SRCS := $(wildcard util/*.c core/*.c spill/*.c proto/*.c fabric/*.c sched/*.c worker/*.c client/*.c view/*.c) alloc/acct.c $(ALLOC)
 OBJS := $(patsubst %.c,$(B)/%.o,$(SRCS))
 A := $(B)/lib$(NAME).a
 SO := $(B)/lib$(NAME).so.$(VERSION)

@@ -201,23 +201,13 @@ static void stats_add(struct weft_stats *s, struct weft__cache *c)
 	s->parks += atomic_load_explicit(&c->parks, memory_order_relaxed);
 }
 
-int weft_stats(struct weft_client *h, struct weft_stats *st)
+void weft__engine_stats(struct weft__engine *eng, struct weft_stats *out)
 {
-	struct weft_client *c;
-	struct weft__engine *eng;
 	struct weft_stats s = { .size = sizeof(s) };
 	struct weft__store_stats ss;
 	struct weft__cache *cache;
 	unsigned i;
 
-	if (!h || !st || st->size < sizeof(size_t))
-		return -EINVAL;
-	if (weft__is_remote(h))
-		return weft__remote_stats(h, st);
-	c = weft__client_of(h, "weft_stats");
-	if (!c)
-		return -EBADF;
-	eng = c->eng;
 	s.nthreads = eng->nthreads;
 	s.nnuma = eng->nnuma;
 	pthread_mutex_lock(&eng->pool_lock);
@@ -241,6 +231,22 @@ int weft_stats(struct weft_client *h, struct weft_stats *st)
 	s.paused = ss.paused;
 	s.spill_blocked = ss.nospace;
 	s.mem_available = weft__memory_available();
+	*out = s;
+}
+
+int weft_stats(struct weft_client *h, struct weft_stats *st)
+{
+	struct weft_stats s;
+	struct weft_client *c;
+
+	if (!h || !st || st->size < sizeof(size_t))
+		return -EINVAL;
+	if (weft__is_remote(h))
+		return weft__remote_stats(h, st);
+	c = weft__client_of(h, "weft_stats");
+	if (!c)
+		return -EBADF;
+	weft__engine_stats(c->eng, &s);
 	memcpy(st, &s, st->size < sizeof(s) ? st->size : sizeof(s));
 	st->size = st->size < sizeof(s) ? st->size : sizeof(s);
 	return 0;

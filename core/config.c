@@ -354,6 +354,9 @@ int weft__config_resolve(struct weft__config *cfg, const struct weft_options *o,
 	      record_resolve(cfg);
 	if (ret)
 		return ret;
+	s = getenv("WEFT_DASHBOARD");
+	if (s && *s && !(cfg->dashboard = strdup(s)))
+		return -ENOMEM;
 	s = o->spill_dir;
 	if (!s || !*s)
 		s = getenv("WEFT_SPILL_DIR");
@@ -377,4 +380,6 @@ void weft__config_fini(struct weft__config *cfg)
 {
 	free(cfg->spill_dir);
 	cfg->spill_dir = NULL;
+	free(cfg->dashboard);
+	cfg->dashboard = NULL;
 }

@@ -46,6 +46,7 @@ struct weft__config {
 	enum weft__spill_backend spill_backend;	/* $WEFT_SPILL_BACKEND */
 	bool spill_direct;		/* O_DIRECT unless $WEFT_SPILL_DIRECT is 0 */
 	bool record;			/* record tasks (events.h) unless $WEFT_RECORD is 0 */
+	char *dashboard;		/* $WEFT_DASHBOARD: HOST:PORT to serve the views at */
 };
 
 /*
@@ -231,6 +232,8 @@ struct weft__engine {
 	/* Told of each watched task's end (weft__submit_watched); set before any. */
 	weft__end_hook *end_hook;
 	void *end_hook_arg;
+
+	struct weft__http *http;	/* the views served ($WEFT_DASHBOARD), or NULL */
 };
 
 /*
@@ -290,6 +293,10 @@ void weft__engine_set_end_hook(struct weft__engine *eng, weft__end_hook *hook, v
 int weft__scatter_room(struct weft_client *c, size_t len, void **room, struct weft_future **out);
 void weft__scatter_filled(struct weft_client *c, struct weft_future *f);
 struct weft__engine *weft__client_engine(struct weft_client *c);
+/* What weft_stats gives, for the engine itself (the views ask for it too). */
+void weft__engine_stats(struct weft__engine *eng, struct weft_stats *out);
+/* trace.c: serve the views at $WEFT_DASHBOARD, if set; a failure is logged only. */
+void weft__engine_serve(struct weft__engine *eng);
 /* An engine in this process whatever $WEFT_SCHEDULER says (a worker's). */
 int weft__client_open_embedded(const struct weft_options *o, struct weft_client **out);
 

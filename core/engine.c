@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "view.h"
 #include "events.h"
 #include "core.h"
 
@@ -175,6 +176,7 @@ int weft__engine_open(const struct weft_options *opts, struct weft__engine **out
 	ret = workers_start(eng);
 	if (ret)
 		goto err_free;
+	weft__engine_serve(eng);
 	*out = eng;
 	return 0;
 
@@ -224,6 +226,8 @@ void weft__engine_close(struct weft__engine *eng)
 	struct timespec nap = { 0, 100000 };
 	uint64_t sig = UINT64_MAX, held;
 
+	weft__http_stop(eng->http);	/* its requests read the workers */
+	eng->http = NULL;
 	/* From now on queued tasks are ended as cancelled instead of run. */
 	atomic_store_explicit(&eng->closing, true, memory_order_seq_cst);
 	weft__engine_wake_all(eng);

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * trace.c - weft_trace: what the worker threads recorded (events.h), written as
- * Chrome's Trace Event JSON, which Perfetto and chrome://tracing open: a track per
- * thread, a complete event ("X") per recorded task. The file is written aside and
- * renamed over @path, so that a reader never sees half of one.
+ * trace.c - the engine's side of the views of a run: weft_trace, what the worker
+ * threads recorded (events.h) written as Chrome's Trace Event JSON, which Perfetto
+ * and chrome://tracing open (a track per thread, a complete event "X" per recorded
+ * task; written aside and renamed over @path, so that a reader never sees half of
+ * one); and the figures the views served over HTTP ask for (view.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "core.h"
 #include "events.h"
 #include "remote.h"
+#include "view.h"
 
 /* @s as a JSON string's contents. */
 static void json_text(FILE *f, const char *s)
@@ -118,4 +120,55 @@ out_unlink:
 out:
 	free(ev);
 	return ret;
+}
+
+/* ---- the views over HTTP ---- */
+
+/* Add @ev's label table into @s's labels, by label. */
+static void labels_add(struct weft__view_snap *s, const struct weft__events *ev)
+{
+	for (unsigned i = 0; i < WEFT_EVENT_LABELS; i++) {
+		const struct weft__label_stats *l = &ev->labels[i];
+		/* Acquire pairs with the writer's release of the label: its zeros first. */
+		const char *name = atomic_load_explicit(&l->label, memory_order_acquire);
+		struct weft__view_label *v = NULL;
+
+		if (!name)
+			continue;
+		for (unsigned k = 0; k < s->nlabels && !v; k++)
+			if (s->labels[k].label == name)
+				v = &s->labels[k];
+		if (!v) {
+			if (s->nlabels == s->labels_cap)
+				continue;
+			v = &s->labels[s->nlabels++];
+			*v = (struct weft__view_label){ .label = name };
+		}
+		v->count += atomic_load_explicit(&l->count, memory_order_relaxed);
+		v->failed += atomic_load_explicit(&l->failed, memory_order_relaxed);
+		v->total_ns += atomic_load_explicit(&l->total_ns, memory_order_relaxed);
+		for (unsigned b = 0; b < VIEW_HIST && b < WEFT_EVENT_HIST; b++)
+			v->hist[b] += atomic_load_explicit(&l->hist[b], memory_order_relaxed);
+	}
+}
+
+/* The view source of an engine: on the server's threads, reading only. */
+static int engine_snap(void *arg, struct weft__view_snap *s)
+{
+	struct weft__engine *eng = arg;
+
+	weft__engine_stats(eng, &s->st);
+	for (unsigned i = 0; i < eng->nthreads; i++)
+		if (eng->workers[i]->events)
+			labels_add(s, eng->workers[i]->events);
+	return 0;
+}
+
+void weft__engine_serve(struct weft__engine *eng)
+{
+	struct weft__view_source src = { engine_snap, eng, "engine" };
+
+	if (eng->cfg.dashboard && weft__http_start(eng->cfg.dashboard, &src, &eng->http))
+		weft__log(WEFT_LOG_WARN, "core", "WEFT_DASHBOARD=%s: the engine runs without "
+			  "its views", eng->cfg.dashboard);
 }

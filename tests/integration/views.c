@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The views an engine serves over HTTP when WEFT_DASHBOARD asks: /metrics in
+ * Prometheus' text format (every line checked against the format's grammar, the
+ * counters against weft_stats and the tasks run), and bad requests (an unknown
+ * page, another method, headers too large, a client that sends nothing) answered
+ * as they should be while the server goes on serving.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "../common.h"
+
+TASK(nap_100us)
+{
+	struct timespec ts = { 0, 100000 };
+
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
+TASK(fails)
+{
+	return weft_fail(ctx, "on purpose");
+}
+
+/* A port nobody listens on now. */
+static unsigned free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static int dial(unsigned port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect: %s",
+		     strerror(errno));
+	return fd;
+}
+
+/* Send @req whole, read the answer to its end: its status; its body in *@body. */
+static int http(unsigned port, const char *req, char **body)
+{
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap), *b;
+	int fd = dial(port), status = 0;
+	ssize_t n;
+
+	cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)n;
+		if (len + 1 == cap)
+			buf = realloc(buf, cap *= 2);
+	}
+	close(fd);
+	buf[len] = 0;
+	sscanf(buf, "HTTP/1.%*d %d", &status);
+	b = strstr(buf, "\r\n\r\n");
+	if (body)
+		*body = strdup(b ? b + 4 : "");
+	free(buf);
+	return status;
+}
+
+static int get(unsigned port, const char *path, char **body)
+{
+	char req[256];
+
+	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close"
+		 "\r\n\r\n", path);
+	return http(port, req, body);
+}
+
+/* A metric or label name: [a-zA-Z_:][a-zA-Z0-9_:]*; returns past it, or NULL. */
+static const char *name_end(const char *p)
+{
+	if (!(isalpha((unsigned char)*p) || *p == '_' || *p == ':'))
+		return NULL;
+	while (isalnum((unsigned char)*p) || *p == '_' || *p == ':')
+		p++;
+	return p;
+}
+
+/*
+ * One line of the text format (0.0.4): "# HELP name text", "# TYPE name type", or
+ * a sample "name{label="value",...} number". Whether it is one.
+ */
+static bool metrics_line(const char *line)
+{
+	const char *p;
+	char *end;
+
+	if (!strncmp(line, "# HELP ", 7))
+		return name_end(line + 7) && name_end(line + 7)[0] == ' ';
+	if (!strncmp(line, "# TYPE ", 7)) {
+		p = name_end(line + 7);
+		return p && (!strcmp(p, " counter") || !strcmp(p, " gauge") ||
+			     !strcmp(p, " histogram") || !strcmp(p, " summary") ||
+			     !strcmp(p, " untyped"));
+	}
+	if (!(p = name_end(line)))
+		return false;
+	if (*p == '{') {
+		p++;
+		while (*p != '}') {
+			if (!(p = name_end(p)) || *p++ != '=' || *p++ != '"')
+				return false;
+			for (; *p != '"'; p++) {
+				if (!*p)
+					return false;
+				if (*p == '\\' && !strchr("\\\"n", *++p))
+					return false;
+			}
+			p++;
+			if (*p == ',')
+				p++;
+			else if (*p != '}')
+				return false;
+		}
+		p++;
+	}
+	if (*p++ != ' ')
+		return false;
+	if (!strcmp(p, "+Inf") || !strcmp(p, "-Inf") || !strcmp(p, "NaN"))
+		return true;
+	strtod(p, &end);
+	return end != p && !*end;
+}
+
+/* The value of the sample whose name and labels are exactly @what. */
+static double sample(const char *text, const char *what)
+{
+	size_t n = strlen(what);
+
+	for (const char *p = text; (p = strstr(p, what)); p += n)
+		if ((p == text || p[-1] == '\n') && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+	cr_assert_fail("no sample %s", what);
+	return 0;
+}
+
+static struct weft_client *open_serving(unsigned port)
+{
+	char addr[64];
+	struct weft_client *c;
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+	setenv("WEFT_DASHBOARD", addr, 1);
+	c = open_threads(2);
+	unsetenv("WEFT_DASHBOARD");
+	return c;
+}
+
+Test(views, metrics_are_prometheus_text_and_match_the_stats, .timeout = 30)
+{
+	struct weft_task_opts napping = { .size = sizeof(napping), .label = "nap" };
+	struct weft_stats st = { .size = sizeof(st) };
+	unsigned port = free_port();
+	struct weft_future *f[41];
+	struct weft_client *c;
+	char *body, *line, *save;
+	int lines = 0;
+
+	EMBEDDED_ONLY("an engine's own views");
+	c = open_serving(port);
+	for (int i = 0; i < 40; i++)
+		cr_assert_eq(weft_submit(c, nap_100us, NULL, 0, NULL, 0, &napping, &f[i]), 0);
+	cr_assert_eq(weft_submit(c, fails, NULL, 0, NULL, 0, NULL, &f[40]), 0);
+	for (int i = 0; i < 41; i++)
+		weft_wait(f[i], -1);
+	cr_assert_eq(weft_stats(c, &st), 0);
+	cr_assert_eq(get(port, "/metrics", &body), 200);
+	cr_assert_eq(sample(body, "weft_tasks_run_total"), (double)st.tasks_run);
+	cr_assert_eq(sample(body, "weft_tasks_failed_total"), 1);
+	cr_assert_eq(sample(body, "weft_threads"), 2);
+	cr_assert_eq(sample(body, "weft_memory_limit_bytes"), (double)st.mem_limit);
+	cr_assert_eq(sample(body, "weft_label_tasks_total{label=\"nap\"}"), 40,
+		     "slow tasks: each recorded");
+	cr_assert_eq(sample(body, "weft_label_failures_total{label=\"fails\"}"), 1);
+	cr_assert_eq(sample(body, "weft_label_run_seconds_count{label=\"nap\"}"), 40);
+	cr_assert_geq(sample(body, "weft_label_run_seconds_sum{label=\"nap\"}"), 40 * 100e-6);
+	cr_assert_eq(sample(body, "weft_label_run_seconds_bucket{label=\"nap\",le=\"+Inf\"}"), 40);
+	for (line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save), lines++)
+		cr_assert(metrics_line(line), "not the text format: %s", line);
+	cr_assert_gt(lines, 50);
+	free(body);
+	/* The page naming the views. */
+	cr_assert_eq(get(port, "/", &body), 200);
+	cr_assert_neq(strstr(body, "/metrics"), NULL);
+	free(body);
+	for (int i = 0; i < 41; i++)
+		weft_release(f[i]);
+	cr_assert_eq(weft_client_close(c), 0);
+	/* Closed, the engine serves no more. */
+	{
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		cr_assert_neq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+		close(fd);
+	}
+}
+
+Test(views, bad_requests_get_their_status_and_the_server_serves_on, .timeout = 60)
+{
+	unsigned port = free_port();
+	struct weft_client *c;
+	char *big, *body;
+	int idle;
+
+	EMBEDDED_ONLY("an engine's own views");
+	c = open_serving(port);
+	cr_assert_eq(get(port, "/no/such/page", NULL), 404);
+	cr_assert_eq(http(port, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+			  "Connection: close\r\n\r\n", NULL), 405);
+	/* Headers past the limit: refused by the server, whose answer is a 4xx. */
+	big = malloc(64 << 10);
+	strcpy(big, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ");
+	memset(big + strlen(big), 'a', 40 << 10);
+	strcpy(big + strlen(big), "\r\nConnection: close\r\n\r\n");
+	{
+		int status = http(port, big, NULL);
+
+		cr_assert(status >= 400 && status < 500, "status %d", status);
+	}
+	free(big);
+	/* A client that connects and says nothing does not hold the others up. */
+	idle = dial(port);
+	cr_assert_eq(get(port, "/metrics", &body), 200);
+	cr_assert_neq(strstr(body, "weft_tasks_run_total"), NULL);
+	free(body);
+	close(idle);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(views, an_address_that_is_not_one_leaves_the_engine_working, .timeout = 20)
+{
+	struct weft_client *c;
+	struct weft_future *f;
+
+	EMBEDDED_ONLY("an engine's own views");
+	setenv("WEFT_DASHBOARD", "not an address", 1);
+	c = open_threads(1);
+	unsetenv("WEFT_DASHBOARD");
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, NULL, 0, NULL, &f), 0);
+	cr_assert_eq(weft_wait(f, -1), 0);
+	weft_release(f);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+/* Prometheus' own checker, where Debian's prometheus package put it. */
+Test(views, promtool_accepts_the_metrics, .timeout = 30)
+{
+	unsigned port = free_port();
+	struct weft_client *c;
+	char cmd[256], *body;
+	FILE *p;
+
+	EMBEDDED_ONLY("an engine's own views");
+	if (system("command -v promtool >/dev/null 2>&1"))
+		cr_skip_test("promtool is not installed (Debian's prometheus package has it)");
+	c = open_serving(port);
+	cr_assert_eq(get(port, "/metrics", &body), 200);
+	snprintf(cmd, sizeof(cmd), "promtool check metrics >/dev/null 2>&1");
+	p = popen(cmd, "w");
+	fputs(body, p);
+	cr_assert_eq(WEXITSTATUS(pclose(p)), 0, "promtool check metrics refused it");
+	free(body);
+	cr_assert_eq(weft_client_close(c), 0);
+}

@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT
+/*
+ * http.c - the views over HTTP with libmicrohttpd: its own polling thread serves
+ * every connection, each request asks the source for a fresh snapshot (view.h).
+ * Bounded: a request's headers in VIEW_HEADERS_MAX bytes (the library answers a
+ * larger one itself), VIEW_CONNECTIONS_MAX connections, VIEW_IDLE_S seconds of
+ * silence before a connection is closed.
+ */
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <microhttpd.h>
+
+#include "log.h"
+#include "view.h"
+
+#define LABELS_MAX 4096			/* labels a snapshot holds */
+#define METRICS_CAP (1u << 20)		/* bytes of /metrics at first; doubled as needed */
+
+struct weft__http {
+	struct MHD_Daemon *d;
+	struct weft__view_source src;
+	unsigned port;
+};
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
+			     void *body, size_t len)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body,
+								 MHD_RESPMEM_MUST_FREE);
+	enum MHD_Result ret;
+
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status,
+				  const char *text)
+{
+	char *body = strdup(text);
+
+	return body ? reply(conn, status, "text/plain; charset=utf-8", body, strlen(body)) :
+		      MHD_NO;
+}
+
+static enum MHD_Result metrics(struct weft__http *h, struct MHD_Connection *conn)
+{
+	struct weft__view_snap s = { 0 };
+	size_t cap = METRICS_CAP;
+	char *buf = NULL;
+	long n = -ENOSPC;
+
+	s.labels = calloc(LABELS_MAX, sizeof(*s.labels));
+	s.labels_cap = LABELS_MAX;
+	if (!s.labels || h->src.snap(h->src.arg, &s)) {
+		free(s.labels);
+		return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no figures now\n");
+	}
+	while (n == -ENOSPC && cap <= (256u << 20)) {
+		char *b = realloc(buf, cap);
+
+		if (!b)
+			break;
+		buf = b;
+		n = weft__metrics_text(&s, buf, cap);
+		cap *= 2;
+	}
+	free(s.labels);
+	if (n < 0) {
+		free(buf);
+		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+	}
+	return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", buf,
+		     (size_t)n);
+}
+
+static enum MHD_Result index_page(struct weft__http *h, struct MHD_Connection *conn)
+{
+	char *body = NULL;
+	int n = asprintf(&body, "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
+			 "<title>weft %s</title></head><body><h1>weft %s</h1><ul>"
+			 "<li><a href=\"/metrics\">/metrics</a>: Prometheus' text format</li>"
+			 "</ul></body></html>\n", h->src.name, h->src.name);
+
+	if (n < 0)
+		return MHD_NO;
+	return reply(conn, MHD_HTTP_OK, "text/html; charset=utf-8", body, (size_t)n);
+}
+
+static enum MHD_Result on_request(void *arg, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload, size_t *upload_len, void **state)
+{
+	struct weft__http *h = arg;
+
+	(void)version;
+	(void)upload;
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+		return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only\n");
+	if (*upload_len) {		/* a body with a GET: not read, refused */
+		*upload_len = 0;
+		return MHD_YES;
+	}
+	(void)state;
+	if (!strcmp(url, "/metrics"))
+		return metrics(h, conn);
+	if (!strcmp(url, "/"))
+		return index_page(h, conn);
+	return reply_text(conn, MHD_HTTP_NOT_FOUND, "no such page\n");
+}
+
+int weft__http_start(const char *addr, const struct weft__view_source *src,
+		     struct weft__http **out)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	char host[64];
+	const char *colon = addr ? strrchr(addr, ':') : NULL;
+	const union MHD_DaemonInfo *info;
+	struct weft__http *h;
+	char *end;
+	long port;
+
+	if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host) || !colon[1])
+		goto bad;
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (*end || port < 0 || port > 65535 || inet_pton(AF_INET, host, &sin.sin_addr) != 1)
+		goto bad;
+	sin.sin_port = htons((uint16_t)port);
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->src = *src;
+	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
+				(uint16_t)port, NULL, NULL, on_request, h,
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)VIEW_HEADERS_MAX * 2,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)VIEW_CONNECTIONS_MAX,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)VIEW_IDLE_S,
+				MHD_OPTION_END);
+	if (!h->d) {
+		int err = errno ? errno : EADDRINUSE;
+
+		weft__log(WEFT_LOG_ERROR, "view", "cannot serve at %s: %s", addr, strerror(err));
+		free(h);
+		return -err;
+	}
+	/* Port 0: the one the system picked. */
+	info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_LISTEN_FD);
+	if (info && !getsockname(info->listen_fd, (struct sockaddr *)&sin, &(socklen_t){ sizeof(sin) }))
+		port = ntohs(sin.sin_port);
+	h->port = (unsigned)port;
+	weft__log(WEFT_LOG_INFO, "view", "serving at http://%s:%u/", host, h->port);
+	*out = h;
+	return 0;
+bad:
+	weft__log(WEFT_LOG_ERROR, "view", "%s: not an address to serve at (HOST:PORT, HOST an "
+		  "IPv4 address)", addr ? addr : "(none)");
+	return -EINVAL;
+}
+
+void weft__http_stop(struct weft__http *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->d);
+	free(h);
+}
+
+unsigned weft__http_port(const struct weft__http *h)
+{
+	return h->port;
+}
