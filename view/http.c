@@ -18,7 +18,18 @@
 #include "view.h"
 
 #define LABELS_MAX 4096			/* labels a snapshot holds */
-#define METRICS_CAP (1u << 20)		/* bytes of /metrics at first; doubled as needed */
+#define PAGE_CAP (64u << 10)		/* bytes of a page at first; doubled as needed */
+#define PAGE_MAX (256u << 20)
+
+/* The pages rendered from a snapshot. */
+static const struct {
+	const char *path, *type;
+	weft__view_render *render;
+} pages[] = {
+	{ "/metrics", "text/plain; version=0.0.4; charset=utf-8", weft__metrics_text },
+	{ "/api/stats", "application/json", weft__api_stats },
+	{ "/api/labels", "application/json", weft__api_labels },
+};
 
 struct weft__http {
 	struct MHD_Daemon *d;
@@ -53,10 +64,11 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status,
 		      MHD_NO;
 }
 
-static enum MHD_Result metrics(struct weft__http *h, struct MHD_Connection *conn)
+/* A fresh snapshot, rendered as page @i. */
+static enum MHD_Result render(struct weft__http *h, struct MHD_Connection *conn, size_t i)
 {
 	struct weft__view_snap s = { 0 };
-	size_t cap = METRICS_CAP;
+	size_t cap = PAGE_CAP;
 	char *buf = NULL;
 	long n = -ENOSPC;
 
@@ -66,13 +78,13 @@ static enum MHD_Result metrics(struct weft__http *h, struct MHD_Connection *conn
 		free(s.labels);
 		return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no figures now\n");
 	}
-	while (n == -ENOSPC && cap <= (256u << 20)) {
+	while (n == -ENOSPC && cap <= PAGE_MAX) {
 		char *b = realloc(buf, cap);
 
 		if (!b)
 			break;
 		buf = b;
-		n = weft__metrics_text(&s, buf, cap);
+		n = pages[i].render(&s, buf, cap);
 		cap *= 2;
 	}
 	free(s.labels);
@@ -80,8 +92,7 @@ static enum MHD_Result metrics(struct weft__http *h, struct MHD_Connection *conn
 		free(buf);
 		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
 	}
-	return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", buf,
-		     (size_t)n);
+	return reply(conn, MHD_HTTP_OK, pages[i].type, buf, (size_t)n);
 }
 
 static enum MHD_Result index_page(struct weft__http *h, struct MHD_Connection *conn)
@@ -90,6 +101,9 @@ static enum MHD_Result index_page(struct weft__http *h, struct MHD_Connection *c
 	int n = asprintf(&body, "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
 			 "<title>weft %s</title></head><body><h1>weft %s</h1><ul>"
 			 "<li><a href=\"/metrics\">/metrics</a>: Prometheus' text format</li>"
+			 "<li><a href=\"/api/stats\">/api/stats</a>: the figures weft_stats "
+			 "gives, JSON</li>"
+			 "<li><a href=\"/api/labels\">/api/labels</a>: by label, JSON</li>"
 			 "</ul></body></html>\n", h->src.name, h->src.name);
 
 	if (n < 0)
@@ -112,8 +126,9 @@ static enum MHD_Result on_request(void *arg, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	(void)state;
-	if (!strcmp(url, "/metrics"))
-		return metrics(h, conn);
+	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
+		if (!strcmp(url, pages[i].path))
+			return render(h, conn, i);
 	if (!strcmp(url, "/"))
 		return index_page(h, conn);
 	return reply_text(conn, MHD_HTTP_NOT_FOUND, "no such page\n");

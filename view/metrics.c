@@ -5,50 +5,27 @@
  * run times are a histogram of cumulative buckets.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "view.h"
 
-struct out {
-	char *buf;
-	size_t cap, len;
-	int full;
-};
-
-static void put(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (o->full)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= o->cap - o->len)
-		o->full = 1;
-	else
-		o->len += (size_t)n;
-}
-
 /* A label value: backslash, double quote and newline escaped. */
-static void put_value(struct out *o, const char *s)
+static void put_value(struct weft__out *o, const char *s)
 {
 	for (; *s; s++) {
 		if (*s == '\\' || *s == '"')
-			put(o, "\\%c", *s);
+			weft__out_put(o, "\\%c", *s);
 		else if (*s == '\n')
-			put(o, "\\n");
+			weft__out_put(o, "\\n");
 		else
-			put(o, "%c", *s);
+			weft__out_put(o, "%c", *s);
 	}
 }
 
-static void head(struct out *o, const char *name, const char *type, const char *help)
+static void head(struct weft__out *o, const char *name, const char *type, const char *help)
 {
-	put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	weft__out_put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* The metrics of weft_stats: each a field of it. */
@@ -76,35 +53,27 @@ static const struct {
 #undef STAT
 };
 
-/* A field of @st, whatever its width. */
-static unsigned long long field(const struct weft_stats *st, size_t off, size_t size)
-{
-	const char *p = (const char *)st + off;
-
-	return size == 8 ? *(const uint64_t *)p : size == 4 ? *(const uint32_t *)p :
-	       *(const uint16_t *)p;
-}
 
 /* Each label's value of a counter. */
-static void by_label(struct out *o, const struct weft__view_snap *s, const char *name,
+static void by_label(struct weft__out *o, const struct weft__view_snap *s, const char *name,
 		     const char *help, size_t field)
 {
 	head(o, name, "counter", help);
 	for (unsigned i = 0; i < s->nlabels; i++) {
-		put(o, "%s{label=\"", name);
+		weft__out_put(o, "%s{label=\"", name);
 		put_value(o, s->labels[i].label);
-		put(o, "\"} %llu\n", (unsigned long long)*(const uint64_t *)
+		weft__out_put(o, "\"} %llu\n", (unsigned long long)*(const uint64_t *)
 		    ((const char *)&s->labels[i] + field));
 	}
 }
 
 long weft__metrics_text(const struct weft__view_snap *s, char *buf, size_t cap)
 {
-	struct out o = { buf, cap, 0, 0 };
+	struct weft__out o = { buf, cap, 0, 0 };
 
 	for (size_t i = 0; i < sizeof(stats) / sizeof(stats[0]); i++) {
 		head(&o, stats[i].name, stats[i].type, stats[i].help);
-		put(&o, "%s %llu\n", stats[i].name, field(&s->st, stats[i].off, stats[i].size));
+		weft__out_put(&o, "%s %llu\n", stats[i].name, weft__stats_field(&s->st, stats[i].off, stats[i].size));
 	}
 	by_label(&o, s, "weft_label_tasks_total", "Tasks run, by label (from the recorded "
 		 "sample, each weighted by the tasks it stands for).",
@@ -118,20 +87,20 @@ long weft__metrics_text(const struct weft__view_snap *s, char *buf, size_t cap)
 
 		for (unsigned b = 0; b < VIEW_HIST; b++) {
 			cum += l->hist[b];
-			put(&o, "weft_label_run_seconds_bucket{label=\"");
+			weft__out_put(&o, "weft_label_run_seconds_bucket{label=\"");
 			put_value(&o, l->label);
-			put(&o, "\",le=\"%g\"} %llu\n", (double)(2ull << b) / 1e9,
+			weft__out_put(&o, "\",le=\"%g\"} %llu\n", (double)(2ull << b) / 1e9,
 			    (unsigned long long)cum);
 		}
-		put(&o, "weft_label_run_seconds_bucket{label=\"");
+		weft__out_put(&o, "weft_label_run_seconds_bucket{label=\"");
 		put_value(&o, l->label);
-		put(&o, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
-		put(&o, "weft_label_run_seconds_sum{label=\"");
+		weft__out_put(&o, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+		weft__out_put(&o, "weft_label_run_seconds_sum{label=\"");
 		put_value(&o, l->label);
-		put(&o, "\"} %.9f\n", (double)l->total_ns / 1e9);
-		put(&o, "weft_label_run_seconds_count{label=\"");
+		weft__out_put(&o, "\"} %.9f\n", (double)l->total_ns / 1e9);
+		weft__out_put(&o, "weft_label_run_seconds_count{label=\"");
 		put_value(&o, l->label);
-		put(&o, "\"} %llu\n", (unsigned long long)cum);
+		weft__out_put(&o, "\"} %llu\n", (unsigned long long)cum);
 	}
 	return o.full ? -ENOSPC : (long)o.len;
 }

@@ -7,6 +7,8 @@
  * threads: a snapshot is copied out under whatever the source needs.
  *
  *	/metrics	Prometheus' text exposition format (metrics.c)
+ *	/api/stats	weft_stats' figures, JSON (api.c)
+ *	/api/labels	by label: tasks, failures, run time and its quantiles, JSON
  *	/		a page naming the others
  *
  * Anything else is 404, a method but GET and HEAD 405; a request whose headers
@@ -63,8 +65,28 @@ void weft__http_stop(struct weft__http *h);
 /* The port it serves on. */
 unsigned weft__http_port(const struct weft__http *h);
 
-/* metrics.c: @s as Prometheus' text format into @buf of @cap bytes: its length, or
- * -ENOSPC when it does not fit. */
-long weft__metrics_text(const struct weft__view_snap *s, char *buf, size_t cap);
+/*
+ * A page rendered from @s into @buf of @cap bytes: its length, or -ENOSPC when it
+ * does not fit (the server tries again with twice the room).
+ */
+typedef long weft__view_render(const struct weft__view_snap *s, char *buf, size_t cap);
+/* metrics.c: Prometheus' text format. */
+weft__view_render weft__metrics_text;
+/* api.c: JSON, /api/stats (weft_stats' fields) and /api/labels (by label). */
+weft__view_render weft__api_stats;
+weft__view_render weft__api_labels;
+
+/* out.c: text appended to @buf, up to @cap; @full once something did not fit. */
+struct weft__out {
+	char *buf;
+	size_t cap, len;
+	int full;
+};
+void weft__out_put(struct weft__out *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A field of @st at @off, of @size bytes (8, 4 or 2), whatever its type. */
+unsigned long long weft__stats_field(const struct weft_stats *st, size_t off, size_t size);
+/* @s as a JSON string, quotes and escapes included. */
+void weft__out_json(struct weft__out *o, const char *s);
 
 #endif /* WEFT_VIEW_H */

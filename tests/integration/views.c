@@ -2,9 +2,10 @@
 /*
  * The views an engine serves over HTTP when WEFT_DASHBOARD asks: /metrics in
  * Prometheus' text format (every line checked against the format's grammar, the
- * counters against weft_stats and the tasks run), and bad requests (an unknown
- * page, another method, headers too large, a client that sends nothing) answered
- * as they should be while the server goes on serving.
+ * counters against weft_stats and the tasks run), /api/stats and /api/labels in
+ * JSON (parsed, and their numbers against weft_stats and the tasks run), and bad
+ * requests (an unknown page, another method, headers too large, a client that
+ * sends nothing) answered as they should be while the server goes on serving.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -13,6 +14,7 @@
 #include <sys/wait.h>
 
 #include "../common.h"
+#include "../json.h"
 
 TASK(nap_100us)
 {
@@ -152,6 +154,15 @@ static double sample(const char *text, const char *what)
 	return 0;
 }
 
+/* The number right after the first @key in @text. */
+static double number_after(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+
+	cr_assert_not_null(p, "no %s", key);
+	return strtod(p + strlen(key), NULL);
+}
+
 static struct weft_client *open_serving(unsigned port)
 {
 	char addr[64];
@@ -196,6 +207,29 @@ Test(views, metrics_are_prometheus_text_and_match_the_stats, .timeout = 30)
 	for (line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save), lines++)
 		cr_assert(metrics_line(line), "not the text format: %s", line);
 	cr_assert_gt(lines, 50);
+	free(body);
+	/* The same figures in JSON. */
+	cr_assert_eq(get(port, "/api/stats", &body), 200);
+	cr_assert(json_ok(body), "%s", body);
+	cr_assert_eq(number_after(body, "\"tasks_run\":"), (double)st.tasks_run);
+	cr_assert_eq(number_after(body, "\"mem_limit\":"), (double)st.mem_limit);
+	cr_assert_eq(number_after(body, "\"nthreads\":"), 2);
+	free(body);
+	cr_assert_eq(get(port, "/api/labels", &body), 200);
+	cr_assert(json_ok(body), "%s", body);
+	{
+		const char *nap = strstr(body, "{\"label\":\"nap\"");
+		const char *bad = strstr(body, "{\"label\":\"fails\"");
+
+		cr_assert_not_null(nap);
+		cr_assert_not_null(bad);
+		cr_assert_eq(number_after(nap, "\"tasks\":"), 40);
+		cr_assert_eq(number_after(nap, "\"failed\":"), 0);
+		/* A nap takes 100 us or more: its median's bucket ends past that. */
+		cr_assert_geq(number_after(nap, "\"p50_s\":"), 100e-6);
+		cr_assert_geq(number_after(nap, "\"p99_s\":"), number_after(nap, "\"p50_s\":"));
+		cr_assert_eq(number_after(bad, "\"failed\":"), 1);
+	}
 	free(body);
 	/* The page naming the views. */
 	cr_assert_eq(get(port, "/", &body), 200);

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: MIT
+/*
+ * api.c - the figures as JSON for pages and scripts: /api/stats, weft_stats'
+ * fields by their names; /api/labels, per label the tasks run (the recorded
+ * sample's weights), failures, total run time and quantiles of it. A quantile is
+ * the upper end of the power-of-two bucket it falls in: at most that, at least half.
+ */
+#include <errno.h>
+#include <stddef.h>
+
+#include "view.h"
+
+static const struct {
+	const char *name;
+	size_t off, size;
+} fields[] = {
+#define F(f) { #f, offsetof(struct weft_stats, f), sizeof(((struct weft_stats *)0)->f) }
+	F(nthreads), F(nnuma), F(tasks_run), F(tasks_failed), F(tasks_cancelled), F(steals),
+	F(parks), F(mem_bytes), F(mem_limit), F(mem_peak), F(spilled_bytes),
+	F(spilled_results), F(restored_bytes), F(restored_results), F(prefetched_results),
+	F(spill_ns), F(restore_ns), F(spill_file_bytes), F(paused), F(spill_blocked),
+	F(mem_available),
+#undef F
+};
+
+long weft__api_stats(const struct weft__view_snap *s, char *buf, size_t cap)
+{
+	struct weft__out o = { buf, cap, 0, 0 };
+
+	weft__out_put(&o, "{");
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		weft__out_put(&o, "%s\"%s\":%llu", i ? "," : "", fields[i].name,
+			      weft__stats_field(&s->st, fields[i].off, fields[i].size));
+	weft__out_put(&o, "}\n");
+	return o.full ? -ENOSPC : (long)o.len;
+}
+
+/* The run time under which a share @q of @l's tasks ran, in seconds; 0 for none. */
+static double quantile(const struct weft__view_label *l, double q)
+{
+	uint64_t total = 0, cum = 0;
+
+	for (unsigned b = 0; b < VIEW_HIST; b++)
+		total += l->hist[b];
+	for (unsigned b = 0; b < VIEW_HIST && total; b++) {
+		cum += l->hist[b];
+		if ((double)cum >= q * (double)total)
+			return (double)(2ull << b) / 1e9;
+	}
+	return 0;
+}
+
+long weft__api_labels(const struct weft__view_snap *s, char *buf, size_t cap)
+{
+	struct weft__out o = { buf, cap, 0, 0 };
+
+	weft__out_put(&o, "[");
+	for (unsigned i = 0; i < s->nlabels; i++) {
+		const struct weft__view_label *l = &s->labels[i];
+
+		weft__out_put(&o, "%s\n{\"label\":", i ? "," : "");
+		weft__out_json(&o, l->label);
+		weft__out_put(&o, ",\"tasks\":%llu,\"failed\":%llu,\"run_s\":%.9f,"
+			      "\"p50_s\":%.9f,\"p99_s\":%.9f}", (unsigned long long)l->count,
+			      (unsigned long long)l->failed, (double)l->total_ns / 1e9,
+			      quantile(l, 0.5), quantile(l, 0.99));
+	}
+	weft__out_put(&o, "\n]\n");
+	return o.full ? -ENOSPC : (long)o.len;
+}
