@@ -69,7 +69,8 @@ XFLAGS := -Wno-unused-parameter
 # libfabric and libsodium are loaded when a process first opens an endpoint
 # (fabric/dl.c, fabric/auth.c): their headers, not their libraries, so that a
 # program of the embedded engine never loads them.
-LIBS := $(shell pkg-config --libs $(filter-out libfabric libsodium,$(PKGS)) 2>/dev/null) -lpthread -ldl
+LIBS := $(shell pkg-config --libs $(filter-out libfabric libsodium libmicrohttpd,$(PKGS)) 2>/dev/null) \
+	-lpthread -ldl
 override LDFLAGS += $(SANFLAGS)
 
 SRCS := $(wildcard util/*.c core/*.c spill/*.c proto/*.c fabric/*.c sched/*.c worker/*.c client/*.c view/*.c) alloc/acct.c $(ALLOC)

@@ -105,6 +105,7 @@ static unsigned bucket_of(uint64_t ns)
 	return b < WEFT_EVENT_HIST ? b : WEFT_EVENT_HIST - 1;
 }
 
+/* @label's figures on this thread: its slot, or "other" when every slot is taken. */
 static struct weft__label_stats *label_slot(struct weft__events *ev, const char *label)
 {
 	size_t h = (size_t)((uintptr_t)label * 0x9e3779b97f4a7c15ull >> 40);
@@ -121,7 +122,11 @@ static struct weft__label_stats *label_slot(struct weft__events *ev, const char 
 			return s;
 		}
 	}
-	return NULL;			/* full: the label is not counted by name */
+	/* Full: counted together, as "other". */
+	if (!atomic_load_explicit(&ev->other.label, memory_order_relaxed))
+		atomic_store_explicit(&ev->other.label, weft__label_intern("other"),
+				      memory_order_release);
+	return &ev->other;
 }
 
 static void add(_Atomic uint64_t *v, uint64_t n)
@@ -140,7 +145,7 @@ void weft__events_put(struct weft__events *ev, bool sampled, const char *label,
 	/* A failure outside the sample is counted in the weight of the sample after it. */
 	uint32_t weight = sampled ? ev->every : 0;
 	uint64_t run = end_ns > start_ns ? (uint64_t)(end_ns - start_ns) : 0;
-	struct weft__label_stats *s = label_slot(ev, label);
+	struct weft__label_stats *s = label_slot(ev, label);	/* never NULL */
 
 	/* seq 0 while the fields change; release pairs with the reader's acquire. */
 	atomic_store_explicit(&e->seq, 0, memory_order_release);
@@ -155,14 +160,12 @@ void weft__events_put(struct weft__events *ev, bool sampled, const char *label,
 	atomic_store_explicit(&e->seq, i + 1, memory_order_release);
 	/* Release pairs with weft__events_copy's acquire of head. */
 	atomic_store_explicit(&ev->head, i + 1, memory_order_release);
-	if (s) {
-		if (outcome != WEFT_EV_DONE)
-			add(&s->failed, 1);
-		if (weight) {
-			add(&s->count, weight);
-			add(&s->total_ns, run * weight);
-			add(&s->hist[bucket_of(run)], weight);
-		}
+	if (outcome != WEFT_EV_DONE)
+		add(&s->failed, 1);
+	if (weight) {
+		add(&s->count, weight);
+		add(&s->total_ns, run * weight);
+		add(&s->hist[bucket_of(run)], weight);
 	}
 	if (sampled)
 		adapt(ev, end_ns);

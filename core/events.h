@@ -22,8 +22,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define WEFT_EVENT_RING 16384		/* events kept per thread: the latest */
-#define WEFT_EVENT_LABELS 256		/* labels a thread counts; more count as "other" */
+/*
+ * Events kept per thread, the latest, and labels counted by name (more count as
+ * "other"): about 290 KiB a thread, which a memory limit does not count.
+ */
+#define WEFT_EVENT_RING 4096
+#define WEFT_EVENT_LABELS 64
 #define WEFT_EVENT_GAP_NS 10000		/* recorded tasks this far apart at the most */
 #define WEFT_EVENT_EVERY_MAX 1024	/* 20 us of 20-ns tasks */
 #define WEFT_EVENT_HIST 48		/* run-time buckets: [2^i, 2^(i+1)) ns */
@@ -63,6 +67,7 @@ struct weft__events {
 	int64_t last_ns;			/* when it last recorded */
 	struct weft__event ring[WEFT_EVENT_RING];
 	struct weft__label_stats labels[WEFT_EVENT_LABELS];
+	struct weft__label_stats other;		/* labels past those, together */
 };
 
 /* A copy of one event, as a reader gets it. */

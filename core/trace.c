@@ -127,8 +127,9 @@ out:
 /* Add @ev's label table into @s's labels, by label. */
 static void labels_add(struct weft__view_snap *s, const struct weft__events *ev)
 {
-	for (unsigned i = 0; i < WEFT_EVENT_LABELS; i++) {
-		const struct weft__label_stats *l = &ev->labels[i];
+	for (unsigned i = 0; i <= WEFT_EVENT_LABELS; i++) {
+		const struct weft__label_stats *l = i < WEFT_EVENT_LABELS ? &ev->labels[i] :
+						    &ev->other;
 		/* Acquire pairs with the writer's release of the label: its zeros first. */
 		const char *name = atomic_load_explicit(&l->label, memory_order_acquire);
 		struct weft__view_label *v = NULL;
@@ -152,12 +153,65 @@ static void labels_add(struct weft__view_snap *s, const struct weft__events *ev)
 	}
 }
 
+static int by_end(const void *a, const void *b)
+{
+	uint64_t x = ((const struct weft__view_event *)a)->end_ns;
+	uint64_t y = ((const struct weft__view_event *)b)->end_ns;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The latest recorded tasks that ended after s->since_ns, oldest first. */
+static int stream(struct weft__engine *eng, struct weft__view_snap *s)
+{
+	struct weft__event_copy *ev = malloc(WEFT_EVENT_RING * sizeof(*ev));
+	struct weft__view_event *all = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!ev)
+		return -ENOMEM;
+	for (unsigned t = 0; t < eng->nthreads; t++) {
+		unsigned k = eng->workers[t]->events ?
+			     weft__events_copy(eng->workers[t]->events, t, ev) : 0;
+
+		for (unsigned i = 0; i < k; i++) {
+			if (ev[i].end_ns <= s->since_ns)
+				continue;
+			if (n == cap) {
+				struct weft__view_event *more;
+
+				cap = cap ? 2 * cap : 1024;
+				more = realloc(all, cap * sizeof(*all));
+				if (!more) {
+					free(all);
+					free(ev);
+					return -ENOMEM;
+				}
+				all = more;
+			}
+			all[n++] = (struct weft__view_event){ t, ev[i].label, ev[i].start_ns,
+				ev[i].end_ns, ev[i].bytes, ev[i].weight, ev[i].outcome };
+		}
+	}
+	free(ev);
+	if (n)
+		qsort(all, n, sizeof(*all), by_end);
+	s->nevents = n < s->events_cap ? (unsigned)n : s->events_cap;
+	if (s->nevents)
+		memcpy(s->events, all + n - s->nevents, s->nevents * sizeof(*all));
+	free(all);
+	return 0;
+}
+
 /* The view source of an engine: on the server's threads, reading only. */
 static int engine_snap(void *arg, struct weft__view_snap *s)
 {
 	struct weft__engine *eng = arg;
 
+	s->now_ns = (uint64_t)weft__mono_ns();
 	weft__engine_stats(eng, &s->st);
+	if (s->events_cap && stream(eng, s))
+		return -ENOMEM;
 	for (unsigned i = 0; i < eng->nthreads; i++)
 		if (eng->workers[i]->events)
 			labels_add(s, eng->workers[i]->events);

@@ -470,7 +470,7 @@ WEFT_API int weft_stats(struct weft_client *c, struct weft_stats *st);
  * @path: the file to write, replaced whole once written: Chrome's Trace Event
  *        JSON, which Perfetto (ui.perfetto.dev) and chrome://tracing open.
  *
- * Each thread that runs tasks keeps its latest 16384 recorded tasks: a track per
+ * Each thread that runs tasks keeps its latest 4096 recorded tasks: a track per
  * thread, an event per task with its label, start and duration, and in its args
  * the outcome, the bytes of its results, the time it spent pinning its inputs
  * (reading spilled ones back) and its weight. Under about 100,000 tasks a second a

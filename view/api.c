@@ -4,6 +4,8 @@
  * fields by their names; /api/labels, per label the tasks run (the recorded
  * sample's weights), failures, total run time and quantiles of it. A quantile is
  * the upper end of the power-of-two bucket it falls in: at most that, at least half.
+ * /api/stream, the latest recorded tasks for the task stream, and the clock they
+ * are on.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -66,5 +68,30 @@ long weft__api_labels(const struct weft__view_snap *s, char *buf, size_t cap)
 			      quantile(l, 0.5), quantile(l, 0.99));
 	}
 	weft__out_put(&o, "\n]\n");
+	return o.full ? -ENOSPC : (long)o.len;
+}
+
+static const char *outcome_name(uint32_t o)
+{
+	return o == 1 ? "done" : o == 2 ? "failed" : "cancelled";
+}
+
+long weft__api_stream(const struct weft__view_snap *s, char *buf, size_t cap)
+{
+	struct weft__out o = { buf, cap, 0, 0 };
+
+	weft__out_put(&o, "{\"now_ns\":%llu,\"threads\":%u,\"events\":[",
+		      (unsigned long long)s->now_ns, s->st.nthreads);
+	for (unsigned i = 0; i < s->nevents; i++) {
+		const struct weft__view_event *e = &s->events[i];
+
+		weft__out_put(&o, "%s\n{\"thread\":%u,\"label\":", i ? "," : "", e->thread);
+		weft__out_json(&o, e->label ? e->label : "?");
+		weft__out_put(&o, ",\"start_ns\":%llu,\"end_ns\":%llu,\"bytes\":%llu,"
+			      "\"weight\":%u,\"outcome\":\"%s\"}",
+			      (unsigned long long)e->start_ns, (unsigned long long)e->end_ns,
+			      (unsigned long long)e->bytes, e->weight, outcome_name(e->outcome));
+	}
+	weft__out_put(&o, "\n]}\n");
 	return o.full ? -ENOSPC : (long)o.len;
 }

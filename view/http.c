@@ -5,10 +5,17 @@
  * Bounded: a request's headers in VIEW_HEADERS_MAX bytes (the library answers a
  * larger one itself), VIEW_CONNECTIONS_MAX connections, VIEW_IDLE_S seconds of
  * silence before a connection is closed.
+ *
+ * libmicrohttpd is loaded when a server first starts, as libfabric is: a program
+ * that serves nothing never maps it, nor the TLS libraries it pulls in (they cost
+ * every process about 2 MiB of memory).
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,18 +24,72 @@
 #include "log.h"
 #include "view.h"
 
+/* libmicrohttpd's calls used here, loaded at the first server's start. */
+static struct {
+	typeof(MHD_start_daemon) *start_daemon;
+	typeof(MHD_stop_daemon) *stop_daemon;
+	typeof(MHD_get_daemon_info) *get_daemon_info;
+	typeof(MHD_create_response_from_buffer) *create_response_from_buffer;
+	typeof(MHD_add_response_header) *add_response_header;
+	typeof(MHD_queue_response) *queue_response;
+	typeof(MHD_destroy_response) *destroy_response;
+	typeof(MHD_lookup_connection_value) *lookup_connection_value;
+} mhd;
+static pthread_once_t mhd_once = PTHREAD_ONCE_INIT;
+static int mhd_loaded = -ENODEV;
+
+static void mhd_load(void)
+{
+	void *h = dlopen("libmicrohttpd.so.12", RTLD_NOW | RTLD_LOCAL);
+	struct { const char *name; void **fn; } calls[] = {
+		{ "MHD_start_daemon", (void **)&mhd.start_daemon },
+		{ "MHD_stop_daemon", (void **)&mhd.stop_daemon },
+		{ "MHD_get_daemon_info", (void **)&mhd.get_daemon_info },
+		{ "MHD_create_response_from_buffer", (void **)&mhd.create_response_from_buffer },
+		{ "MHD_add_response_header", (void **)&mhd.add_response_header },
+		{ "MHD_queue_response", (void **)&mhd.queue_response },
+		{ "MHD_destroy_response", (void **)&mhd.destroy_response },
+		{ "MHD_lookup_connection_value", (void **)&mhd.lookup_connection_value },
+	};
+
+	if (!h) {
+		weft__log(WEFT_LOG_ERROR, "view", "cannot load libmicrohttpd: %s (install "
+			  "libmicrohttpd12)", dlerror());
+		return;
+	}
+	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++)
+		if (!(*calls[i].fn = dlsym(h, calls[i].name))) {
+			weft__log(WEFT_LOG_ERROR, "view", "libmicrohttpd.so.12 lacks %s",
+				  calls[i].name);
+			return;
+		}
+	mhd_loaded = 0;
+}
+
+#define MHD_start_daemon mhd.start_daemon
+#define MHD_stop_daemon mhd.stop_daemon
+#define MHD_get_daemon_info mhd.get_daemon_info
+#define MHD_create_response_from_buffer mhd.create_response_from_buffer
+#define MHD_add_response_header mhd.add_response_header
+#define MHD_queue_response mhd.queue_response
+#define MHD_destroy_response mhd.destroy_response
+#define MHD_lookup_connection_value mhd.lookup_connection_value
+
 #define LABELS_MAX 4096			/* labels a snapshot holds */
 #define PAGE_CAP (64u << 10)		/* bytes of a page at first; doubled as needed */
 #define PAGE_MAX (256u << 20)
+#define STREAM_MAX 4096			/* tasks /api/stream gives at most */
 
-/* The pages rendered from a snapshot. */
+/* The pages rendered from a snapshot; @stream: it asks for the latest tasks. */
 static const struct {
 	const char *path, *type;
 	weft__view_render *render;
+	bool stream;
 } pages[] = {
-	{ "/metrics", "text/plain; version=0.0.4; charset=utf-8", weft__metrics_text },
-	{ "/api/stats", "application/json", weft__api_stats },
-	{ "/api/labels", "application/json", weft__api_labels },
+	{ "/metrics", "text/plain; version=0.0.4; charset=utf-8", weft__metrics_text, false },
+	{ "/api/stats", "application/json", weft__api_stats, false },
+	{ "/api/labels", "application/json", weft__api_labels, false },
+	{ "/api/stream", "application/json", weft__api_stream, true },
 };
 
 struct weft__http {
@@ -72,10 +133,28 @@ static enum MHD_Result render(struct weft__http *h, struct MHD_Connection *conn,
 	char *buf = NULL;
 	long n = -ENOSPC;
 
+	if (pages[i].stream) {
+		const char *since = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
+								"since");
+		char *end;
+
+		if (since) {
+			errno = 0;
+			s.since_ns = strtoull(since, &end, 10);
+			if (!*since || *end || errno || *since == '-')
+				return reply_text(conn, MHD_HTTP_BAD_REQUEST,
+						  "since: nanoseconds on the clock now_ns is on\n");
+		}
+		s.events = calloc(STREAM_MAX, sizeof(*s.events));
+		s.events_cap = STREAM_MAX;
+		if (!s.events)
+			return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no memory now\n");
+	}
 	s.labels = calloc(LABELS_MAX, sizeof(*s.labels));
 	s.labels_cap = LABELS_MAX;
 	if (!s.labels || h->src.snap(h->src.arg, &s)) {
 		free(s.labels);
+		free(s.events);
 		return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no figures now\n");
 	}
 	while (n == -ENOSPC && cap <= PAGE_MAX) {
@@ -88,6 +167,7 @@ static enum MHD_Result render(struct weft__http *h, struct MHD_Connection *conn,
 		cap *= 2;
 	}
 	free(s.labels);
+	free(s.events);
 	if (n < 0) {
 		free(buf);
 		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
@@ -104,6 +184,7 @@ static enum MHD_Result index_page(struct weft__http *h, struct MHD_Connection *c
 			 "<li><a href=\"/api/stats\">/api/stats</a>: the figures weft_stats "
 			 "gives, JSON</li>"
 			 "<li><a href=\"/api/labels\">/api/labels</a>: by label, JSON</li>"
+			 "<li><a href=\"/api/stream\">/api/stream</a>: the latest tasks, JSON</li>"
 			 "</ul></body></html>\n", h->src.name, h->src.name);
 
 	if (n < 0)
@@ -153,6 +234,9 @@ int weft__http_start(const char *addr, const struct weft__view_source *src,
 	if (*end || port < 0 || port > 65535 || inet_pton(AF_INET, host, &sin.sin_addr) != 1)
 		goto bad;
 	sin.sin_port = htons((uint16_t)port);
+	pthread_once(&mhd_once, mhd_load);
+	if (mhd_loaded)
+		return mhd_loaded;
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * view.h - the views of a run served over HTTP (http.c, with libmicrohttpd, the
- * only user of it): view/'s contract with whoever has the figures (an engine now;
+ * only user of it, loaded at the first server's start): view/'s contract with whoever has the figures (an engine now;
  * the scheduler next). The server runs on threads of its own; it asks its source
  * for a snapshot of the figures on each request, and never holds up the source's
  * threads: a snapshot is copied out under whatever the source needs.
@@ -9,6 +9,7 @@
  *	/metrics	Prometheus' text exposition format (metrics.c)
  *	/api/stats	weft_stats' figures, JSON (api.c)
  *	/api/labels	by label: tasks, failures, run time and its quantiles, JSON
+ *	/api/stream	the latest recorded tasks (?since=NS: those ended after), JSON
  *	/		a page naming the others
  *
  * Anything else is 404, a method but GET and HEAD 405; a request whose headers
@@ -35,11 +36,28 @@ struct weft__view_label {
 	uint64_t hist[VIEW_HIST];
 };
 
+/* A recorded task, for the task stream. */
+struct weft__view_event {
+	unsigned thread;
+	const char *label;
+	uint64_t start_ns, end_ns;		/* the source's monotonic clock */
+	uint64_t bytes;
+	uint32_t weight, outcome;		/* outcome: 1 done, 2 failed, 3 cancelled */
+};
+
 /* What the source knows now. */
 struct weft__view_snap {
 	struct weft_stats st;			/* as weft_stats gives them */
 	struct weft__view_label *labels;	/* the source's to fill, @nlabels of them */
 	unsigned nlabels, labels_cap;
+	uint64_t now_ns;			/* the source's clock when it filled this */
+	/*
+	 * Asked for by /api/stream only (events_cap 0 otherwise): the latest recorded
+	 * tasks that ended after @since_ns, at most events_cap, oldest first.
+	 */
+	struct weft__view_event *events;
+	unsigned nevents, events_cap;
+	uint64_t since_ns;
 };
 
 struct weft__view_source {
@@ -72,9 +90,11 @@ unsigned weft__http_port(const struct weft__http *h);
 typedef long weft__view_render(const struct weft__view_snap *s, char *buf, size_t cap);
 /* metrics.c: Prometheus' text format. */
 weft__view_render weft__metrics_text;
-/* api.c: JSON, /api/stats (weft_stats' fields) and /api/labels (by label). */
+/* api.c: JSON, /api/stats (weft_stats' fields), /api/labels (by label) and
+ * /api/stream (the latest recorded tasks). */
 weft__view_render weft__api_stats;
 weft__view_render weft__api_labels;
+weft__view_render weft__api_stream;
 
 /* out.c: text appended to @buf, up to @cap; @full once something did not fit. */
 struct weft__out {

@@ -2,8 +2,9 @@
 /*
  * The views an engine serves over HTTP when WEFT_DASHBOARD asks: /metrics in
  * Prometheus' text format (every line checked against the format's grammar, the
- * counters against weft_stats and the tasks run), /api/stats and /api/labels in
- * JSON (parsed, and their numbers against weft_stats and the tasks run), and bad
+ * counters against weft_stats and the tasks run), /api/stats, /api/labels and
+ * /api/stream in JSON (parsed, and their numbers against weft_stats and the tasks
+ * run), and bad
  * requests (an unknown page, another method, headers too large, a client that
  * sends nothing) answered as they should be while the server goes on serving.
  */
@@ -231,6 +232,29 @@ Test(views, metrics_are_prometheus_text_and_match_the_stats, .timeout = 30)
 		cr_assert_eq(number_after(bad, "\"failed\":"), 1);
 	}
 	free(body);
+	/* The task stream: each recorded nap, then nothing since the clock's now. */
+	cr_assert_eq(get(port, "/api/stream", &body), 200);
+	cr_assert(json_ok(body), "%s", body);
+	{
+		double now = number_after(body, "\"now_ns\":");
+		const char *last = strstr(body, "\"end_ns\":");
+		char url[64];
+		int naps = 0;
+
+		for (const char *p = body; (p = strstr(p, "\"label\":\"nap\"")); p++)
+			naps++;
+		cr_assert_eq(naps, 40, "every nap in the stream");
+		cr_assert_eq(strstr(body, "\"outcome\":\"failed\"") != NULL, 1);
+		for (const char *p = last; p; p = strstr(p + 1, "\"end_ns\":"))
+			cr_assert_leq(number_after(p, "\"end_ns\":"), now);
+		free(body);
+		snprintf(url, sizeof(url), "/api/stream?since=%.0f", now);
+		cr_assert_eq(get(port, url, &body), 200);
+		cr_assert(json_ok(body));
+		cr_assert_null(strstr(body, "\"label\""), "nothing ended since: %s", body);
+	}
+	free(body);
+	cr_assert_eq(get(port, "/api/stream?since=yesterday", NULL), 400);
 	/* The page naming the views. */
 	cr_assert_eq(get(port, "/", &body), 200);
 	cr_assert_neq(strstr(body, "/metrics"), NULL);
