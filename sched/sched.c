@@ -427,16 +427,10 @@ static void stats_to(struct weft__sched *s, struct client *c, uint64_t id)
 	struct weft__pstat v[WEFT_STAT_FIELDS - 1];
 	struct weft__sched_stats st;
 	struct weft__op_stats op = { id };
-	uint64_t threads = 0;
-	size_t i = 0;
-	uint64_t k;
-	void *p;
 
 	weft__sched_stats(s, &st);
-	while (weft__map_next(&s->workers, &i, &k, &p))
-		threads += ((struct worker *)p)->nthreads;
 	v[0] = (struct weft__pstat){ WEFT_STAT_WORKERS, st.workers };
-	v[1] = (struct weft__pstat){ WEFT_STAT_THREADS, threads };
+	v[1] = (struct weft__pstat){ WEFT_STAT_THREADS, st.threads };
 	v[2] = (struct weft__pstat){ WEFT_STAT_TASKS_RUN, st.tasks_run };
 	v[3] = (struct weft__pstat){ WEFT_STAT_TASKS_FAILED, st.tasks_failed };
 	v[4] = (struct weft__pstat){ WEFT_STAT_TASKS_CANCELLED, st.tasks_cancelled };
@@ -674,10 +668,11 @@ void weft__sched_stats(const struct weft__sched *s, struct weft__sched_stats *st
 
 	*st = s->st;
 	st->tasks_run = st->tasks_failed = st->tasks_cancelled = 0;
-	st->mem_used = st->mem_limit = st->spilled = st->restored = 0;
+	st->mem_used = st->mem_limit = st->spilled = st->restored = st->threads = 0;
 	while (weft__map_next(&s->workers, &i, &k, &v)) {
 		const struct worker *w = v;
 
+		st->threads += w->nthreads;
 		st->tasks_run += w->hb.tasks_run;
 		st->mem_used += w->hb.mem_used;
 		st->mem_limit += w->hb.mem_limit ? w->hb.mem_limit : w->memory_limit;

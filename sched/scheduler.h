@@ -43,6 +43,7 @@ struct weft__sched_stats {
 	uint64_t recomputed;		/* tasks run again after a worker died */
 	uint64_t steals;		/* tasks moved to an idle worker */
 	uint32_t workers, clients;
+	uint64_t threads;		/* the workers' */
 	uint64_t tasks_run, tasks_failed, tasks_cancelled;	/* from workers */
 	uint64_t mem_used, mem_limit, spilled, restored;	/* workers' sums */
 };

@@ -8,6 +8,8 @@
  * leaves (GONE); it drops a worker whose heartbeats stop.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +19,7 @@
 #include "log.h"
 #include "map.h"
 #include "server.h"
+#include "view.h"
 
 #define HEARTBEAT_TIMEOUT_NS (5 * NSEC_PER_SEC)
 #define TICK_MS 250
@@ -34,6 +37,7 @@ struct weft__server {
 	struct weft__sched *s;
 	struct weft__map procs;		/* id -> proc */
 	uint32_t next_id;
+	struct weft__http *http;	/* the views, or NULL */
 };
 
 static void io_send(void *arg, uint32_t to, uint16_t type, const void *op)
@@ -251,6 +255,62 @@ int weft__server_start(const char *url, const struct weft__auth_key *key,
 	return 0;
 }
 
+/* ---- the views ---- */
+
+/* The scheduler's figures, copied on the fabric thread for a request's thread. */
+struct snap_call {
+	struct weft__fab_call c;
+	struct weft__server *srv;
+	struct weft__sched_stats st;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+};
+
+static void snap_run(struct weft__fabric *f, struct weft__fab_call *c)
+{
+	struct snap_call *sc = container_of(c, struct snap_call, c);
+
+	(void)f;
+	weft__sched_stats(sc->srv->s, &sc->st);
+	pthread_mutex_lock(&sc->lock);
+	sc->done = true;
+	pthread_cond_signal(&sc->cond);
+	pthread_mutex_unlock(&sc->lock);
+}
+
+/*
+ * On the server's request thread: the fabric thread copies the figures (the
+ * scheduler is its alone) and this one waits. The views stop before the fabric
+ * thread does, so it is there to answer.
+ */
+static int server_snap(void *arg, struct weft__view_snap *s)
+{
+	struct snap_call sc = { .c.fn = snap_run, .srv = arg,
+				.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+	weft__fab_call(sc.srv->f, &sc.c);
+	pthread_mutex_lock(&sc.lock);
+	while (!sc.done)
+		pthread_cond_wait(&sc.cond, &sc.lock);
+	pthread_mutex_unlock(&sc.lock);
+	s->now_ns = (uint64_t)weft__mono_ns();
+	s->st = (struct weft_stats){ .size = sizeof(s->st), .nthreads = (unsigned)sc.st.threads,
+				     .tasks_run = sc.st.tasks_run, .tasks_failed = sc.st.tasks_failed,
+				     .tasks_cancelled = sc.st.tasks_cancelled,
+				     .steals = sc.st.steals, .mem_bytes = sc.st.mem_used,
+				     .mem_limit = sc.st.mem_limit, .spilled_bytes = sc.st.spilled,
+				     .restored_bytes = sc.st.restored };
+	return 0;
+}
+
+int weft__server_serve(struct weft__server *srv, const char *addr)
+{
+	struct weft__view_source src = { server_snap, srv, "scheduler" };
+
+	return weft__http_start(addr, &src, &srv->http);
+}
+
 const char *weft__server_url(const struct weft__server *srv)
 {
 	return weft__fab_url(srv->f);
@@ -264,6 +324,7 @@ void weft__server_stop(struct weft__server *srv)
 
 	if (!srv)
 		return;
+	weft__http_stop(srv->http);	/* its requests wait on the fabric thread */
 	weft__fab_stop(srv->f);
 	while (weft__map_next(&srv->procs, &i, &id, &v))
 		free(v);

@@ -54,7 +54,7 @@ for tier in "$@"; do
 		name="$tier/$(basename "$t")"
 		run=""
 		if [ "$dir" != "$tier" ]; then
-			run="$b/tools/weft-cluster -n 2 --nthreads 2 --load $(dirname "$t")/lib$(basename "$t").so --"
+			run="$b/tools/weft-cluster -n 2 --nthreads 2 --dashboard none --load $(dirname "$t")/lib$(basename "$t").so --"
 		fi
 		if [ -n "$WEFT_TEST_FILTER" ]; then
 			case " $WEFT_TEST_FILTER " in

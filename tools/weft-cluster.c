@@ -46,6 +46,8 @@ static const char usage[] =
 	"  --provider tcp|shm      tcp (default), or shm: shared memory for the data\n"
 	"  --load LIB.so           a library of task functions for each worker (repeatable)\n"
 	"  --token-file FILE       the cluster token (default $WEFT_TOKEN, or a fresh one)\n"
+	"  --dashboard HOST:PORT   where the scheduler serves the cluster's figures over\n"
+	"                          HTTP (default 127.0.0.1:8787; none: nowhere)\n"
 	"  --help                  this text\n"
 	"\n"
 	"SIGINT and SIGTERM are passed on to CMD. A worker that dies is started again\n"
@@ -61,7 +63,7 @@ struct child {
 
 static struct {
 	unsigned n, nthreads;
-	const char *memory_limit, *provider;
+	const char *memory_limit, *provider, *dashboard;
 	const char *loads[MAX_LOADS];
 	unsigned nloads;
 	char token[WEFT_TOKEN_MAX];
@@ -133,7 +135,7 @@ static int read_line(int fd, char *buf, size_t len, int ms)
 static int start_scheduler(void)
 {
 	char prog[PATH_MAX + 32], listen[64];
-	char *argv[] = { prog, "--listen", listen, NULL };
+	char *argv[] = { prog, "--listen", listen, "--dashboard", (char *)g.dashboard, NULL };
 	int fd[2];
 
 	program("weft-scheduler", prog, sizeof(prog));
@@ -232,7 +234,8 @@ static int parse(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "nthreads", 1, NULL, 't' }, { "memory-limit", 1, NULL, 'm' },
 		{ "provider", 1, NULL, 'p' }, { "load", 1, NULL, 'L' },
-		{ "token-file", 1, NULL, 'k' }, { "help", 0, NULL, 'h' },
+		{ "token-file", 1, NULL, 'k' }, { "dashboard", 1, NULL, 'd' },
+		{ "help", 0, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *token_file = NULL;
@@ -240,6 +243,7 @@ static int parse(int argc, char **argv)
 	int o, ret;
 
 	g.provider = "tcp";
+	g.dashboard = "127.0.0.1:8787";
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "+n:", opts, NULL)) != -1) {
 		switch (o) {
@@ -267,6 +271,7 @@ static int parse(int argc, char **argv)
 			g.loads[g.nloads++] = optarg;
 			break;
 		case 'k': token_file = optarg; break;
+		case 'd': g.dashboard = optarg; break;
 		case 'h': fputs(usage, stdout); exit(0);
 		default: return bad("unknown or incomplete option", argv[optind - 1]);
 		}

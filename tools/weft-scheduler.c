@@ -23,6 +23,7 @@ enum { EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 static const char usage[] =
 	"usage: weft-scheduler [--listen URL] [--token-file FILE] [--scheduler-file FILE]\n"
+	"                      [--dashboard HOST:PORT|none]\n"
 	"\n"
 	"Schedules tasks for the clients and workers of a weft cluster.\n"
 	"\n"
@@ -35,6 +36,10 @@ static const char usage[] =
 	"                          second line of standard output.\n"
 	"  --scheduler-file FILE   also write the address into FILE (for workers started\n"
 	"                          by srun or mpirun: weft-worker --scheduler-file FILE)\n"
+	"  --dashboard HOST:PORT   serve the cluster's figures over HTTP there (/metrics in\n"
+	"                          Prometheus' format, JSON under /api; default\n"
+	"                          127.0.0.1:8787; none: do not). An address it cannot\n"
+	"                          serve at is logged and the scheduler runs without.\n"
 	"  --help                  this text\n"
 	"\n"
 	"The first line of standard output is the address clients and workers connect to.\n"
@@ -72,10 +77,12 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "listen", 1, NULL, 'l' }, { "token-file", 1, NULL, 't' },
-		{ "scheduler-file", 1, NULL, 's' }, { "help", 0, NULL, 'h' },
+		{ "scheduler-file", 1, NULL, 's' }, { "dashboard", 1, NULL, 'd' },
+		{ "help", 0, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *listen = "tcp://127.0.0.1:0", *token_file = NULL, *sched_file = NULL;
+	const char *dashboard = "127.0.0.1:8787";
 	char token[WEFT_TOKEN_MAX];
 	struct weft__auth_key key;
 	struct weft__server *srv;
@@ -89,6 +96,7 @@ int main(int argc, char **argv)
 		case 'l': listen = optarg; break;
 		case 't': token_file = optarg; break;
 		case 's': sched_file = optarg; break;
+		case 'd': dashboard = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: return bad("unknown or incomplete option", argv[optind - 1]);
 		}
@@ -128,6 +136,9 @@ int main(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	weft__log(WEFT_LOG_INFO, "scheduler", "listening at %s", weft__server_url(srv));
+	if (strcmp(dashboard, "none") && weft__server_serve(srv, dashboard))
+		weft__log(WEFT_LOG_WARN, "scheduler", "--dashboard %s: the scheduler runs "
+			  "without its views", dashboard);
 	sigwait(&sigs, &sig);
 	weft__log(WEFT_LOG_INFO, "scheduler", "%s: stopping", strsignal(sig));
 	weft__server_stop(srv);

@@ -6,6 +6,8 @@
  * scheduler's port, and a worker killed with SIGKILL in the middle of a graph.
  */
 #include "cluster.h"
+#include "../http.h"
+#include "../json.h"
 
 #define CHAIN 50
 
@@ -408,6 +410,41 @@ Test(cluster, a_burst_on_one_worker_is_shared_with_a_newcomer_and_none_runs_twic
 	cr_assert_eq(weft_stats(c, &st), 0);
 	cr_assert_eq(st.tasks_run, N, "%lu runs of %d tasks", (unsigned long)st.tasks_run, N);
 	for (int i = 0; i < N; i++)
+		weft_release(f[i]);
+	cr_assert_eq(weft_client_close(c), 0);
+	cluster_stop(&cl);
+}
+
+/* The scheduler serves the cluster's figures: /metrics and /api/stats agree with weft_stats. */
+Test(cluster, the_scheduler_serves_the_clusters_figures, .timeout = 60)
+{
+	struct weft_stats st = { .size = sizeof(st) };
+	unsigned port = free_port();
+	struct weft_future *f[20];
+	struct weft_client *c;
+	char addr[64], *body, want[64];
+	uint64_t one = 1;
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+	cluster_start_as(&cl, 2, "tcp", 0, addr);
+	c = cluster_client(&cl);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(weft_submit_named(c, "add", NULL, 0, &one, 8, NULL, &f[i]), 0);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(weft_wait(f[i], -1), 0);
+	/* weft_stats asks every worker: the scheduler's figures are fresh after it. */
+	cr_assert_eq(weft_stats(c, &st), 0);
+	cr_assert_geq(st.tasks_run, 20);
+	cr_assert_eq(get(port, "/metrics", &body), 200);
+	snprintf(want, sizeof(want), "\nweft_tasks_run_total %llu\n", (unsigned long long)st.tasks_run);
+	cr_assert_neq(strstr(body, want), NULL, "%s in %s", want, body);
+	cr_assert_neq(strstr(body, "\nweft_threads 2\n"), NULL, "two workers of a thread");
+	free(body);
+	cr_assert_eq(get(port, "/api/stats", &body), 200);
+	cr_assert(json_ok(body), "%s", body);
+	free(body);
+	cr_assert_eq(get(port, "/nope", NULL), 404);
+	for (int i = 0; i < 20; i++)
 		weft_release(f[i]);
 	cr_assert_eq(weft_client_close(c), 0);
 	cluster_stop(&cl);

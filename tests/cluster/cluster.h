@@ -113,14 +113,15 @@ static inline void c_worker(struct cluster *c, int i)
 }
 
 /*
- * A scheduler on @provider (tcp or shm) and @n workers w0.., one thread each;
- * worker @test_worker - 1 (if not 0) from the build with the test hooks.
+ * A scheduler on @provider (tcp or shm) serving its views at @dashboard ("none":
+ * nowhere) and @n workers w0.., one thread each; worker @test_worker - 1 (if not
+ * 0) from the build with the test hooks.
  */
-static inline void cluster_start_hooked(struct cluster *c, int n, const char *provider,
-					int test_worker)
+static inline void cluster_start_as(struct cluster *c, int n, const char *provider,
+				    int test_worker, const char *dashboard)
 {
 	char prog[PATH_MAX + 32], listen[64];
-	char *argv[] = { prog, "--listen", listen, NULL };
+	char *argv[] = { prog, "--listen", listen, "--dashboard", (char *)dashboard, NULL };
 	int fd;
 
 	memset(c, 0, sizeof(*c));
@@ -136,6 +137,12 @@ static inline void cluster_start_hooked(struct cluster *c, int n, const char *pr
 	c->n = n;
 	for (int i = 0; i < n; i++)
 		c_worker(c, i);
+}
+
+static inline void cluster_start_hooked(struct cluster *c, int n, const char *provider,
+					int test_worker)
+{
+	cluster_start_as(c, n, provider, test_worker, "none");
 }
 
 static inline void cluster_start(struct cluster *c, int n, const char *provider)

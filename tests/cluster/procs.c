@@ -16,7 +16,7 @@ static int run_cluster(const char *provider, const char *script)
 {
 	char prog[PATH_MAX + 32], dir[PATH_MAX];
 	char *argv[] = { prog, "-n", "2", "--nthreads", "1", "--provider", (char *)provider,
-			 "--", "/bin/sh", "-c", (char *)script, NULL };
+			 "--dashboard", "none", "--", "/bin/sh", "-c", (char *)script, NULL };
 	ssize_t len = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
 	int status;
 	pid_t pid;

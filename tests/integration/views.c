@@ -8,13 +8,11 @@
  * requests (an unknown page, another method, headers too large, a client that
  * sends nothing) answered as they should be while the server goes on serving.
  */
-#include <arpa/inet.h>
 #include <ctype.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "../common.h"
+#include "../http.h"
 #include "../json.h"
 
 TASK(nap_100us)
@@ -28,63 +26,6 @@ TASK(nap_100us)
 TASK(fails)
 {
 	return weft_fail(ctx, "on purpose");
-}
-
-/* A port nobody listens on now. */
-static unsigned free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-static int dial(unsigned port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0, "connect: %s",
-		     strerror(errno));
-	return fd;
-}
-
-/* Send @req whole, read the answer to its end: its status; its body in *@body. */
-static int http(unsigned port, const char *req, char **body)
-{
-	size_t cap = 1 << 16, len = 0;
-	char *buf = malloc(cap), *b;
-	int fd = dial(port), status = 0;
-	ssize_t n;
-
-	cr_assert_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
-	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
-		len += (size_t)n;
-		if (len + 1 == cap)
-			buf = realloc(buf, cap *= 2);
-	}
-	close(fd);
-	buf[len] = 0;
-	sscanf(buf, "HTTP/1.%*d %d", &status);
-	b = strstr(buf, "\r\n\r\n");
-	if (body)
-		*body = strdup(b ? b + 4 : "");
-	free(buf);
-	return status;
-}
-
-static int get(unsigned port, const char *path, char **body)
-{
-	char req[256];
-
-	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close"
-		 "\r\n\r\n", path);
-	return http(port, req, body);
 }
 
 /* A metric or label name: [a-zA-Z_:][a-zA-Z0-9_:]*; returns past it, or NULL. */
