@@ -20,7 +20,7 @@
 /*
  * Interned labels: an append-only hash set, so that an event names its label by a
  * pointer that outlives the task (a task's own label is freed with it). Taken
- * only when a task is recorded, at most ~100k times a second a thread.
+ * only when a task of a label other than the thread's last is recorded.
  */
 static struct {
 	pthread_mutex_t lock;
@@ -80,19 +80,21 @@ void weft__events_free(struct weft__events *ev)
 
 /*
  * Record one task in as many as came in GAP_NS before this one: the rate just
- * seen sets the next countdown (the first recorded task has none to go by).
+ * seen sets the next countdown (the first recorded task has none to go by). It
+ * falls at once and at most doubles: two quick tasks in a row are not a burst.
  */
 static void adapt(struct weft__events *ev, int64_t now)
 {
 	int64_t gap = now - ev->last_ns;
+	uint64_t every = 2ull * ev->every;
 
-	if (ev->last_ns && gap > 0) {
-		uint64_t every = (uint64_t)ev->every * WEFT_EVENT_GAP_NS / (uint64_t)gap;
-
+	if (ev->last_ns && gap > 0)
+		every = (uint64_t)ev->every * WEFT_EVENT_GAP_NS / (uint64_t)gap;
+	if (ev->last_ns) {
+		if (every > 2ull * ev->every)
+			every = 2ull * ev->every;
 		ev->every = every < 1 ? 1 : every > WEFT_EVENT_EVERY_MAX ?
 			    WEFT_EVENT_EVERY_MAX : (uint32_t)every;
-	} else if (ev->last_ns) {
-		ev->every = WEFT_EVENT_EVERY_MAX;	/* a clock too coarse to tell */
 	}
 	ev->last_ns = now;
 	ev->left = ev->every;
@@ -142,8 +144,12 @@ void weft__events_put(struct weft__events *ev, bool sampled, const char *label,
 {
 	uint64_t i = atomic_load_explicit(&ev->head, memory_order_relaxed);
 	struct weft__event *e = &ev->ring[i % WEFT_EVENT_RING];
-	/* A failure outside the sample is counted in the weight of the sample after it. */
-	uint32_t weight = sampled ? ev->every : 0;
+	/*
+	 * A sampled task counts for the countdown it ends, and for tasks a countdown
+	 * cut short by idleness left uncounted; a failure outside the sample is counted
+	 * in the weight of the sample after it.
+	 */
+	uint32_t weight = sampled ? ev->every + ev->owed : 0;
 	uint64_t run = end_ns > start_ns ? (uint64_t)(end_ns - start_ns) : 0;
 	struct weft__label_stats *s = label_slot(ev, label);	/* never NULL */
 
@@ -167,8 +173,10 @@ void weft__events_put(struct weft__events *ev, bool sampled, const char *label,
 		add(&s->total_ns, run * weight);
 		add(&s->hist[bucket_of(run)], weight);
 	}
-	if (sampled)
+	if (sampled) {
+		ev->owed = 0;
 		adapt(ev, end_ns);
+	}
 }
 
 /* ---- reading (any thread) ---- */

@@ -10,10 +10,10 @@
  * every task would cost a task of tens of nanoseconds half as much again, so a
  * thread records one task in @every and counts it as that many (its weight). At
  * each recorded task @every is set from the time since the last, for the next to
- * come WEFT_EVENT_GAP_NS later (at most ~100k recorded tasks a second a thread,
- * whatever the rate), and it is 1 again when the thread goes idle: slow tasks
- * after a burst of fast ones are recorded each at the latest WEFT_EVENT_EVERY_MAX
- * tasks later. A task that fails is always recorded.
+ * come WEFT_EVENT_GAP_NS later (at most ~20k recorded tasks a second a thread,
+ * whatever the rate), and it is 1 again when the thread runs out of work: slow
+ * tasks after a burst of fast ones are recorded each at the latest
+ * WEFT_EVENT_EVERY_MAX tasks later. A task that fails is always recorded.
  */
 #ifndef WEFT_EVENTS_H
 #define WEFT_EVENTS_H
@@ -28,8 +28,8 @@
  */
 #define WEFT_EVENT_RING 4096
 #define WEFT_EVENT_LABELS 64
-#define WEFT_EVENT_GAP_NS 10000		/* recorded tasks this far apart at the most */
-#define WEFT_EVENT_EVERY_MAX 1024	/* 20 us of 20-ns tasks */
+#define WEFT_EVENT_GAP_NS 50000		/* recorded tasks this far apart at the most */
+#define WEFT_EVENT_EVERY_MAX 4096	/* 100 us of 25-ns tasks */
 #define WEFT_EVENT_HIST 48		/* run-time buckets: [2^i, 2^(i+1)) ns */
 
 /* An event's outcome. */
@@ -64,7 +64,11 @@ struct weft__label_stats {
 struct weft__events {
 	_Atomic uint64_t head;			/* events written so far */
 	uint32_t every, left;			/* the sampling: this thread's only */
+	uint32_t owed;				/* tasks run that no recorded one counts */
 	int64_t last_ns;			/* when it last recorded */
+	/* The label it recorded last, and the function it was of (NULL: a label's). */
+	const void *last_fn;
+	const char *last_label;
 	struct weft__event ring[WEFT_EVENT_RING];
 	struct weft__label_stats labels[WEFT_EVENT_LABELS];
 	struct weft__label_stats other;		/* labels past those, together */
@@ -94,9 +98,10 @@ static inline bool weft__events_sample(struct weft__events *ev)
 	return true;
 }
 
-/* The thread has nothing to do: its next task is recorded. */
+/* The thread ran out of work: its next task is recorded. */
 static inline void weft__events_idle(struct weft__events *ev)
 {
+	ev->owed += ev->every - ev->left;	/* run since the last recorded one */
 	ev->every = ev->left = 1;
 }
 

@@ -86,16 +86,35 @@ static uint64_t result_bytes(struct weft_task *t)
  * Record @t, which began at @start_ns (@pin_ns of it pinning inputs) and ended
  * @outcome: the task the thread's countdown chose (@sampled), or one that failed.
  */
+/*
+ * @t's label, interned: the thread's last one again without a look-up when it is
+ * of the same function or text (naming a function may take a dladdr).
+ */
+static const char *label_of(struct weft__events *ev, struct weft_task *t)
+{
+	char buf[64];
+
+	if (t->label) {
+		if (!ev->last_fn && ev->last_label && !strcmp(t->label, ev->last_label))
+			return ev->last_label;
+		ev->last_fn = NULL;
+		return ev->last_label = weft__label_intern(t->label);
+	}
+	if (ev->last_fn != (const void *)t->fn || !ev->last_label) {
+		ev->last_fn = (const void *)t->fn;
+		ev->last_label = weft__label_intern(weft__task_label(t, buf, sizeof(buf)));
+	}
+	return ev->last_label;
+}
+
 static __cold void record(struct weft__worker *w, struct weft_task *t, bool sampled,
 			  int64_t start_ns, int64_t pin_ns, uint32_t outcome)
 {
-	char buf[64];
 	int64_t end = weft__mono_ns();
 
 	if (!sampled)
 		start_ns = end;		/* a failure's end, not its run time */
-	weft__events_put(w->events, sampled, weft__label_intern(weft__task_label(t, buf,
-			 sizeof(buf))), start_ns, end, pin_ns,
+	weft__events_put(w->events, sampled, label_of(w->events, t), start_ns, end, pin_ns,
 			 outcome == WEFT_EV_DONE ? result_bytes(t) : 0, outcome);
 }
 

@@ -573,8 +573,6 @@ static struct weft_task *park(struct weft__worker *w, bool spinning)
 	if (!t && !atomic_load_explicit(&eng->stop, memory_order_seq_cst) &&
 	    (inbox_empty(eng) || start_paused(eng))) {
 		counter_inc(&w->cache.parks);
-		if (w->events)
-			weft__events_idle(w->events);
 		park_sleep(eng, key, last);
 	}
 	atomic_fetch_sub_explicit(&eng->nparked, 1, memory_order_seq_cst);
@@ -592,6 +590,9 @@ static struct weft_task *idle(struct weft__worker *w)
 	struct weft_task *t;
 	int64_t until;
 
+	/* Out of work: whatever comes next is recorded (a burst's rate is over). */
+	if (w->events)
+		weft__events_idle(w->events);
 	/*
 	 * Paused, spinning finds nothing until spilling catches up, which takes
 	 * milliseconds, and takes the core from the threads that do it.

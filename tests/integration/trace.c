@@ -87,18 +87,22 @@ Test(trace, tasks_are_written_as_a_trace_with_their_labels_and_outcomes, .timeou
 	EMBEDDED_ONLY("weft_trace of a cluster is not there yet");
 	c = open_threads(2);
 	trace_path(path, sizeof(path));
-	/* Slow tasks, each recorded: 20 naps, a failure, a result of 100 bytes. */
+	/*
+	 * Slow tasks, each recorded: 20 naps; then, each on threads that ran out of
+	 * work (so recorded whatever came before), a failure and a result of 100 bytes.
+	 */
 	for (int i = 0; i < 20; i++)
 		cr_assert_eq(weft_submit(c, nap_200us, NULL, 0, NULL, 0, &napping, &f[i]), 0);
-	cr_assert_eq(weft_submit(c, fails, NULL, 0, NULL, 0, NULL, &f[20]), 0);
-	for (int i = 0; i < 21; i++)
+	for (int i = 0; i < 20; i++)
 		weft_wait(f[i], -1);
+	cr_assert_eq(weft_submit(c, fails, NULL, 0, NULL, 0, NULL, &f[20]), 0);
+	weft_wait(f[20], -1);
 	cr_assert_eq(weft_submit(c, hundred_bytes, NULL, 0, NULL, 0, NULL, &f[21]), 0);
 	cr_assert_eq(weft_wait(f[21], -1), 0);
 	cr_assert_eq(weft_trace(c, path), 0);
 	text = slurp(path);
 	cr_assert(json_ok(text), "the trace is JSON");
-	cr_assert_eq(count_of(text, "\"name\":\"nap\""), 20, "every nap, by its label");
+	cr_assert_eq(count_of(text, "\"name\":\"nap\""), 20, "every nap, by its label: %d, weights %llu", count_of(text, "\"name\":\"nap\""), (unsigned long long)weights_of(text, "nap"));
 	cr_assert_eq(weights_of(text, "nap"), 20);
 	cr_assert_eq(count_of(text, "\"name\":\"fails\",\"ts\""), 1);
 	cr_assert_eq(count_of(text, "\"outcome\":\"failed\""), 1);
