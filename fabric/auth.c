@@ -8,7 +8,6 @@
  * comes first), so neither a recorded handshake nor the peer's own MAC sent back
  * passes. This authenticates; it does not encrypt.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -17,6 +16,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "dl.h"
 #include "log.h"
 
 _Static_assert(crypto_auth_BYTES == WEFT_AUTH_MAC, "a MAC fills AUTH's field");
@@ -46,26 +46,23 @@ static int na_loaded = -EIO;
 
 static void na_load(void)
 {
-	void *h = dlopen("libsodium.so.23", RTLD_NOW | RTLD_LOCAL);
+	static const char *const libs[] = { "libsodium.so.23", "libsodium.so", NULL };
+	const struct weft__dl_call calls[] = {
+		{ "sodium_init", (void **)&na.init },
+		{ "crypto_generichash", (void **)&na.generichash },
+		{ "randombytes_buf", (void **)&na.random },
+		{ "sodium_bin2hex", (void **)&na.bin2hex },
+		{ "sodium_memzero", (void **)&na.memzero },
+		{ "sodium_memcmp", (void **)&na.memcmp },
+		{ "crypto_auth", (void **)&na.auth },
+		{ "crypto_auth_verify", (void **)&na.auth_verify },
+	};
 
-	if (!h)
-		h = dlopen("libsodium.so", RTLD_NOW | RTLD_LOCAL);
-	if (!h) {
-		weft__log(WEFT_LOG_ERROR, "auth", "cannot load libsodium: %s (install "
-			  "libsodium23)", dlerror());
+	if (weft__dl_load(libs, calls, sizeof(calls) / sizeof(calls[0]), "auth",
+			  "libsodium23"))
 		return;
-	}
-	na.init = (typeof(na.init))dlsym(h, "sodium_init");
-	na.generichash = (typeof(na.generichash))dlsym(h, "crypto_generichash");
-	na.random = (typeof(na.random))dlsym(h, "randombytes_buf");
-	na.bin2hex = (typeof(na.bin2hex))dlsym(h, "sodium_bin2hex");
-	na.memzero = (typeof(na.memzero))dlsym(h, "sodium_memzero");
-	na.memcmp = (typeof(na.memcmp))dlsym(h, "sodium_memcmp");
-	na.auth = (typeof(na.auth))dlsym(h, "crypto_auth");
-	na.auth_verify = (typeof(na.auth_verify))dlsym(h, "crypto_auth_verify");
-	if (!na.init || !na.generichash || !na.random || !na.bin2hex || !na.memzero ||
-	    !na.memcmp || !na.auth || !na.auth_verify || na.init() < 0) {
-		weft__log(WEFT_LOG_ERROR, "auth", "libsodium lacks a call weft uses");
+	if (na.init() < 0) {
+		weft__log(WEFT_LOG_ERROR, "auth", "libsodium did not start (sodium_init)");
 		return;
 	}
 	na_loaded = 0;

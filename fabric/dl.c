@@ -6,10 +6,10 @@
  * were. Only these few of libfabric's calls are real functions; the rest are
  * inline calls through the objects' operation tables.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 
+#include "dl.h"
 #include "internal.h"
 #include "log.h"
 
@@ -20,24 +20,17 @@ static int loaded = -ENODEV;
 
 static void load(void)
 {
-	void *h = dlopen("libfabric.so.1", RTLD_NOW | RTLD_LOCAL);
+	static const char *const libs[] = { "libfabric.so.1", NULL };
+	const struct weft__dl_call calls[] = {
+		{ "fi_getinfo", (void **)&weft__fi.getinfo },
+		{ "fi_freeinfo", (void **)&weft__fi.freeinfo },
+		{ "fi_dupinfo", (void **)&weft__fi.dupinfo },
+		{ "fi_fabric", (void **)&weft__fi.fabric },
+		{ "fi_strerror", (void **)&weft__fi.strerror },
+	};
 
-	if (!h) {
-		weft__log(WEFT_LOG_ERROR, "fabric", "cannot load libfabric: %s (install "
-			  "libfabric1)", dlerror());
-		return;
-	}
-	weft__fi.getinfo = (typeof(weft__fi.getinfo))dlsym(h, "fi_getinfo");
-	weft__fi.freeinfo = (typeof(weft__fi.freeinfo))dlsym(h, "fi_freeinfo");
-	weft__fi.dupinfo = (typeof(weft__fi.dupinfo))dlsym(h, "fi_dupinfo");
-	weft__fi.fabric = (typeof(weft__fi.fabric))dlsym(h, "fi_fabric");
-	weft__fi.strerror = (typeof(weft__fi.strerror))dlsym(h, "fi_strerror");
-	if (!weft__fi.getinfo || !weft__fi.freeinfo || !weft__fi.dupinfo || !weft__fi.fabric ||
-	    !weft__fi.strerror) {
-		weft__log(WEFT_LOG_ERROR, "fabric", "libfabric.so.1 lacks a call weft uses");
-		return;
-	}
-	loaded = 0;
+	loaded = weft__dl_load(libs, calls, sizeof(calls) / sizeof(calls[0]), "fabric",
+			       "libfabric1");
 }
 
 int weft__fi_load(void)

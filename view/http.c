@@ -11,7 +11,6 @@
  * every process about 2 MiB of memory).
  */
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <errno.h>
@@ -21,6 +20,7 @@
 #include <string.h>
 #include <microhttpd.h>
 
+#include "dl.h"
 #include "log.h"
 #include "view.h"
 
@@ -40,8 +40,8 @@ static int mhd_loaded = -ENODEV;
 
 static void mhd_load(void)
 {
-	void *h = dlopen("libmicrohttpd.so.12", RTLD_NOW | RTLD_LOCAL);
-	struct { const char *name; void **fn; } calls[] = {
+	static const char *const libs[] = { "libmicrohttpd.so.12", NULL };
+	const struct weft__dl_call calls[] = {
 		{ "MHD_start_daemon", (void **)&mhd.start_daemon },
 		{ "MHD_stop_daemon", (void **)&mhd.stop_daemon },
 		{ "MHD_get_daemon_info", (void **)&mhd.get_daemon_info },
@@ -52,18 +52,8 @@ static void mhd_load(void)
 		{ "MHD_lookup_connection_value", (void **)&mhd.lookup_connection_value },
 	};
 
-	if (!h) {
-		weft__log(WEFT_LOG_ERROR, "view", "cannot load libmicrohttpd: %s (install "
-			  "libmicrohttpd12)", dlerror());
-		return;
-	}
-	for (size_t i = 0; i < sizeof(calls) / sizeof(calls[0]); i++)
-		if (!(*calls[i].fn = dlsym(h, calls[i].name))) {
-			weft__log(WEFT_LOG_ERROR, "view", "libmicrohttpd.so.12 lacks %s",
-				  calls[i].name);
-			return;
-		}
-	mhd_loaded = 0;
+	mhd_loaded = weft__dl_load(libs, calls, sizeof(calls) / sizeof(calls[0]), "view",
+				   "libmicrohttpd12");
 }
 
 #define MHD_start_daemon mhd.start_daemon
