@@ -18,19 +18,19 @@
 #include "remote.h"
 #include "view.h"
 
-/* @s as a JSON string's contents. */
+/* @s as a JSON string, quotes included (escaped as the views escape it). */
 static void json_text(FILE *f, const char *s)
 {
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	size_t cap = 6 * strlen(s) + 3;		/* \u00XX for every byte, and quotes */
+	struct weft__out o = { malloc(cap), cap, 0, 0 };
 
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
+	if (!o.buf) {
+		fputs("\"?\"", f);
+		return;
 	}
+	weft__out_json(&o, s);
+	fwrite(o.buf, 1, o.len, f);
+	free(o.buf);
 }
 
 static const char *outcome_name(uint32_t o)
@@ -51,10 +51,10 @@ static void write_events(FILE *f, struct weft__engine *eng, const struct weft__e
 	for (size_t i = 0; i < n; i++) {
 		const struct weft__event_copy *e = &ev[i];
 
-		fprintf(f, ",\n{\"ph\":\"X\",\"cat\":\"task\",\"pid\":1,\"tid\":%u,\"name\":\"",
+		fprintf(f, ",\n{\"ph\":\"X\",\"cat\":\"task\",\"pid\":1,\"tid\":%u,\"name\":",
 			e->thread);
 		json_text(f, e->label ? e->label : "?");
-		fprintf(f, "\",\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"outcome\":\"%s\","
+		fprintf(f, ",\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"outcome\":\"%s\","
 			"\"weight\":%u,\"bytes\":%llu,\"pin_us\":%.3f}}",
 			(double)(e->start_ns - t0) / 1e3, (double)(e->end_ns - e->start_ns) / 1e3,
 			outcome_name(e->outcome), e->weight, (unsigned long long)e->bytes,

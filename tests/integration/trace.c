@@ -78,7 +78,8 @@ static void trace_path(char *path, size_t size)
 Test(trace, tasks_are_written_as_a_trace_with_their_labels_and_outcomes, .timeout = 30)
 {
 	struct weft_task_opts napping = { .size = sizeof(napping), .label = "nap" };
-	struct weft_future *f[22];
+	struct weft_task_opts odd = { .size = sizeof(odd), .label = "a \"quoted\"\tlabel\\" };
+	struct weft_future *f[23];
 	struct weft_client *c;
 	char path[PATH_MAX];
 	struct stat st;
@@ -99,6 +100,9 @@ Test(trace, tasks_are_written_as_a_trace_with_their_labels_and_outcomes, .timeou
 	weft_wait(f[20], -1);
 	cr_assert_eq(weft_submit(c, hundred_bytes, NULL, 0, NULL, 0, NULL, &f[21]), 0);
 	cr_assert_eq(weft_wait(f[21], -1), 0);
+	/* A label JSON must escape: the trace is JSON still. */
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, NULL, 0, &odd, &f[22]), 0);
+	cr_assert_eq(weft_wait(f[22], -1), 0);
 	cr_assert_eq(weft_trace(c, path), 0);
 	text = slurp(path);
 	cr_assert(json_ok(text), "the trace is JSON");
@@ -118,11 +122,13 @@ Test(trace, tasks_are_written_as_a_trace_with_their_labels_and_outcomes, .timeou
 
 		cr_assert_geq(strtod(d + 6, NULL), 200.0);
 	}
+	cr_assert_neq(strstr(text, "\"name\":\"a \\\"quoted\\\"\\u0009label\\\\\""), NULL,
+		      "the odd label, escaped");
 	/* And the check would see a trace cut short. */
 	text[strlen(text) - 3] = 0;
 	cr_assert_not(json_ok(text));
 	free(text);
-	for (int i = 0; i < 22; i++)
+	for (int i = 0; i < 23; i++)
 		weft_release(f[i]);
 	unlink(path);
 	cr_assert_eq(weft_client_close(c), 0);
