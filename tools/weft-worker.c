@@ -162,6 +162,12 @@ int main(int argc, char **argv)
 	pthread_t sig_thread;
 	int o, ret;
 
+	/*
+	 * A cluster's views are its scheduler's: the worker's engine serves none. Here,
+	 * before any thread: the environment is not a thing to change under them.
+	 */
+	unsetenv("WEFT_DASHBOARD");
+
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {

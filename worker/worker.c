@@ -227,8 +227,6 @@ int weft__worker_start(const struct weft__worker_opts *o, struct weft__wrt **out
 		}
 		w->inline_max = v;
 	}
-	/* A cluster's views are its scheduler's: the worker's engine serves none. */
-	unsetenv("WEFT_DASHBOARD");
 	ret = weft__client_open_embedded(&eo, &w->c);
 	if (ret) {
 		free(w);
