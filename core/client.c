@@ -199,6 +199,11 @@ static void stats_add(struct weft_stats *s, struct weft__cache *c)
 	s->tasks_cancelled += atomic_load_explicit(&c->cancelled, memory_order_relaxed);
 	s->steals += atomic_load_explicit(&c->steals, memory_order_relaxed);
 	s->parks += atomic_load_explicit(&c->parks, memory_order_relaxed);
+	s->tasks_running += atomic_load_explicit(&c->running, memory_order_relaxed);
+	/* Each thread's retirements before its creations: a task retired elsewhere
+	 * than it was made may make one thread's difference negative for a moment. */
+	s->tasks_pending -= atomic_load_explicit(&c->retired, memory_order_relaxed);
+	s->tasks_pending += atomic_load_explicit(&c->created, memory_order_relaxed);
 }
 
 void weft__engine_stats(struct weft__engine *eng, struct weft_stats *out)
@@ -216,9 +221,13 @@ void weft__engine_stats(struct weft__engine *eng, struct weft_stats *out)
 	for (cache = eng->ext_caches; cache; cache = cache->next)
 		stats_add(&s, cache);
 	pthread_mutex_unlock(&eng->pool_lock);
+	if ((int64_t)s.tasks_pending < 0)	/* read while tasks moved on */
+		s.tasks_pending = 0;
 	s.mem_bytes = weft__alloc_bytes(eng->alloc);
 	s.mem_peak = weft__alloc_peak(eng->alloc);
 	s.mem_limit = eng->cfg.memory_limit;
+	s.mem_target = (size_t)(eng->cfg.mem_target * (double)eng->cfg.memory_limit);
+	s.mem_pause = (size_t)(eng->cfg.mem_pause * (double)eng->cfg.memory_limit);
 	weft__store_stats(eng, &ss);
 	s.spilled_bytes = ss.spilled_bytes;
 	s.spilled_results = ss.spilled_items;
@@ -247,8 +256,8 @@ int weft_stats(struct weft_client *h, struct weft_stats *st)
 	if (!c)
 		return -EBADF;
 	weft__engine_stats(c->eng, &s);
-	memcpy(st, &s, st->size < sizeof(s) ? st->size : sizeof(s));
-	st->size = st->size < sizeof(s) ? st->size : sizeof(s);
+	s.size = st->size < sizeof(s) ? st->size : sizeof(s);
+	memcpy(st, &s, s.size);
 	return 0;
 }
 

@@ -448,6 +448,14 @@ struct weft_stats {
 	int spill_blocked;		/* 1: the last spill failed (disk full, I/O error) */
 	size_t mem_available;		/* memory this process may use: physical memory,
 					 * or its cgroup's limit if lower */
+	/* Added later: a caller built with an older weft.h sets a smaller @size and
+	 * gets the fields above only. */
+	uint64_t tasks_pending;		/* tasks submitted and not yet ended: waiting
+					 * for inputs, queued or running */
+	unsigned tasks_running;		/* task functions running now (one waiting
+					 * inside another counts too) */
+	size_t mem_target;		/* mem_bytes above which results are spilled */
+	size_t mem_pause;		/* mem_bytes above which no task starts */
 };
 
 /**

@@ -21,7 +21,7 @@ static const struct {
 	F(parks), F(mem_bytes), F(mem_limit), F(mem_peak), F(spilled_bytes),
 	F(spilled_results), F(restored_bytes), F(restored_results), F(prefetched_results),
 	F(spill_ns), F(restore_ns), F(spill_file_bytes), F(paused), F(spill_blocked),
-	F(mem_available),
+	F(mem_available), F(tasks_pending), F(tasks_running), F(mem_target), F(mem_pause),
 #undef F
 };
 

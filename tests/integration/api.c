@@ -321,3 +321,44 @@ Test(api, version_matches_the_header)
 		 WEFT_VERSION_PATCH);
 	cr_assert_str_eq(weft_version_string(), want);
 }
+
+/*
+ * The figures a dashboard needs: tasks pending and running while a task holds
+ * the others up, none once all ended; the thresholds as fractions of the limit.
+ */
+Test(api, stats_count_tasks_pending_and_running_and_give_the_thresholds, .timeout = 30)
+{
+	struct weft_options o = { .size = sizeof(o), .nthreads = 2, .memory_limit = 100 << 20,
+				  .memory_target = 0.5, .memory_pause = 0.75 };
+	struct weft_stats st = { .size = sizeof(st) }, old;
+	struct weft_future *f[3];
+	struct weft_client *c;
+
+	EMBEDDED_ONLY("the engine's own counts, at once");
+	atomic_store(&gate_open, 0);
+	cr_assert_eq(weft_client_open(NULL, &o, &c), 0);
+	cr_assert_eq(weft_submit(c, gate, NULL, 0, NULL, 0, NULL, &f[0]), 0);
+	cr_assert_eq(weft_submit(c, noop, &f[0], 1, NULL, 0, NULL, &f[1]), 0);
+	cr_assert_eq(weft_submit(c, noop, &f[1], 1, NULL, 0, NULL, &f[2]), 0);
+	do {
+		cr_assert_eq(weft_stats(c, &st), 0);
+	} while (st.tasks_running < 1 && !usleep(1000));
+	cr_assert_eq(st.tasks_running, 1);
+	cr_assert_eq(st.tasks_pending, 3);
+	cr_assert_eq(st.mem_target, 50 << 20);
+	cr_assert_eq(st.mem_pause, 75 << 20);
+	atomic_store(&gate_open, 1);
+	cr_assert_eq(weft_wait(f[2], -1), 0);
+	for (int i = 0; i < 3; i++)
+		weft_release(f[i]);
+	do {	/* the last task retires just after its future is done */
+		cr_assert_eq(weft_stats(c, &st), 0);
+	} while ((st.tasks_pending || st.tasks_running) && !usleep(1000));
+	/* A caller built with the header before these fields gets those before only. */
+	memset(&old, 0xff, sizeof(old));
+	old.size = offsetof(struct weft_stats, tasks_pending);
+	cr_assert_eq(weft_stats(c, &old), 0);
+	cr_assert_eq(old.size, offsetof(struct weft_stats, tasks_pending));
+	cr_assert_eq(old.tasks_pending, ~0ull, "written past the caller's size");
+	cr_assert_eq(weft_client_close(c), 0);
+}
