@@ -21,7 +21,7 @@ bindir ?= $(prefix)/bin
 # build), openmpi-bin (a cluster test starts one with mpirun).
 DEPS_PKGS := libhwloc-dev libjemalloc-dev liburing-dev libxxhash-dev libfabric-dev \
 	libsodium-dev libcriterion-dev libudev-dev libmicrohttpd-dev pkg-config gcc make \
-	openmpi-bin
+	openmpi-bin libjs-chart.js chromium fonts-liberation
 PKGS := hwloc jemalloc liburing libxxhash libsodium libfabric libmicrohttpd
 # A package pkg-config cannot find would leave its flags empty and the compiler to
 # fail with puzzles: say which is missing instead (make deps installs them). Not for
@@ -131,6 +131,10 @@ FORCE:
 $(B)/%.o: %.c $(B)/.flags
 	@mkdir -p $(dir $@)
 	$(QUIET_CC)$(CC) $(CFLAGS) -c -o $@ $<
+
+# The dashboard's page is built into page.o (.incbin), which the compiler does not
+# list among its dependencies.
+$(B)/view/page.o $(TB)/view/page.o: view/page.html
 
 $(A): $(OBJS)
 	$(QUIET_AR)rm -f $@ && $(AR) rcs $@ $^

@@ -19,6 +19,7 @@
 #include "../spill/spill.h"
 
 #include "log.h"		/* weft__log, thread names and priorities */
+#include "samples.h"
 
 /* ---- configuration (config.c) ---- */
 
@@ -236,6 +237,7 @@ struct weft__engine {
 	void *end_hook_arg;
 
 	struct weft__http *http;	/* the views served ($WEFT_DASHBOARD), or NULL */
+	struct weft__samples samples;	/* memory and spill over time (samples.h) */
 };
 
 /*

@@ -131,6 +131,7 @@ static __cold void engine_free(struct weft__engine *eng)
 	eng->prio = NULL;
 	pthread_mutex_destroy(&eng->prio_lock);
 	pthread_mutex_destroy(&eng->pool_lock);
+	weft__samples_destroy(&eng->samples);
 	weft__alloc_destroy(eng->alloc);
 	eng->alloc = NULL;
 	weft__topo_unload(eng->topo);
@@ -151,6 +152,7 @@ int weft__engine_open(const struct weft_options *opts, struct weft__engine **out
 	eng->id = atomic_fetch_add_explicit(&next_engine_id, 1, memory_order_relaxed) + 1;
 	pthread_mutex_init(&eng->prio_lock, NULL);
 	pthread_mutex_init(&eng->pool_lock, NULL);
+	weft__samples_init(&eng->samples);
 	ret = weft__topo_load(&eng->topo);
 	if (ret) {
 		weft__log(WEFT_LOG_ERROR, "core", "cannot read the topology: %s",

@@ -175,8 +175,37 @@ void weft__events_put(struct weft__events *ev, bool sampled, const char *label,
 	}
 	if (sampled) {
 		ev->owed = 0;
+		ev->last_put = label;
+		ev->last_run_ns = run;
+		ev->last_idx = i;
 		adapt(ev, end_ns);
 	}
+}
+
+/*
+ * Count the tasks owed as like the last recorded one, so that a thread at rest
+ * has counted each task it ran: the sample's weights said as much of them.
+ */
+void weft__events_settle(struct weft__events *ev)
+{
+	struct weft__label_stats *s;
+	struct weft__event *e;
+
+	if (!ev->last_put)
+		return;		/* none recorded yet: the next will count them */
+	e = &ev->ring[ev->last_idx % WEFT_EVENT_RING];
+	/*
+	 * Still in the ring: it stands for them too. A reader gets the weight before
+	 * or after, each a whole event (the seq protocol guards the rest).
+	 */
+	if (atomic_load_explicit(&e->seq, memory_order_relaxed) == ev->last_idx + 1)
+		atomic_store_explicit(&e->weight, atomic_load_explicit(&e->weight,
+				      memory_order_relaxed) + ev->owed, memory_order_relaxed);
+	s = label_slot(ev, ev->last_put);
+	add(&s->count, ev->owed);
+	add(&s->total_ns, ev->last_run_ns * ev->owed);
+	add(&s->hist[bucket_of(ev->last_run_ns)], ev->owed);
+	ev->owed = 0;
 }
 
 /* ---- reading (any thread) ---- */

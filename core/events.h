@@ -69,6 +69,9 @@ struct weft__events {
 	/* The label it recorded last, and the function it was of (NULL: a label's). */
 	const void *last_fn;
 	const char *last_label;
+	const char *last_put;			/* the label of the last sampled task */
+	uint64_t last_run_ns;			/* its run time */
+	uint64_t last_idx;			/* and its event's index */
 	struct weft__event ring[WEFT_EVENT_RING];
 	struct weft__label_stats labels[WEFT_EVENT_LABELS];
 	struct weft__label_stats other;		/* labels past those, together */
@@ -98,11 +101,19 @@ static inline bool weft__events_sample(struct weft__events *ev)
 	return true;
 }
 
-/* The thread ran out of work: its next task is recorded. */
+void weft__events_settle(struct weft__events *ev);
+
+/*
+ * The thread ran out of work: its next task is recorded, and the tasks it ran
+ * since the last recorded one are counted now, as like that one (settle: its
+ * event's weight and its label's figures grow by them).
+ */
 static inline void weft__events_idle(struct weft__events *ev)
 {
 	ev->owed += ev->every - ev->left;	/* run since the last recorded one */
 	ev->every = ev->left = 1;
+	if (ev->owed)
+		weft__events_settle(ev);
 }
 
 /* A label as the views name it, interned: the same pointer for the same text. */

@@ -116,6 +116,7 @@ static __cold void record(struct weft__worker *w, struct weft_task *t, bool samp
 		start_ns = end;		/* a failure's end, not its run time */
 	weft__events_put(w->events, sampled, label_of(w->events, t), start_ns, end, pin_ns,
 			 outcome == WEFT_EV_DONE ? result_bytes(t) : 0, outcome);
+	weft__samples_tick(t->eng, &t->eng->samples, end);
 }
 
 void weft__task_run(struct weft__worker *w, struct weft_task *t)

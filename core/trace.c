@@ -3,8 +3,9 @@
  * trace.c - the engine's side of the views of a run: weft_trace, what the worker
  * threads recorded (events.h) written as Chrome's Trace Event JSON, which Perfetto
  * and chrome://tracing open (a track per thread, a complete event "X" per recorded
- * task; written aside and renamed over @path, so that a reader never sees half of
- * one); and the figures the views served over HTTP ask for (view.h).
+ * task); weft_report, the dashboard's page with the figures in it (view/page.c);
+ * each written aside and renamed over its path, so that a reader never sees half
+ * of one; and the figures the views served over HTTP ask for (view.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -63,29 +64,68 @@ static void write_events(FILE *f, struct weft__engine *eng, const struct weft__e
 	fprintf(f, "\n]}\n");
 }
 
-int weft_trace(struct weft_client *h, const char *path)
+/*
+ * Write @path whole or not at all: @write fills a file beside it, renamed over
+ * @path once complete (so a reader never sees half of one), readable by all.
+ */
+static int write_replacing(const char *path, int (*write)(FILE *f, void *arg), void *arg)
 {
-	struct weft__event_copy *ev = NULL;
-	struct weft__engine *eng;
-	struct weft_client *c;
 	char tmp[4096];
-	uint64_t t0 = UINT64_MAX;
-	size_t n = 0;
-	FILE *f = NULL;
-	int fd, ret = 0;
+	FILE *f;
+	int fd, ret;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = mkstemp(tmp);
+	if (fd < 0)
+		return -errno;
+	fchmod(fd, 0644);		/* not mkstemp's 0600: it is to be shared */
+	f = fdopen(fd, "w");
+	if (!f) {
+		ret = -errno;
+		close(fd);
+		goto out_unlink;
+	}
+	ret = write(f, arg);
+	if (ferror(f) && !ret)
+		ret = -EIO;
+	if (fclose(f) && !ret)
+		ret = errno ? -errno : -EIO;
+	if (!ret && rename(tmp, path))
+		ret = -errno;
+	if (!ret)
+		return 0;
+out_unlink:
+	unlink(tmp);
+	return ret;
+}
+
+/* The engine behind @h, for a call that reads what it recorded; or a negative errno. */
+static int recording_engine(struct weft_client *h, const char *path, const char *call,
+			    struct weft__engine **out)
+{
+	struct weft_client *c;
 
 	if (!h || !path || !*path)
 		return -EINVAL;
 	if (weft__is_remote(h))
 		return -ENOTSUP;
-	c = weft__client_of(h, "weft_trace");
+	c = weft__client_of(h, call);
 	if (!c)
 		return -EBADF;
-	eng = c->eng;
-	if (!eng->cfg.record)
+	if (!c->eng->cfg.record)
 		return -ENODATA;
-	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
+	*out = c->eng;
+	return 0;
+}
+
+static int trace_write(FILE *f, void *arg)
+{
+	struct weft__engine *eng = arg;
+	struct weft__event_copy *ev;
+	uint64_t t0 = UINT64_MAX;
+	size_t n = 0;
+
 	ev = malloc((size_t)eng->nthreads * WEFT_EVENT_RING * sizeof(*ev));
 	if (!ev)
 		return -ENOMEM;
@@ -94,32 +134,36 @@ int weft_trace(struct weft_client *h, const char *path)
 	for (size_t i = 0; i < n; i++)
 		if (ev[i].start_ns < t0)
 			t0 = ev[i].start_ns;
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		ret = -errno;
-		goto out;
-	}
-	fchmod(fd, 0644);		/* not mkstemp's 0600: a trace is to be shared */
-	f = fdopen(fd, "w");
-	if (!f) {
-		ret = -errno;
-		close(fd);
-		goto out_unlink;
-	}
 	write_events(f, eng, ev, n, n ? t0 : 0);
-	if (ferror(f))
-		ret = -EIO;
-	if (fclose(f) && !ret)
-		ret = errno ? -errno : -EIO;
-	if (!ret && rename(tmp, path))
-		ret = -errno;
-	if (!ret)
-		goto out;
-out_unlink:
-	unlink(tmp);
-out:
 	free(ev);
-	return ret;
+	return 0;
+}
+
+int weft_trace(struct weft_client *h, const char *path)
+{
+	struct weft__engine *eng;
+	int ret = recording_engine(h, path, "weft_trace", &eng);
+
+	return ret ?: write_replacing(path, trace_write, eng);
+}
+
+static int engine_snap(void *arg, struct weft__view_snap *s);
+
+static int report_write(FILE *f, void *arg)
+{
+	struct weft__engine *eng = arg;
+	struct weft__view_source src = { engine_snap, eng, "engine" };
+
+	weft__samples_take(eng, weft__mono_ns(), true);	/* the figures at the end */
+	return weft__view_report(f, &src, eng->nthreads * WEFT_EVENT_RING);
+}
+
+int weft_report(struct weft_client *h, const char *path)
+{
+	struct weft__engine *eng;
+	int ret = recording_engine(h, path, "weft_report", &eng);
+
+	return ret ?: write_replacing(path, report_write, eng);
 }
 
 /* ---- the views over HTTP ---- */
@@ -209,7 +253,10 @@ static int engine_snap(void *arg, struct weft__view_snap *s)
 	struct weft__engine *eng = arg;
 
 	s->now_ns = (uint64_t)weft__mono_ns();
+	weft__samples_tick(eng, &eng->samples, (int64_t)s->now_ns);
 	weft__engine_stats(eng, &s->st);
+	if (s->samples_cap)
+		s->nsamples = weft__samples_copy(&eng->samples, s->samples, s->samples_cap);
 	if (s->events_cap && stream(eng, s))
 		return -ENOMEM;
 	for (unsigned i = 0; i < eng->nthreads; i++)

@@ -494,6 +494,27 @@ WEFT_API int weft_stats(struct weft_client *c, struct weft_stats *st);
  */
 WEFT_API int weft_trace(struct weft_client *c, const char *path);
 
+/**
+ * weft_report() - Write a performance report of the run so far.
+ * @c:    the client.
+ * @path: the file to write, replaced whole once written: one HTML page, with
+ *        nothing to fetch (the figures and the chart library are in it), that a
+ *        browser opens offline.
+ *
+ * The report is the dashboard's page as it stands now: the counts of weft_stats,
+ * the tasks by label (count, failures, mean, p50 and p99 run time), the task
+ * stream of what the threads recorded (the same tasks weft_trace writes), memory
+ * and spill over the run (a sample every 20 ms at first, every 40 ms once 1,024
+ * were taken, and so on) and their rates. Its size does not grow with the tasks
+ * run: each thread's latest 4096 recorded tasks, about 0.6 MB a thread, and
+ * Chart.js's 0.2 MB (from Debian's libjs-chart.js; without it the report has no
+ * charts and a log line says so).
+ *
+ * Context: any thread.
+ * Return: as weft_trace.
+ */
+WEFT_API int weft_report(struct weft_client *c, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

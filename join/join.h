@@ -49,6 +49,12 @@ struct join_spec {
 	 */
 	void (*on_stall)(const char *why);
 	double spill_wait;
+	/*
+	 * Written once the join's tasks have ended, whether it succeeded or not (NULL:
+	 * not): the engine's performance report (weft_report) and its trace
+	 * (weft_trace). A file that cannot be written fails a join that succeeded.
+	 */
+	const char *report, *trace;
 };
 
 struct join_result {

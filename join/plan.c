@@ -662,6 +662,28 @@ static int part_done(struct plan *pl)
 	return 0;
 }
 
+/*
+ * The report and the trace the caller asked for, of the engine before it closes.
+ * A file that cannot be written fails a join that had succeeded (*@ret), naming it.
+ */
+static void views_write(struct join *j, int *ret)
+{
+	const char *what[2] = { j->spec->report, j->spec->trace };
+
+	for (int i = 0; i < 2; i++) {
+		int err;
+
+		if (!what[i])
+			continue;
+		err = i ? weft_trace(j->c, what[i]) : weft_report(j->c, what[i]);
+		if (err && !*ret) {
+			snprintf(j->res->error, sizeof(j->res->error), "writing the %s %s: %s",
+				 i ? "trace" : "report", what[i], weft_strerror(err));
+			*ret = err;
+		}
+	}
+}
+
 static void plan_fini(struct plan *pl)
 {
 	for (size_t i = 0; i < pl->nsplits; i++)
@@ -722,6 +744,7 @@ int plan_run(struct join *j)
 	free(pl.outs[0]);
 	free(pl.outs[1]);
 	watch_stop(&j->watch);
+	views_write(j, &ret);
 	if (!weft_stats(j->c, &st)) {
 		res->spilled_bytes = st.spilled_bytes;
 		res->restored_bytes = st.restored_bytes;

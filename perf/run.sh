@@ -12,7 +12,7 @@ if [ -z "$WEFT_BENCH_DUCKDB" ] && command -v node >/dev/null && command -v npm >
 	WEFT_BENCH_DUCKDB="'$(pwd)/perf/duckdb.sh' '$(cd "$b" && pwd)'"
 	export WEFT_BENCH_DUCKDB
 fi
-for p in fib flat chain fanout roundtrip spill join sched_sim; do
+for p in fib flat chain fanout roundtrip spill join sched_sim report; do
 	"$b/perf/$p"
 	echo
 done

@@ -27,6 +27,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 export TMPDIR="$scratch"
+# Screenshots the page tests take are kept, in the build's directory.
+export WEFT_TEST_ARTEFACTS="$b/artefacts"
+mkdir -p "$WEFT_TEST_ARTEFACTS"
 passed=0
 failed=0
 skipped=0

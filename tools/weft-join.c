@@ -62,6 +62,10 @@ static const char usage[] =
 "                              page cache), cached (through it), or auto (default:\n"
 "                              direct unless the page cache holds most of a file)\n"
 "  --progress, --no-progress   draw a progress bar (default: when stderr is a tty)\n"
+"  --report FILE.html          write a performance report of the join: one page\n"
+"                              that opens offline (tasks by kind, task stream,\n"
+"                              memory and spill over time), even if it failed\n"
+"  --trace FILE.json           write the tasks as a trace Perfetto opens\n"
 "  --quiet                     no summary on stderr\n"
 "  --help                      this text\n"
 "\n"
@@ -127,7 +131,7 @@ enum {
 	OPT_LROW, OPT_RROW, OPT_LKOFF, OPT_RKOFF, OPT_KEY, OPT_KEYCOL, OPT_MEM,
 	OPT_THREADS, OPT_SPILL, OPT_PROGRESS, OPT_NOPROGRESS, OPT_QUIET, OPT_HELP,
 	OPT_PARTS,
-	OPT_READ, OPT_SPILL_WAIT, OPT_NOHEADER, OPT_RAGGED,
+	OPT_READ, OPT_SPILL_WAIT, OPT_NOHEADER, OPT_RAGGED, OPT_REPORT, OPT_TRACE,
 };
 
 static const struct option longopts[] = {
@@ -155,6 +159,8 @@ static const struct option longopts[] = {
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "read", required_argument, NULL, OPT_READ },
+	{ "report", required_argument, NULL, OPT_REPORT },
+	{ "trace", required_argument, NULL, OPT_TRACE },
 	{ "partitions", required_argument, NULL, OPT_PARTS },	/* for tests */
 	{ NULL, 0, NULL, 0 },
 };
@@ -251,6 +257,27 @@ struct args {
  * What the options say together: both inputs, one output, each side's values.
  * Return: -1 to go on, or the exit code.
  */
+/* Whether the directory @path would be written in exists and may be written (errno). */
+static bool writable_dir(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+
+	if (!*path || (slash && !slash[1])) {
+		errno = EISDIR;
+		return false;
+	}
+	if (!slash)
+		return access(".", W_OK) == 0;
+	if ((size_t)(slash - path) >= sizeof(dir)) {
+		errno = ENAMETOOLONG;
+		return false;
+	}
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = 0;
+	return access(slash == path ? "/" : dir, W_OK) == 0;
+}
+
 static int check_args(int argc, char **argv, struct args *a)
 {
 	if (optind < argc)
@@ -269,6 +296,11 @@ static int check_args(int argc, char **argv, struct args *a)
 	a->spec.right.key_column = a->spec.left.key_column;
 	if (a->spec.partitions & (a->spec.partitions - 1))
 		return bad("--partitions must be a power of two%s%s", "", "");
+	/* Before the join, not after it: a report that cannot be written is known now. */
+	if (a->spec.report && !writable_dir(a->spec.report))
+		return bad("--report %s: %s", a->spec.report, strerror(errno));
+	if (a->spec.trace && !writable_dir(a->spec.trace))
+		return bad("--trace %s: %s", a->spec.trace, strerror(errno));
 	a->spec.progress = a->progress;
 	if (a->spec.memory_limit)
 		check_memory_limit(a->spec.memory_limit);
@@ -315,6 +347,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case OPT_THREADS: u = &a->spec.nthreads; lo = 1; hi = 1024; break;
 		case OPT_SPILL: a->spec.spill_dir = optarg; break;
+		case OPT_REPORT: a->spec.report = optarg; break;
+		case OPT_TRACE: a->spec.trace = optarg; break;
 		case OPT_SPILL_WAIT:
 			if (parse_seconds(optarg, &a->spec.spill_wait))
 				return bad("bad --spill-wait '%s': seconds, 0 or more%s", optarg,

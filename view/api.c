@@ -95,3 +95,29 @@ long weft__api_stream(const struct weft__view_snap *s, char *buf, size_t cap)
 	weft__out_put(&o, "\n]}\n");
 	return o.full ? -ENOSPC : (long)o.len;
 }
+
+long weft__api_memory(const struct weft__view_snap *s, char *buf, size_t cap)
+{
+	struct weft__out o = { buf, cap, 0, 0 };
+
+	weft__out_put(&o, "{\"now_ns\":%llu,\"mem_limit\":%llu,\"mem_target\":%llu,"
+		      "\"mem_pause\":%llu,\"samples\":[", (unsigned long long)s->now_ns,
+		      (unsigned long long)s->st.mem_limit, (unsigned long long)s->st.mem_target,
+		      (unsigned long long)s->st.mem_pause);
+	for (unsigned i = 0; i < s->nsamples; i++) {
+		const struct weft__view_sample *m = &s->samples[i];
+
+		weft__out_put(&o, "%s\n{\"t_ns\":%llu,\"mem_bytes\":%llu,\"spilled_bytes\":%llu,"
+			      "\"restored_bytes\":%llu,\"spill_file_bytes\":%llu,"
+			      "\"tasks_run\":%llu,\"tasks_failed\":%llu,\"paused\":%u,"
+			      "\"spill_blocked\":%u}", i ? "," : "",
+			      (unsigned long long)m->t_ns, (unsigned long long)m->mem_bytes,
+			      (unsigned long long)m->spilled_bytes,
+			      (unsigned long long)m->restored_bytes,
+			      (unsigned long long)m->spill_file_bytes,
+			      (unsigned long long)m->tasks_run, (unsigned long long)m->tasks_failed,
+			      m->paused, m->spill_blocked);
+	}
+	weft__out_put(&o, "\n]}\n");
+	return o.full ? -ENOSPC : (long)o.len;
+}

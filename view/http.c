@@ -65,27 +65,26 @@ static void mhd_load(void)
 #define MHD_destroy_response mhd.destroy_response
 #define MHD_lookup_connection_value mhd.lookup_connection_value
 
-#define LABELS_MAX 4096			/* labels a snapshot holds */
-#define PAGE_CAP (64u << 10)		/* bytes of a page at first; doubled as needed */
-#define PAGE_MAX (256u << 20)
-#define STREAM_MAX 4096			/* tasks /api/stream gives at most */
 
 /* The pages rendered from a snapshot; @stream: it asks for the latest tasks. */
 static const struct {
 	const char *path, *type;
 	weft__view_render *render;
-	bool stream;
+	bool stream, memory;
 } pages[] = {
-	{ "/metrics", "text/plain; version=0.0.4; charset=utf-8", weft__metrics_text, false },
-	{ "/api/stats", "application/json", weft__api_stats, false },
-	{ "/api/labels", "application/json", weft__api_labels, false },
-	{ "/api/stream", "application/json", weft__api_stream, true },
+	{ "/metrics", "text/plain; version=0.0.4; charset=utf-8", weft__metrics_text },
+	{ "/api/stats", "application/json", weft__api_stats },
+	{ "/api/labels", "application/json", weft__api_labels },
+	{ "/api/stream", "application/json", weft__api_stream, .stream = true },
+	{ "/api/memory", "application/json", weft__api_memory, .memory = true },
 };
 
 struct weft__http {
 	struct MHD_Daemon *d;
 	struct weft__view_source src;
 	unsigned port;
+	char *chart;			/* Chart.js, read at the start; NULL: none */
+	size_t chart_len;
 };
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
@@ -119,9 +118,8 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status,
 static enum MHD_Result render(struct weft__http *h, struct MHD_Connection *conn, size_t i)
 {
 	struct weft__view_snap s = { 0 };
-	size_t cap = PAGE_CAP;
-	char *buf = NULL;
-	long n = -ENOSPC;
+	char *buf;
+	long n;
 
 	if (pages[i].stream) {
 		const char *since = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
@@ -135,51 +133,72 @@ static enum MHD_Result render(struct weft__http *h, struct MHD_Connection *conn,
 				return reply_text(conn, MHD_HTTP_BAD_REQUEST,
 						  "since: nanoseconds on the clock now_ns is on\n");
 		}
-		s.events = calloc(STREAM_MAX, sizeof(*s.events));
-		s.events_cap = STREAM_MAX;
+		s.events = calloc(VIEW_STREAM_MAX, sizeof(*s.events));
+		s.events_cap = VIEW_STREAM_MAX;
 		if (!s.events)
 			return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no memory now\n");
 	}
-	s.labels = calloc(LABELS_MAX, sizeof(*s.labels));
-	s.labels_cap = LABELS_MAX;
+	if (pages[i].memory) {
+		s.samples = calloc(VIEW_SAMPLES_MAX, sizeof(*s.samples));
+		s.samples_cap = VIEW_SAMPLES_MAX;
+		if (!s.samples)
+			return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no memory now\n");
+	}
+	s.labels = calloc(VIEW_LABELS_MAX, sizeof(*s.labels));
+	s.labels_cap = VIEW_LABELS_MAX;
 	if (!s.labels || h->src.snap(h->src.arg, &s)) {
 		free(s.labels);
 		free(s.events);
+		free(s.samples);
 		return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no figures now\n");
 	}
-	while (n == -ENOSPC && cap <= PAGE_MAX) {
-		char *b = realloc(buf, cap);
-
-		if (!b)
-			break;
-		buf = b;
-		n = pages[i].render(&s, buf, cap);
-		cap *= 2;
-	}
+	buf = weft__view_render_alloc(pages[i].render, &s, &n);
 	free(s.labels);
 	free(s.events);
-	if (n < 0) {
-		free(buf);
+	free(s.samples);
+	if (!buf)
 		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-	}
 	return reply(conn, MHD_HTTP_OK, pages[i].type, buf, (size_t)n);
 }
 
-static enum MHD_Result index_page(struct weft__http *h, struct MHD_Connection *conn)
+/* The dashboard, its figures to come from the /api pages. */
+static enum MHD_Result dashboard(struct weft__http *h, struct MHD_Connection *conn)
 {
-	char *body = NULL;
-	int n = asprintf(&body, "<!doctype html>\n<html><head><meta charset=\"utf-8\">"
-			 "<title>weft %s</title></head><body><h1>weft %s</h1><ul>"
-			 "<li><a href=\"/metrics\">/metrics</a>: Prometheus' text format</li>"
-			 "<li><a href=\"/api/stats\">/api/stats</a>: the figures weft_stats "
-			 "gives, JSON</li>"
-			 "<li><a href=\"/api/labels\">/api/labels</a>: by label, JSON</li>"
-			 "<li><a href=\"/api/stream\">/api/stream</a>: the latest tasks, JSON</li>"
-			 "</ul></body></html>\n", h->src.name, h->src.name);
+	char *body = NULL, name[256], data[320];
+	struct weft__out o = { name, sizeof(name), 0, 0 };
+	size_t len = 0;
+	FILE *f;
+	int ret;
 
-	if (n < 0)
+	weft__out_json(&o, h->src.name);
+	snprintf(data, sizeof(data), "<script>const WEFT_LIVE = {\"source\":%s};</script>", name);
+	f = open_memstream(&body, &len);
+	if (!f)
+		return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no memory now\n");
+	ret = weft__page_write(f, h->chart ? "<script src=\"/chart.js\"></script>" : "", data);
+	if (fclose(f) || ret) {
+		free(body);
+		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "no page\n");
+	}
+	return reply(conn, MHD_HTTP_OK, "text/html; charset=utf-8", body, len);
+}
+
+static enum MHD_Result chartjs(struct weft__http *h, struct MHD_Connection *conn)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (!h->chart)
+		return reply_text(conn, MHD_HTTP_NOT_FOUND, WEFT_CHARTJS " is not there: the "
+				  "dashboard draws no charts (Debian's libjs-chart.js has it)\n");
+	r = MHD_create_response_from_buffer(h->chart_len, h->chart, MHD_RESPMEM_PERSISTENT);
+	if (!r)
 		return MHD_NO;
-	return reply(conn, MHD_HTTP_OK, "text/html; charset=utf-8", body, (size_t)n);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/javascript");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "max-age=3600");
+	ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
 }
 
 static enum MHD_Result on_request(void *arg, struct MHD_Connection *conn, const char *url,
@@ -201,7 +220,9 @@ static enum MHD_Result on_request(void *arg, struct MHD_Connection *conn, const 
 		if (!strcmp(url, pages[i].path))
 			return render(h, conn, i);
 	if (!strcmp(url, "/"))
-		return index_page(h, conn);
+		return dashboard(h, conn);
+	if (!strcmp(url, "/chart.js"))
+		return chartjs(h, conn);
 	return reply_text(conn, MHD_HTTP_NOT_FOUND, "no such page\n");
 }
 
@@ -231,6 +252,11 @@ int weft__http_start(const char *addr, const struct weft__view_source *src,
 	if (!h)
 		return -ENOMEM;
 	h->src = *src;
+	h->chart = weft__chartjs(&h->chart_len);
+	if (!h->chart)
+		weft__log(WEFT_LOG_WARN, "view", "%s: not there or not a script: the "
+			  "dashboard draws no charts (Debian's libjs-chart.js has it)",
+			  WEFT_CHARTJS);
 	h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
 				(uint16_t)port, NULL, NULL, on_request, h,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
@@ -242,6 +268,7 @@ int weft__http_start(const char *addr, const struct weft__view_source *src,
 		int err = errno ? errno : EADDRINUSE;
 
 		weft__log(WEFT_LOG_ERROR, "view", "cannot serve at %s: %s", addr, strerror(err));
+		free(h->chart);
 		free(h);
 		return -err;
 	}
@@ -264,6 +291,7 @@ void weft__http_stop(struct weft__http *h)
 	if (!h)
 		return;
 	MHD_stop_daemon(h->d);
+	free(h->chart);
 	free(h);
 }
 

@@ -37,7 +37,8 @@ void weft__out_json(struct weft__out *o, const char *s)
 
 		if (ch == '"' || ch == '\\')
 			weft__out_put(o, "\\%c", ch);
-		else if (ch < 0x20)
+		else if (ch < 0x20 || ch == '<' || ch == '>' || ch == '&')
+			/* <, > and &: so that the text is safe inside a page's script */
 			weft__out_put(o, "\\u%04x", ch);
 		else
 			weft__out_put(o, "%c", ch);

@@ -10,7 +10,9 @@
  *	/api/stats	weft_stats' figures, JSON (api.c)
  *	/api/labels	by label: tasks, failures, run time and its quantiles, JSON
  *	/api/stream	the latest recorded tasks (?since=NS: those ended after), JSON
- *	/		a page naming the others
+ *	/api/memory	memory and spill over time, JSON
+ *	/		the dashboard (page.html), which polls the others each second
+ *	/chart.js	Chart.js, from Debian's libjs-chart.js, for its charts
  *
  * Anything else is 404, a method but GET and HEAD 405; a request whose headers
  * pass VIEW_HEADERS_MAX bytes is refused by the library (431), a client that sends
@@ -21,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <weft.h>
 
@@ -28,6 +31,14 @@
 #define VIEW_IDLE_S 10
 #define VIEW_CONNECTIONS_MAX 64
 #define VIEW_HIST 48			/* run-time buckets: [2^i, 2^(i+1)) ns */
+#define VIEW_LABELS_MAX 4096		/* labels a snapshot holds */
+#define VIEW_STREAM_MAX 4096		/* tasks /api/stream gives at most */
+#define VIEW_SAMPLES_MAX 1024		/* samples /api/memory gives at most */
+#define VIEW_PAGE_CAP (64u << 10)	/* bytes of a rendered page at first; doubled */
+#define VIEW_PAGE_MAX (256u << 20)
+#ifndef WEFT_CHARTJS
+#define WEFT_CHARTJS "/usr/share/javascript/chart.js/chart.min.js"
+#endif
 
 /* A label's figures, summed over the threads that ran its tasks. */
 struct weft__view_label {
@@ -45,6 +56,14 @@ struct weft__view_event {
 	uint32_t weight, outcome;		/* outcome: 1 done, 2 failed, 3 cancelled */
 };
 
+/* The figures of memory and spill at one time, for their charts. */
+struct weft__view_sample {
+	uint64_t t_ns;				/* the source's monotonic clock */
+	uint64_t mem_bytes, spilled_bytes, restored_bytes, spill_file_bytes;
+	uint64_t tasks_run, tasks_failed;
+	uint32_t paused, spill_blocked;
+};
+
 /* What the source knows now. */
 struct weft__view_snap {
 	struct weft_stats st;			/* as weft_stats gives them */
@@ -58,6 +77,9 @@ struct weft__view_snap {
 	struct weft__view_event *events;
 	unsigned nevents, events_cap;
 	uint64_t since_ns;
+	/* Asked for by /api/memory only (samples_cap 0 otherwise): oldest first. */
+	struct weft__view_sample *samples;
+	unsigned nsamples, samples_cap;
 };
 
 struct weft__view_source {
@@ -95,6 +117,24 @@ weft__view_render weft__metrics_text;
 weft__view_render weft__api_stats;
 weft__view_render weft__api_labels;
 weft__view_render weft__api_stream;
+weft__view_render weft__api_memory;
+
+/* @render's page of @s, in memory the caller frees (its length in @len); NULL: no memory. */
+char *weft__view_render_alloc(weft__view_render *render, const struct weft__view_snap *s,
+			      long *len);
+
+/*
+ * page.c: the page (page.html) written to @f, @chart where the charts' script goes
+ * and @data where the figures do ("" for none: the page polls /api).
+ */
+int weft__page_write(FILE *f, const char *chart, const char *data);
+/* WEFT_CHARTJS's text (@len bytes), or NULL: not there, or not a script. */
+char *weft__chartjs(size_t *len);
+/*
+ * The report: the page with @src's figures now (its latest @events_cap recorded
+ * tasks) and Chart.js inlined, written to @f. 0 or a negative errno.
+ */
+int weft__view_report(FILE *f, const struct weft__view_source *src, unsigned events_cap);
 
 /* out.c: text appended to @buf, up to @cap; @full once something did not fit. */
 struct weft__out {

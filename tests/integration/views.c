@@ -3,15 +3,19 @@
  * The views an engine serves over HTTP when WEFT_DASHBOARD asks: /metrics in
  * Prometheus' text format (every line checked against the format's grammar, the
  * counters against weft_stats and the tasks run), /api/stats, /api/labels and
- * /api/stream in JSON (parsed, and their numbers against weft_stats and the tasks
- * run), and bad
+ * /api/stream and /api/memory in JSON (parsed, and their numbers against
+ * weft_stats and the tasks run); the dashboard in a real browser while a graph
+ * runs (it updates, and its numbers are weft_stats'); the report opened offline;
+ * and bad
  * requests (an unknown page, another method, headers too large, a client that
  * sends nothing) answered as they should be while the server goes on serving.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <sys/wait.h>
 
 #include "../common.h"
+#include "../browser.h"
 #include "../http.h"
 #include "../json.h"
 
@@ -105,6 +109,20 @@ static double number_after(const char *text, const char *key)
 	return strtod(p + strlen(key), NULL);
 }
 
+/* 40 naps labelled "nap" and a task that fails, all ended; then the stats in @st. */
+static void naps_and_a_failure(struct weft_client *c, struct weft_future *f[41],
+			       struct weft_stats *st)
+{
+	struct weft_task_opts napping = { .size = sizeof(napping), .label = "nap" };
+
+	for (int i = 0; i < 40; i++)
+		cr_assert_eq(weft_submit(c, nap_100us, NULL, 0, NULL, 0, &napping, &f[i]), 0);
+	cr_assert_eq(weft_submit(c, fails, NULL, 0, NULL, 0, NULL, &f[40]), 0);
+	for (int i = 0; i < 41; i++)
+		weft_wait(f[i], -1);
+	cr_assert_eq(weft_stats(c, st), 0);
+}
+
 static struct weft_client *open_serving(unsigned port)
 {
 	char addr[64];
@@ -119,7 +137,6 @@ static struct weft_client *open_serving(unsigned port)
 
 Test(views, metrics_are_prometheus_text_and_match_the_stats, .timeout = 30)
 {
-	struct weft_task_opts napping = { .size = sizeof(napping), .label = "nap" };
 	struct weft_stats st = { .size = sizeof(st) };
 	unsigned port = free_port();
 	struct weft_future *f[41];
@@ -129,12 +146,7 @@ Test(views, metrics_are_prometheus_text_and_match_the_stats, .timeout = 30)
 
 	EMBEDDED_ONLY("an engine's own views");
 	c = open_serving(port);
-	for (int i = 0; i < 40; i++)
-		cr_assert_eq(weft_submit(c, nap_100us, NULL, 0, NULL, 0, &napping, &f[i]), 0);
-	cr_assert_eq(weft_submit(c, fails, NULL, 0, NULL, 0, NULL, &f[40]), 0);
-	for (int i = 0; i < 41; i++)
-		weft_wait(f[i], -1);
-	cr_assert_eq(weft_stats(c, &st), 0);
+	naps_and_a_failure(c, f, &st);
 	cr_assert_eq(get(port, "/metrics", &body), 200);
 	cr_assert_eq(sample(body, "weft_tasks_run_total"), (double)st.tasks_run);
 	cr_assert_eq(sample(body, "weft_tasks_failed_total"), 1);
@@ -196,10 +208,25 @@ Test(views, metrics_are_prometheus_text_and_match_the_stats, .timeout = 30)
 	}
 	free(body);
 	cr_assert_eq(get(port, "/api/stream?since=yesterday", NULL), 400);
-	/* The page naming the views. */
-	cr_assert_eq(get(port, "/", &body), 200);
-	cr_assert_neq(strstr(body, "/metrics"), NULL);
+	/* Memory over time: a sample at least, taken by this request if no task did. */
+	cr_assert_eq(get(port, "/api/memory", &body), 200);
+	cr_assert(json_ok(body), "%s", body);
+	cr_assert_eq(number_after(body, "\"mem_limit\":"), (double)st.mem_limit);
+	cr_assert_eq(number_after(body, "\"mem_target\":"), (double)st.mem_target);
+	cr_assert_geq(number_after(strstr(body, "\"samples\":"), "\"tasks_run\":"), 0);
 	free(body);
+	/* The dashboard, and the chart library it loads from here. */
+	cr_assert_eq(get(port, "/", &body), 200);
+	cr_assert_not_null(strstr(body, "WEFT_LIVE = {\"source\":\"engine\"}"));
+	cr_assert_not_null(strstr(body, "/api/stats"));
+	free(body);
+	if (!access("/usr/share/javascript/chart.js/chart.min.js", R_OK)) {
+		cr_assert_eq(get(port, "/chart.js", &body), 200);
+		cr_assert_not_null(strstr(body, "Chart.js v"));
+		free(body);
+	} else {
+		cr_assert_eq(get(port, "/chart.js", NULL), 404);
+	}
 	for (int i = 0; i < 41; i++)
 		weft_release(f[i]);
 	cr_assert_eq(weft_client_close(c), 0);
@@ -279,5 +306,157 @@ Test(views, promtool_accepts_the_metrics, .timeout = 30)
 	fputs(body, p);
 	cr_assert_eq(WEXITSTATUS(pclose(p)), 0, "promtool check metrics refused it");
 	free(body);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+/* A graph that runs a while: @n naps, submitted from a thread of the test's. */
+struct graph {
+	struct weft_client *c;
+	unsigned n;
+	struct weft_future **f;
+	pthread_t thread;
+};
+
+static void *graph_run(void *arg)
+{
+	struct weft_task_opts napping = { .size = sizeof(napping), .label = "nap" };
+	struct graph *g = arg;
+
+	for (unsigned i = 0; i < g->n; i++)
+		cr_assert_eq(weft_submit(g->c, nap_100us, NULL, 0, NULL, 0, &napping, &g->f[i]), 0);
+	return NULL;
+}
+
+static void graph_end(struct graph *g)
+{
+	pthread_join(g->thread, NULL);
+	for (unsigned i = 0; i < g->n; i++) {
+		cr_assert_eq(weft_wait(g->f[i], -1), 0);
+		weft_release(g->f[i]);
+	}
+	free(g->f);
+}
+
+/* The tasks_run values the page saw, one a poll (its status' data-seen). */
+static unsigned seen(const char *dom, double *first, double *last)
+{
+	const char *p = strstr(dom, "data-seen=\"");
+	unsigned n = 0;
+	char *end;
+
+	cr_assert_not_null(p, "the page never polled: %.2000s", dom);
+	for (p += strlen("data-seen=\""); *p != '"'; p = end, n++) {
+		double v = strtod(p, &end);
+
+		if (end == p)
+			break;
+		if (!n)
+			*first = v;
+		cr_assert_geq(v, n ? *last : 0, "tasks run went back");
+		*last = v;
+	}
+	return n;
+}
+
+Test(views, the_dashboard_in_a_browser_updates_and_shows_the_stats, .timeout = 180)
+{
+	struct weft_stats st = { .size = sizeof(st) };
+	struct graph g = { .n = 30000 };
+	unsigned port = free_port();
+	double first = 0, last = 0;
+	char url[64], *dom;
+
+	EMBEDDED_ONLY("an engine's own views");
+	if (!browser_here())
+		cr_skip_test("no " BROWSER " (make deps installs Debian's chromium)");
+	g.c = open_serving(port);
+	g.f = calloc(g.n, sizeof(*g.f));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", port);
+	/* While the graph runs: the page polls, and sees the count go up. */
+	pthread_create(&g.thread, NULL, graph_run, &g);
+	dom = browser_dom(url, 4000);
+	cr_assert_geq(seen(dom, &first, &last), 3, "polls: %.2000s", dom);
+	cr_assert_gt(last, first, "the page did not update while tasks ran");
+	cr_assert_gt(dom_number(dom, "nthreads"), 0);
+	free(dom);
+	browser_screenshot(url, 3000, "dashboard.png");
+	graph_end(&g);
+	/* Once it ended: the page's numbers are weft_stats'. */
+	cr_assert_eq(weft_stats(g.c, &st), 0);
+	dom = browser_dom(url, 1500);
+	cr_assert_eq(dom_number(dom, "tasks_run"), (double)st.tasks_run);
+	cr_assert_eq(dom_number(dom, "tasks_failed"), 0);
+	cr_assert_eq(dom_number(dom, "tasks_pending"), 0);
+	cr_assert_eq(dom_number(dom, "nthreads"), 2);
+	cr_assert_not_null(strstr(dom, "data-label=\"nap\""), "no row for the label");
+	cr_assert_null(strstr(dom, "id=\"status\">cannot reach"), "a poll failed");
+	if (!access("/usr/share/javascript/chart.js/chart.min.js", R_OK))
+		cr_assert_not_null(strstr(dom, "data-charts=\"drawn\""), "the charts did not load");
+	free(dom);
+	cr_assert_eq(weft_client_close(g.c), 0);
+}
+
+Test(views, the_report_is_one_page_that_opens_offline_with_the_counts, .timeout = 120)
+{
+	struct weft_stats st = { .size = sizeof(st) };
+	struct weft_future *f[41];
+	struct weft_client *c;
+	char path[4096], url[4200], *html, *dom, *data;
+	size_t len;
+	int fd;
+
+	EMBEDDED_ONLY("an engine's own recording");
+	c = open_threads(2);
+	naps_and_a_failure(c, f, &st);
+	fd = mkstemp(t_template(path, sizeof(path), "report"));
+	close(fd);
+	strcat(path, ".html");
+	cr_assert_eq(weft_report(NULL, path), -EINVAL);
+	cr_assert_eq(weft_report(c, ""), -EINVAL);
+	cr_assert_eq(weft_report(c, "/no/such/dir/r.html"), -ENOENT);
+	cr_assert_eq(weft_report(c, path), 0);
+	html = t_read(path, &len);
+	/* Nothing to fetch: no script or style from elsewhere, no link. */
+	cr_assert_null(strstr(html, "<script src"));
+	cr_assert_null(strstr(html, "<link"));
+	data = strstr(html, "const WEFT_REPORT = ");
+	cr_assert_not_null(data);
+	data += strlen("const WEFT_REPORT = ");
+	*strstr(data, ";</script>") = 0;
+	cr_assert(json_ok(data), "the report's figures are not JSON");
+	cr_assert_eq(number_after(data, "\"tasks_run\":"), (double)st.tasks_run);
+	free(html);
+	if (!browser_here())
+		cr_skip_test("no " BROWSER ": the report's page was not opened");
+	snprintf(url, sizeof(url), "file://%s", path);
+	dom = browser_dom(url, 1000);
+	cr_assert_eq(dom_number(dom, "tasks_run"), (double)st.tasks_run);
+	cr_assert_eq(dom_number(dom, "tasks_failed"), 1);
+	{
+		const char *row = strstr(dom, "data-label=\"nap\"");
+
+		cr_assert_not_null(row);
+		cr_assert_eq(number_after(row, "class=\"tasks\">"), 40, "%.600s", row);
+	}
+	cr_assert_not_null(strstr(dom, "report written"));
+	if (!access("/usr/share/javascript/chart.js/chart.min.js", R_OK))
+		cr_assert_not_null(strstr(dom, "data-charts=\"drawn\""), "the charts did not load");
+	free(dom);
+	browser_screenshot(url, 1000, "report.png");
+	for (int i = 0; i < 41; i++)
+		weft_release(f[i]);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+Test(views, a_report_with_recording_off_is_enodata, .timeout = 20)
+{
+	struct weft_client *c;
+
+	EMBEDDED_ONLY("an engine's own recording");
+	setenv("WEFT_RECORD", "0", 1);
+	c = open_threads(1);
+	unsetenv("WEFT_RECORD");
+	cr_assert_eq(weft_report(c, "/tmp/never.html"), -ENODATA);
+	cr_assert_eq(access("/tmp/never.html", F_OK), -1);
 	cr_assert_eq(weft_client_close(c), 0);
 }

@@ -673,3 +673,42 @@ Test(cli, regress_22_csv_ragged_rows_and_no_header, .timeout = 60)
 	free(out);
 	teardown(&e);
 }
+
+/*
+ * --report and --trace: the report is one page with the join's tasks by kind and
+ * the run's counts in it, the trace JSON with an event per recorded task; a place
+ * neither can be written is bad usage, known before the join runs.
+ */
+Test(cli, report_and_trace_of_a_join, .timeout = 120)
+{
+	struct env e = setup();
+	char *out, *html, *trace;
+	size_t len;
+	int rc = t_run(NULL, "cd '%s' && '%s' --pair --left l.bin --right r.bin --left-rows 20000"
+		       " --rows 50000 --seed 7 >/dev/null", e.dir, e.gen);
+
+	cr_assert_eq(rc, 0);
+	rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --count --memory-limit 4M"
+		   " --report run.html --trace run.json --quiet", e.dir, e.join);
+	cr_assert_eq(rc, 0, "%s", out);
+	free(out);
+	html = t_read(t_path(e.dir, "run.html"), &len);
+	cr_assert_not_null(strstr(html, "const WEFT_REPORT = "));
+	for (const char *kind = "read\0build\0probe\0"; *kind; kind += strlen(kind) + 1) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "{\"label\":\"%s\",\"tasks\":", kind);
+		cr_expect_not_null(strstr(html, want), "no %s tasks in the report", kind);
+	}
+	cr_assert_null(strstr(html, "<script src"), "the report fetches nothing");
+	trace = t_read(t_path(e.dir, "run.json"), &len);
+	cr_assert_not_null(strstr(trace, "\"traceEvents\""));
+	cr_assert_not_null(strstr(trace, "\"name\":\"probe\""));
+	free(html);
+	free(trace);
+	expect_failure(&e, 2, "--report no/such/dir/r.html: No such file or directory",
+		       "--left l.bin --right r.bin --count --report no/such/dir/r.html");
+	expect_failure(&e, 2, "--trace dir/: Is a directory",
+		       "--left l.bin --right r.bin --count --trace dir/");
+	teardown(&e);
+}

@@ -479,3 +479,42 @@ Test(engine, regress_22_a_client_closed_twice_aborts_a_debug_build, .signal = SI
 	cr_assert_eq(weft_client_close(c), 0);
 	weft_client_close(c);
 }
+
+/*
+ * Memory over time spans the whole run in a bounded table: a sample each period
+ * at most, and when the table is full every other one goes (the first stays) and
+ * the period doubles.
+ */
+Test(engine, memory_samples_span_the_run_in_a_bounded_table)
+{
+	struct weft_options o = { .size = sizeof(o), .nthreads = 1 };
+	struct weft__view_sample *out = calloc(WEFT_SAMPLES, sizeof(*out));
+	struct weft_client *c;
+	struct weft__engine *eng;
+	int64_t t0 = weft__mono_ns(), t = t0;
+	unsigned n;
+
+	cr_assert_eq(weft_client_open(NULL, &o, &c), 0);
+	eng = weft__client_engine(c);
+	/* Not due yet, whatever the clock says: no new sample in the same period. */
+	weft__samples_take(eng, t, true);
+	weft__samples_tick(eng, &eng->samples, t + WEFT_SAMPLE_NS / 2);
+	cr_assert_eq(weft__samples_copy(&eng->samples, out, WEFT_SAMPLES), 1);
+	/* An hour of ticks, one every 10 ms. */
+	for (int i = 0; i < 360000; i++)
+		weft__samples_tick(eng, &eng->samples, t += 10000000);
+	n = weft__samples_copy(&eng->samples, out, WEFT_SAMPLES);
+	cr_assert_leq(n, WEFT_SAMPLES);
+	cr_assert_geq(n, WEFT_SAMPLES / 2);
+	cr_assert_eq(out[0].t_ns, (uint64_t)t0, "the run's start is kept");
+	cr_assert_geq(out[n - 1].t_ns + eng->samples.period_ns, (uint64_t)t, "its end too");
+	for (unsigned i = 1; i < n; i++)
+		cr_assert_gt(out[i].t_ns, out[i - 1].t_ns);
+	/* 3600 s in at most 1024 samples: the period grew to 4 s or more. */
+	cr_assert_geq(eng->samples.period_ns, 32 * (int64_t)WEFT_SAMPLE_NS);
+	/* A copy into less room gets the latest. */
+	cr_assert_eq(weft__samples_copy(&eng->samples, out, 3), 3);
+	cr_assert_geq(out[2].t_ns + eng->samples.period_ns, (uint64_t)t);
+	free(out);
+	cr_assert_eq(weft_client_close(c), 0);
+}

@@ -169,3 +169,51 @@ Test(events, labels_intern_to_one_pointer)
 	cr_assert_neq(weft__label_intern("stage-2"), weft__label_intern(a));
 	cr_assert_str_eq(weft__label_intern(a), "stage-1");
 }
+
+/* The label's count of a thread's table. */
+static uint64_t count_of(struct weft__events *ev, const char *l)
+{
+	for (unsigned i = 0; i < WEFT_EVENT_LABELS; i++)
+		if (atomic_load(&ev->labels[i].label) == l)
+			return atomic_load(&ev->labels[i].count);
+	return 0;
+}
+
+/*
+ * A thread that runs out of work has counted every task it ran: the tasks since
+ * its last recorded one, which a countdown cut short, count as like that one.
+ */
+Test(events, a_thread_at_rest_has_counted_every_task)
+{
+	struct weft__events *ev = weft__events_new();
+	const char *l = weft__label_intern("settled");
+	int64_t now = 1000;
+
+	cr_assert_not_null(ev);
+	for (int run = 0; run < 5; run++) {
+		/* 12345 tasks of 30 ns, then nothing to do. */
+		for (int k = 0; k < 12345; k++, now += 30)
+			if (weft__events_sample(ev))
+				weft__events_put(ev, true, l, now, now + 30, 0, 0, WEFT_EV_DONE);
+		weft__events_idle(ev);
+		cr_assert_eq(count_of(ev, l), 12345ull * (run + 1), "run %d: %llu counted", run,
+			     (unsigned long long)count_of(ev, l));
+		now += 10000000;
+	}
+	/* Idle again with nothing run since: nothing more. */
+	weft__events_idle(ev);
+	cr_assert_eq(count_of(ev, l), 12345ull * 5);
+	/* The events' weights add up to them too (none has left the ring). */
+	{
+		struct weft__event_copy *out = malloc(WEFT_EVENT_RING * sizeof(*out));
+		unsigned n = weft__events_copy(ev, 0, out);
+		uint64_t weight = 0;
+
+		cr_assert_lt(n, WEFT_EVENT_RING);
+		for (unsigned i = 0; i < n; i++)
+			weight += out[i].weight;
+		cr_assert_eq(weight, 12345ull * 5);
+		free(out);
+	}
+	weft__events_free(ev);
+}
