@@ -81,7 +81,9 @@ void weft__events_free(struct weft__events *ev)
 /*
  * Record one task in as many as came in GAP_NS before this one: the rate just
  * seen sets the next countdown (the first recorded task has none to go by). It
- * falls at once and at most doubles: two quick tasks in a row are not a burst.
+ * falls at once, and rises only on the second quick gap in a row, at most
+ * twofold: one quick task among slow ones (a failure, say) is not a burst, and
+ * the slow ones after it are each recorded still.
  */
 static void adapt(struct weft__events *ev, int64_t now)
 {
@@ -91,8 +93,13 @@ static void adapt(struct weft__events *ev, int64_t now)
 	if (ev->last_ns && gap > 0)
 		every = (uint64_t)ev->every * WEFT_EVENT_GAP_NS / (uint64_t)gap;
 	if (ev->last_ns) {
+		bool quick = every > ev->every;
+
 		if (every > 2ull * ev->every)
 			every = 2ull * ev->every;
+		if (quick && !ev->quick)
+			every = ev->every;
+		ev->quick = quick;
 		ev->every = every < 1 ? 1 : every > WEFT_EVENT_EVERY_MAX ?
 			    WEFT_EVENT_EVERY_MAX : (uint32_t)every;
 	}

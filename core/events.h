@@ -11,7 +11,8 @@
  * thread records one task in @every and counts it as that many (its weight). At
  * each recorded task @every is set from the time since the last, for the next to
  * come WEFT_EVENT_GAP_NS later (at most ~20k recorded tasks a second a thread,
- * whatever the rate), and it is 1 again when the thread runs out of work: slow
+ * whatever the rate; it rises on the second quick gap in a row only, at most
+ * twofold), and it is 1 again when the thread runs out of work: slow
  * tasks after a burst of fast ones are recorded each at the latest
  * WEFT_EVENT_EVERY_MAX tasks later. A task that fails is always recorded.
  */
@@ -65,6 +66,7 @@ struct weft__events {
 	_Atomic uint64_t head;			/* events written so far */
 	uint32_t every, left;			/* the sampling: this thread's only */
 	uint32_t owed;				/* tasks run that no recorded one counts */
+	bool quick;				/* the last gap called for more than every */
 	int64_t last_ns;			/* when it last recorded */
 	/* The label it recorded last, and the function it was of (NULL: a label's). */
 	const void *last_fn;

@@ -203,6 +203,7 @@ Test(trace, a_cluster_client_gets_enotsup_and_no_file, .timeout = 20)
 		cr_skip_test("a cluster's client: the integration@cluster tier runs it");
 	c = open_threads(1);
 	trace_path(path, sizeof(path));
+	unlink(path);		/* trace_path made it */
 	cr_assert_eq(weft_trace(c, path), -ENOTSUP);
 	cr_assert_eq(weft_report(c, path), -ENOTSUP);
 	cr_assert_eq(access(path, F_OK), -1);

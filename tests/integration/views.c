@@ -153,7 +153,7 @@ Test(views, metrics_are_prometheus_text_and_match_the_stats, .timeout = 30)
 	cr_assert_eq(sample(body, "weft_threads"), 2);
 	cr_assert_eq(sample(body, "weft_memory_limit_bytes"), (double)st.mem_limit);
 	cr_assert_eq(sample(body, "weft_label_tasks_total{label=\"nap\"}"), 40,
-		     "slow tasks: each recorded");
+		     "slow tasks: each recorded; %s", body);
 	cr_assert_eq(sample(body, "weft_label_failures_total{label=\"fails\"}"), 1);
 	cr_assert_eq(sample(body, "weft_label_run_seconds_count{label=\"nap\"}"), 40);
 	cr_assert_geq(sample(body, "weft_label_run_seconds_sum{label=\"nap\"}"), 40 * 100e-6);
