@@ -64,6 +64,13 @@ struct rclient {
 	int why;			/* how the connection ended */
 	uint64_t stats_id, stats_got;
 	struct weft__pstat stats[WEFT_STAT_FIELDS];
+	/* One VIEW_ASK or WORKERS_ASK at a time (views.c): its answer. */
+	bool asking;
+	uint64_t ask_seq, answer_id;
+	int answer_code;
+	void *answer;			/* a VIEW's bytes, or a WORKERS' list's */
+	size_t answer_len;
+	struct weft__plist answer_list;
 	uint32_t live;			/* tasks not released: the client is a husk
 					 * after close until they are */
 	uint16_t gen;			/* of its handle */
@@ -117,6 +124,9 @@ void weft__rc_rtask_free(struct rtask *t);
 void weft__rc_rclient_free(struct rclient *rc);
 /* Hand op @type to the fabric thread; @release: a task to free after it. */
 int weft__rc_post(struct rclient *rc, uint16_t type, const void *op, struct rtask *release);
+/* views.c, on the fabric thread */
+void weft__rc_on_view(struct rclient *rc, const struct weft__op_view *v);
+void weft__rc_on_workers(struct rclient *rc, const struct weft__op_workers *w);
 /* Wait on rc->cond (rc->lock held) until @deadline: 0 or ETIMEDOUT. */
 int weft__rc_wait_until(struct rclient *rc, int64_t deadline);
 

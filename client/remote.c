@@ -72,6 +72,7 @@ void weft__rc_rclient_free(struct rclient *rc)
 {
 	weft__rc_handle_del(rc);
 	weft__map_free(&rc->tasks);
+	free(rc->answer);
 	pthread_mutex_destroy(&rc->lock);
 	pthread_cond_destroy(&rc->cond);
 	free(rc);
@@ -290,6 +291,14 @@ static void on_op(void *arg, struct weft__peer *from, uint16_t type, const void 
 		break;
 	case WEFT_OP_LEASE:
 		lease(rc, from, op);
+		break;
+	case WEFT_OP_VIEW:
+		if (from == rc->sched)
+			weft__rc_on_view(rc, op);
+		break;
+	case WEFT_OP_WORKERS:
+		if (from == rc->sched)
+			weft__rc_on_workers(rc, op);
 		break;
 	default:
 		break;

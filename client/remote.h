@@ -36,5 +36,10 @@ int weft__remote_result(struct weft_future *f, struct weft_buf *out);
 const char *weft__remote_error(struct weft_future *f);
 int weft__remote_cancel(struct weft_future *f);
 void weft__remote_release(struct weft_future *f);
+/* 0 if @c is a client open now, else -EBADF (logged as @call's). */
+int weft__remote_live(struct weft_client *c, const char *call);
+/* views.c: the scheduler's report or trace (enum weft__view_kind), malloc'd bytes. */
+int weft__remote_view(struct weft_client *c, int kind, void **data, size_t *len);
+int weft__remote_workers(struct weft_client *c, struct weft_worker_info *out, size_t n);
 
 #endif /* WEFT_REMOTE_H */

@@ -301,6 +301,15 @@ struct weft__engine *weft__client_engine(struct weft_client *c);
 void weft__engine_stats(struct weft__engine *eng, struct weft_stats *out);
 /* trace.c: serve the views at $WEFT_DASHBOARD, if set; a failure is logged only. */
 void weft__engine_serve(struct weft__engine *eng);
+/* The engine's figures for the views (view.h), as its own server gets them. */
+int weft__engine_snap(struct weft__engine *eng, struct weft__view_snap *s);
+/*
+ * For a cluster's worker: the tasks its threads recorded since @seen (a count per
+ * thread of eng->nthreads, zeroed at first, moved on here), at most @cap a thread
+ * of the latest, into @out, oldest first per thread. Return: how many.
+ */
+unsigned weft__engine_events_since(struct weft__engine *eng, uint64_t *seen,
+				   struct weft__view_event *out, unsigned cap);
 /* An engine in this process whatever $WEFT_SCHEDULER says (a worker's). */
 int weft__client_open_embedded(const struct weft_options *o, struct weft_client **out);
 

@@ -33,6 +33,10 @@ struct weft__samples {
 void weft__samples_init(struct weft__samples *sm);
 void weft__samples_destroy(struct weft__samples *sm);
 
+/* Keep @v if a sample is due at its time (or @force); never waits for the lock. */
+void weft__samples_put(struct weft__samples *sm, const struct weft__view_sample *v,
+		       bool force);
+
 /* Take a sample of @eng's figures if one is due at @now_ns (or @force). */
 void weft__samples_take(struct weft__engine *eng, int64_t now_ns, bool force);
 

@@ -16,53 +16,9 @@
 
 #include "core.h"
 #include "events.h"
+#include "proto.h"
 #include "remote.h"
 #include "view.h"
-
-/* @s as a JSON string, quotes included (escaped as the views escape it). */
-static void json_text(FILE *f, const char *s)
-{
-	size_t cap = 6 * strlen(s) + 3;		/* \u00XX for every byte, and quotes */
-	struct weft__out o = { malloc(cap), cap, 0, 0 };
-
-	if (!o.buf) {
-		fputs("\"?\"", f);
-		return;
-	}
-	weft__out_json(&o, s);
-	fwrite(o.buf, 1, o.len, f);
-	free(o.buf);
-}
-
-static const char *outcome_name(uint32_t o)
-{
-	return o == WEFT_EV_DONE ? "done" : o == WEFT_EV_FAILED ? "failed" : "cancelled";
-}
-
-static void write_events(FILE *f, struct weft__engine *eng, const struct weft__event_copy *ev,
-			 size_t n, uint64_t t0)
-{
-	fprintf(f, "{\"displayTimeUnit\":\"ns\",\"otherData\":{\"producer\":\"weft %s\"},"
-		"\"traceEvents\":[\n", weft_version_string());
-	fprintf(f, "{\"ph\":\"M\",\"pid\":1,\"tid\":0,\"name\":\"process_name\","
-		"\"args\":{\"name\":\"weft engine (pid %d)\"}}", (int)getpid());
-	for (unsigned i = 0; i < eng->nthreads; i++)
-		fprintf(f, ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":%u,\"name\":\"thread_name\","
-			"\"args\":{\"name\":\"thread %u\"}}", i, i);
-	for (size_t i = 0; i < n; i++) {
-		const struct weft__event_copy *e = &ev[i];
-
-		fprintf(f, ",\n{\"ph\":\"X\",\"cat\":\"task\",\"pid\":1,\"tid\":%u,\"name\":",
-			e->thread);
-		json_text(f, e->label ? e->label : "?");
-		fprintf(f, ",\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"outcome\":\"%s\","
-			"\"weight\":%u,\"bytes\":%llu,\"pin_us\":%.3f}}",
-			(double)(e->start_ns - t0) / 1e3, (double)(e->end_ns - e->start_ns) / 1e3,
-			outcome_name(e->outcome), e->weight, (unsigned long long)e->bytes,
-			(double)e->pin_ns / 1e3);
-	}
-	fprintf(f, "\n]}\n");
-}
 
 /*
  * Write @path whole or not at all: @write fills a file beside it, renamed over
@@ -108,8 +64,6 @@ static int recording_engine(struct weft_client *h, const char *path, const char 
 
 	if (!h || !path || !*path)
 		return -EINVAL;
-	if (weft__is_remote(h))
-		return -ENOTSUP;
 	c = weft__client_of(h, call);
 	if (!c)
 		return -EBADF;
@@ -119,35 +73,54 @@ static int recording_engine(struct weft_client *h, const char *path, const char 
 	return 0;
 }
 
+static int engine_snap(void *arg, struct weft__view_snap *s);
+
 static int trace_write(FILE *f, void *arg)
 {
 	struct weft__engine *eng = arg;
-	struct weft__event_copy *ev;
-	uint64_t t0 = UINT64_MAX;
-	size_t n = 0;
+	struct weft__view_source src = { engine_snap, eng, "engine" };
 
-	ev = malloc((size_t)eng->nthreads * WEFT_EVENT_RING * sizeof(*ev));
-	if (!ev)
-		return -ENOMEM;
-	for (unsigned i = 0; i < eng->nthreads; i++)
-		n += weft__events_copy(eng->workers[i]->events, i, ev + n);
-	for (size_t i = 0; i < n; i++)
-		if (ev[i].start_ns < t0)
-			t0 = ev[i].start_ns;
-	write_events(f, eng, ev, n, n ? t0 : 0);
-	free(ev);
-	return 0;
+	return weft__view_trace(f, &src, eng->nthreads * WEFT_EVENT_RING);
+}
+
+/* A cluster's view, as its scheduler rendered it. */
+struct remote_view {
+	struct weft_client *c;
+	int kind;
+};
+
+static int remote_write(FILE *f, void *arg)
+{
+	struct remote_view *rv = arg;
+	void *data = NULL;
+	size_t len = 0;
+	int ret = weft__remote_view(rv->c, rv->kind, &data, &len);
+
+	if (!ret && len && fwrite(data, 1, len, f) != len)
+		ret = -EIO;
+	free(data);
+	return ret;
+}
+
+/* weft_trace or weft_report of a client of a cluster. */
+static int remote_view(struct weft_client *h, const char *path, int kind, const char *call)
+{
+	struct remote_view rv = { h, kind };
+	int ret = weft__remote_live(h, call);
+
+	return ret ?: write_replacing(path, remote_write, &rv);
 }
 
 int weft_trace(struct weft_client *h, const char *path)
 {
 	struct weft__engine *eng;
-	int ret = recording_engine(h, path, "weft_trace", &eng);
+	int ret;
 
+	if (h && path && *path && weft__is_remote(h))
+		return remote_view(h, path, WEFT_VIEW_TRACE, "weft_trace");
+	ret = recording_engine(h, path, "weft_trace", &eng);
 	return ret ?: write_replacing(path, trace_write, eng);
 }
-
-static int engine_snap(void *arg, struct weft__view_snap *s);
 
 static int report_write(FILE *f, void *arg)
 {
@@ -161,9 +134,39 @@ static int report_write(FILE *f, void *arg)
 int weft_report(struct weft_client *h, const char *path)
 {
 	struct weft__engine *eng;
-	int ret = recording_engine(h, path, "weft_report", &eng);
+	int ret;
 
+	if (h && path && *path && weft__is_remote(h))
+		return remote_view(h, path, WEFT_VIEW_REPORT, "weft_report");
+	ret = recording_engine(h, path, "weft_report", &eng);
 	return ret ?: write_replacing(path, report_write, eng);
+}
+
+int weft_workers(struct weft_client *h, struct weft_worker_info *out, size_t n)
+{
+	struct weft_worker_info v = { 0 };
+	struct weft_client *c;
+	struct weft_stats st;
+
+	if (!h || (n && (!out || out[0].size < sizeof(size_t))))
+		return -EINVAL;
+	if (weft__is_remote(h))
+		return weft__remote_live(h, "weft_workers") ?: weft__remote_workers(h, out, n);
+	c = weft__client_of(h, "weft_workers");
+	if (!c)
+		return -EBADF;
+	if (!n)
+		return 1;
+	weft__engine_stats(c->eng, &st);
+	v = (struct weft_worker_info){
+		.size = out[0].size < sizeof(v) ? out[0].size : sizeof(v), .name = "engine",
+		.nthreads = st.nthreads, .tasks_run = st.tasks_run,
+		.tasks_queued = (unsigned)st.tasks_pending, .tasks_running = st.tasks_running,
+		.mem_bytes = st.mem_bytes, .mem_limit = st.mem_limit,
+		.spilled_bytes = st.spilled_bytes, .restored_bytes = st.restored_bytes,
+		.paused = st.paused };
+	memcpy(out, &v, v.size);
+	return 1;
 }
 
 /* ---- the views over HTTP ---- */
@@ -233,8 +236,11 @@ static int stream(struct weft__engine *eng, struct weft__view_snap *s)
 				}
 				all = more;
 			}
-			all[n++] = (struct weft__view_event){ t, ev[i].label, ev[i].start_ns,
-				ev[i].end_ns, ev[i].bytes, ev[i].weight, ev[i].outcome };
+			all[n++] = (struct weft__view_event){
+				.thread = t, .label = ev[i].label, .start_ns = ev[i].start_ns,
+				.end_ns = ev[i].end_ns, .pin_ns = ev[i].pin_ns,
+				.bytes = ev[i].bytes, .weight = ev[i].weight,
+				.outcome = ev[i].outcome };
 		}
 	}
 	free(ev);
@@ -263,6 +269,39 @@ static int engine_snap(void *arg, struct weft__view_snap *s)
 		if (eng->workers[i]->events)
 			labels_add(s, eng->workers[i]->events);
 	return 0;
+}
+
+int weft__engine_snap(struct weft__engine *eng, struct weft__view_snap *s)
+{
+	return engine_snap(eng, s);
+}
+
+unsigned weft__engine_events_since(struct weft__engine *eng, uint64_t *seen,
+				   struct weft__view_event *out, unsigned cap)
+{
+	struct weft__event_copy *ev;
+	unsigned n = 0;
+
+	if (!eng->cfg.record || !(ev = malloc(WEFT_EVENT_RING * sizeof(*ev))))
+		return 0;
+	for (unsigned t = 0; t < eng->nthreads; t++) {
+		unsigned k = weft__events_copy(eng->workers[t]->events, t, ev), from = 0, i;
+
+		while (from < k && ev[from].seq <= seen[t])
+			from++;
+		if (k - from > cap)
+			from = k - cap;		/* the latest */
+		for (i = from; i < k; i++)
+			out[n++] = (struct weft__view_event){
+				.thread = t, .label = ev[i].label, .start_ns = ev[i].start_ns,
+				.end_ns = ev[i].end_ns, .pin_ns = ev[i].pin_ns,
+				.bytes = ev[i].bytes, .weight = ev[i].weight,
+				.outcome = ev[i].outcome };
+		if (k)
+			seen[t] = ev[k - 1].seq;
+	}
+	free(ev);
+	return n;
 }
 
 void weft__engine_serve(struct weft__engine *eng)

@@ -458,6 +458,21 @@ struct weft_stats {
 	size_t mem_pause;		/* mem_bytes above which no task starts */
 };
 
+/* A worker and its figures, as weft_workers() gives them. */
+struct weft_worker_info {
+	size_t size;			/* sizeof(struct weft_worker_info), set by the caller */
+	char name[256];			/* "engine" for an engine in this process */
+	unsigned nthreads;
+	uint64_t tasks_run;
+	unsigned tasks_queued;		/* submitted to it and not ended */
+	unsigned tasks_running;
+	size_t mem_bytes, mem_limit;
+	uint64_t spilled_bytes, restored_bytes;
+	uint64_t bytes_received;	/* inputs it read from other workers */
+	uint64_t bytes_sent;		/* its results other workers read */
+	int paused;			/* 1: above its pause threshold */
+};
+
 /**
  * weft_stats() - Read the client's counters.
  * @c:  the client.
@@ -487,10 +502,15 @@ WEFT_API int weft_stats(struct weft_client *c, struct weft_stats *st);
  * when it was not sampled: the next sampled task's weight counts it).
  * $WEFT_RECORD=0 turns recording off.
  *
+ * On a cluster the trace has a process per worker and a track of its reads of
+ * inputs from other workers, with a flow from the holder to the reader for each:
+ * the scheduler gathers the tasks the workers recorded (each sends the latest
+ * 8,192 every half second at most) and keeps the cluster's latest 65,536.
+ *
  * Context: any thread.
  * Return: 0; -EINVAL (NULL @c or @path); -EBADF (a client closed already);
- * -ENODATA when recording is off; -ENOTSUP with a scheduler (not yet); -ENOMEM;
- * the file's -errno.
+ * -ENODATA when recording is off; -ENOMEM; the file's -errno; on a cluster
+ * -ETIMEDOUT (no answer within 30 s), -ENOTCONN, -EFBIG (past 256 MiB).
  */
 WEFT_API int weft_trace(struct weft_client *c, const char *path);
 
@@ -510,10 +530,33 @@ WEFT_API int weft_trace(struct weft_client *c, const char *path);
  * Chart.js's 0.2 MB (from Debian's libjs-chart.js; without it the report has no
  * charts and a log line says so).
  *
+ * On a cluster it is the cluster's, as the scheduler keeps it: a row per worker
+ * thread in the task stream (its latest 16,384 tasks), a memory bar per worker,
+ * the totals over time from the heartbeats, and the reads of inputs between
+ * workers.
+ *
  * Context: any thread.
  * Return: as weft_trace.
  */
 WEFT_API int weft_report(struct weft_client *c, const char *path);
+
+/**
+ * weft_workers() - List the workers and their figures.
+ * @c:   the client.
+ * @out: room for @n workers; @out[0].size must be set (the size of each element:
+ *       a caller built with an older weft.h gets the fields it knows). May be NULL
+ *       when @n is 0, to count the workers.
+ * @n:   how many @out has room for.
+ *
+ * An engine in this process is one worker, named "engine". A cluster's are as
+ * their latest heartbeats (every half second) told the scheduler, with the bytes
+ * of inputs they read from each other.
+ *
+ * Context: any thread (not a task's).
+ * Return: the number of workers (more than @n: only @n were written), or -EINVAL,
+ * -EBADF, or for a cluster -ETIMEDOUT (no answer within 5 s), -ENOTCONN.
+ */
+WEFT_API int weft_workers(struct weft_client *c, struct weft_worker_info *out, size_t n);
 
 #ifdef __cplusplus
 }

@@ -233,6 +233,126 @@ static int part_check(const void *op)
 	return p->data.len > p->total ? -EINVAL : 0;
 }
 
+static const struct weft__field plabel_f[] = {
+	TEXT(struct weft__plabel, label, 1, WEFT_PROTO_MAX_NAME),
+	U64(struct weft__plabel, count),
+	U64(struct weft__plabel, failed),
+	U64(struct weft__plabel, total_ns),
+};
+static const struct weft__schema plabel_s = SCHEMA("label", struct weft__plabel, plabel_f);
+
+static const struct weft__field pbucket_f[] = {
+	U32_ANY(struct weft__pbucket, label),
+	U32(struct weft__pbucket, bucket, 0, WEFT_PROTO_HIST - 1),
+	U64(struct weft__pbucket, count),
+};
+static const struct weft__schema pbucket_s = SCHEMA("bucket", struct weft__pbucket, pbucket_f);
+
+static const struct weft__field pevent_f[] = {
+	U32(struct weft__pevent, thread, 0, MAX_THREADS - 1),
+	TEXT(struct weft__pevent, label, 1, WEFT_PROTO_MAX_NAME),
+	U64(struct weft__pevent, start_ns),
+	U64(struct weft__pevent, end_ns),
+	U64(struct weft__pevent, bytes),
+	U32_ANY(struct weft__pevent, weight),
+	U8(struct weft__pevent, outcome, 1, 3),
+};
+static const struct weft__schema pevent_s = SCHEMA("event", struct weft__pevent, pevent_f);
+
+static const struct weft__field ptransfer_f[] = {
+	U32(struct weft__ptransfer, from, 1, UINT32_MAX),
+	U64(struct weft__ptransfer, bytes),
+	U64(struct weft__ptransfer, start_ns),
+	U64(struct weft__ptransfer, end_ns),
+};
+static const struct weft__schema ptransfer_s = SCHEMA("transfer", struct weft__ptransfer,
+						       ptransfer_f);
+
+static const struct weft__field record_f[] = {
+	U64(struct weft__op_record, mono_ns),
+	U64(struct weft__op_record, real_ns),
+	LIST(struct weft__op_record, labels, MAX_LIST, plabel_s),
+	LIST(struct weft__op_record, buckets, MAX_LIST, pbucket_s),
+	LIST(struct weft__op_record, events, WEFT_PROTO_MAX_EVENTS, pevent_s),
+	LIST(struct weft__op_record, transfers, MAX_LIST, ptransfer_s),
+	U64(struct weft__op_record, bytes_in),
+	U64(struct weft__op_record, bytes_out),
+};
+
+/*
+ * A bucket names a label of the RECORD; a task ends after it starts. Checked as
+ * it is encoded (the lists are arrays then) and as it is decoded.
+ */
+static int record_check(const void *op)
+{
+	const struct weft__op_record *r = op;
+	struct weft__plist_iter it;
+	struct weft__pbucket b;
+	struct weft__pevent e;
+
+	if (r->buckets.items || r->events.items) {
+		const struct weft__pbucket *bs = r->buckets.items;
+		const struct weft__pevent *es = r->events.items;
+
+		for (uint32_t i = 0; bs && i < r->buckets.n; i++)
+			if (bs[i].label >= r->labels.n)
+				return -EINVAL;
+		for (uint32_t i = 0; es && i < r->events.n; i++)
+			if (es[i].end_ns < es[i].start_ns)
+				return -EINVAL;
+		return 0;
+	}
+	weft__plist_iter_init(&it, &r->buckets);
+	while (weft__plist_next(&it, &b))
+		if (b.label >= r->labels.n)
+			return -EINVAL;
+	weft__plist_iter_init(&it, &r->events);
+	while (weft__plist_next(&it, &e))
+		if (e.end_ns < e.start_ns)
+			return -EINVAL;
+	return 0;
+}
+
+static const struct weft__field view_ask_f[] = {
+	U64(struct weft__op_view_ask, id),
+	U8(struct weft__op_view_ask, kind, WEFT_VIEW_REPORT, WEFT_VIEW_TRACE),
+};
+
+static const struct weft__field view_f[] = {
+	U64(struct weft__op_view, id),
+	I32(struct weft__op_view, code, -4095, 0),
+	BYTES(struct weft__op_view, data, 0, WEFT_PROTO_MAX_VIEW),
+};
+
+/* A refusal carries no bytes. */
+static int view_check(const void *op)
+{
+	const struct weft__op_view *v = op;
+
+	return v->code && v->data.len ? -EINVAL : 0;
+}
+
+static const struct weft__field pworker_f[] = {
+	TEXT(struct weft__pworker, name, 1, WEFT_PROTO_MAX_NAME),
+	U32(struct weft__pworker, nthreads, 0, MAX_THREADS),
+	U64(struct weft__pworker, mem_used),
+	U64(struct weft__pworker, mem_limit),
+	U64(struct weft__pworker, spilled),
+	U64(struct weft__pworker, restored),
+	U32_ANY(struct weft__pworker, queued),
+	U32_ANY(struct weft__pworker, running),
+	U64(struct weft__pworker, tasks_run),
+	U8(struct weft__pworker, paused, 0, 1),
+	U64(struct weft__pworker, bytes_in),
+	U64(struct weft__pworker, bytes_out),
+};
+static const struct weft__schema pworker_s = SCHEMA("worker", struct weft__pworker, pworker_f);
+
+static const struct weft__field workers_f[] = {
+	U64(struct weft__op_workers, id),
+	LIST(struct weft__op_workers, workers, MAX_LIST, pworker_s),
+};
+
 #define OP(type, n, t, f, chk) [type] = { SCHEMA(n, t, f), chk }
 
 static const struct {
@@ -267,6 +387,11 @@ static const struct {
 	OP(WEFT_OP_CANCELLED, "CANCELLED", struct weft__op_cancelled, cancelled_f, NULL),
 	OP(WEFT_OP_PART, "PART", struct weft__op_part, part_f, part_check),
 	OP(WEFT_OP_GONE, "GONE", struct weft__op_gone, gone_f, NULL),
+	OP(WEFT_OP_RECORD, "RECORD", struct weft__op_record, record_f, record_check),
+	OP(WEFT_OP_VIEW_ASK, "VIEW_ASK", struct weft__op_view_ask, view_ask_f, NULL),
+	OP(WEFT_OP_VIEW, "VIEW", struct weft__op_view, view_f, view_check),
+	OP(WEFT_OP_WORKERS_ASK, "WORKERS_ASK", struct weft__op_stats_ask, stats_ask_f, NULL),
+	OP(WEFT_OP_WORKERS, "WORKERS", struct weft__op_workers, workers_f, NULL),
 };
 
 const struct weft__schema *weft__op_schema(uint16_t type)
@@ -308,3 +433,5 @@ _Static_assert(sizeof(struct weft__op_compute) <= WEFT_OP_MAX_SIZE, "room for CO
 _Static_assert(sizeof(struct weft__op_hello) <= WEFT_OP_MAX_SIZE, "room for HELLO");
 _Static_assert(sizeof(struct weft__op_lease) <= WEFT_OP_MAX_SIZE, "room for LEASE");
 _Static_assert(sizeof(struct weft__op_done) <= WEFT_OP_MAX_SIZE, "room for DONE");
+_Static_assert(sizeof(struct weft__op_record) <= WEFT_OP_MAX_SIZE, "room for RECORD");
+_Static_assert(sizeof(struct weft__pworker) <= WEFT_OP_MAX_SIZE, "room for a worker");

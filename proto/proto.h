@@ -35,7 +35,7 @@
 
 #define WEFT_PROTO_MAGIC	0x54464557u	/* "WEFT" */
 #define WEFT_PROTO_MAJOR	1
-#define WEFT_PROTO_MINOR	0
+#define WEFT_PROTO_MINOR	1
 #define WEFT_PROTO_MAX_MSG	((64u << 10) - 1)	/* bytes of a message: under 64 KiB */
 #define WEFT_PROTO_HDR		32		/* bytes of the message header */
 #define WEFT_PROTO_OP_HDR	8		/* bytes of an op's header */
@@ -105,6 +105,13 @@ enum weft__op_type {
 	WEFT_OP_PART,			/* a piece of an op too large for one message */
 	/* scheduler -> worker */
 	WEFT_OP_GONE,			/* a process left the cluster */
+	/* worker -> scheduler */
+	WEFT_OP_RECORD,			/* what the worker recorded since the last */
+	/* client -> scheduler, and the answers */
+	WEFT_OP_VIEW_ASK,		/* a view of the cluster: a report, a trace */
+	WEFT_OP_VIEW,			/* its bytes */
+	WEFT_OP_WORKERS_ASK,		/* the workers and their figures */
+	WEFT_OP_WORKERS,
 	WEFT_OP_TYPES
 };
 
@@ -326,6 +333,81 @@ struct weft__op_part {
 	struct weft__pbytes data;	/* the next of them */
 };
 
+/*
+ * What a worker recorded (the engine's events.h) since its last RECORD, sent with
+ * its heartbeat: its labels' figures that changed (whole, not deltas), their
+ * run-time histograms' buckets that are not empty, the latest recorded tasks and
+ * the reads of inputs from other workers. Times are the worker's monotonic clock;
+ * @mono_ns and @real_ns, read together as it sent this, put them on the wall clock.
+ */
+struct weft__op_record {
+	uint64_t mono_ns, real_ns;
+	struct weft__plist labels;	/* of struct weft__plabel */
+	struct weft__plist buckets;	/* of struct weft__pbucket */
+	struct weft__plist events;	/* of struct weft__pevent, oldest first */
+	struct weft__plist transfers;	/* of struct weft__ptransfer */
+	uint64_t bytes_in, bytes_out;	/* inputs read from others, results read by
+					 * them: totals so far */
+};
+#define WEFT_PROTO_HIST 48		/* run-time buckets: [2^i, 2^(i+1)) ns */
+#define WEFT_PROTO_MAX_EVENTS 8192	/* tasks a RECORD carries at most */
+
+struct weft__plabel {
+	struct weft__pbytes label;
+	uint64_t count, failed, total_ns;
+};
+
+struct weft__pbucket {
+	uint32_t label;			/* its index in the RECORD's labels */
+	uint32_t bucket;		/* < WEFT_PROTO_HIST */
+	uint64_t count;
+};
+
+struct weft__pevent {
+	uint32_t thread;
+	struct weft__pbytes label;
+	uint64_t start_ns, end_ns, bytes;
+	uint32_t weight;
+	uint8_t outcome;		/* 1 done, 2 failed, 3 cancelled */
+};
+
+/* An input read from another worker. */
+struct weft__ptransfer {
+	uint32_t from;			/* the scheduler's id of the holder */
+	uint64_t bytes, start_ns, end_ns;
+};
+
+/* A view of the cluster, as weft_report and weft_trace write it. */
+enum weft__view_kind { WEFT_VIEW_REPORT = 1, WEFT_VIEW_TRACE };
+
+struct weft__op_view_ask {
+	uint64_t id;			/* echoed in VIEW */
+	uint8_t kind;			/* enum weft__view_kind */
+};
+
+struct weft__op_view {
+	uint64_t id;
+	int32_t code;			/* 0, or a negative errno and no bytes */
+	struct weft__pbytes data;	/* the file's bytes, whole (in PARTs) */
+};
+#define WEFT_PROTO_MAX_VIEW (256u << 20)
+
+/* A worker as WORKERS lists it. */
+struct weft__pworker {
+	struct weft__pbytes name;
+	uint32_t nthreads;
+	uint64_t mem_used, mem_limit, spilled, restored;
+	uint32_t queued, running;
+	uint64_t tasks_run;
+	uint8_t paused;
+	uint64_t bytes_in, bytes_out;	/* of inputs read from others, and by them */
+};
+
+struct weft__op_workers {
+	uint64_t id;			/* the WORKERS_ASK's (a STATS_ASK struct) */
+	struct weft__plist workers;	/* of struct weft__pworker */
+};
+
 /* ---- messages ---- */
 
 /* A decoded header. */
@@ -448,6 +530,6 @@ void weft__parts_free(struct weft__parts *a);
 uint32_t weft__part_fits(uint32_t total, uint32_t at, uint32_t room);
 
 /* The size of the largest op struct: room for any op weft__op_next decodes. */
-#define WEFT_OP_MAX_SIZE 128
+#define WEFT_OP_MAX_SIZE 256
 
 #endif /* WEFT_PROTO_H */

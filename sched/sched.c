@@ -680,3 +680,22 @@ void weft__sched_stats(const struct weft__sched *s, struct weft__sched_stats *st
 		st->restored += w->hb.restored;
 	}
 }
+
+unsigned weft__sched_workers(const struct weft__sched *s, struct weft__sched_worker *out,
+			     unsigned cap)
+{
+	unsigned n = 0;
+	size_t i = 0;
+	uint64_t k;
+	void *v;
+
+	while (weft__map_next(&s->workers, &i, &k, &v)) {
+		const struct worker *w = v;
+
+		if (n < cap)
+			out[n] = (struct weft__sched_worker){ w->id, w->name, w->nthreads,
+							     w->memory_limit, w->hb };
+		n++;
+	}
+	return n;
+}

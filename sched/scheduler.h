@@ -65,6 +65,18 @@ void weft__sched_gone(struct weft__sched *s, uint32_t id);
 void weft__sched_op(struct weft__sched *s, uint32_t from, uint16_t type, const void *op);
 void weft__sched_stats(const struct weft__sched *s, struct weft__sched_stats *st);
 
+/* A worker as the scheduler knows it: who, and its latest heartbeat. */
+struct weft__sched_worker {
+	uint32_t id;
+	const char *name;		/* the scheduler's: copy it before it may leave */
+	uint32_t nthreads;
+	uint64_t memory_limit;		/* as it joined */
+	struct weft__op_heartbeat hb;
+};
+/* Up to @cap of the workers into @out. Return: how many there are (may pass @cap). */
+unsigned weft__sched_workers(const struct weft__sched *s, struct weft__sched_worker *out,
+			     unsigned cap);
+
 /* The statistics a STATS op carries, by field number. */
 enum weft__stat_field {
 	WEFT_STAT_WORKERS = 1,

@@ -15,11 +15,13 @@
 
 #include <weft.h>
 
+#include "events.h"
 #include "fabric.h"
 #include "log.h"
 #include "map.h"
 #include "server.h"
 #include "view.h"
+#include "views.h"
 
 #define HEARTBEAT_TIMEOUT_NS (5 * NSEC_PER_SEC)
 #define TICK_MS 250
@@ -38,7 +40,16 @@ struct weft__server {
 	struct weft__map procs;		/* id -> proc */
 	uint32_t next_id;
 	struct weft__http *http;	/* the views, or NULL */
+	struct weft__views *views;	/* what the workers recorded */
 };
+
+#define REPORT_EVENTS 16384		/* tasks a cluster's report shows at most */
+
+static void view_answer(struct weft__server *srv, struct proc *p,
+			const struct weft__op_view_ask *a);
+static void workers_answer(struct weft__server *srv, struct proc *p,
+			   const struct weft__op_stats_ask *a);
+static void sample(struct weft__server *srv);
 
 static void io_send(void *arg, uint32_t to, uint16_t type, const void *op)
 {
@@ -181,8 +192,25 @@ static void on_op(void *arg, struct weft__peer *peer, uint16_t type, const void 
 	if (!p)
 		return;
 	p->seen = weft__mono_ns();
-	if (type != WEFT_OP_PING)
-		weft__sched_op(srv->s, p->id, type, op);
+	switch (type) {
+	case WEFT_OP_PING:
+		return;
+	case WEFT_OP_RECORD:
+		if (p->role == WEFT_ROLE_WORKER)
+			weft__views_record(srv->views, p->id, p->name, 0, op);
+		return;
+	case WEFT_OP_VIEW_ASK:
+		if (p->role == WEFT_ROLE_CLIENT)
+			view_answer(srv, p, op);
+		return;
+	case WEFT_OP_WORKERS_ASK:
+		if (p->role == WEFT_ROLE_CLIENT)
+			workers_answer(srv, p, op);
+		return;
+	}
+	weft__sched_op(srv->s, p->id, type, op);
+	if (type == WEFT_OP_HEARTBEAT)
+		sample(srv);
 }
 
 static void on_gone(void *arg, struct weft__peer *peer, int why)
@@ -243,11 +271,17 @@ int weft__server_start(const char *url, const struct weft__auth_key *key,
 
 	if (!srv)
 		return -ENOMEM;
+	srv->views = weft__views_new();
+	if (!srv->views) {
+		free(srv);
+		return -ENOMEM;
+	}
 	ret = weft__sched_create(&io, &srv->s);
 	if (!ret)
 		ret = weft__fab_start(&cfg, &srv->f);
 	if (ret) {
 		weft__sched_destroy(srv->s);
+		weft__views_free(srv->views);
 		free(srv);
 		return ret;
 	}
@@ -257,11 +291,65 @@ int weft__server_start(const char *url, const struct weft__auth_key *key,
 
 /* ---- the views ---- */
 
-/* The scheduler's figures, copied on the fabric thread for a request's thread. */
+/* The cluster's figures into @s, on the fabric thread (the scheduler is its alone). */
+static int fill_snap(struct weft__server *srv, struct weft__view_snap *s)
+{
+	struct weft__sched_worker *ws = NULL;
+	struct weft__sched_stats st;
+	unsigned n = 0;
+
+	weft__sched_stats(srv->s, &st);
+	s->now_ns = (uint64_t)weft__mono_ns();
+	s->st = (struct weft_stats){ .size = sizeof(s->st), .nthreads = (unsigned)st.threads,
+				     .tasks_run = st.tasks_run, .tasks_failed = st.tasks_failed,
+				     .tasks_cancelled = st.tasks_cancelled,
+				     .steals = st.steals, .mem_bytes = st.mem_used,
+				     .mem_limit = st.mem_limit, .spilled_bytes = st.spilled,
+				     .restored_bytes = st.restored };
+	if (st.workers && !(ws = calloc(st.workers, sizeof(*ws))))
+		return -ENOMEM;
+	if (ws)
+		n = weft__sched_workers(srv->s, ws, st.workers);
+	if (n > st.workers)
+		n = st.workers;
+	for (unsigned i = 0; i < n; i++) {
+		const struct weft__op_heartbeat *hb = &ws[i].hb;
+
+		s->st.tasks_pending += hb->queued;
+		s->st.tasks_running += hb->running;
+		s->st.paused |= hb->paused;
+		if (i >= s->workers_cap)
+			continue;
+		s->workers[s->nworkers] = (struct weft__view_worker){
+			.name = weft__label_intern(ws[i].name), .nthreads = ws[i].nthreads,
+			.mem_used = hb->mem_used,
+			.mem_limit = hb->mem_limit ? hb->mem_limit : ws[i].memory_limit,
+			.spilled = hb->spilled, .restored = hb->restored, .queued = hb->queued,
+			.running = hb->running, .tasks_run = hb->tasks_run, .paused = hb->paused };
+		weft__views_bytes(srv->views, ws[i].id, &s->workers[s->nworkers].bytes_in,
+				  &s->workers[s->nworkers].bytes_out);
+		s->nworkers++;
+	}
+	free(ws);
+	weft__views_fill(srv->views, s);
+	return 0;
+}
+
+/* The cluster's totals after a heartbeat, for memory and spill over time. */
+static void sample(struct weft__server *srv)
+{
+	struct weft__view_snap s = { 0 };
+
+	if (fill_snap(srv, &s) == 0)
+		weft__views_sample(srv->views, (int64_t)s.now_ns, &s.st);
+}
+
+/* A request's snapshot, filled on the fabric thread while the request's thread waits. */
 struct snap_call {
 	struct weft__fab_call c;
 	struct weft__server *srv;
-	struct weft__sched_stats st;
+	struct weft__view_snap *s;
+	int ret;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool done;
@@ -272,7 +360,7 @@ static void snap_run(struct weft__fabric *f, struct weft__fab_call *c)
 	struct snap_call *sc = container_of(c, struct snap_call, c);
 
 	(void)f;
-	weft__sched_stats(sc->srv->s, &sc->st);
+	sc->ret = fill_snap(sc->srv, sc->s);
 	pthread_mutex_lock(&sc->lock);
 	sc->done = true;
 	pthread_cond_signal(&sc->cond);
@@ -280,13 +368,12 @@ static void snap_run(struct weft__fabric *f, struct weft__fab_call *c)
 }
 
 /*
- * On the server's request thread: the fabric thread copies the figures (the
- * scheduler is its alone) and this one waits. The views stop before the fabric
- * thread does, so it is there to answer.
+ * On the server's request thread: the fabric thread fills the snapshot and this
+ * one waits. The views stop before the fabric thread does, so it is there to answer.
  */
 static int server_snap(void *arg, struct weft__view_snap *s)
 {
-	struct snap_call sc = { .c.fn = snap_run, .srv = arg,
+	struct snap_call sc = { .c.fn = snap_run, .srv = arg, .s = s,
 				.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 	weft__fab_call(sc.srv->f, &sc.c);
@@ -294,19 +381,73 @@ static int server_snap(void *arg, struct weft__view_snap *s)
 	while (!sc.done)
 		pthread_cond_wait(&sc.cond, &sc.lock);
 	pthread_mutex_unlock(&sc.lock);
-	s->now_ns = (uint64_t)weft__mono_ns();
-	s->st = (struct weft_stats){ .size = sizeof(s->st), .nthreads = (unsigned)sc.st.threads,
-				     .tasks_run = sc.st.tasks_run, .tasks_failed = sc.st.tasks_failed,
-				     .tasks_cancelled = sc.st.tasks_cancelled,
-				     .steals = sc.st.steals, .mem_bytes = sc.st.mem_used,
-				     .mem_limit = sc.st.mem_limit, .spilled_bytes = sc.st.spilled,
-				     .restored_bytes = sc.st.restored };
-	return 0;
+	return sc.ret;
+}
+
+/* The same, already on the fabric thread (a client's VIEW_ASK). */
+static int fabric_snap(void *arg, struct weft__view_snap *s)
+{
+	return fill_snap(arg, s);
+}
+
+/* A client asked for a report or a trace of the cluster: its bytes, whole. */
+static void view_answer(struct weft__server *srv, struct proc *p,
+			const struct weft__op_view_ask *a)
+{
+	struct weft__view_source src = { fabric_snap, srv, "cluster" };
+	struct weft__op_view v = { .id = a->id };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f) {
+		v.code = -ENOMEM;
+	} else {
+		v.code = a->kind == WEFT_VIEW_REPORT ? weft__view_report(f, &src, REPORT_EVENTS) :
+			 weft__view_trace(f, &src, VIEWS_EVENTS);
+		if (fclose(f) && !v.code)
+			v.code = -ENOMEM;
+		if (!v.code && len > WEFT_PROTO_MAX_VIEW)
+			v.code = -EFBIG;
+	}
+	if (!v.code)
+		v.data = weft__pbytes_of(buf, len);
+	weft__fab_send(srv->f, p->peer, WEFT_OP_VIEW, &v);
+	free(buf);
+}
+
+/* A client asked for the workers and their figures. */
+static void workers_answer(struct weft__server *srv, struct proc *p,
+			   const struct weft__op_stats_ask *a)
+{
+	struct weft__op_workers op = { .id = a->id };
+	struct weft__view_snap s = { 0 };
+	struct weft__pworker *pw = NULL;
+
+	if (!weft__view_snap_alloc(&s, VIEW_NEED_WORKERS, 0) && !fill_snap(srv, &s) &&
+	    (pw = calloc(s.nworkers ?: 1, sizeof(*pw)))) {
+		for (unsigned i = 0; i < s.nworkers; i++) {
+			const struct weft__view_worker *w = &s.workers[i];
+
+			pw[i] = (struct weft__pworker){
+				.name = weft__pbytes_of(w->name, strlen(w->name)),
+				.nthreads = w->nthreads, .mem_used = w->mem_used,
+				.mem_limit = w->mem_limit, .spilled = w->spilled,
+				.restored = w->restored, .queued = w->queued,
+				.running = w->running, .tasks_run = w->tasks_run,
+				.paused = (uint8_t)w->paused, .bytes_in = w->bytes_in,
+				.bytes_out = w->bytes_out };
+		}
+		op.workers = (struct weft__plist){ .n = s.nworkers, .items = pw };
+	}
+	weft__fab_send(srv->f, p->peer, WEFT_OP_WORKERS, &op);
+	free(pw);
+	weft__view_snap_free(&s);
 }
 
 int weft__server_serve(struct weft__server *srv, const char *addr)
 {
-	struct weft__view_source src = { server_snap, srv, "scheduler" };
+	struct weft__view_source src = { server_snap, srv, "cluster" };
 
 	return weft__http_start(addr, &src, &srv->http);
 }
@@ -330,5 +471,6 @@ void weft__server_stop(struct weft__server *srv)
 		free(v);
 	weft__map_free(&srv->procs);
 	weft__sched_destroy(srv->s);
+	weft__views_free(srv->views);
 	free(srv);
 }

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /*
  * A mkdtemp()/mkstemp() template in @buf: $TMPDIR/@name-XXXXXX. tests/run.sh points
@@ -39,6 +40,16 @@ static inline void *t_read(const char *path, size_t *len)
 	fclose(f);
 	*len = n;
 	return buf;
+}
+
+/* How many times @what occurs in @text. */
+static inline int t_count(const char *text, const char *what)
+{
+	int n = 0;
+
+	for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+		n++;
+	return n;
 }
 
 #endif

@@ -32,7 +32,7 @@ long weft__api_stats(const struct weft__view_snap *s, char *buf, size_t cap)
 	weft__out_put(&o, "{");
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		weft__out_put(&o, "%s\"%s\":%llu", i ? "," : "", fields[i].name,
-			      weft__stats_field(&s->st, fields[i].off, fields[i].size));
+			      weft__field_of(&s->st, fields[i].off, fields[i].size));
 	weft__out_put(&o, "}\n");
 	return o.full ? -ENOSPC : (long)o.len;
 }
@@ -85,7 +85,13 @@ long weft__api_stream(const struct weft__view_snap *s, char *buf, size_t cap)
 	for (unsigned i = 0; i < s->nevents; i++) {
 		const struct weft__view_event *e = &s->events[i];
 
-		weft__out_put(&o, "%s\n{\"thread\":%u,\"label\":", i ? "," : "", e->thread);
+		weft__out_put(&o, "%s\n{", i ? "," : "");
+		if (e->worker) {
+			weft__out_put(&o, "\"worker\":");
+			weft__out_json(&o, e->worker);
+			weft__out_put(&o, ",");
+		}
+		weft__out_put(&o, "\"thread\":%u,\"label\":", e->thread);
 		weft__out_json(&o, e->label ? e->label : "?");
 		weft__out_put(&o, ",\"start_ns\":%llu,\"end_ns\":%llu,\"bytes\":%llu,"
 			      "\"weight\":%u,\"outcome\":\"%s\"}",
@@ -117,6 +123,49 @@ long weft__api_memory(const struct weft__view_snap *s, char *buf, size_t cap)
 			      (unsigned long long)m->spill_file_bytes,
 			      (unsigned long long)m->tasks_run, (unsigned long long)m->tasks_failed,
 			      m->paused, m->spill_blocked);
+	}
+	weft__out_put(&o, "\n]}\n");
+	return o.full ? -ENOSPC : (long)o.len;
+}
+
+long weft__api_workers(const struct weft__view_snap *s, char *buf, size_t cap)
+{
+	struct weft__out o = { buf, cap, 0, 0 };
+
+	weft__out_put(&o, "[");
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		const struct weft__view_worker *w = &s->workers[i];
+
+		weft__out_put(&o, "%s\n{\"name\":", i ? "," : "");
+		weft__out_json(&o, w->name);
+		weft__out_put(&o, ",\"nthreads\":%u,\"mem_bytes\":%llu,\"mem_limit\":%llu,"
+			      "\"spilled_bytes\":%llu,\"restored_bytes\":%llu,\"tasks_queued\":%u,"
+			      "\"tasks_running\":%u,\"tasks_run\":%llu,\"paused\":%u,"
+			      "\"bytes_in\":%llu,\"bytes_out\":%llu}", w->nthreads,
+			      (unsigned long long)w->mem_used, (unsigned long long)w->mem_limit,
+			      (unsigned long long)w->spilled, (unsigned long long)w->restored,
+			      w->queued, w->running, (unsigned long long)w->tasks_run, w->paused,
+			      (unsigned long long)w->bytes_in, (unsigned long long)w->bytes_out);
+	}
+	weft__out_put(&o, "\n]\n");
+	return o.full ? -ENOSPC : (long)o.len;
+}
+
+long weft__api_transfers(const struct weft__view_snap *s, char *buf, size_t cap)
+{
+	struct weft__out o = { buf, cap, 0, 0 };
+
+	weft__out_put(&o, "{\"now_ns\":%llu,\"transfers\":[", (unsigned long long)s->now_ns);
+	for (unsigned i = 0; i < s->ntransfers; i++) {
+		const struct weft__view_transfer *x = &s->transfers[i];
+
+		weft__out_put(&o, "%s\n{\"from\":", i ? "," : "");
+		weft__out_json(&o, x->from);
+		weft__out_put(&o, ",\"to\":");
+		weft__out_json(&o, x->to);
+		weft__out_put(&o, ",\"bytes\":%llu,\"start_ns\":%llu,\"end_ns\":%llu}",
+			      (unsigned long long)x->bytes, (unsigned long long)x->start_ns,
+			      (unsigned long long)x->end_ns);
 	}
 	weft__out_put(&o, "\n]}\n");
 	return o.full ? -ENOSPC : (long)o.len;

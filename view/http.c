@@ -66,17 +66,20 @@ static void mhd_load(void)
 #define MHD_lookup_connection_value mhd.lookup_connection_value
 
 
-/* The pages rendered from a snapshot; @stream: it asks for the latest tasks. */
+/* The pages rendered from a snapshot, and the parts of it each needs (VIEW_NEED_*). */
 static const struct {
 	const char *path, *type;
 	weft__view_render *render;
-	bool stream, memory;
+	unsigned needs;
 } pages[] = {
-	{ "/metrics", "text/plain; version=0.0.4; charset=utf-8", weft__metrics_text },
-	{ "/api/stats", "application/json", weft__api_stats },
-	{ "/api/labels", "application/json", weft__api_labels },
-	{ "/api/stream", "application/json", weft__api_stream, .stream = true },
-	{ "/api/memory", "application/json", weft__api_memory, .memory = true },
+	{ "/metrics", "text/plain; version=0.0.4; charset=utf-8", weft__metrics_text,
+	  VIEW_NEED_WORKERS },
+	{ "/api/stats", "application/json", weft__api_stats, 0 },
+	{ "/api/labels", "application/json", weft__api_labels, 0 },
+	{ "/api/stream", "application/json", weft__api_stream, VIEW_NEED_EVENTS },
+	{ "/api/memory", "application/json", weft__api_memory, VIEW_NEED_SAMPLES },
+	{ "/api/workers", "application/json", weft__api_workers, VIEW_NEED_WORKERS },
+	{ "/api/transfers", "application/json", weft__api_transfers, VIEW_NEED_TRANSFERS },
 };
 
 struct weft__http {
@@ -121,7 +124,7 @@ static enum MHD_Result render(struct weft__http *h, struct MHD_Connection *conn,
 	char *buf;
 	long n;
 
-	if (pages[i].stream) {
+	if (pages[i].needs & VIEW_NEED_EVENTS) {
 		const char *since = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
 								"since");
 		char *end;
@@ -133,29 +136,15 @@ static enum MHD_Result render(struct weft__http *h, struct MHD_Connection *conn,
 				return reply_text(conn, MHD_HTTP_BAD_REQUEST,
 						  "since: nanoseconds on the clock now_ns is on\n");
 		}
-		s.events = calloc(VIEW_STREAM_MAX, sizeof(*s.events));
-		s.events_cap = VIEW_STREAM_MAX;
-		if (!s.events)
-			return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no memory now\n");
 	}
-	if (pages[i].memory) {
-		s.samples = calloc(VIEW_SAMPLES_MAX, sizeof(*s.samples));
-		s.samples_cap = VIEW_SAMPLES_MAX;
-		if (!s.samples)
-			return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no memory now\n");
-	}
-	s.labels = calloc(VIEW_LABELS_MAX, sizeof(*s.labels));
-	s.labels_cap = VIEW_LABELS_MAX;
-	if (!s.labels || h->src.snap(h->src.arg, &s)) {
-		free(s.labels);
-		free(s.events);
-		free(s.samples);
+	if (weft__view_snap_alloc(&s, pages[i].needs, VIEW_STREAM_MAX))
+		return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no memory now\n");
+	if (h->src.snap(h->src.arg, &s)) {
+		weft__view_snap_free(&s);
 		return reply_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "no figures now\n");
 	}
 	buf = weft__view_render_alloc(pages[i].render, &s, &n);
-	free(s.labels);
-	free(s.events);
-	free(s.samples);
+	weft__view_snap_free(&s);
 	if (!buf)
 		return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
 	return reply(conn, MHD_HTTP_OK, pages[i].type, buf, (size_t)n);

@@ -28,13 +28,16 @@ static void head(struct weft__out *o, const char *name, const char *type, const 
 	weft__out_put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* The metrics of weft_stats: each a field of it. */
-static const struct {
+/* A metric: a field of a struct (weft_stats, or a worker's figures). */
+struct metric {
 	const char *name, *type, *help;
 	size_t off, size;
-} stats[] = {
-#define STAT(n, t, f, h) { n, t, h, offsetof(struct weft_stats, f), \
-			   sizeof(((struct weft_stats *)0)->f) }
+};
+#define FIELD(s, n, t, f, h) { n, t, h, offsetof(s, f), sizeof(((s *)0)->f) }
+
+/* The metrics of weft_stats. */
+static const struct metric stats[] = {
+#define STAT(n, t, f, h) FIELD(struct weft_stats, n, t, f, h)
 	STAT("weft_threads", "gauge", nthreads, "Threads that run tasks."),
 	STAT("weft_tasks_run_total", "counter", tasks_run,
 	     "Task functions run (retries count again)."),
@@ -74,14 +77,48 @@ static void by_label(struct weft__out *o, const struct weft__view_snap *s, const
 	}
 }
 
+/* A cluster's figures by worker (its latest heartbeat's). */
+static const struct metric by_worker[] = {
+#define W(n, t, f, h) FIELD(struct weft__view_worker, n, t, f, h)
+	W("weft_worker_threads", "gauge", nthreads, "Threads of the worker that run tasks."),
+	W("weft_worker_memory_bytes", "gauge", mem_used, "Bytes of results in its memory."),
+	W("weft_worker_memory_limit_bytes", "gauge", mem_limit, "Its memory limit."),
+	W("weft_worker_spilled_bytes_total", "counter", spilled,
+	  "Result bytes it wrote to its spill file."),
+	W("weft_worker_restored_bytes_total", "counter", restored,
+	  "Result bytes it read back from it."),
+	W("weft_worker_tasks_run_total", "counter", tasks_run, "Task functions it ran."),
+	W("weft_worker_tasks_running", "gauge", running, "Tasks it runs now."),
+	W("weft_worker_paused", "gauge", paused, "1 while it starts no task (memory)."),
+	W("weft_worker_received_bytes_total", "counter", bytes_in,
+	  "Bytes of inputs it read from other workers."),
+	W("weft_worker_sent_bytes_total", "counter", bytes_out,
+	  "Bytes of its results other workers read."),
+#undef W
+};
+
+static void workers_text(struct weft__out *o, const struct weft__view_snap *s)
+{
+	for (size_t k = 0; k < sizeof(by_worker) / sizeof(by_worker[0]) && s->nworkers; k++) {
+		head(o, by_worker[k].name, by_worker[k].type, by_worker[k].help);
+		for (unsigned i = 0; i < s->nworkers; i++) {
+			weft__out_put(o, "%s{worker=\"", by_worker[k].name);
+			put_value(o, s->workers[i].name);
+			weft__out_put(o, "\"} %llu\n", weft__field_of(&s->workers[i],
+				      by_worker[k].off, by_worker[k].size));
+		}
+	}
+}
+
 long weft__metrics_text(const struct weft__view_snap *s, char *buf, size_t cap)
 {
 	struct weft__out o = { buf, cap, 0, 0 };
 
 	for (size_t i = 0; i < sizeof(stats) / sizeof(stats[0]); i++) {
 		head(&o, stats[i].name, stats[i].type, stats[i].help);
-		weft__out_put(&o, "%s %llu\n", stats[i].name, weft__stats_field(&s->st, stats[i].off, stats[i].size));
+		weft__out_put(&o, "%s %llu\n", stats[i].name, weft__field_of(&s->st, stats[i].off, stats[i].size));
 	}
+	workers_text(&o, s);
 	by_label(&o, s, "weft_label_tasks_total", "Tasks run, by label (from the recorded "
 		 "sample, each weighted by the tasks it stands for).",
 		 offsetof(struct weft__view_label, count));

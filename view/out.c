@@ -21,9 +21,9 @@ void weft__out_put(struct weft__out *o, const char *fmt, ...)
 		o->len += (size_t)n;
 }
 
-unsigned long long weft__stats_field(const struct weft_stats *st, size_t off, size_t size)
+unsigned long long weft__field_of(const void *base, size_t off, size_t size)
 {
-	const char *p = (const char *)st + off;
+	const char *p = (const char *)base + off;
 
 	return size == 8 ? *(const uint64_t *)p : size == 4 ? *(const uint32_t *)p :
 	       *(const uint16_t *)p;

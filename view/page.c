@@ -68,6 +68,46 @@ char *weft__chartjs(size_t *len)
 	return buf;
 }
 
+int weft__view_snap_alloc(struct weft__view_snap *s, unsigned needs, unsigned events_cap)
+{
+	s->labels = calloc(VIEW_LABELS_MAX, sizeof(*s->labels));
+	s->labels_cap = s->labels ? VIEW_LABELS_MAX : 0;
+	if ((needs & VIEW_NEED_EVENTS) && events_cap) {
+		s->events = calloc(events_cap, sizeof(*s->events));
+		s->events_cap = s->events ? events_cap : 0;
+	}
+	if (needs & VIEW_NEED_SAMPLES) {
+		s->samples = calloc(VIEW_SAMPLES_MAX, sizeof(*s->samples));
+		s->samples_cap = s->samples ? VIEW_SAMPLES_MAX : 0;
+	}
+	if (needs & VIEW_NEED_WORKERS) {
+		s->workers = calloc(VIEW_WORKERS_MAX, sizeof(*s->workers));
+		s->workers_cap = s->workers ? VIEW_WORKERS_MAX : 0;
+	}
+	if (needs & VIEW_NEED_TRANSFERS) {
+		s->transfers = calloc(VIEW_TRANSFERS_MAX, sizeof(*s->transfers));
+		s->transfers_cap = s->transfers ? VIEW_TRANSFERS_MAX : 0;
+	}
+	if (!s->labels || (needs & VIEW_NEED_EVENTS && events_cap && !s->events) ||
+	    (needs & VIEW_NEED_SAMPLES && !s->samples) ||
+	    (needs & VIEW_NEED_WORKERS && !s->workers) ||
+	    (needs & VIEW_NEED_TRANSFERS && !s->transfers)) {
+		weft__view_snap_free(s);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void weft__view_snap_free(struct weft__view_snap *s)
+{
+	free(s->labels);
+	free(s->events);
+	free(s->samples);
+	free(s->workers);
+	free(s->transfers);
+	*s = (struct weft__view_snap){ 0 };
+}
+
 char *weft__view_render_alloc(weft__view_render *render, const struct weft__view_snap *s,
 			      long *len)
 {
@@ -101,6 +141,7 @@ static int report_data(FILE *f, const char *source, const struct weft__view_snap
 	} parts[] = {
 		{ "stats", weft__api_stats }, { "labels", weft__api_labels },
 		{ "stream", weft__api_stream }, { "memory", weft__api_memory },
+		{ "workers", weft__api_workers }, { "transfers", weft__api_transfers },
 	};
 	char when[64], name[256];
 	struct weft__out on = { name, sizeof(name), 0, 0 };
@@ -127,19 +168,14 @@ static int report_data(FILE *f, const char *source, const struct weft__view_snap
 int weft__view_report(FILE *f, const struct weft__view_source *src, unsigned events_cap)
 {
 	struct weft__view_snap s = { 0 };
-	char *chart = NULL, *data = NULL;
+	char *chart = NULL, *data = NULL, *tag = NULL;
 	size_t chart_len = 0, data_len = 0;
 	FILE *d;
-	int ret = -ENOMEM;
+	int ret;
 
-	s.labels = calloc(VIEW_LABELS_MAX, sizeof(*s.labels));
-	s.labels_cap = VIEW_LABELS_MAX;
-	s.events = calloc(events_cap ? events_cap : 1, sizeof(*s.events));
-	s.events_cap = events_cap;
-	s.samples = calloc(VIEW_SAMPLES_MAX, sizeof(*s.samples));
-	s.samples_cap = VIEW_SAMPLES_MAX;
-	if (!s.labels || !s.events || !s.samples)
-		goto out;
+	ret = weft__view_snap_alloc(&s, VIEW_NEED_ALL, events_cap);
+	if (ret)
+		return ret;
 	ret = src->snap(src->arg, &s);
 	if (ret)
 		goto out;
@@ -156,23 +192,13 @@ int weft__view_report(FILE *f, const struct weft__view_source *src, unsigned eve
 	if (!chart)
 		weft__log(WEFT_LOG_WARN, "view", "%s: not there or not a script: the report "
 			  "has no charts (Debian's libjs-chart.js has it)", WEFT_CHARTJS);
-	{
-		size_t cap = chart_len + 64;
-		char *tag = malloc(cap);
-
-		if (!tag) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		snprintf(tag, cap, "<script>%s</script>", chart ? chart : "");
-		ret = weft__page_write(f, chart ? tag : "", data);
-		free(tag);
-	}
+	else if (asprintf(&tag, "<script>%s</script>", chart) < 0)
+		tag = NULL;
+	ret = chart && !tag ? -ENOMEM : weft__page_write(f, tag ? tag : "", data);
 out:
+	free(tag);
 	free(chart);
 	free(data);
-	free(s.labels);
-	free(s.events);
-	free(s.samples);
+	weft__view_snap_free(&s);
 	return ret;
 }

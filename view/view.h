@@ -11,6 +11,8 @@
  *	/api/labels	by label: tasks, failures, run time and its quantiles, JSON
  *	/api/stream	the latest recorded tasks (?since=NS: those ended after), JSON
  *	/api/memory	memory and spill over time, JSON
+ *	/api/workers	a cluster's workers and their figures, JSON
+ *	/api/transfers	the latest reads of inputs between workers, JSON
  *	/		the dashboard (page.html), which polls the others each second
  *	/chart.js	Chart.js, from Debian's libjs-chart.js, for its charts
  *
@@ -34,6 +36,9 @@
 #define VIEW_LABELS_MAX 4096		/* labels a snapshot holds */
 #define VIEW_STREAM_MAX 4096		/* tasks /api/stream gives at most */
 #define VIEW_SAMPLES_MAX 1024		/* samples /api/memory gives at most */
+#define VIEW_WORKERS_MAX 4096		/* workers /api/workers lists at most */
+#define VIEW_TRANSFERS_MAX 4096		/* the latest transfers kept */
+#define VIEW_TRANSFER_TID 100000	/* a trace's track of a worker's reads */
 #define VIEW_PAGE_CAP (64u << 10)	/* bytes of a rendered page at first; doubled */
 #define VIEW_PAGE_MAX (256u << 20)
 #ifndef WEFT_CHARTJS
@@ -49,11 +54,30 @@ struct weft__view_label {
 
 /* A recorded task, for the task stream. */
 struct weft__view_event {
+	const char *worker;			/* a cluster's worker; NULL: an engine's */
 	unsigned thread;
 	const char *label;
 	uint64_t start_ns, end_ns;		/* the source's monotonic clock */
+	uint64_t pin_ns;			/* of that, pinning inputs */
 	uint64_t bytes;
 	uint32_t weight, outcome;		/* outcome: 1 done, 2 failed, 3 cancelled */
+};
+
+/* An input read by one worker from another. */
+struct weft__view_transfer {
+	const char *from, *to;			/* workers' names, interned */
+	uint64_t bytes, start_ns, end_ns;	/* the source's monotonic clock */
+};
+
+/* A worker of a cluster and its figures (its latest heartbeat's). */
+struct weft__view_worker {
+	const char *name;			/* interned */
+	unsigned nthreads;
+	uint64_t mem_used, mem_limit, spilled, restored;
+	uint32_t queued, running;
+	uint64_t tasks_run;
+	uint32_t paused;
+	uint64_t bytes_in, bytes_out;
 };
 
 /* The figures of memory and spill at one time, for their charts. */
@@ -80,6 +104,11 @@ struct weft__view_snap {
 	/* Asked for by /api/memory only (samples_cap 0 otherwise): oldest first. */
 	struct weft__view_sample *samples;
 	unsigned nsamples, samples_cap;
+	/* A cluster's (none for an engine): its workers, and the latest transfers. */
+	struct weft__view_worker *workers;
+	unsigned nworkers, workers_cap;
+	struct weft__view_transfer *transfers;
+	unsigned ntransfers, transfers_cap;
 };
 
 struct weft__view_source {
@@ -118,6 +147,18 @@ weft__view_render weft__api_stats;
 weft__view_render weft__api_labels;
 weft__view_render weft__api_stream;
 weft__view_render weft__api_memory;
+weft__view_render weft__api_workers;
+weft__view_render weft__api_transfers;
+
+/* The parts of a snapshot a page needs, besides its stats and labels. */
+#define VIEW_NEED_EVENTS	0x1
+#define VIEW_NEED_SAMPLES	0x2
+#define VIEW_NEED_WORKERS	0x4
+#define VIEW_NEED_TRANSFERS	0x8
+#define VIEW_NEED_ALL		0xf
+/* Room in @s for its labels and the parts @needs asks (@events_cap tasks). 0 or -ENOMEM. */
+int weft__view_snap_alloc(struct weft__view_snap *s, unsigned needs, unsigned events_cap);
+void weft__view_snap_free(struct weft__view_snap *s);
 
 /* @render's page of @s, in memory the caller frees (its length in @len); NULL: no memory. */
 char *weft__view_render_alloc(weft__view_render *render, const struct weft__view_snap *s,
@@ -135,6 +176,8 @@ char *weft__chartjs(size_t *len);
  * tasks) and Chart.js inlined, written to @f. 0 or a negative errno.
  */
 int weft__view_report(FILE *f, const struct weft__view_source *src, unsigned events_cap);
+/* trace.c: @src's recorded tasks (the latest @events_cap) as Chrome's trace JSON. */
+int weft__view_trace(FILE *f, const struct weft__view_source *src, unsigned events_cap);
 
 /* out.c: text appended to @buf, up to @cap; @full once something did not fit. */
 struct weft__out {
@@ -144,8 +187,8 @@ struct weft__out {
 };
 void weft__out_put(struct weft__out *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* A field of @st at @off, of @size bytes (8, 4 or 2), whatever its type. */
-unsigned long long weft__stats_field(const struct weft_stats *st, size_t off, size_t size);
+/* The field of @base at @off, of @size bytes (8, 4 or 2), whatever its type. */
+unsigned long long weft__field_of(const void *base, size_t off, size_t size);
 /* @s as a JSON string, quotes and escapes included. */
 void weft__out_json(struct weft__out *o, const char *s);
 

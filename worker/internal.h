@@ -47,6 +47,9 @@ struct fetch {
 	struct rtask *t;
 	uint32_t i;			/* which input */
 	struct weft__peer *holder;
+	uint32_t holder_id;		/* the scheduler's id of it */
+	int64_t start_ns;		/* when the fetch began */
+	uint64_t len;			/* of the input, once the lease said */
 	uint64_t lease;
 	struct weft_future *f;		/* the input being read into */
 };
@@ -69,6 +72,24 @@ struct end_call {
 	uint32_t final;
 };
 
+/* The figures of a label the scheduler was last sent (record.c). */
+struct sent_label {
+	const char *label;
+	uint64_t count, failed;
+	bool sent;
+};
+
+/* What goes to the scheduler in the next RECORD (record.c). */
+struct wrt_record {
+	uint64_t *seen;			/* per engine thread: events sent so far */
+	struct sent_label *sent;	/* VIEW_LABELS_MAX of them */
+	unsigned nsent;
+	struct weft__ptransfer *xfers;	/* inputs read since the last RECORD */
+	unsigned nxfers;
+	uint64_t xfers_dropped;
+	uint64_t bytes_in, bytes_out;	/* inputs read from others; results they read */
+};
+
 struct weft__wrt {
 	struct weft_client *c;
 	struct weft__engine *eng;
@@ -84,6 +105,7 @@ struct weft__wrt {
 	struct weft__map leases;	/* lease id -> lease */
 	uint64_t next_req, next_lease;
 	uint32_t running;		/* submitted and not ended */
+	struct wrt_record rec;		/* on the fabric thread */
 	/* weft__worker_wait */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -95,6 +117,12 @@ struct weft__wrt {
 /* worker.c */
 void weft__wrt_finish(struct weft__wrt *w, int why);
 void weft__wrt_send_sched(struct weft__wrt *w, uint16_t type, const void *op);
+
+/* record.c */
+void weft__wrt_record_transfer(struct weft__wrt *w, uint32_t from, uint64_t bytes,
+			       int64_t start_ns, int64_t end_ns);
+void weft__wrt_record_send(struct weft__wrt *w);
+void weft__wrt_record_free(struct weft__wrt *w);
 
 /* run.c */
 int weft__wrt_result_pin(struct weft__wrt *w, struct weft_future *h, const void **data,

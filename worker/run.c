@@ -180,6 +180,9 @@ void weft__wrt_input_in(struct weft__wrt *w, struct rtask *t, uint32_t i, struct
 
 void weft__wrt_fetch_end(struct weft__wrt *w, struct fetch *fe, struct weft_future *f, int err)
 {
+	if (!err && f)
+		weft__wrt_record_transfer(w, fe->holder_id, fe->len, fe->start_ns,
+					  weft__mono_ns());
 	if (fe->lease) {
 		struct weft__op_unlease u = { fe->lease };
 
@@ -219,6 +222,7 @@ void weft__wrt_on_lease(struct weft__wrt *w, struct weft__peer *from,
 		return;
 	}
 	fe->lease = l->lease;
+	fe->len = l->len;
 	if (!l->lease) {
 		ret = weft_scatter(w->c, l->data.p, l->data.len, &f);
 		weft__wrt_fetch_end(w, fe, f, ret);
@@ -253,6 +257,8 @@ static void fetch_start(struct weft__wrt *w, struct rtask *t, uint32_t i,
 	fe->t = t;
 	fe->i = i;
 	fe->holder = holder;
+	fe->holder_id = in->holder;
+	fe->start_ns = weft__mono_ns();
 	ask = (struct weft__op_lease_ask){ ++w->next_req, in->key, in->output };
 	if (weft__map_put(&w->fetches, ask.req, fe) ||
 	    weft__fab_send(w->f, holder, WEFT_OP_LEASE_ASK, &ask)) {

@@ -36,6 +36,7 @@ void weft__wrt_on_lease_ask(struct weft__wrt *w, struct weft__peer *from,
 		return;
 	}
 	l.len = len;
+	w->rec.bytes_out += len;	/* granted: read inline or by RMA */
 	if (len <= w->inline_max) {
 		l.data = weft__pbytes_of(data, len);
 		weft__fab_send(w->f, from, WEFT_OP_LEASE, &l);

@@ -170,6 +170,7 @@ static void on_tick(void *arg, int64_t now)
 {
 	(void)now;
 	heartbeat(arg, 0);
+	weft__wrt_record_send(arg);
 }
 
 static const struct weft__fab_cbs cbs = { on_ready, on_op, on_gone, on_tick };
@@ -323,5 +324,6 @@ void weft__worker_free(struct weft__wrt *w)
 	weft__map_free(&w->peers);
 	weft__map_free(&w->fetches);
 	weft__map_free(&w->leases);
+	weft__wrt_record_free(w);
 	free(w);
 }

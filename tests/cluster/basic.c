@@ -6,6 +6,7 @@
  * scheduler's port, and a worker killed with SIGKILL in the middle of a graph.
  */
 #include "cluster.h"
+#include "../browser.h"
 #include "../http.h"
 #include "../json.h"
 
@@ -446,6 +447,135 @@ Test(cluster, the_scheduler_serves_the_clusters_figures, .timeout = 60)
 	cr_assert_eq(get(port, "/nope", NULL), 404);
 	for (int i = 0; i < 20; i++)
 		weft_release(f[i]);
+	cr_assert_eq(weft_client_close(c), 0);
+	cluster_stop(&cl);
+}
+
+/* The number after @key in @text, or -1 when it is not there. */
+static double after(const char *text, const char *key)
+{
+	const char *p = text ? strstr(text, key) : NULL;
+
+	return p ? strtod(p + strlen(key), NULL) : -1;
+}
+
+/*
+ * What the workers record reaches the scheduler: its pages give the tasks by label,
+ * the task stream by worker, the workers and the bytes read between them; and a
+ * client of the cluster gets the trace, the report and the list of workers.
+ */
+Test(cluster, the_workers_records_fill_the_schedulers_views, .timeout = 120)
+{
+	struct weft_task_opts napping = { .size = sizeof(napping), .label = "nap" };
+	struct weft_task_opts on0 = { .size = sizeof(on0), .worker = "w0" };
+	struct weft_task_opts on1 = { .size = sizeof(on1), .worker = "w1" };
+	struct weft_worker_info wi[4] = { { .size = sizeof(wi[0]) } };
+	uint64_t n = 1u << 20, ms = 1;
+	struct weft_future *f[20], *big, *ok;
+	unsigned port = free_port();
+	char addr[64], path[4096], *body = NULL, *text;
+	struct weft_client *c;
+	size_t len;
+	int fd, tries;
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+	cluster_start_as(&cl, 2, "tcp", 0, addr);
+	c = cluster_client(&cl);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(weft_submit_named(c, "nap", NULL, 0, &ms, 8, &napping, &f[i]), 0);
+	cr_assert_eq(weft_submit_named(c, "make", NULL, 0, &n, 8, &on0, &big), 0);
+	cr_assert_eq(weft_submit_named(c, "check", &big, 1, NULL, 0, &on1, &ok), 0);
+	cr_assert_eq(u64_of(ok), n);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(weft_wait(f[i], -1), 0);
+	/* The workers send what they record every half second. */
+	for (tries = 0; tries < 100; tries++, usleep(100000)) {
+		free(body);
+		cr_assert_eq(get(port, "/api/labels", &body), 200);
+		if (after(strstr(body, "{\"label\":\"nap\""), "\"tasks\":") == 20 &&
+		    after(strstr(body, "{\"label\":\"check\""), "\"tasks\":") == 1)
+			break;
+	}
+	cr_assert_lt(tries, 100, "the naps never all reached the scheduler: %s", body);
+	cr_assert(json_ok(body));
+	free(body);
+	cr_assert_eq(get(port, "/api/stream", &body), 200);
+	cr_assert(json_ok(body));
+	cr_assert_not_null(strstr(body, "\"worker\":\"w0\""), "%s", body);
+	cr_assert_not_null(strstr(body, "\"worker\":\"w1\""));
+	free(body);
+	cr_assert_eq(get(port, "/api/workers", &body), 200);
+	cr_assert(json_ok(body), "%s", body);
+	cr_assert_not_null(strstr(body, "{\"name\":\"w0\""));
+	cr_assert_geq(after(strstr(body, "{\"name\":\"w1\""), "\"bytes_in\":"), (double)n,
+		      "w1 read w0's result: %s", body);
+	cr_assert_geq(after(strstr(body, "{\"name\":\"w0\""), "\"bytes_out\":"), (double)n);
+	free(body);
+	cr_assert_eq(get(port, "/api/transfers", &body), 200);
+	cr_assert(json_ok(body), "%s", body);
+	cr_assert_eq(after(strstr(body, "{\"from\":\"w0\",\"to\":\"w1\""), "\"bytes\":"), (double)n,
+		     "%s", body);
+	free(body);
+	cr_assert_eq(get(port, "/metrics", &body), 200);
+	cr_assert_eq(after(body, "\nweft_label_tasks_total{label=\"nap\"} "), 20);
+	cr_assert_geq(after(body, "\nweft_worker_received_bytes_total{worker=\"w1\"} "), (double)n);
+	cr_assert_eq(after(body, "\nweft_worker_threads{worker=\"w0\"} "), 1);
+	free(body);
+	/* The workers, to a client. */
+	cr_assert_eq(weft_workers(c, NULL, 0), 2);
+	cr_assert_eq(weft_workers(c, wi, 4), 2);
+	for (int i = 0; i < 2; i++) {
+		struct weft_worker_info *w = !strcmp(wi[0].name, "w1") ? &wi[i ^ 1] : &wi[i];
+		char name[8];
+
+		snprintf(name, sizeof(name), "w%d", i);
+		cr_assert_str_eq(w->name, name);
+		cr_assert_eq(w->nthreads, 1);
+		cr_assert_geq(i ? w->bytes_received : w->bytes_sent, n);
+	}
+	/* The trace and the report of the cluster, written by the client. */
+	fd = mkstemp(t_template(path, sizeof(path), "cluster-trace"));
+	close(fd);
+	cr_assert_eq(weft_trace(c, path), 0);
+	text = t_read(path, &len);
+	cr_assert(json_ok(text), "the cluster's trace is JSON");
+	cr_assert_not_null(strstr(text, "\"weft worker w0\""));
+	cr_assert_not_null(strstr(text, "\"weft worker w1\""));
+	cr_assert_eq(t_count(text, "\"name\":\"nap\","), 20, "every nap");
+	cr_assert_not_null(strstr(text, "\"ph\":\"s\",\"cat\":\"transfer\""), "a flow w0 -> w1");
+	free(text);
+	unlink(path);
+	strcat(path, ".html");		/* a browser takes the file by its name's end */
+	cr_assert_eq(weft_report(c, path), 0);
+	text = t_read(path, &len);
+	cr_assert_not_null(strstr(text, "const WEFT_REPORT = "));
+	cr_assert_not_null(strstr(text, "{\"from\":\"w0\",\"to\":\"w1\""));
+	free(text);
+	if (browser_here()) {
+		char url[4200];
+
+		/* The report, offline: the workers' rows, the read from w0 to w1. */
+		snprintf(url, sizeof(url), "file://%s", path);
+		text = browser_dom(url, 1000);
+		cr_assert_eq(dom_number(text, "nthreads"), 2);
+		cr_assert_not_null(strstr(text, "data-pair=\"w0 \xe2\x86\x92 w1\""),
+				   "no transfer from w0 to w1 in the report");
+		cr_assert_not_null(strstr(text, "data-label=\"nap\""));
+		free(text);
+		/* The scheduler's dashboard, live. */
+		snprintf(url, sizeof(url), "http://127.0.0.1:%u/", port);
+		text = browser_dom(url, 2500);
+		cr_assert_geq(dom_number(text, "tasks_run"), 22);
+		cr_assert_not_null(strstr(text, "data-pair=\"w0 \xe2\x86\x92 w1\""));
+		cr_assert_null(strstr(text, "id=\"status\">cannot reach"), "a poll failed");
+		free(text);
+		browser_screenshot(url, 2500, "cluster-dashboard.png");
+	}
+	unlink(path);
+	for (int i = 0; i < 20; i++)
+		weft_release(f[i]);
+	weft_release(big);
+	weft_release(ok);
 	cr_assert_eq(weft_client_close(c), 0);
 	cluster_stop(&cl);
 }

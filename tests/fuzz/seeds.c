@@ -53,6 +53,35 @@ static int seed(const char *root, uint16_t type, const void *op, const char *tag
 			  len - WEFT_PROTO_HDR - WEFT_PROTO_OP_HDR);
 }
 
+/* RECORD, VIEW_ASK, VIEW, WORKERS_ASK and WORKERS. */
+static int seed_views(const char *root)
+{
+	struct weft__plabel labels[2] = { { PB("nap"), 20, 1, 4000000 }, { PB("load"), 3, 0, 900 } };
+	struct weft__pbucket buckets[3] = { { 0, 17, 12 }, { 0, 18, 8 }, { 1, 8, 3 } };
+	struct weft__pevent events[2] = {
+		{ 0, PB("nap"), 1000, 201000, 0, 1, 1 }, { 1, PB("load"), 5000, 5300, 64, 3, 2 } };
+	struct weft__ptransfer xfers[1] = { { 2, 1 << 20, 7000, 9000 } };
+	struct weft__op_record rec = {
+		.mono_ns = 123456789, .real_ns = 1765000000000000000ull,
+		.labels = { .n = 2, .items = labels }, .buckets = { .n = 3, .items = buckets },
+		.events = { .n = 2, .items = events }, .transfers = { .n = 1, .items = xfers },
+		.bytes_in = 1 << 20, .bytes_out = 4096 };
+	struct weft__pworker ws[2] = {
+		{ PB("w0"), 2, 1 << 20, 1 << 28, 0, 0, 1, 1, 40, 0, 0, 1 << 20 },
+		{ PB("w1"), 2, 2 << 20, 1 << 28, 4096, 4096, 0, 0, 38, 1, 1 << 20, 0 } };
+	struct weft__op_workers wo = { 9, { .n = 2, .items = ws } };
+	int bad = 0;
+
+	bad |= seed(root, WEFT_OP_RECORD, &rec, "a");
+	bad |= seed(root, WEFT_OP_VIEW_ASK, &(struct weft__op_view_ask){ 5, WEFT_VIEW_TRACE }, "a");
+	bad |= seed(root, WEFT_OP_VIEW, &(struct weft__op_view){ 5, 0, PB("{\"traceEvents\":[]}") },
+		    "a");
+	bad |= seed(root, WEFT_OP_VIEW, &(struct weft__op_view){ 6, -ENOMEM }, "refused");
+	bad |= seed(root, WEFT_OP_WORKERS_ASK, &(struct weft__op_stats_ask){ 9 }, "a");
+	bad |= seed(root, WEFT_OP_WORKERS, &wo, "a");
+	return bad;
+}
+
 /* A message of two PARTs that carry @submit, and one PART alone for its decoder. */
 static int seed_parts(const char *root, const struct weft__op_submit *submit)
 {
@@ -137,5 +166,6 @@ int main(int argc, char **argv)
 	bad |= seed(root, WEFT_OP_CANCELLED, &(struct weft__op_cancelled){ 7, -EBUSY }, "a");
 	bad |= seed_parts(root, &submit);
 	bad |= seed(root, WEFT_OP_GONE, &(struct weft__op_gone){ 3 }, "a");
+	bad |= seed_views(root);
 	return bad ? 1 : 0;
 }

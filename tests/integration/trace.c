@@ -42,15 +42,6 @@ static char *slurp(const char *path)
 }
 
 /* Occurrences of @what in @text. */
-static int count_of(const char *text, const char *what)
-{
-	int n = 0;
-
-	for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
-		n++;
-	return n;
-}
-
 /* The sum of the weights of the events named @label. */
 static uint64_t weights_of(const char *text, const char *label)
 {
@@ -85,7 +76,7 @@ Test(trace, tasks_are_written_as_a_trace_with_their_labels_and_outcomes, .timeou
 	struct stat st;
 	char *text;
 
-	EMBEDDED_ONLY("weft_trace of a cluster is not there yet");
+	EMBEDDED_ONLY("an engine's own threads and recording (tests/cluster has a cluster's)");
 	c = open_threads(2);
 	trace_path(path, sizeof(path));
 	/*
@@ -106,14 +97,14 @@ Test(trace, tasks_are_written_as_a_trace_with_their_labels_and_outcomes, .timeou
 	cr_assert_eq(weft_trace(c, path), 0);
 	text = slurp(path);
 	cr_assert(json_ok(text), "the trace is JSON");
-	cr_assert_eq(count_of(text, "\"name\":\"nap\""), 20, "every nap, by its label: %d, weights %llu", count_of(text, "\"name\":\"nap\""), (unsigned long long)weights_of(text, "nap"));
+	cr_assert_eq(t_count(text, "\"name\":\"nap\""), 20, "every nap, by its label: %d, weights %llu", t_count(text, "\"name\":\"nap\""), (unsigned long long)weights_of(text, "nap"));
 	cr_assert_eq(weights_of(text, "nap"), 20);
-	cr_assert_eq(count_of(text, "\"name\":\"fails\",\"ts\""), 1);
-	cr_assert_eq(count_of(text, "\"outcome\":\"failed\""), 1);
+	cr_assert_eq(t_count(text, "\"name\":\"fails\",\"ts\""), 1);
+	cr_assert_eq(t_count(text, "\"outcome\":\"failed\""), 1);
 	cr_assert_neq(strstr(text, "\"name\":\"hundred_bytes\""), NULL);
 	cr_assert_neq(strstr(strstr(text, "\"name\":\"hundred_bytes\""), "\"bytes\":100,"), NULL,
 		      "its result's bytes");
-	cr_assert_eq(count_of(text, "\"name\":\"thread_name\""), 2, "a track per thread");
+	cr_assert_eq(t_count(text, "\"name\":\"thread_name\""), 2, "a track per thread");
 	cr_assert_eq(stat(path, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0644);
 	/* A nap lasted at least its 200 us. */
@@ -144,7 +135,7 @@ Test(trace, at_a_high_rate_tasks_are_sampled_and_their_weights_add_up, .timeout 
 	char *text;
 	int events;
 
-	EMBEDDED_ONLY("weft_trace of a cluster is not there yet");
+	EMBEDDED_ONLY("an engine's own threads and recording (tests/cluster has a cluster's)");
 	c = open_threads(2);
 	trace_path(path, sizeof(path));
 	for (long i = 0; i < n; i++)
@@ -156,7 +147,7 @@ Test(trace, at_a_high_rate_tasks_are_sampled_and_their_weights_add_up, .timeout 
 	cr_assert_eq(weft_trace(c, path), 0);
 	text = slurp(path);
 	cr_assert(json_ok(text));
-	events = count_of(text, "\"name\":\"noop\"");
+	events = t_count(text, "\"name\":\"noop\"");
 	sum = weights_of(text, "noop");
 	cr_assert_gt(events, 0);
 	/*
@@ -176,7 +167,7 @@ Test(trace, bad_calls_are_refused_and_recording_can_be_off, .timeout = 20)
 	struct weft_client *c;
 	char path[PATH_MAX];
 
-	EMBEDDED_ONLY("weft_trace of a cluster is not there yet");
+	EMBEDDED_ONLY("an engine's own threads and recording (tests/cluster has a cluster's)");
 	c = open_threads(1);
 	cr_assert_eq(weft_trace(c, NULL), -EINVAL);
 	cr_assert_eq(weft_trace(NULL, "x.json"), -EINVAL);
@@ -193,19 +184,32 @@ Test(trace, bad_calls_are_refused_and_recording_can_be_off, .timeout = 20)
 	unlink(path);
 }
 
-/* A client of a cluster: neither the trace nor the report yet, and no file made. */
-Test(trace, a_cluster_client_gets_enotsup_and_no_file, .timeout = 20)
+/*
+ * A client of a cluster: the trace and the report are the cluster's, from its
+ * scheduler (tests/cluster/basic checks what is in them); bad calls are refused.
+ */
+Test(trace, a_cluster_client_writes_the_clusters_trace_and_report, .timeout = 30)
 {
 	struct weft_client *c;
 	char path[PATH_MAX];
+	char *text;
 
 	if (!on_cluster())
 		cr_skip_test("a cluster's client: the integration@cluster tier runs it");
 	c = open_threads(1);
 	trace_path(path, sizeof(path));
-	unlink(path);		/* trace_path made it */
-	cr_assert_eq(weft_trace(c, path), -ENOTSUP);
-	cr_assert_eq(weft_report(c, path), -ENOTSUP);
-	cr_assert_eq(access(path, F_OK), -1);
+	cr_assert_eq(weft_trace(c, NULL), -EINVAL);
+	cr_assert_eq(weft_report(c, ""), -EINVAL);
+	cr_assert_eq(weft_trace(c, "/nonexistent-dir/x.json"), -ENOENT);
+	cr_assert_eq(weft_trace(c, path), 0);
+	text = slurp(path);
+	cr_assert(json_ok(text), "the cluster's trace is JSON");
+	free(text);
+	cr_assert_eq(weft_report(c, path), 0);
+	text = slurp(path);
+	cr_assert_not_null(strstr(text, "const WEFT_REPORT = {\"source\":\"cluster\""));
+	free(text);
+	unlink(path);
 	cr_assert_eq(weft_client_close(c), 0);
+	cr_assert_eq(weft_trace(c, path), -EBADF, "a closed client");
 }

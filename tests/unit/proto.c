@@ -530,3 +530,76 @@ Test(proto, a_hello_of_another_version_still_says_where_to_answer)
 	buf[6] = WEFT_MSG_OPS;
 	cr_assert_eq(weft__hello_addr(buf, len, &a, &conn), -EBADMSG, "not a HELLO");
 }
+
+/*
+ * RECORD carries what a worker recorded: its lists come back whole; a bucket that
+ * names no label of the RECORD, or a task that ends before it starts, is refused
+ * as it is encoded and as it is read (a list forwarded as it came is read so).
+ */
+Test(proto, a_record_round_trips_and_its_lists_are_checked)
+{
+	struct weft__plabel labels[2] = { { PB("nap"), 20, 1, 4000 }, { PB("load"), 3, 0, 9 } };
+	struct weft__pbucket buckets[2] = { { 0, 17, 12 }, { 1, 8, 3 } };
+	struct weft__pevent events[1] = { { 1, PB("load"), 5000, 5300, 64, 3, 2 } };
+	struct weft__ptransfer xfers[1] = { { 2, 1 << 20, 7000, 9000 } };
+	struct weft__op_record r = {
+		.mono_ns = 1, .real_ns = 2, .labels = { .n = 2, .items = labels },
+		.buckets = { .n = 2, .items = buckets }, .events = { .n = 1, .items = events },
+		.transfers = { .n = 1, .items = xfers }, .bytes_in = 5, .bytes_out = 6 };
+	struct weft__op_record d, fwd;
+	struct weft__plist_iter it;
+	struct weft__pbucket b;
+	struct weft__pevent e;
+	struct weft__plabel l;
+	struct weft__msg_out o;
+	uint32_t len = one_op(WEFT_OP_RECORD, &r, 1);
+
+	open_one(len, 1, WEFT_OP_RECORD, &d);
+	cr_assert_eq(d.labels.n, 2);
+	weft__plist_iter_init(&it, &d.labels);
+	cr_assert(weft__plist_next(&it, &l));
+	cr_assert(pb_eq(l.label, "nap") && l.count == 20 && l.failed == 1 && l.total_ns == 4000);
+	weft__plist_iter_init(&it, &d.buckets);
+	cr_assert(weft__plist_next(&it, &b) && weft__plist_next(&it, &b));
+	cr_assert(b.label == 1 && b.bucket == 8 && b.count == 3);
+	weft__plist_iter_init(&it, &d.events);
+	cr_assert(weft__plist_next(&it, &e));
+	cr_assert(pb_eq(e.label, "load") && e.end_ns == 5300 && e.weight == 3 && e.outcome == 2);
+	cr_assert(d.bytes_in == 5 && d.bytes_out == 6 && d.transfers.n == 1);
+	/* Checked as encoded. */
+	weft__msg_begin(&o, buf, WEFT_MSG_OPS);
+	buckets[1].label = 2;
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_RECORD, &r), -EINVAL, "a bucket of no label");
+	buckets[1].label = 1;
+	events[0].end_ns = 4999;
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_RECORD, &r), -EINVAL, "an end before its start");
+	events[0].end_ns = 5300;
+	buckets[0].bucket = WEFT_PROTO_HIST;
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_RECORD, &r), -EINVAL, "no such bucket");
+	buckets[0].bucket = 17;
+	/* As read: the decoded buckets forwarded with one label fewer. */
+	len = one_op(WEFT_OP_RECORD, &r, 1);
+	open_one(len, 1, WEFT_OP_RECORD, &d);
+	fwd = d;
+	fwd.labels.n = 1;
+	fwd.labels.raw = NULL;
+	fwd.labels.items = labels;
+	weft__msg_begin(&o, buf + WEFT_PROTO_MAX_MSG / 2, WEFT_MSG_OPS);
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_RECORD, &fwd), -EINVAL);
+}
+
+Test(proto, a_view_is_its_bytes_or_a_refusal_never_both)
+{
+	struct weft__op_view v = { 5, -ENOMEM, PB("x") }, d;
+	struct weft__msg_out o;
+	uint32_t len;
+
+	weft__msg_begin(&o, buf, WEFT_MSG_OPS);
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_VIEW, &v), -EINVAL);
+	v.data.len = 0;
+	len = one_op(WEFT_OP_VIEW, &v, 1);
+	open_one(len, 1, WEFT_OP_VIEW, &d);
+	cr_assert(d.id == 5 && d.code == -ENOMEM && !d.data.len);
+	cr_assert_eq(weft__msg_add(&o, WEFT_OP_VIEW_ASK, &(struct weft__op_view_ask){ 1, 3 }),
+		     -EINVAL, "no such view");
+}
