@@ -301,6 +301,8 @@ int weft__remote_stats(struct weft_client *h, struct weft_stats *st)
 	s.spilled_bytes = rc->stats[WEFT_STAT_SPILLED].value;
 	s.restored_bytes = rc->stats[WEFT_STAT_RESTORED].value;
 	s.steals = rc->stats[WEFT_STAT_STEALS].value;
+	s.tasks_pending = rc->stats[WEFT_STAT_TASKS_PENDING].value;
+	s.tasks_running = (unsigned)rc->stats[WEFT_STAT_TASKS_RUNNING].value;
 	pthread_mutex_unlock(&rc->lock);
 	if (ret)
 		return ret;

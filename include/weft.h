@@ -456,6 +456,11 @@ struct weft_stats {
 					 * inside another counts too) */
 	size_t mem_target;		/* mem_bytes above which results are spilled */
 	size_t mem_pause;		/* mem_bytes above which no task starts */
+	/*
+	 * On a cluster: tasks_pending counts those sent to workers and not ended
+	 * (not those waiting in the scheduler for inputs); mem_target and mem_pause
+	 * are each worker's own, 0 here (weft_workers gives each worker's figures).
+	 */
 };
 
 /* A worker and its figures, as weft_workers() gives them. */

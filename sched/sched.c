@@ -439,6 +439,8 @@ static void stats_to(struct weft__sched *s, struct client *c, uint64_t id)
 	v[7] = (struct weft__pstat){ WEFT_STAT_SPILLED, st.spilled };
 	v[8] = (struct weft__pstat){ WEFT_STAT_RESTORED, st.restored };
 	v[9] = (struct weft__pstat){ WEFT_STAT_STEALS, st.steals };
+	v[10] = (struct weft__pstat){ WEFT_STAT_TASKS_PENDING, st.tasks_pending };
+	v[11] = (struct weft__pstat){ WEFT_STAT_TASKS_RUNNING, st.tasks_running };
 	op.values = (struct weft__plist){ .n = WEFT_STAT_FIELDS - 1, .items = v };
 	s->io.send(s->io.arg, c->id, WEFT_OP_STATS, &op);
 }
@@ -669,6 +671,7 @@ void weft__sched_stats(const struct weft__sched *s, struct weft__sched_stats *st
 	*st = s->st;
 	st->tasks_run = st->tasks_failed = st->tasks_cancelled = 0;
 	st->mem_used = st->mem_limit = st->spilled = st->restored = st->threads = 0;
+	st->tasks_pending = st->tasks_running = 0;
 	while (weft__map_next(&s->workers, &i, &k, &v)) {
 		const struct worker *w = v;
 
@@ -678,6 +681,8 @@ void weft__sched_stats(const struct weft__sched *s, struct weft__sched_stats *st
 		st->mem_limit += w->hb.mem_limit ? w->hb.mem_limit : w->memory_limit;
 		st->spilled += w->hb.spilled;
 		st->restored += w->hb.restored;
+		st->tasks_pending += w->hb.queued;
+		st->tasks_running += w->hb.running;
 	}
 }
 

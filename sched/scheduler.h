@@ -46,6 +46,7 @@ struct weft__sched_stats {
 	uint64_t threads;		/* the workers' */
 	uint64_t tasks_run, tasks_failed, tasks_cancelled;	/* from workers */
 	uint64_t mem_used, mem_limit, spilled, restored;	/* workers' sums */
+	uint64_t tasks_pending, tasks_running;			/* the same */
 };
 
 int weft__sched_create(const struct weft__sched_io *io, struct weft__sched **out);
@@ -89,6 +90,8 @@ enum weft__stat_field {
 	WEFT_STAT_SPILLED,
 	WEFT_STAT_RESTORED,
 	WEFT_STAT_STEALS,
+	WEFT_STAT_TASKS_PENDING,	/* on workers: sent and not ended */
+	WEFT_STAT_TASKS_RUNNING,
 	WEFT_STAT_FIELDS
 };
 

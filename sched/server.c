@@ -305,7 +305,8 @@ static int fill_snap(struct weft__server *srv, struct weft__view_snap *s)
 				     .tasks_cancelled = st.tasks_cancelled,
 				     .steals = st.steals, .mem_bytes = st.mem_used,
 				     .mem_limit = st.mem_limit, .spilled_bytes = st.spilled,
-				     .restored_bytes = st.restored };
+				     .restored_bytes = st.restored, .tasks_pending = st.tasks_pending,
+				     .tasks_running = (unsigned)st.tasks_running };
 	if (st.workers && !(ws = calloc(st.workers, sizeof(*ws))))
 		return -ENOMEM;
 	if (ws)
@@ -315,8 +316,6 @@ static int fill_snap(struct weft__server *srv, struct weft__view_snap *s)
 	for (unsigned i = 0; i < n; i++) {
 		const struct weft__op_heartbeat *hb = &ws[i].hb;
 
-		s->st.tasks_pending += hb->queued;
-		s->st.tasks_running += hb->running;
 		s->st.paused |= hb->paused;
 		if (i >= s->workers_cap)
 			continue;

@@ -160,7 +160,7 @@ static void heartbeat(struct weft__wrt *w, uint64_t ask)
 	hb = (struct weft__op_heartbeat){
 		.mem_used = st.mem_bytes, .mem_limit = st.mem_limit,
 		.spilled = st.spilled_bytes, .restored = st.restored_bytes,
-		.queued = w->running, .running = w->running, .tasks_run = st.tasks_run,
+		.queued = w->running, .running = st.tasks_running, .tasks_run = st.tasks_run,
 		.paused = (uint8_t)st.paused, .ask = ask,
 	};
 	weft__wrt_send_sched(w, WEFT_OP_HEARTBEAT, &hb);

@@ -362,3 +362,38 @@ Test(api, stats_count_tasks_pending_and_running_and_give_the_thresholds, .timeou
 	cr_assert_eq(old.tasks_pending, ~0ull, "written past the caller's size");
 	cr_assert_eq(weft_client_close(c), 0);
 }
+
+/* An engine is one worker; bad arguments are refused; an older caller's size is kept. */
+Test(api, workers_of_an_engine_are_one_named_engine, .timeout = 20)
+{
+	struct weft_options o = { .size = sizeof(o), .nthreads = 2, .memory_limit = 64 << 20 };
+	struct weft_worker_info w[2] = { { .size = sizeof(w[0]) } };
+	struct weft_worker_info old;
+	struct weft_future *f;
+	struct weft_client *c;
+
+	EMBEDDED_ONLY("an engine's own figures (tests/cluster lists a cluster's)");
+	cr_assert_eq(weft_client_open(NULL, &o, &c), 0);
+	cr_assert_eq(weft_submit(c, noop, NULL, 0, NULL, 0, NULL, &f), 0);
+	cr_assert_eq(weft_wait(f, -1), 0);
+	weft_release(f);
+	cr_assert_eq(weft_workers(c, NULL, 0), 1);
+	cr_assert_eq(weft_workers(c, w, 2), 1);
+	cr_assert_str_eq(w[0].name, "engine");
+	cr_assert_eq(w[0].nthreads, 2);
+	cr_assert_eq(w[0].mem_limit, 64 << 20);
+	cr_assert_geq(w[0].tasks_run, 1);
+	cr_assert_eq(w[0].bytes_received, 0);
+	cr_assert_eq(weft_workers(NULL, w, 2), -EINVAL);
+	cr_assert_eq(weft_workers(c, NULL, 2), -EINVAL);
+	w[0].size = 1;
+	cr_assert_eq(weft_workers(c, w, 2), -EINVAL, "no room for its size");
+	w[0].size = sizeof(w[0]);
+	memset(&old, 0xff, sizeof(old));
+	old.size = offsetof(struct weft_worker_info, tasks_run);
+	cr_assert_eq(weft_workers(c, &old, 1), 1);
+	cr_assert_eq(old.nthreads, 2);
+	cr_assert_eq(old.tasks_run, ~0ull, "written past the caller's size");
+	cr_assert_eq(weft_client_close(c), 0);
+	cr_assert_eq(weft_workers(c, w, 2), -EBADF);
+}
