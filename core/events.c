@@ -145,7 +145,7 @@ static void add(_Atomic uint64_t *v, uint64_t n)
 			      memory_order_relaxed);
 }
 
-void weft__events_put(struct weft__events *ev, bool sampled, const char *label,
+uint64_t weft__events_put(struct weft__events *ev, bool sampled, const char *label,
 		      int64_t start_ns, int64_t end_ns, int64_t pin_ns, uint64_t bytes,
 		      uint32_t outcome)
 {
@@ -156,7 +156,9 @@ void weft__events_put(struct weft__events *ev, bool sampled, const char *label,
 	 * cut short by idleness left uncounted; a failure outside the sample is counted
 	 * in the weight of the sample after it.
 	 */
-	uint32_t weight = sampled ? ev->every + ev->owed : 0;
+	uint64_t w = sampled ? (uint64_t)ev->every + ev->owed : 0;
+	uint32_t weight = w > WEFT_EVENT_WEIGHT_MAX ? WEFT_EVENT_WEIGHT_MAX : (uint32_t)w;
+	uint64_t pin_us = (uint64_t)pin_ns / 1000;
 	uint64_t run = end_ns > start_ns ? (uint64_t)(end_ns - start_ns) : 0;
 	struct weft__label_stats *s = label_slot(ev, label);	/* never NULL */
 
@@ -165,11 +167,15 @@ void weft__events_put(struct weft__events *ev, bool sampled, const char *label,
 	atomic_thread_fence(memory_order_release);
 	atomic_store_explicit(&e->start_ns, (uint64_t)start_ns, memory_order_relaxed);
 	atomic_store_explicit(&e->end_ns, (uint64_t)end_ns, memory_order_relaxed);
-	atomic_store_explicit(&e->pin_ns, (uint64_t)pin_ns, memory_order_relaxed);
+	atomic_store_explicit(&e->pin_us, pin_us > UINT32_MAX ? UINT32_MAX : (uint32_t)pin_us,
+			      memory_order_relaxed);
 	atomic_store_explicit(&e->bytes, bytes, memory_order_relaxed);
 	atomic_store_explicit(&e->label, label, memory_order_relaxed);
-	atomic_store_explicit(&e->weight, weight, memory_order_relaxed);
-	atomic_store_explicit(&e->outcome, outcome, memory_order_relaxed);
+	for (unsigned k = 0; k < WEFT_EVENT_FROM; k++) {
+		atomic_store_explicit(&e->from[k], ev->from[k], memory_order_relaxed);
+		ev->from[k] = 0;
+	}
+	atomic_store_explicit(&e->outcome_weight, outcome << 30 | weight, memory_order_relaxed);
 	atomic_store_explicit(&e->seq, i + 1, memory_order_release);
 	/* Release pairs with weft__events_copy's acquire of head. */
 	atomic_store_explicit(&ev->head, i + 1, memory_order_release);
@@ -187,6 +193,7 @@ void weft__events_put(struct weft__events *ev, bool sampled, const char *label,
 		ev->last_idx = i;
 		adapt(ev, end_ns);
 	}
+	return i + 1;
 }
 
 /*
@@ -205,9 +212,15 @@ void weft__events_settle(struct weft__events *ev)
 	 * Still in the ring: it stands for them too. A reader gets the weight before
 	 * or after, each a whole event (the seq protocol guards the rest).
 	 */
-	if (atomic_load_explicit(&e->seq, memory_order_relaxed) == ev->last_idx + 1)
-		atomic_store_explicit(&e->weight, atomic_load_explicit(&e->weight,
-				      memory_order_relaxed) + ev->owed, memory_order_relaxed);
+	if (atomic_load_explicit(&e->seq, memory_order_relaxed) == ev->last_idx + 1) {
+		uint32_t ow = atomic_load_explicit(&e->outcome_weight, memory_order_relaxed);
+		uint64_t w = (uint64_t)(ow & WEFT_EVENT_WEIGHT_MAX) + ev->owed;
+
+		if (w > WEFT_EVENT_WEIGHT_MAX)
+			w = WEFT_EVENT_WEIGHT_MAX;
+		atomic_store_explicit(&e->outcome_weight, (ow & ~WEFT_EVENT_WEIGHT_MAX) |
+				      (uint32_t)w, memory_order_relaxed);
+	}
 	s = label_slot(ev, ev->last_put);
 	add(&s->count, ev->owed);
 	add(&s->total_ns, ev->last_run_ns * ev->owed);
@@ -227,17 +240,21 @@ unsigned weft__events_copy(const struct weft__events *ev, unsigned thread,
 	for (uint64_t i = from; i < head; i++) {
 		const struct weft__event *e = &ev->ring[i % WEFT_EVENT_RING];
 		struct weft__event_copy c;
+		uint32_t ow;
 
 		/* Acquire pairs with the writer's release of seq. */
 		if (atomic_load_explicit(&e->seq, memory_order_acquire) != i + 1)
 			continue;	/* overwritten since, or being written */
 		c.start_ns = atomic_load_explicit(&e->start_ns, memory_order_relaxed);
 		c.end_ns = atomic_load_explicit(&e->end_ns, memory_order_relaxed);
-		c.pin_ns = atomic_load_explicit(&e->pin_ns, memory_order_relaxed);
+		c.pin_ns = 1000ull * atomic_load_explicit(&e->pin_us, memory_order_relaxed);
 		c.bytes = atomic_load_explicit(&e->bytes, memory_order_relaxed);
 		c.label = atomic_load_explicit(&e->label, memory_order_relaxed);
-		c.weight = atomic_load_explicit(&e->weight, memory_order_relaxed);
-		c.outcome = atomic_load_explicit(&e->outcome, memory_order_relaxed);
+		for (unsigned k = 0; k < WEFT_EVENT_FROM; k++)
+			c.from[k] = atomic_load_explicit(&e->from[k], memory_order_relaxed);
+		ow = atomic_load_explicit(&e->outcome_weight, memory_order_relaxed);
+		c.weight = ow & WEFT_EVENT_WEIGHT_MAX;
+		c.outcome = ow >> 30;
 		/* The fields were read before seq is read again (pairs with the writer's fence). */
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&e->seq, memory_order_relaxed) != i + 1)

@@ -32,6 +32,13 @@
 #define WEFT_EVENT_GAP_NS 50000		/* recorded tasks this far apart at the most */
 #define WEFT_EVENT_EVERY_MAX 4096	/* 100 us of 25-ns tasks */
 #define WEFT_EVENT_HIST 48		/* run-time buckets: [2^i, 2^(i+1)) ns */
+#define WEFT_EVENT_FROM 2		/* inputs an event links to, for a trace's flows */
+
+/* An event's id in its engine: its thread's index and its place in that ring. */
+static inline uint64_t weft__event_id(unsigned thread, uint64_t seq)
+{
+	return (uint64_t)(thread + 1) << 40 | seq;
+}
 
 /* An event's outcome. */
 enum { WEFT_EV_DONE = 1, WEFT_EV_FAILED, WEFT_EV_CANCELLED };
@@ -44,14 +51,21 @@ enum { WEFT_EV_DONE = 1, WEFT_EV_FAILED, WEFT_EV_CANCELLED };
 struct weft__event {
 	_Atomic uint64_t seq;
 	_Atomic uint64_t start_ns, end_ns;	/* CLOCK_MONOTONIC */
-	_Atomic uint64_t pin_ns;		/* of that, pinning inputs (spill read-backs) */
 	_Atomic uint64_t bytes;			/* of its results */
 	_Atomic(const char *) label;		/* interned: lives as long as the process */
-	_Atomic uint32_t weight;		/* tasks it stands for; 0: a failure
-						 * outside the sample, counted in the
-						 * weight of the next */
-	_Atomic uint32_t outcome;
+	_Atomic uint64_t from[WEFT_EVENT_FROM];	/* events of its first inputs' tasks; 0:
+						 * none, or not recorded */
+	_Atomic uint32_t pin_us;		/* of its run, pinning inputs (spill
+						 * read-backs), microseconds */
+	/*
+	 * Its outcome (top 2 bits) and weight: the tasks it stands for (at most
+	 * WEFT_EVENT_WEIGHT_MAX); 0, a failure outside the sample, counted in the
+	 * weight of the next.
+	 */
+	_Atomic uint32_t outcome_weight;
 };
+#define WEFT_EVENT_WEIGHT_MAX ((1u << 30) - 1)
+_Static_assert(sizeof(struct weft__event) == 64, "an event is a cache line");
 
 /* A label's figures on one thread: counts are sums of weights. */
 struct weft__label_stats {
@@ -74,6 +88,7 @@ struct weft__events {
 	const char *last_put;			/* the label of the last sampled task */
 	uint64_t last_run_ns;			/* its run time */
 	uint64_t last_idx;			/* and its event's index */
+	uint64_t from[WEFT_EVENT_FROM];		/* for the next event put (its inputs') */
 	struct weft__event ring[WEFT_EVENT_RING];
 	struct weft__label_stats labels[WEFT_EVENT_LABELS];
 	struct weft__label_stats other;		/* labels past those, together */
@@ -82,12 +97,13 @@ struct weft__events {
 /* A copy of one event, as a reader gets it. */
 struct weft__event_copy {
 	uint64_t seq, start_ns, end_ns, pin_ns, bytes;
+	uint64_t from[WEFT_EVENT_FROM];
 	const char *label;
 	uint32_t weight, outcome;
 	unsigned thread;
 };
 
-/* Allocate a thread's recorder (about 1.4 MiB), recording from its first task. */
+/* Allocate a thread's recorder (about 290 KiB), recording from its first task. */
 struct weft__events *weft__events_new(void);
 void weft__events_free(struct weft__events *ev);
 
@@ -122,11 +138,12 @@ static inline void weft__events_idle(struct weft__events *ev)
 const char *weft__label_intern(const char *text);
 
 /*
- * Record a task that ran from @start_ns to @end_ns (@pin_ns of it pinning inputs).
- * @sampled: weft__events_sample said so (it counts for @every tasks); a failed
- * task not sampled is recorded too, of weight 0.
+ * Record a task that ran from @start_ns to @end_ns (@pin_ns of it pinning inputs),
+ * linked to the events in ev->from (then cleared). @sampled: weft__events_sample
+ * said so (it counts for @every tasks); a failed task not sampled is recorded
+ * too, of weight 0. Return: its seq (weft__event_id's).
  */
-void weft__events_put(struct weft__events *ev, bool sampled, const char *label,
+uint64_t weft__events_put(struct weft__events *ev, bool sampled, const char *label,
 		      int64_t start_ns, int64_t end_ns, int64_t pin_ns, uint64_t bytes,
 		      uint32_t outcome);
 

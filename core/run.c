@@ -112,10 +112,26 @@ static __cold void record(struct weft__worker *w, struct weft_task *t, bool samp
 {
 	int64_t end = weft__mono_ns();
 
+	uint64_t seq;
+
 	if (!sampled)
 		start_ns = end;		/* a failure's end, not its run time */
-	weft__events_put(w->events, sampled, label_of(w->events, t), start_ns, end, pin_ns,
-			 outcome == WEFT_EV_DONE ? result_bytes(t) : 0, outcome);
+	/*
+	 * Its first inputs' events, for a trace's flows: a recorded task keeps its
+	 * event's id from its end until it retires, and this task holds its inputs
+	 * until then; their ends happened before this task ran.
+	 */
+	for (uint32_t k = 0; k < t->nin && k < WEFT_EVENT_FROM; k++) {
+		const struct weft_task *p = t->in[k]->task;
+
+		if (p && (p->flags & TF_RECORDED))
+			w->events->from[k] = p->seq;
+	}
+	seq = weft__events_put(w->events, sampled, label_of(w->events, t), start_ns, end,
+			       pin_ns, outcome == WEFT_EV_DONE ? result_bytes(t) : 0, outcome);
+	/* TF_EXTRA: retirement clears seq (record.c). */
+	t->seq = weft__event_id(w->id, seq);
+	t->flags |= TF_RECORDED | TF_EXTRA;
 	weft__samples_tick(t->eng, &t->eng->samples, end);
 }
 

@@ -89,6 +89,8 @@ static inline struct weft__edge *wt_edges(uint64_t sd)
 #define TF_OUTPUT	0x8		/* an output was written */
 #define TF_EXTRA	0x10		/* label, priority, retries, seq or err set */
 #define TF_WATCH	0x20		/* its end is told to the engine's end hook */
+#define TF_RECORDED	0x40		/* recorded: seq is its event's id (events.h),
+					 * from its end until it retires */
 #define WEFT_WORD_ARG	8		/* arguments up to this size live in line 0 */
 
 /*

@@ -240,7 +240,8 @@ static int stream(struct weft__engine *eng, struct weft__view_snap *s)
 				.thread = t, .label = ev[i].label, .start_ns = ev[i].start_ns,
 				.end_ns = ev[i].end_ns, .pin_ns = ev[i].pin_ns,
 				.bytes = ev[i].bytes, .weight = ev[i].weight,
-				.outcome = ev[i].outcome };
+				.outcome = ev[i].outcome, .id = weft__event_id(t, ev[i].seq),
+				.from = { ev[i].from[0], ev[i].from[1] } };
 		}
 	}
 	free(ev);

@@ -501,7 +501,9 @@ WEFT_API int weft_stats(struct weft_client *c, struct weft_stats *st);
  * Each thread that runs tasks keeps its latest 4096 recorded tasks: a track per
  * thread, an event per task with its label, start and duration, and in its args
  * the outcome, the bytes of its results, the time it spent pinning its inputs
- * (reading spilled ones back) and its weight. Under about 20,000 tasks a second a
+ * (reading spilled ones back) and its weight; a flow arrow from a recorded task to
+ * each recorded task that read its result (through its first two inputs). Under
+ * about 20,000 tasks a second a
  * thread every task is recorded; above that one in N, of weight N, so that
  * recording stays cheap at any rate. A failed task is always recorded (of weight 0
  * when it was not sampled: the next sampled task's weight counts it).

@@ -2,8 +2,10 @@
 /*
  * trace.c - a source's recorded tasks as Chrome's Trace Event JSON, which Perfetto
  * and chrome://tracing open: a process per worker (one for an engine), a track per
- * thread, a complete event ("X") per recorded task, and a flow from each read of an
- * input between workers (its start on the holder, its end on the reader).
+ * thread, a complete event ("X") per recorded task, a flow from a recorded task to
+ * each recorded task that read its result (of its first two inputs), and one from
+ * each read of an input between workers (its start on the holder, its end on the
+ * reader).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -61,6 +63,58 @@ static void process_meta(FILE *f, const struct weft__view_source *src, unsigned 
 	fputs("}}", f);
 }
 
+static int by_id(const void *a, const void *b)
+{
+	uint64_t x = ((const struct weft__view_event *const *)a)[0]->id;
+	uint64_t y = ((const struct weft__view_event *const *)b)[0]->id;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * A flow from each recorded input's task to the task that read it, where both are
+ * in the trace: from the end of the one to the start of the other.
+ */
+static void deps_flows(FILE *f, const struct weft__view_snap *s, const char **names,
+		       unsigned *npids, uint64_t t0)
+{
+	const struct weft__view_event **by = malloc((s->nevents ?: 1) * sizeof(*by));
+	uint64_t flow = 0;
+
+	if (!by)
+		return;		/* a trace without its arrows */
+	for (unsigned i = 0; i < s->nevents; i++)
+		by[i] = &s->events[i];
+	qsort(by, s->nevents, sizeof(*by), by_id);
+	for (unsigned i = 0; i < s->nevents; i++) {
+		const struct weft__view_event *e = &s->events[i];
+
+		for (unsigned k = 0; k < 2; k++) {
+			struct weft__view_event key = { .id = e->from[k] };
+			const struct weft__view_event *kp = &key, *const *hit;
+			const struct weft__view_event *p;
+
+			if (!e->from[k])
+				continue;
+			hit = bsearch(&kp, by, s->nevents, sizeof(*by), by_id);
+			if (!hit)
+				continue;	/* its event left the ring */
+			p = *hit;
+			flow++;
+			fprintf(f, ",\n{\"ph\":\"s\",\"cat\":\"dependency\",\"id\":\"d%llu\","
+				"\"pid\":%u,\"tid\":%u,\"name\":\"input\",\"ts\":%.3f}",
+				(unsigned long long)flow, pid_of(names, npids, p->worker), p->thread,
+				(double)(p->end_ns - t0) / 1e3 - 0.001);
+			fprintf(f, ",\n{\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"dependency\","
+				"\"id\":\"d%llu\",\"pid\":%u,\"tid\":%u,\"name\":\"input\","
+				"\"ts\":%.3f}", (unsigned long long)flow,
+				pid_of(names, npids, e->worker), e->thread,
+				(double)(e->start_ns - t0) / 1e3);
+		}
+	}
+	free(by);
+}
+
 static void write_trace(FILE *f, const struct weft__view_source *src,
 			const struct weft__view_snap *s, const char **names)
 {
@@ -106,6 +160,7 @@ static void write_trace(FILE *f, const struct weft__view_source *src,
 			outcome_name(e->outcome), e->weight, (unsigned long long)e->bytes,
 			(double)e->pin_ns / 1e3);
 	}
+	deps_flows(f, s, names, &npids, t0);
 	/* A transfer: a slice on the reader's transfer track, and a flow from the holder. */
 	for (unsigned i = 0; i < s->ntransfers; i++) {
 		const struct weft__view_transfer *x = &s->transfers[i];

@@ -61,6 +61,8 @@ struct weft__view_event {
 	uint64_t pin_ns;			/* of that, pinning inputs */
 	uint64_t bytes;
 	uint32_t weight, outcome;		/* outcome: 1 done, 2 failed, 3 cancelled */
+	uint64_t id;				/* unique in its source; 0: none */
+	uint64_t from[2];			/* ids of its first inputs' events; 0: none */
 };
 
 /* An input read by one worker from another. */

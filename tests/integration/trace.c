@@ -213,3 +213,36 @@ Test(trace, a_cluster_client_writes_the_clusters_trace_and_report, .timeout = 30
 	cr_assert_eq(weft_client_close(c), 0);
 	cr_assert_eq(weft_trace(c, path), -EBADF, "a closed client");
 }
+
+/*
+ * Dependencies are flows: a chain of three slow tasks (each recorded) has two, from
+ * the end of each task to the start of the one that read its result; a task whose
+ * input was not recorded (a scattered one) has none.
+ */
+Test(trace, dependencies_between_recorded_tasks_are_flows, .timeout = 30)
+{
+	struct weft_future *f[4], *data;
+	struct weft_client *c;
+	char path[PATH_MAX];
+	char *text;
+
+	EMBEDDED_ONLY("an engine's own threads and recording (tests/cluster has a cluster's)");
+	c = open_threads(2);
+	trace_path(path, sizeof(path));
+	cr_assert_eq(weft_scatter(c, "abc", 3, &data), 0);
+	cr_assert_eq(weft_submit(c, nap_200us, &data, 1, NULL, 0, NULL, &f[0]), 0);
+	for (int i = 1; i < 3; i++)
+		cr_assert_eq(weft_submit(c, nap_200us, &f[i - 1], 1, NULL, 0, NULL, &f[i]), 0);
+	cr_assert_eq(weft_wait(f[2], -1), 0);
+	cr_assert_eq(weft_trace(c, path), 0);
+	text = slurp(path);
+	cr_assert(json_ok(text));
+	cr_assert_eq(t_count(text, "\"ph\":\"s\",\"cat\":\"dependency\""), 2, "%s", text);
+	cr_assert_eq(t_count(text, "\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"dependency\""), 2);
+	free(text);
+	for (int i = 0; i < 3; i++)
+		weft_release(f[i]);
+	weft_release(data);
+	unlink(path);
+	cr_assert_eq(weft_client_close(c), 0);
+}
