@@ -199,7 +199,6 @@ static void stats_add(struct weft_stats *s, struct weft__cache *c)
 	s->tasks_cancelled += atomic_load_explicit(&c->cancelled, memory_order_relaxed);
 	s->steals += atomic_load_explicit(&c->steals, memory_order_relaxed);
 	s->parks += atomic_load_explicit(&c->parks, memory_order_relaxed);
-	s->tasks_running += atomic_load_explicit(&c->running, memory_order_relaxed);
 	/* Each thread's retirements before its creations: a task retired elsewhere
 	 * than it was made may make one thread's difference negative for a moment. */
 	s->tasks_pending -= atomic_load_explicit(&c->retired, memory_order_relaxed);
@@ -211,7 +210,7 @@ void weft__engine_stats(struct weft__engine *eng, struct weft_stats *out)
 	struct weft_stats s = { .size = sizeof(s) };
 	struct weft__store_stats ss;
 	struct weft__cache *cache;
-	unsigned i;
+	unsigned i, idle;
 
 	s.nthreads = eng->nthreads;
 	s.nnuma = eng->nnuma;
@@ -223,6 +222,13 @@ void weft__engine_stats(struct weft__engine *eng, struct weft_stats *out)
 	pthread_mutex_unlock(&eng->pool_lock);
 	if ((int64_t)s.tasks_pending < 0)	/* read while tasks moved on */
 		s.tasks_pending = 0;
+	/*
+	 * Running: the threads neither looking for work nor asleep (a count of its
+	 * own would cost every task two stores). A picture: relaxed loads.
+	 */
+	idle = atomic_load_explicit(&eng->nparked, memory_order_relaxed) +
+	       atomic_load_explicit(&eng->nspinning, memory_order_relaxed);
+	s.tasks_running = idle < eng->nthreads ? eng->nthreads - idle : 0;
 	s.mem_bytes = weft__alloc_bytes(eng->alloc);
 	s.mem_peak = weft__alloc_peak(eng->alloc);
 	s.mem_limit = eng->cfg.memory_limit;

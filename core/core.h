@@ -113,8 +113,6 @@ struct weft__cache {
 	_Atomic uint64_t cancelled;
 	_Atomic uint64_t steals;
 	_Atomic uint64_t parks;
-	_Atomic uint32_t running;	/* task functions running on this thread now
-					 * (one waiting inside another counts too) */
 	const struct weft_task *released;	/* the last record weft_release saw, */
 	intptr_t release_stride;	/* and its distance from the one before */
 	/* Threads that are not workers: */

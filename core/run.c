@@ -194,9 +194,6 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t)
 		pin_ns = weft__mono_ns() - start_ns;
 	ctx.below = w->running;
 	w->running = &ctx;
-	/* Relaxed: weft_stats' count of tasks running is a picture, not a fence. */
-	atomic_store_explicit(&c->running, atomic_load_explicit(&c->running,
-			      memory_order_relaxed) + 1, memory_order_relaxed);
 	for (;;) {
 		counter_inc(&c->run);
 		ctx.over_hard = 0;
@@ -209,8 +206,6 @@ void weft__task_run(struct weft__worker *w, struct weft_task *t)
 		ctx.msg = NULL;
 	}
 	w->running = ctx.below;
-	atomic_store_explicit(&c->running, atomic_load_explicit(&c->running,
-			      memory_order_relaxed) - 1, memory_order_relaxed);
 	unpin_inputs(t, t->nin);
 	if (in != stack_in)
 		free(in);

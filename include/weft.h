@@ -452,8 +452,8 @@ struct weft_stats {
 	 * gets the fields above only. */
 	uint64_t tasks_pending;		/* tasks submitted and not yet ended: waiting
 					 * for inputs, queued or running */
-	unsigned tasks_running;		/* task functions running now (one waiting
-					 * inside another counts too) */
+	unsigned tasks_running;		/* threads running a task now (neither looking
+					 * for work nor asleep) */
 	size_t mem_target;		/* mem_bytes above which results are spilled */
 	size_t mem_pause;		/* mem_bytes above which no task starts */
 	/*
