@@ -179,6 +179,9 @@ static const struct weft__field heartbeat_f[] = {
 	U64(struct weft__op_heartbeat, tasks_run),
 	U8(struct weft__op_heartbeat, paused, 0, 1),
 	U64(struct weft__op_heartbeat, ask),
+	U64(struct weft__op_heartbeat, mem_target),
+	U64(struct weft__op_heartbeat, mem_pause),
+	U8(struct weft__op_heartbeat, spill_blocked, 0, 1),
 };
 
 static const struct weft__field lease_ask_f[] = {

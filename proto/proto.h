@@ -296,6 +296,8 @@ struct weft__op_heartbeat {
 	uint64_t tasks_run;
 	uint8_t paused;
 	uint64_t ask;			/* the STATS_ASK it answers; 0: the periodic one */
+	uint64_t mem_target, mem_pause;	/* its thresholds, bytes (1.1) */
+	uint8_t spill_blocked;		/* its last spill failed (1.1) */
 };
 
 struct weft__op_lease_ask {

@@ -41,6 +41,10 @@ struct weft__server {
 	uint32_t next_id;
 	struct weft__http *http;	/* the views, or NULL */
 	struct weft__views *views;	/* what the workers recorded */
+	/* Views being rendered for clients, off the fabric thread (view_job). */
+	pthread_mutex_t jobs_lock;
+	pthread_cond_t jobs_cond;
+	unsigned jobs;
 };
 
 #define REPORT_EVENTS 16384		/* tasks a cluster's report shows at most */
@@ -276,12 +280,16 @@ int weft__server_start(const char *url, const struct weft__auth_key *key,
 		free(srv);
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&srv->jobs_lock, NULL);
+	pthread_cond_init(&srv->jobs_cond, NULL);
 	ret = weft__sched_create(&io, &srv->s);
 	if (!ret)
 		ret = weft__fab_start(&cfg, &srv->f);
 	if (ret) {
 		weft__sched_destroy(srv->s);
 		weft__views_free(srv->views);
+		pthread_mutex_destroy(&srv->jobs_lock);
+		pthread_cond_destroy(&srv->jobs_cond);
 		free(srv);
 		return ret;
 	}
@@ -317,6 +325,7 @@ static int fill_snap(struct weft__server *srv, struct weft__view_snap *s)
 		const struct weft__op_heartbeat *hb = &ws[i].hb;
 
 		s->st.paused |= hb->paused;
+		s->st.spill_blocked |= hb->spill_blocked;
 		if (i >= s->workers_cap)
 			continue;
 		s->workers[s->nworkers] = (struct weft__view_worker){
@@ -324,7 +333,9 @@ static int fill_snap(struct weft__server *srv, struct weft__view_snap *s)
 			.mem_used = hb->mem_used,
 			.mem_limit = hb->mem_limit ? hb->mem_limit : ws[i].memory_limit,
 			.spilled = hb->spilled, .restored = hb->restored, .queued = hb->queued,
-			.running = hb->running, .tasks_run = hb->tasks_run, .paused = hb->paused };
+			.running = hb->running, .tasks_run = hb->tasks_run, .paused = hb->paused,
+			.spill_blocked = hb->spill_blocked, .mem_target = hb->mem_target,
+			.mem_pause = hb->mem_pause };
 		weft__views_bytes(srv->views, ws[i].id, &s->workers[s->nworkers].bytes_in,
 				  &s->workers[s->nworkers].bytes_out);
 		s->nworkers++;
@@ -383,36 +394,127 @@ static int server_snap(void *arg, struct weft__view_snap *s)
 	return sc.ret;
 }
 
-/* The same, already on the fabric thread (a client's VIEW_ASK). */
-static int fabric_snap(void *arg, struct weft__view_snap *s)
+/*
+ * A client's report or trace: its figures copied on the fabric thread, the file
+ * rendered on a thread of its own (a large cluster's takes tens of milliseconds,
+ * which scheduling does not wait for), and sent back on the fabric thread.
+ */
+struct view_job {
+	struct weft__fab_call c;	/* the answer's send */
+	struct weft__server *srv;
+	uint32_t client;		/* its proc id: it may leave meanwhile */
+	struct weft__op_view_ask ask;
+	struct weft__view_snap s;
+	char *buf;
+	size_t len;
+	int code;
+};
+
+/* The view source of a job: the copy made on the fabric thread. */
+static int job_snap(void *arg, struct weft__view_snap *d)
 {
-	return fill_snap(arg, s);
+	const struct weft__view_snap *s = &((struct view_job *)arg)->s;
+
+#define COPY(arr, n, cap)							\
+	do {									\
+		d->n = s->n < d->cap ? s->n : d->cap;				\
+		memcpy(d->arr, s->arr, d->n * sizeof(*d->arr));			\
+	} while (0)
+	d->st = s->st;
+	d->now_ns = s->now_ns;
+	COPY(labels, nlabels, labels_cap);
+	COPY(events, nevents, events_cap);
+	COPY(samples, nsamples, samples_cap);
+	COPY(workers, nworkers, workers_cap);
+	COPY(transfers, ntransfers, transfers_cap);
+#undef COPY
+	return 0;
+}
+
+static void job_free(struct view_job *job)
+{
+	weft__view_snap_free(&job->s);
+	free(job->buf);
+	free(job);
+}
+
+/* Back on the fabric thread: the bytes to the client, if it is still here. */
+static void job_send(struct weft__fabric *f, struct weft__fab_call *c)
+{
+	struct view_job *job = container_of(c, struct view_job, c);
+	struct weft__server *srv = job->srv;
+	struct proc *p = weft__map_get(&srv->procs, job->client);
+	struct weft__op_view v = { .id = job->ask.id, .code = job->code };
+
+	(void)f;
+	if (!v.code)
+		v.data = weft__pbytes_of(job->buf, job->len);
+	if (p)
+		weft__fab_send(srv->f, p->peer, WEFT_OP_VIEW, &v);
+	job_free(job);
+	pthread_mutex_lock(&srv->jobs_lock);
+	srv->jobs--;
+	pthread_cond_broadcast(&srv->jobs_cond);
+	pthread_mutex_unlock(&srv->jobs_lock);
+}
+
+static void *job_render(void *arg)
+{
+	struct view_job *job = arg;
+	struct weft__view_source src = { job_snap, job, "cluster" };
+	FILE *f = open_memstream(&job->buf, &job->len);
+
+	weft__name_thread("weft-view");
+	if (!f) {
+		job->code = -ENOMEM;
+	} else {
+		job->code = job->ask.kind == WEFT_VIEW_REPORT ?
+			    weft__view_report(f, &src, REPORT_EVENTS) :
+			    weft__view_trace(f, &src, VIEWS_EVENTS);
+		if (fclose(f) && !job->code)
+			job->code = -ENOMEM;
+		if (!job->code && job->len > WEFT_PROTO_MAX_VIEW)
+			job->code = -EFBIG;
+	}
+	job->c.fn = job_send;
+	weft__fab_call(job->srv->f, &job->c);
+	return NULL;
 }
 
 /* A client asked for a report or a trace of the cluster: its bytes, whole. */
 static void view_answer(struct weft__server *srv, struct proc *p,
 			const struct weft__op_view_ask *a)
 {
-	struct weft__view_source src = { fabric_snap, srv, "cluster" };
-	struct weft__op_view v = { .id = a->id };
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
+	struct view_job *job = calloc(1, sizeof(*job));
+	struct weft__op_view v = { .id = a->id, .code = -ENOMEM };
+	pthread_attr_t attr;
+	pthread_t th;
+	int ret = -ENOMEM;
 
-	if (!f) {
-		v.code = -ENOMEM;
-	} else {
-		v.code = a->kind == WEFT_VIEW_REPORT ? weft__view_report(f, &src, REPORT_EVENTS) :
-			 weft__view_trace(f, &src, VIEWS_EVENTS);
-		if (fclose(f) && !v.code)
-			v.code = -ENOMEM;
-		if (!v.code && len > WEFT_PROTO_MAX_VIEW)
-			v.code = -EFBIG;
-	}
-	if (!v.code)
-		v.data = weft__pbytes_of(buf, len);
+	if (!job)
+		goto refuse;
+	*job = (struct view_job){ .srv = srv, .client = p->id, .ask = *a };
+	if (weft__view_snap_alloc(&job->s, VIEW_NEED_ALL, a->kind == WEFT_VIEW_REPORT ?
+				  REPORT_EVENTS : VIEWS_EVENTS) ||
+	    (ret = fill_snap(srv, &job->s)))
+		goto refuse;
+	pthread_mutex_lock(&srv->jobs_lock);
+	srv->jobs++;
+	pthread_mutex_unlock(&srv->jobs_lock);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ret = -pthread_create(&th, &attr, job_render, job);
+	pthread_attr_destroy(&attr);
+	if (!ret)
+		return;
+	pthread_mutex_lock(&srv->jobs_lock);
+	srv->jobs--;
+	pthread_mutex_unlock(&srv->jobs_lock);
+refuse:
+	v.code = ret;
+	if (job)
+		job_free(job);
 	weft__fab_send(srv->f, p->peer, WEFT_OP_VIEW, &v);
-	free(buf);
 }
 
 /* A client asked for the workers and their figures. */
@@ -465,11 +567,18 @@ void weft__server_stop(struct weft__server *srv)
 	if (!srv)
 		return;
 	weft__http_stop(srv->http);	/* its requests wait on the fabric thread */
+	/* Renders end on the fabric thread: it must still turn for them. */
+	pthread_mutex_lock(&srv->jobs_lock);
+	while (srv->jobs)
+		pthread_cond_wait(&srv->jobs_cond, &srv->jobs_lock);
+	pthread_mutex_unlock(&srv->jobs_lock);
 	weft__fab_stop(srv->f);
 	while (weft__map_next(&srv->procs, &i, &id, &v))
 		free(v);
 	weft__map_free(&srv->procs);
 	weft__sched_destroy(srv->s);
 	weft__views_free(srv->views);
+	pthread_mutex_destroy(&srv->jobs_lock);
+	pthread_cond_destroy(&srv->jobs_cond);
 	free(srv);
 }

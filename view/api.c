@@ -141,11 +141,14 @@ long weft__api_workers(const struct weft__view_snap *s, char *buf, size_t cap)
 		weft__out_put(&o, ",\"nthreads\":%u,\"mem_bytes\":%llu,\"mem_limit\":%llu,"
 			      "\"spilled_bytes\":%llu,\"restored_bytes\":%llu,\"tasks_queued\":%u,"
 			      "\"tasks_running\":%u,\"tasks_run\":%llu,\"paused\":%u,"
+			      "\"spill_blocked\":%u,\"mem_target\":%llu,\"mem_pause\":%llu,"
 			      "\"bytes_in\":%llu,\"bytes_out\":%llu}", w->nthreads,
 			      (unsigned long long)w->mem_used, (unsigned long long)w->mem_limit,
 			      (unsigned long long)w->spilled, (unsigned long long)w->restored,
 			      w->queued, w->running, (unsigned long long)w->tasks_run, w->paused,
-			      (unsigned long long)w->bytes_in, (unsigned long long)w->bytes_out);
+			      w->spill_blocked, (unsigned long long)w->mem_target,
+			      (unsigned long long)w->mem_pause, (unsigned long long)w->bytes_in,
+			      (unsigned long long)w->bytes_out);
 	}
 	weft__out_put(&o, "\n]\n");
 	return o.full ? -ENOSPC : (long)o.len;

@@ -78,7 +78,8 @@ struct weft__view_worker {
 	uint64_t mem_used, mem_limit, spilled, restored;
 	uint32_t queued, running;
 	uint64_t tasks_run;
-	uint32_t paused;
+	uint32_t paused, spill_blocked;
+	uint64_t mem_target, mem_pause;
 	uint64_t bytes_in, bytes_out;
 };
 

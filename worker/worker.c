@@ -161,7 +161,8 @@ static void heartbeat(struct weft__wrt *w, uint64_t ask)
 		.mem_used = st.mem_bytes, .mem_limit = st.mem_limit,
 		.spilled = st.spilled_bytes, .restored = st.restored_bytes,
 		.queued = w->running, .running = st.tasks_running, .tasks_run = st.tasks_run,
-		.paused = (uint8_t)st.paused, .ask = ask,
+		.paused = (uint8_t)st.paused, .ask = ask, .mem_target = st.mem_target,
+		.mem_pause = st.mem_pause, .spill_blocked = (uint8_t)st.spill_blocked,
 	};
 	weft__wrt_send_sched(w, WEFT_OP_HEARTBEAT, &hb);
 }

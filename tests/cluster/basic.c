@@ -510,6 +510,9 @@ Test(cluster, the_workers_records_fill_the_schedulers_views, .timeout = 120)
 	cr_assert_geq(after(strstr(body, "{\"name\":\"w1\""), "\"bytes_in\":"), (double)n,
 		      "w1 read w0's result: %s", body);
 	cr_assert_geq(after(strstr(body, "{\"name\":\"w0\""), "\"bytes_out\":"), (double)n);
+	/* Its thresholds, from its heartbeat: 60% and 80% of weft-cluster's 256M. */
+	cr_assert_eq(after(strstr(body, "{\"name\":\"w0\""), "\"mem_target\":"),
+		     (double)(size_t)(0.6 * (256 << 20)), "%s", body);
 	free(body);
 	cr_assert_eq(get(port, "/api/transfers", &body), 200);
 	cr_assert(json_ok(body), "%s", body);

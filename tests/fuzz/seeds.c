@@ -130,7 +130,8 @@ int main(int argc, char **argv)
 	struct weft__op_stolen stolen = { 7, 1 };
 	struct weft__op_done done = { 7, WEFT_END_DONE, 0, PB(""), 1500,
 				      { .n = 2, .items = sizes } };
-	struct weft__op_heartbeat hb = { 1 << 20, 1 << 30, 0, 0, 3, 2, 1000, 0 };
+	struct weft__op_heartbeat hb = { 1 << 20, 1 << 30, 0, 0, 3, 2, 1000, 0, 0, 600 << 20,
+					   800 << 20, 0 };
 	struct weft__op_lease_ask la = { 5, 7, 0 };
 	struct weft__op_lease lease = { 5, 0, 0, 11, 0xfeed, 4096, 1 << 20, PB("") };
 	struct weft__op_lease inl = { 6, 0, 0, 0, 0, 0, 3, PB("abc") };
