@@ -190,9 +190,14 @@ void weft__views_sample(struct weft__views *v, int64_t now_ns, const struct weft
 		.t_ns = (uint64_t)now_ns, .mem_bytes = st->mem_bytes,
 		.spilled_bytes = st->spilled_bytes, .restored_bytes = st->restored_bytes,
 		.tasks_run = st->tasks_run, .tasks_failed = st->tasks_failed,
-		.paused = (uint32_t)st->paused,
+		.paused = (uint32_t)st->paused, .spill_blocked = (uint32_t)st->spill_blocked,
 	};
+	size_t i = 0;
+	uint64_t id;
+	void *p;
 
+	while (weft__map_next(&v->workers, &i, &id, &p))
+		s.transfer_bytes += ((struct vworker *)p)->bytes_in;
 	weft__samples_put(&v->samples, &s, false);
 }
 

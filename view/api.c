@@ -116,13 +116,13 @@ long weft__api_memory(const struct weft__view_snap *s, char *buf, size_t cap)
 		weft__out_put(&o, "%s\n{\"t_ns\":%llu,\"mem_bytes\":%llu,\"spilled_bytes\":%llu,"
 			      "\"restored_bytes\":%llu,\"spill_file_bytes\":%llu,"
 			      "\"tasks_run\":%llu,\"tasks_failed\":%llu,\"paused\":%u,"
-			      "\"spill_blocked\":%u}", i ? "," : "",
+			      "\"spill_blocked\":%u,\"transfer_bytes\":%llu}", i ? "," : "",
 			      (unsigned long long)m->t_ns, (unsigned long long)m->mem_bytes,
 			      (unsigned long long)m->spilled_bytes,
 			      (unsigned long long)m->restored_bytes,
 			      (unsigned long long)m->spill_file_bytes,
 			      (unsigned long long)m->tasks_run, (unsigned long long)m->tasks_failed,
-			      m->paused, m->spill_blocked);
+			      m->paused, m->spill_blocked, (unsigned long long)m->transfer_bytes);
 	}
 	weft__out_put(&o, "\n]}\n");
 	return o.full ? -ENOSPC : (long)o.len;

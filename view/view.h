@@ -89,6 +89,7 @@ struct weft__view_sample {
 	uint64_t mem_bytes, spilled_bytes, restored_bytes, spill_file_bytes;
 	uint64_t tasks_run, tasks_failed;
 	uint32_t paused, spill_blocked;
+	uint64_t transfer_bytes;		/* read between a cluster's workers so far */
 };
 
 /* What the source knows now. */
