@@ -66,6 +66,8 @@ static const char usage[] =
 "                              that opens offline (tasks by kind, task stream,\n"
 "                              memory and spill over time), even if it failed\n"
 "  --trace FILE.json           write the tasks as a trace Perfetto opens\n"
+"  --dashboard HOST:PORT       serve the live dashboard while the join runs\n"
+"                              (as WEFT_DASHBOARD does)\n"
 "  --quiet                     no summary on stderr\n"
 "  --help                      this text\n"
 "\n"
@@ -132,6 +134,7 @@ enum {
 	OPT_THREADS, OPT_SPILL, OPT_PROGRESS, OPT_NOPROGRESS, OPT_QUIET, OPT_HELP,
 	OPT_PARTS,
 	OPT_READ, OPT_SPILL_WAIT, OPT_NOHEADER, OPT_RAGGED, OPT_REPORT, OPT_TRACE,
+	OPT_DASHBOARD,
 };
 
 static const struct option longopts[] = {
@@ -161,6 +164,7 @@ static const struct option longopts[] = {
 	{ "read", required_argument, NULL, OPT_READ },
 	{ "report", required_argument, NULL, OPT_REPORT },
 	{ "trace", required_argument, NULL, OPT_TRACE },
+	{ "dashboard", required_argument, NULL, OPT_DASHBOARD },
 	{ "partitions", required_argument, NULL, OPT_PARTS },	/* for tests */
 	{ NULL, 0, NULL, 0 },
 };
@@ -349,6 +353,11 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case OPT_SPILL: a->spec.spill_dir = optarg; break;
 		case OPT_REPORT: a->spec.report = optarg; break;
 		case OPT_TRACE: a->spec.trace = optarg; break;
+		case OPT_DASHBOARD:
+			/* The engine reads it as it opens; checked then (a log line). */
+			if (setenv("WEFT_DASHBOARD", optarg, 1))
+				return bad("--dashboard %s: %s", optarg, strerror(errno));
+			break;
 		case OPT_SPILL_WAIT:
 			if (parse_seconds(optarg, &a->spec.spill_wait))
 				return bad("bad --spill-wait '%s': seconds, 0 or more%s", optarg,

@@ -706,6 +706,13 @@ Test(cli, report_and_trace_of_a_join, .timeout = 120)
 	cr_assert_not_null(strstr(trace, "\"name\":\"probe\""));
 	free(html);
 	free(trace);
+	/* A dashboard it cannot serve at: said, and the join goes on. */
+	rc = t_run(&out, "cd '%s' && '%s' --left l.bin --right r.bin --count --quiet"
+		   " --dashboard nowhere 2>&1", e.dir, e.join);
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert_not_null(strstr(out, "nowhere: not an address to serve at"), "%s", out);
+	cr_assert_not_null(strstr(out, "\"rows\": "), "%s", out);
+	free(out);
 	expect_failure(&e, 2, "--report no/such/dir/r.html: No such file or directory",
 		       "--left l.bin --right r.bin --count --report no/such/dir/r.html");
 	expect_failure(&e, 2, "--trace dir/: Is a directory",
