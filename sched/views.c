@@ -139,6 +139,9 @@ void weft__views_record(struct weft__views *v, uint32_t id, const char *name,
 	struct weft__pbucket b;
 	struct weft__pevent e;
 	struct weft__ptransfer x;
+	const char *last = NULL;
+	const uint8_t *last_text = NULL;
+	uint32_t last_len = 0;
 	unsigned i = 0;
 
 	(void)nthreads;
@@ -167,12 +170,19 @@ void weft__views_record(struct weft__views *v, uint32_t id, const char *name,
 			slots[b.label]->hist[b.bucket] = b.count;
 	free(slots);
 	weft__plist_iter_init(&it, &r->events);
-	while (weft__plist_next(&it, &e))
+	while (weft__plist_next(&it, &e)) {
+		/* Runs of one label are common: interned once (a lock) per run. */
+		if (!last || e.label.len != last_len || memcmp(e.label.p, last_text, last_len)) {
+			last = intern(e.label);
+			last_text = e.label.p;
+			last_len = e.label.len;
+		}
 		v->ring[v->head++ % VIEWS_EVENTS] = (struct weft__view_event){
-			.worker = w->name, .thread = e.thread, .label = intern(e.label),
+			.worker = w->name, .thread = e.thread, .label = last,
 			.start_ns = (uint64_t)((int64_t)e.start_ns + off),
 			.end_ns = (uint64_t)((int64_t)e.end_ns + off), .bytes = e.bytes,
 			.weight = e.weight, .outcome = e.outcome };
+	}
 	weft__plist_iter_init(&it, &r->transfers);
 	while (weft__plist_next(&it, &x)) {
 		struct vworker *from = weft__map_get(&v->workers, x.from);
