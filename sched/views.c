@@ -194,6 +194,11 @@ void weft__views_record(struct weft__views *v, uint32_t id, const char *name,
 	}
 }
 
+bool weft__views_sample_due(struct weft__views *v, int64_t now_ns)
+{
+	return now_ns >= atomic_load_explicit(&v->samples.next_ns, memory_order_relaxed);
+}
+
 void weft__views_sample(struct weft__views *v, int64_t now_ns, const struct weft_stats *st)
 {
 	struct weft__view_sample s = {
@@ -211,8 +216,10 @@ void weft__views_sample(struct weft__views *v, int64_t now_ns, const struct weft
 	weft__samples_put(&v->samples, &s, false);
 }
 
+/* Each label's figures summed over the workers (a map finds its row: many workers). */
 static void labels_fill(struct weft__views *v, struct weft__view_snap *s)
 {
+	struct weft__map rows = { 0 };
 	size_t i = 0;
 	uint64_t id;
 	void *p;
@@ -222,16 +229,16 @@ static void labels_fill(struct weft__views *v, struct weft__view_snap *s)
 
 		for (unsigned k = 0; k < w->nlabels; k++) {
 			struct wlabel *l = &w->labels[k];
-			struct weft__view_label *t = NULL;
+			struct weft__view_label *t = weft__map_get(&rows, (uintptr_t)l->label);
 
-			for (unsigned j = 0; j < s->nlabels && !t; j++)
-				if (s->labels[j].label == l->label)
-					t = &s->labels[j];
 			if (!t) {
 				if (s->nlabels == s->labels_cap)
 					continue;
-				t = &s->labels[s->nlabels++];
+				t = &s->labels[s->nlabels];
 				*t = (struct weft__view_label){ .label = l->label };
+				if (weft__map_put(&rows, (uintptr_t)l->label, t))
+					continue;	/* no memory: this one is left out */
+				s->nlabels++;
 			}
 			t->count += l->count;
 			t->failed += l->failed;
@@ -240,6 +247,7 @@ static void labels_fill(struct weft__views *v, struct weft__view_snap *s)
 				t->hist[b] += l->hist[b];
 		}
 	}
+	weft__map_free(&rows);
 }
 
 void weft__views_fill(struct weft__views *v, struct weft__view_snap *s)

@@ -9,6 +9,7 @@
 #ifndef WEFT_SCHED_VIEWS_H
 #define WEFT_SCHED_VIEWS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "proto.h"
@@ -24,6 +25,8 @@ void weft__views_free(struct weft__views *v);
 /* A RECORD from worker @id, named @name (its threads: @nthreads). */
 void weft__views_record(struct weft__views *v, uint32_t id, const char *name,
 			unsigned nthreads, const struct weft__op_record *r);
+/* Whether a sample is due at @now_ns (cheap: a heartbeat asks). */
+bool weft__views_sample_due(struct weft__views *v, int64_t now_ns);
 /* The cluster's totals at @now_ns, from its workers' heartbeats, for the charts. */
 void weft__views_sample(struct weft__views *v, int64_t now_ns, const struct weft_stats *st);
 /* Fill @s's labels, events (since s->since_ns), samples and transfers, as asked. */
