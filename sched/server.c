@@ -426,7 +426,8 @@ static int job_snap(void *arg, struct weft__view_snap *d)
 #define COPY(arr, n, cap)							\
 	do {									\
 		d->n = s->n < d->cap ? s->n : d->cap;				\
-		memcpy(d->arr, s->arr, d->n * sizeof(*d->arr));			\
+		if (d->n)	/* arrays not asked for are NULL */		\
+			memcpy(d->arr, s->arr, d->n * sizeof(*d->arr));		\
 	} while (0)
 	d->st = s->st;
 	d->now_ns = s->now_ns;
