@@ -417,6 +417,7 @@ int weft__remote_open(const char *address, const struct weft_options *o,
 	rc = calloc(1, sizeof(*rc));
 	if (!rc)
 		return -ENOMEM;
+	rc->tasks.ids = true;		/* keys from next_key */
 	if (weft__rc_handle_add(rc, &rc->gen)) {
 		free(rc);
 		return -ENOMEM;

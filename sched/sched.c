@@ -22,6 +22,7 @@ int weft__sched_create(const struct weft__sched_io *io, struct weft__sched **out
 	if (!s)
 		return -ENOMEM;
 	s->io = *io;
+	s->tasks.ids = true;		/* tasks' ids come from next_id */
 	*out = s;
 	return 0;
 }
@@ -68,6 +69,7 @@ int weft__sched_worker_join(struct weft__sched *s, uint32_t id, const char *name
 	if (!w)
 		return -ENOMEM;
 	w->id = id;
+	w->running.ids = w->holding.ids = true;
 	w->name = strdup(name ? name : "");
 	w->nthreads = nthreads ? nthreads : 1;
 	w->memory_limit = memory_limit;
@@ -89,6 +91,7 @@ int weft__sched_client_join(struct weft__sched *s, uint32_t id)
 	if (!c)
 		return -ENOMEM;
 	c->id = id;
+	c->tasks.ids = true;		/* a client numbers its tasks */
 	if (weft__map_put(&s->clients, id, c)) {
 		free(c);
 		return -ENOMEM;

@@ -5,9 +5,16 @@
 
 #include "map.h"
 
-static inline size_t slot_of(uint64_t key, size_t cap)
+static inline size_t slot_of(const struct weft__map *m, uint64_t key, size_t cap)
 {
-	/* A multiplicative hash: keys are often sequential. */
+	/*
+	 * Ids: eight in a row share a line of keys; the groups are hashed, so that a
+	 * run of slots stays short (a run a deletion shifts back is walked whole).
+	 */
+	if (m->ids)
+		return (size_t)((((key >> 3) * 0x9e3779b97f4a7c15ull) >> 32) << 3 | (key & 7)) &
+		       (cap - 1);
+	/* A multiplicative hash: addresses share their low bits. */
 	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
 }
 
@@ -15,7 +22,7 @@ void *weft__map_get(const struct weft__map *m, uint64_t key)
 {
 	if (!m->cap)
 		return NULL;
-	for (size_t i = slot_of(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+	for (size_t i = slot_of(m, key, m->cap);; i = (i + 1) & (m->cap - 1)) {
 		if (!m->vals[i])
 			return NULL;
 		if (m->keys[i] == key)
@@ -35,7 +42,7 @@ static int grow(struct weft__map *m)
 		free(vals);
 		return -ENOMEM;
 	}
-	*m = (struct weft__map){ keys, vals, cap, 0 };
+	*m = (struct weft__map){ keys, vals, cap, 0, old.ids };
 	for (size_t i = 0; i < old.cap; i++)
 		if (old.vals[i])
 			weft__map_put(m, old.keys[i], old.vals[i]);
@@ -50,7 +57,7 @@ int weft__map_put(struct weft__map *m, uint64_t key, void *val)
 
 	if ((m->len + 1) * 4 > m->cap * 3 && grow(m))
 		return -ENOMEM;
-	for (i = slot_of(key, m->cap); m->vals[i]; i = (i + 1) & (m->cap - 1)) {
+	for (i = slot_of(m, key, m->cap); m->vals[i]; i = (i + 1) & (m->cap - 1)) {
 		if (m->keys[i] == key) {
 			m->vals[i] = val;
 			return 0;
@@ -69,14 +76,14 @@ void *weft__map_del(struct weft__map *m, uint64_t key)
 
 	if (!m->cap)
 		return NULL;
-	for (i = slot_of(key, m->cap); m->vals[i] && m->keys[i] != key; i = (i + 1) & mask)
+	for (i = slot_of(m, key, m->cap); m->vals[i] && m->keys[i] != key; i = (i + 1) & mask)
 		;
 	if (!m->vals[i])
 		return NULL;
 	val = m->vals[i];
 	/* Shift back the entries after it that would no longer be found. */
 	for (j = (i + 1) & mask; m->vals[j]; j = (j + 1) & mask) {
-		size_t home = slot_of(m->keys[j], m->cap);
+		size_t home = slot_of(m, m->keys[j], m->cap);
 
 		/* j's entry may move to i if its home is not in (i, j]. */
 		if (((j - home) & mask) >= ((j - i) & mask)) {

@@ -7,6 +7,7 @@
 #ifndef WEFT_MAP_H
 #define WEFT_MAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,12 @@ struct weft__map {
 	void **vals;			/* NULL: an empty slot */
 	size_t cap;			/* a power of two, or 0 */
 	size_t len;
+	/*
+	 * Keys from a counter (ids): their low bits are their slot, so that the ids of
+	 * one burst sit side by side (a few cache lines, not one each). Set before the
+	 * first put; any other keys (addresses) are hashed.
+	 */
+	bool ids;
 };
 
 /* The value of @key, or NULL. */

@@ -212,6 +212,8 @@ int weft__worker_start(const struct weft__worker_opts *o, struct weft__wrt **out
 
 	if (!w)
 		return -ENOMEM;
+	/* Keyed by the scheduler's task ids, and our own request and lease counters. */
+	w->tasks.ids = w->fetches.ids = w->leases.ids = true;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	snprintf(w->name, sizeof(w->name), "%s", o->name ? o->name : "");

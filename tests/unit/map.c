@@ -2,35 +2,40 @@
 /* Unit tests of util/map.c against a plain array, through growth and deletions. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "map.h"
 
 #define N 20000
 
-Test(map, agrees_with_an_array_through_puts_and_deletes)
+/* Keys k * @stride, k < N, put and deleted at random @rounds times, in a map of @ids
+ * or of hashed keys. */
+static void agree(bool ids, uint64_t stride, int rounds)
 {
 	static void *ref[N];
-	struct weft__map m = { 0 };
+	struct weft__map m = { .ids = ids };
 	unsigned seed = 3;
+
+	memset(ref, 0, sizeof(ref));
 
 	cr_assert_null(weft__map_get(&m, 1), "empty");
 	cr_assert_null(weft__map_del(&m, 1));
-	for (int round = 0; round < 200000; round++) {
+	for (int round = 0; round < rounds; round++) {
 		uint64_t k = (uint64_t)(rand_r(&seed) % N);
 		void *v = (void *)(uintptr_t)(round + 1);
 
 		if (rand_r(&seed) % 3) {
-			cr_assert_eq(weft__map_put(&m, k * 4096, v), 0);
+			cr_assert_eq(weft__map_put(&m, k * stride, v), 0);
 			ref[k] = v;
 		} else {
-			cr_assert_eq(weft__map_del(&m, k * 4096), ref[k]);
+			cr_assert_eq(weft__map_del(&m, k * stride), ref[k]);
 			ref[k] = NULL;
 		}
 	}
 	size_t live = 0;
 
 	for (uint64_t k = 0; k < N; k++) {
-		cr_assert_eq(weft__map_get(&m, k * 4096), ref[k], "key %lu", (unsigned long)k);
+		cr_assert_eq(weft__map_get(&m, k * stride), ref[k], "key %lu", (unsigned long)k);
 		live += ref[k] != NULL;
 	}
 	cr_assert_eq(m.len, live);
@@ -39,9 +44,25 @@ Test(map, agrees_with_an_array_through_puts_and_deletes)
 	void *val;
 
 	while (weft__map_next(&m, &i, &key, &val)) {
-		cr_assert_eq(ref[key / 4096], val);
+		cr_assert_eq(ref[key / stride], val);
 		seen++;
 	}
 	cr_assert_eq(seen, live);
 	weft__map_free(&m);
+}
+
+Test(map, agrees_with_an_array_through_puts_and_deletes)
+{
+	agree(false, 4096, 200000);
+	agree(false, 1, 200000);
+}
+
+/*
+ * A map of ids: their low bits are their slot. Consecutive ids, and ids that share
+ * their low bits (every one collides: long runs to shift back on deletion).
+ */
+Test(map, of_ids_agrees_with_an_array_even_when_every_id_collides)
+{
+	agree(true, 1, 200000);
+	agree(true, 1u << 20, 20000);	/* each op walks the whole run */
 }
