@@ -274,6 +274,7 @@ static bool feeds_ahead(const struct task *t)
 void steal_for(struct weft__sched *s, struct worker *idle)
 {
 	struct worker *v = busiest(s, idle);
+	struct task *pick[STEAL_MAX];		/* the newest candidates, newest first */
 	unsigned want, asked = 0;
 	size_t i = 0;
 	uint64_t id;
@@ -286,15 +287,30 @@ void steal_for(struct weft__sched *s, struct worker *idle)
 		want = idle->nthreads;
 	if (want > STEAL_MAX)
 		want = STEAL_MAX;
-	while (asked < want && weft__map_next(&v->running, &i, &id, &p)) {
+	if (!want)
+		return;
+	/*
+	 * The newest: a worker runs what it was sent in order, so the oldest have
+	 * started (and a steal of them would only be refused, again at each try).
+	 */
+	while (weft__map_next(&v->running, &i, &id, &p)) {
 		struct task *t = p;
-		struct weft__op_future f = { t->id, 0, 0 };
+		unsigned k;
 
 		if (t->stealing || t->restrict_to || t->ahead || feeds_ahead(t))
 			continue;
-		t->stealing = true;
-		t->thief = idle->id;
+		if (asked == want && pick[asked - 1]->id > t->id)
+			continue;
+		k = asked < want ? asked++ : asked - 1;
+		for (; k && pick[k - 1]->id < t->id; k--)
+			pick[k] = pick[k - 1];
+		pick[k] = t;
+	}
+	for (unsigned k = 0; k < asked; k++) {
+		struct weft__op_future f = { pick[k]->id, 0, 0 };
+
+		pick[k]->stealing = true;
+		pick[k]->thief = idle->id;
 		s->io.send(s->io.arg, v->id, WEFT_OP_STEAL, &f);
-		asked++;
 	}
 }

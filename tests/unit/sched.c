@@ -465,6 +465,34 @@ Test(sched, stealing_moves_tasks_not_started_and_none_runs_twice)
 			cr_assert_gt(sent[i].key - first + 1, 20, "a restricted task moved");
 }
 
+/*
+ * The thief asks for the newest tasks: a worker runs what it is sent in order, so
+ * the oldest have started, and asking for them again at each heartbeat would
+ * never move one (a cluster test saw w1 ask for w0's running task for 13 s).
+ */
+Test(sched, a_thief_asks_for_the_newest_tasks)
+{
+	struct weft__op_heartbeat idle = { 0 };
+	uint64_t newest = 0, oldest = UINT64_MAX;
+
+	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 1, 1 << 30), 0);
+	for (uint64_t k = 1; k <= 32; k++)
+		submit(k, NULL, 0, NULL);
+	for (unsigned i = 0; i < nsent; i++)
+		if (sent[i].type == WEFT_OP_COMPUTE) {
+			newest = sent[i].key > newest || !newest ? sent[i].key : newest;
+			oldest = sent[i].key < oldest ? sent[i].key : oldest;
+		}
+	cr_assert_eq(weft__sched_worker_join(s, W2, "w2", 2, 1 << 30), 0);
+	deliver(W2, WEFT_OP_HEARTBEAT, &idle);
+	cr_assert_eq(count(WEFT_OP_STEAL, W1), 2, "as many as w2's threads");
+	for (unsigned i = 0; i < nsent; i++)
+		if (sent[i].type == WEFT_OP_STEAL)
+			cr_assert_geq(sent[i].key, newest - 1, "asked for %lu of %lu..%lu",
+				      (unsigned long)sent[i].key, (unsigned long)oldest,
+				      (unsigned long)newest);
+}
+
 /* A worker that ends its last task steals then, not at its next heartbeat. */
 Test(sched, a_worker_that_goes_idle_steals_at_once)
 {
