@@ -201,7 +201,7 @@ static void on_op(void *arg, struct weft__peer *peer, uint16_t type, const void 
 		return;
 	case WEFT_OP_RECORD:
 		if (p->role == WEFT_ROLE_WORKER)
-			weft__views_record(srv->views, p->id, p->name, 0, op);
+			weft__views_record(srv->views, p->id, p->name, op);
 		return;
 	case WEFT_OP_VIEW_ASK:
 		if (p->role == WEFT_ROLE_CLIENT)

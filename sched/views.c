@@ -127,14 +127,14 @@ static const char *intern(struct weft__pbytes b)
 }
 
 void weft__views_record(struct weft__views *v, uint32_t id, const char *name,
-			unsigned nthreads, const struct weft__op_record *r)
+			const struct weft__op_record *r)
 {
 	struct vworker *w = worker_of(v, id, name);
 	/* Ours = theirs + off: their wall clock less ours, each less its monotonic. */
 	int64_t off = ((int64_t)r->real_ns - (int64_t)r->mono_ns) -
 		      (clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC));
 	struct weft__plist_iter it;
-	struct wlabel **slots;
+	int32_t *rows;			/* each label's index in w->labels; -1: none */
 	struct weft__plabel l;
 	struct weft__pbucket b;
 	struct weft__pevent e;
@@ -144,19 +144,19 @@ void weft__views_record(struct weft__views *v, uint32_t id, const char *name,
 	uint32_t last_len = 0;
 	unsigned i = 0;
 
-	(void)nthreads;
 	if (!w)
 		return;
 	w->bytes_in = r->bytes_in;
 	w->bytes_out = r->bytes_out;
-	slots = calloc(r->labels.n ?: 1, sizeof(*slots));
-	if (!slots)
+	/* Indices, not pointers: w->labels may move as it grows. */
+	rows = malloc((r->labels.n ?: 1) * sizeof(*rows));
+	if (!rows)
 		return;
 	weft__plist_iter_init(&it, &r->labels);
 	while (weft__plist_next(&it, &l)) {
 		struct wlabel *s = label_of(w, intern(l.label));
 
-		slots[i++] = s;
+		rows[i++] = s ? (int32_t)(s - w->labels) : -1;
 		if (!s)
 			continue;
 		s->count = l.count;
@@ -166,9 +166,9 @@ void weft__views_record(struct weft__views *v, uint32_t id, const char *name,
 	}
 	weft__plist_iter_init(&it, &r->buckets);
 	while (weft__plist_next(&it, &b))
-		if (slots[b.label] && b.bucket < VIEW_HIST)	/* record_check bounds both */
-			slots[b.label]->hist[b.bucket] = b.count;
-	free(slots);
+		if (rows[b.label] >= 0 && b.bucket < VIEW_HIST)	/* record_check bounds both */
+			w->labels[rows[b.label]].hist[b.bucket] = b.count;
+	free(rows);
 	weft__plist_iter_init(&it, &r->events);
 	while (weft__plist_next(&it, &e)) {
 		/* Runs of one label are common: interned once (a lock) per run. */

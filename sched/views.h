@@ -22,9 +22,9 @@ struct weft__views;
 struct weft__views *weft__views_new(void);
 void weft__views_free(struct weft__views *v);
 
-/* A RECORD from worker @id, named @name (its threads: @nthreads). */
+/* A RECORD from worker @id, named @name. */
 void weft__views_record(struct weft__views *v, uint32_t id, const char *name,
-			unsigned nthreads, const struct weft__op_record *r);
+			const struct weft__op_record *r);
 /* Whether a sample is due at @now_ns (cheap: a heartbeat asks). */
 bool weft__views_sample_due(struct weft__views *v, int64_t now_ns);
 /* The cluster's totals at @now_ns, from its workers' heartbeats, for the charts. */
