@@ -1,7 +1,8 @@
 #!/bin/sh
 # make demo: the main job. Generates two tables five times larger than the memory
 # limit it sets, joins them with weft-join (a progress bar on a terminal), and
-# checks the count against what weft-gen says the join must give.
+# checks the count against what weft-gen says the join must give; keeps the join's
+# performance report in BUILD_DIR/demo-report.html.
 # usage: tools/demo.sh BUILD_DIR
 set -eu
 b=$1
@@ -19,11 +20,13 @@ echo "generating $left_rows left rows (unique keys) and $right_rows right rows" 
 echo "tables: $(du -h "$dir/left.bin" | cut -f1) + $(du -h "$dir/right.bin" | cut -f1)" \
 	"on disk, $limit of memory"
 "$b/tools/weft-join" --left "$dir/left.bin" --right "$dir/right.bin" --count \
-	--memory-limit "$limit" --spill-dir "$dir" > "$dir/got.json"
+	--memory-limit "$limit" --spill-dir "$dir" --report "$b/demo-report.html" \
+	> "$dir/got.json"
 echo "expected: $(cat "$dir/expected.json")"
 echo "joined:   $(cat "$dir/got.json")"
 if cmp -s "$dir/expected.json" "$dir/got.json"; then
 	echo "weft demo: the join matches the generator's expectation"
+	echo "its performance report (opens offline in a browser): $b/demo-report.html"
 else
 	echo "weft demo: MISMATCH between the join and the generator's expectation" >&2
 	exit 1
