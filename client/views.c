@@ -140,45 +140,40 @@ int weft__remote_workers(struct weft_client *h, struct weft_worker_info *out, si
 	return ask(rc_of(h), WEFT_OP_WORKERS_ASK, &a, &a.id, JOIN_NS, take_workers, &o);
 }
 
-/* On the fabric thread: the scheduler's VIEW, kept for the asker. */
-void weft__rc_on_view(struct rclient *rc, const struct weft__op_view *v)
+/*
+ * On the fabric thread: an answer's bytes, kept for the asker if it is the
+ * question asked now (copied: the message goes once this returns).
+ */
+static void keep_answer(struct rclient *rc, uint64_t id, int code, const void *bytes,
+			size_t len, const struct weft__plist *list)
 {
-	void *copy = v->data.len ? malloc(v->data.len) : NULL;
+	void *copy = len ? malloc(len) : NULL;
 
+	if (copy)
+		memcpy(copy, bytes, len);
 	pthread_mutex_lock(&rc->lock);
-	if (rc->asking && v->id == rc->ask_seq) {
+	if (rc->asking && id == rc->ask_seq) {
 		free(rc->answer);
 		rc->answer = copy;
-		rc->answer_len = v->data.len;
-		rc->answer_code = v->code ?: (v->data.len && !copy ? -ENOMEM : 0);
-		if (copy)
-			memcpy(copy, v->data.p, v->data.len);
+		rc->answer_len = len;
+		if (list)
+			rc->answer_list = *list;
+		rc->answer_code = code ?: (len && !copy ? -ENOMEM : 0);
+		rc->answer_id = id;
 		copy = NULL;
-		rc->answer_id = v->id;
 		pthread_cond_broadcast(&rc->cond);
 	}
 	pthread_mutex_unlock(&rc->lock);
 	free(copy);
 }
 
-/* On the fabric thread: the scheduler's WORKERS; its list's bytes kept as they came. */
+void weft__rc_on_view(struct rclient *rc, const struct weft__op_view *v)
+{
+	keep_answer(rc, v->id, v->code, v->data.p, v->data.len, NULL);
+}
+
+/* A WORKERS' list is kept as it came, its items decoded by the asker. */
 void weft__rc_on_workers(struct rclient *rc, const struct weft__op_workers *w)
 {
-	void *copy = w->workers.len ? malloc(w->workers.len) : NULL;
-
-	pthread_mutex_lock(&rc->lock);
-	if (rc->asking && w->id == rc->ask_seq) {
-		free(rc->answer);
-		rc->answer = copy;
-		rc->answer_len = w->workers.len;
-		rc->answer_list = w->workers;
-		rc->answer_code = w->workers.len && !copy ? -ENOMEM : 0;
-		if (copy)
-			memcpy(copy, w->workers.raw, w->workers.len);
-		copy = NULL;
-		rc->answer_id = w->id;
-		pthread_cond_broadcast(&rc->cond);
-	}
-	pthread_mutex_unlock(&rc->lock);
-	free(copy);
+	keep_answer(rc, w->id, 0, w->workers.raw, w->workers.len, &w->workers);
 }

@@ -43,6 +43,17 @@ out:
 	pthread_mutex_unlock(&sm->lock);
 }
 
+struct weft__view_sample weft__sample_of(const struct weft_stats *st, int64_t now_ns)
+{
+	return (struct weft__view_sample){
+		.t_ns = (uint64_t)now_ns, .mem_bytes = st->mem_bytes,
+		.spilled_bytes = st->spilled_bytes, .restored_bytes = st->restored_bytes,
+		.spill_file_bytes = st->spill_file_bytes, .tasks_run = st->tasks_run,
+		.tasks_failed = st->tasks_failed, .paused = (uint32_t)st->paused,
+		.spill_blocked = (uint32_t)st->spill_blocked,
+	};
+}
+
 void weft__samples_take(struct weft__engine *eng, int64_t now_ns, bool force)
 {
 	struct weft__samples *sm = &eng->samples;
@@ -52,13 +63,7 @@ void weft__samples_take(struct weft__engine *eng, int64_t now_ns, bool force)
 	if (!force && now_ns < atomic_load_explicit(&sm->next_ns, memory_order_relaxed))
 		return;
 	weft__engine_stats(eng, &st);
-	v = (struct weft__view_sample){
-		.t_ns = (uint64_t)now_ns, .mem_bytes = st.mem_bytes,
-		.spilled_bytes = st.spilled_bytes, .restored_bytes = st.restored_bytes,
-		.spill_file_bytes = st.spill_file_bytes, .tasks_run = st.tasks_run,
-		.tasks_failed = st.tasks_failed, .paused = (uint32_t)st.paused,
-		.spill_blocked = (uint32_t)st.spill_blocked,
-	};
+	v = weft__sample_of(&st, now_ns);
 	weft__samples_put(sm, &v, force);
 }
 

@@ -37,6 +37,9 @@ void weft__samples_destroy(struct weft__samples *sm);
 void weft__samples_put(struct weft__samples *sm, const struct weft__view_sample *v,
 		       bool force);
 
+/* A sample of @st's figures at @now_ns. */
+struct weft__view_sample weft__sample_of(const struct weft_stats *st, int64_t now_ns);
+
 /* Take a sample of @eng's figures if one is due at @now_ns (or @force). */
 void weft__samples_take(struct weft__engine *eng, int64_t now_ns, bool force);
 

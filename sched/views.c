@@ -201,12 +201,7 @@ bool weft__views_sample_due(struct weft__views *v, int64_t now_ns)
 
 void weft__views_sample(struct weft__views *v, int64_t now_ns, const struct weft_stats *st)
 {
-	struct weft__view_sample s = {
-		.t_ns = (uint64_t)now_ns, .mem_bytes = st->mem_bytes,
-		.spilled_bytes = st->spilled_bytes, .restored_bytes = st->restored_bytes,
-		.tasks_run = st->tasks_run, .tasks_failed = st->tasks_failed,
-		.paused = (uint32_t)st->paused, .spill_blocked = (uint32_t)st->spill_blocked,
-	};
+	struct weft__view_sample s = weft__sample_of(st, now_ns);
 	size_t i = 0;
 	uint64_t id;
 	void *p;

@@ -71,11 +71,6 @@ long weft__api_labels(const struct weft__view_snap *s, char *buf, size_t cap)
 	return o.full ? -ENOSPC : (long)o.len;
 }
 
-static const char *outcome_name(uint32_t o)
-{
-	return o == 1 ? "done" : o == 2 ? "failed" : "cancelled";
-}
-
 long weft__api_stream(const struct weft__view_snap *s, char *buf, size_t cap)
 {
 	struct weft__out o = { buf, cap, 0, 0 };
@@ -96,7 +91,7 @@ long weft__api_stream(const struct weft__view_snap *s, char *buf, size_t cap)
 		weft__out_put(&o, ",\"start_ns\":%llu,\"end_ns\":%llu,\"bytes\":%llu,"
 			      "\"weight\":%u,\"outcome\":\"%s\"}",
 			      (unsigned long long)e->start_ns, (unsigned long long)e->end_ns,
-			      (unsigned long long)e->bytes, e->weight, outcome_name(e->outcome));
+			      (unsigned long long)e->bytes, e->weight, weft__outcome_name(e->outcome));
 	}
 	weft__out_put(&o, "\n]}\n");
 	return o.full ? -ENOSPC : (long)o.len;

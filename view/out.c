@@ -45,3 +45,8 @@ void weft__out_json(struct weft__out *o, const char *s)
 	}
 	weft__out_put(o, "\"");
 }
+
+const char *weft__outcome_name(uint32_t outcome)
+{
+	return outcome == 1 ? "done" : outcome == 2 ? "failed" : "cancelled";
+}

@@ -30,11 +30,6 @@ static void json_text(FILE *f, const char *s)
 	free(o.buf);
 }
 
-static const char *outcome_name(uint32_t o)
-{
-	return o == 1 ? "done" : o == 2 ? "failed" : "cancelled";
-}
-
 /* The trace's process of worker @w (NULL: the engine's own): 1, 2, ... as first seen. */
 static unsigned pid_of(const char **names, unsigned *n, const char *w)
 {
@@ -157,7 +152,7 @@ static void write_trace(FILE *f, const struct weft__view_source *src,
 		fprintf(f, ",\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"outcome\":\"%s\","
 			"\"weight\":%u,\"bytes\":%llu,\"pin_us\":%.3f}}",
 			(double)(e->start_ns - t0) / 1e3, (double)(e->end_ns - e->start_ns) / 1e3,
-			outcome_name(e->outcome), e->weight, (unsigned long long)e->bytes,
+			weft__outcome_name(e->outcome), e->weight, (unsigned long long)e->bytes,
 			(double)e->pin_ns / 1e3);
 	}
 	deps_flows(f, s, names, &npids, t0);

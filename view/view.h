@@ -193,6 +193,8 @@ void weft__out_put(struct weft__out *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* The field of @base at @off, of @size bytes (8, 4 or 2), whatever its type. */
 unsigned long long weft__field_of(const void *base, size_t off, size_t size);
+/* An event's outcome (1, 2, 3) as the pages name it: done, failed, cancelled. */
+const char *weft__outcome_name(uint32_t outcome);
 /* @s as a JSON string, quotes and escapes included. */
 void weft__out_json(struct weft__out *o, const char *s);
 
