@@ -346,6 +346,10 @@ static void on_tick(void *arg, int64_t now)
 
 	if (rc->sched)
 		weft__fab_send(rc->f, rc->sched, WEFT_OP_PING, &ping);
+	/* The room of a burst of tasks, back; callers walk the map under the lock too. */
+	pthread_mutex_lock(&rc->lock);
+	weft__map_shrink(&rc->tasks);
+	pthread_mutex_unlock(&rc->lock);
 }
 
 static const struct weft__fab_cbs cbs = { on_ready, on_op, on_gone, on_tick };

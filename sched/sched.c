@@ -675,9 +675,13 @@ void weft__sched_stats(const struct weft__sched *s, struct weft__sched_stats *st
 	st->tasks_run = st->tasks_failed = st->tasks_cancelled = 0;
 	st->mem_used = st->mem_limit = st->spilled = st->restored = st->threads = 0;
 	st->tasks_pending = st->tasks_running = 0;
-	while (weft__map_next(&s->workers, &i, &k, &v)) {
+	st->map_slots = s->tasks.cap;
+	while (weft__map_next(&s->clients, &i, &k, &v))
+		st->map_slots += ((const struct client *)v)->tasks.cap;
+	for (i = 0; weft__map_next(&s->workers, &i, &k, &v);) {
 		const struct worker *w = v;
 
+		st->map_slots += w->running.cap + w->holding.cap;
 		st->threads += w->nthreads;
 		st->tasks_run += w->hb.tasks_run;
 		st->mem_used += w->hb.mem_used;
@@ -686,6 +690,23 @@ void weft__sched_stats(const struct weft__sched *s, struct weft__sched_stats *st
 		st->restored += w->hb.restored;
 		st->tasks_pending += w->hb.queued;
 		st->tasks_running += w->hb.running;
+	}
+}
+
+void weft__sched_shrink(struct weft__sched *s)
+{
+	size_t i = 0;
+	uint64_t k;
+	void *v;
+
+	weft__map_shrink(&s->tasks);
+	while (weft__map_next(&s->clients, &i, &k, &v))
+		weft__map_shrink(&((struct client *)v)->tasks);
+	for (i = 0; weft__map_next(&s->workers, &i, &k, &v);) {
+		struct worker *w = v;
+
+		weft__map_shrink(&w->running);
+		weft__map_shrink(&w->holding);
 	}
 }
 

@@ -47,6 +47,7 @@ struct weft__sched_stats {
 	uint64_t tasks_run, tasks_failed, tasks_cancelled;	/* from workers */
 	uint64_t mem_used, mem_limit, spilled, restored;	/* workers' sums */
 	uint64_t tasks_pending, tasks_running;			/* the same */
+	uint64_t map_slots;		/* of the maps of tasks, all told */
 };
 
 int weft__sched_create(const struct weft__sched_io *io, struct weft__sched **out);
@@ -65,6 +66,8 @@ void weft__sched_gone(struct weft__sched *s, uint32_t id);
 /* An op from process @from. Ops that make no sense from it are ignored, logged. */
 void weft__sched_op(struct weft__sched *s, uint32_t from, uint16_t type, const void *op);
 void weft__sched_stats(const struct weft__sched *s, struct weft__sched_stats *st);
+/* Give back the room of its maps that a burst of tasks left (from time to time). */
+void weft__sched_shrink(struct weft__sched *s);
 
 /* A worker as the scheduler knows it: who, and its latest heartbeat. */
 struct weft__sched_worker {

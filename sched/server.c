@@ -236,7 +236,8 @@ static void on_gone(void *arg, struct weft__peer *peer, int why)
 /*
  * A worker or client silent for too long is taken for dead. Each is pinged: a send
  * to one that died may fail at once (its connection reset), long before its
- * heartbeats are missed; and a client learns the scheduler lives.
+ * heartbeats are missed; and a client learns the scheduler lives. The maps a burst
+ * of tasks grew give their room back.
  */
 static void on_tick(void *arg, int64_t now)
 {
@@ -259,6 +260,8 @@ static void on_tick(void *arg, int64_t now)
 		weft__fab_drop(srv->f, p->peer, -ETIMEDOUT);
 		i = 0;		/* the map changed under the walk */
 	}
+	/* Between ops, so no walk of the maps is under way (map.h). */
+	weft__sched_shrink(srv->s);
 }
 
 static const struct weft__fab_cbs cbs = { on_ready, on_op, on_gone, on_tick };

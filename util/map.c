@@ -30,9 +30,11 @@ void *weft__map_get(const struct weft__map *m, uint64_t key)
 	}
 }
 
-static int grow(struct weft__map *m)
+#define MIN_CAP 16
+
+/* Move every entry into a table of @cap slots. 0 or -ENOMEM (@m unchanged). */
+static int rehash(struct weft__map *m, size_t cap)
 {
-	size_t cap = m->cap ? m->cap * 2 : 16;
 	uint64_t *keys = malloc(cap * sizeof(*keys));
 	void **vals = calloc(cap, sizeof(*vals));
 	struct weft__map old = *m;
@@ -49,6 +51,29 @@ static int grow(struct weft__map *m)
 	free(old.keys);
 	free(old.vals);
 	return 0;
+}
+
+static int grow(struct weft__map *m)
+{
+	return rehash(m, m->cap ? m->cap * 2 : MIN_CAP);
+}
+
+void weft__map_shrink(struct weft__map *m)
+{
+	size_t cap = MIN_CAP;
+
+	if (m->cap <= MIN_CAP || m->len * 8 >= m->cap)
+		return;
+	if (!m->len) {
+		bool ids = m->ids;
+
+		weft__map_free(m);	/* the next put starts again at MIN_CAP */
+		m->ids = ids;
+		return;
+	}
+	while (cap < m->len * 2)
+		cap *= 2;
+	rehash(m, cap);
 }
 
 int weft__map_put(struct weft__map *m, uint64_t key, void *val)

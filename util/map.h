@@ -31,6 +31,13 @@ int weft__map_put(struct weft__map *m, uint64_t key, void *val);
 /* Remove @key; return what it held, or NULL. */
 void *weft__map_del(struct weft__map *m, uint64_t key);
 void weft__map_free(struct weft__map *m);
+/*
+ * Give back what a burst left: a map under 1/8 full moves to the smallest table
+ * that holds it at most half full (none, when empty). Deletion never shrinks, so
+ * that a loop may delete the entry it is on: call this where no loop walks @m.
+ * It keeps the map as it is when memory is short.
+ */
+void weft__map_shrink(struct weft__map *m);
 
 /* Every entry, in no order: for (size_t i = 0; weft__map_next(m, &i, &k, &v);) */
 static inline int weft__map_next(const struct weft__map *m, size_t *i, uint64_t *key,

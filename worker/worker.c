@@ -169,9 +169,16 @@ static void heartbeat(struct weft__wrt *w, uint64_t ask)
 
 static void on_tick(void *arg, int64_t now)
 {
+	struct weft__wrt *w = arg;
+
 	(void)now;
-	heartbeat(arg, 0);
-	weft__wrt_record_send(arg);
+	heartbeat(w, 0);
+	weft__wrt_record_send(w);
+	/* The room a burst of tasks took, back (between ops: no walk is under way). */
+	weft__map_shrink(&w->tasks);
+	weft__map_shrink(&w->by_future);
+	weft__map_shrink(&w->fetches);
+	weft__map_shrink(&w->leases);
 }
 
 static const struct weft__fab_cbs cbs = { on_ready, on_op, on_gone, on_tick };

@@ -595,3 +595,40 @@ Test(sched, cancel_of_a_task_sent_to_a_worker_waits_for_its_answer)
 	cr_assert_eq(last(WEFT_OP_CANCELLED, 3)->code, 0, "its worker died: it runs nowhere");
 	cr_assert_eq(ended(3)->end, WEFT_END_CANCELLED);
 }
+
+/*
+ * A burst of 1,000 tasks, run and released: every map of tasks is empty, but holds
+ * the room it grew to until the scheduler shrinks them (its fabric thread does, at
+ * each tick); then it holds none.
+ */
+Test(sched, the_maps_give_back_the_room_of_a_burst)
+{
+	struct weft__sched_stats st;
+	uint64_t ids[1000];
+	unsigned n = 0;
+
+	cr_assert_eq(weft__sched_worker_join(s, W1, "w1", 4, 1 << 30), 0);
+	for (uint64_t k = 1; k <= 1000; k++)
+		submit(k, NULL, 0, NULL);
+	for (unsigned i = 0; i < nsent; i++)
+		if (sent[i].type == WEFT_OP_COMPUTE)
+			ids[n++] = sent[i].key;
+	cr_assert_eq(n, 1000);
+	for (unsigned i = 0; i < n; i++)
+		done(W1, ids[i], 8);
+	for (uint64_t k = 1; k <= 1000; k++)
+		release(k);
+	cr_assert_eq(count(WEFT_OP_FREE, W1), 1000);
+	weft__sched_stats(s, &st);
+	cr_assert_eq(st.tasks, 0);
+	cr_assert_geq(st.map_slots, 4 * 1024, "the burst's room: %lu slots",
+		      (unsigned long)st.map_slots);
+	weft__sched_shrink(s);
+	weft__sched_stats(s, &st);
+	cr_assert_eq(st.map_slots, 0, "%lu slots kept", (unsigned long)st.map_slots);
+	/* And it goes on as before. */
+	submit(1001, NULL, 0, NULL);
+	cr_assert_eq(last(WEFT_OP_COMPUTE, 0)->to, W1);
+	done(W1, last(WEFT_OP_COMPUTE, 0)->key, 8);
+	cr_assert_eq(ended(1001)->end, WEFT_END_DONE);
+}
