@@ -155,7 +155,17 @@ struct weft__worker {
 		int64_t top;		/* a victim's deque top at this thread's look */
 		int64_t ns;		/* when it first saw it there */
 	} *seen;			/* per victim: is its batch held up? */
+	/*
+	 * Its last batch's first index and when it was published: a thief that
+	 * finds the top still there knows how long this thread has started none
+	 * of it. Written by this thread, read by thieves; relaxed both (a stale
+	 * pair only moves a batch's steal by one look: the steal itself is safe).
+	 */
+	_Atomic int64_t batch_top;
+	_Atomic int64_t batch_ns;
 	uint64_t rng;			/* xorshift state for victim order */
+	bool idle;			/* found no work at its last look (idle()
+					 * until a task); this thread's */
 	struct weft_ctx *running;	/* the task it runs, innermost first; read
 					 * and written by this thread only */
 	struct weft__events *events;	/* what it records of its tasks; NULL: off */

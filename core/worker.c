@@ -305,6 +305,11 @@ static struct weft_task *inbox_pop(struct weft__engine *eng, struct weft_task **
  */
 static void batch_publish(struct weft__worker *w, void *const *x, unsigned n)
 {
+	/* Where push_batch puts its first: the deque's bottom, its owner's own. */
+	atomic_store_explicit(&w->batch_top,
+			      atomic_load_explicit(&w->dq.bottom, memory_order_relaxed),
+			      memory_order_relaxed);
+	atomic_store_explicit(&w->batch_ns, weft__mono_ns(), memory_order_relaxed);
 	weft__deque_push_batch(&w->dq, x, n);
 	atomic_thread_fence(memory_order_seq_cst);
 	weft__notify_strict(w->eng);
@@ -415,13 +420,15 @@ static inline struct weft_task *steal_one(struct weft__worker *w, unsigned vi)
 
 /*
  * The older half of victims[@vi]'s batch, which holds older submissions than the
- * inbox, once that thread has started none of it for HELD_UP_NS: it is held up by
- * a task that runs long. One that goes on through its batch is left to it, and
- * this thread takes newer work from the inbox meanwhile: moving half a batch costs
- * a move of each of those tasks' lines, and on a machine whose cores are all busy,
- * time of the core that the submitting thread needs. This thread runs the oldest
- * and keeps the rest as a batch of its own (its deque is empty: find_work looked
- * there first).
+ * inbox. To an idle thread with tasks in the inbox, at once: it would otherwise
+ * take newer work than the batch's, and the task the batch's owner just started
+ * may run long. Otherwise once that thread has started none of it for HELD_UP_NS:
+ * it is held up by a task that runs long. One that goes on through its batch is
+ * left to it, and a thread going on from a task of its own takes newer work from
+ * the inbox meanwhile: moving half a batch costs a move of each of those tasks'
+ * lines, and on a machine whose cores are all busy, time of the core that the
+ * submitting thread needs. This thread runs the oldest and keeps the rest as a
+ * batch of its own (its deque is empty: find_work looked there first).
  */
 static struct weft_task *steal_half(struct weft__worker *w, unsigned vi)
 {
@@ -430,19 +437,33 @@ static struct weft_task *steal_half(struct weft__worker *w, unsigned vi)
 	int64_t top = atomic_load_explicit(&dq->top, memory_order_relaxed);
 	void *got[INBOX_TAKE];
 	unsigned i = 0;
-	int64_t now;
+	int64_t now, since;
 	int k;
 
 	if (top >= atomic_load_explicit(&dq->batch_end, memory_order_relaxed))
 		return NULL;		/* no batch: the clock is not read */
-	now = weft__mono_ns();
-	if (top != w->seen[vi].top) {
-		w->seen[vi].top = top;
-		w->seen[vi].ns = now;
-		return NULL;
+	/*
+	 * An idle thread that sees tasks in the inbox is about to take newer work
+	 * than the batch holds: the batch's older half comes first, held up or not
+	 * (a task just started may be a long one).
+	 */
+	if (!w->idle || !inbox_ready(w->eng)) {
+		struct weft__worker *v = victim(w, vi);
+
+		now = weft__mono_ns();
+		if (top == atomic_load_explicit(&v->batch_top, memory_order_relaxed)) {
+			/* None of it has left since it was published. */
+			since = atomic_load_explicit(&v->batch_ns, memory_order_relaxed);
+		} else if (top != w->seen[vi].top) {
+			w->seen[vi].top = top;
+			w->seen[vi].ns = now;
+			return NULL;
+		} else {
+			since = w->seen[vi].ns;
+		}
+		if (now - since < HELD_UP_NS)
+			return NULL;
 	}
-	if (now - w->seen[vi].ns < HELD_UP_NS)
-		return NULL;
 	do {
 		k = weft__deque_steal_batch(dq, got, INBOX_TAKE);
 	} while (k < 0 && ++i < STEAL_TRIES);
@@ -590,6 +611,7 @@ static struct weft_task *idle(struct weft__worker *w)
 	struct weft_task *t;
 	int64_t until;
 
+	w->idle = true;
 	/* Out of work: whatever comes next is recorded (a burst's rate is over). */
 	if (w->events)
 		weft__events_idle(w->events);
@@ -659,6 +681,7 @@ void *weft__worker_main(void *arg)
 		t = find_work(w);
 		if (!t)
 			t = idle(w);
+		w->idle = false;
 		if (t)
 			weft__task_run(w, t);
 	}
