@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * ep.c - URLs, and opening the process's endpoints: control (messages), serve
- * (read by peers) and read (this process's reads), with the domains, address
- * vectors and completion queues they share.
+ * (read by peers; on shm a second one, serve2) and read (this process's reads),
+ * with the domains, address vectors and completion queues they share.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -288,12 +288,37 @@ int weft__fab_open_eps(struct weft__fabric *f, const char *host, const char *por
 		return 0;
 	if (f->cfg.role == WEFT_ROLE_WORKER)
 		ret = data_ep(f, host, &f->serve, false);
+	if (!ret && f->cfg.role == WEFT_ROLE_WORKER && f->scheme == SCHEME_SHM)
+		ret = data_ep(f, host, &f->serve2, false);
 	if (!ret)
 		ret = data_ep(f, host, &f->rd, true);
 	if (ret)
 		weft__log(WEFT_LOG_ERROR, "fabric", "opening the data endpoints: %s",
 			  fi_strerror(-ret));
 	return ret;
+}
+
+int weft__fab_shm_reader_open(const char *name, struct fab_dom *d, struct fab_ep *e)
+{
+	struct fi_info *info;
+	int ret;
+
+	ret = get_info(providers[SCHEME_SHM], FI_RMA | FI_READ | FI_REMOTE_READ, name, NULL,
+		       &info);
+	if (ret)
+		return ret;
+	ret = dom_open(d, info, false);		/* d owns info from here */
+	if (!ret)
+		ret = ep_open(d, info, e, false);
+	if (ret)
+		weft__fab_shm_reader_close(d, e);
+	return ret;
+}
+
+void weft__fab_shm_reader_close(struct fab_dom *d, struct fab_ep *e)
+{
+	ep_close(e);
+	dom_close(d);
 }
 
 int weft__fab_reopen_read(struct weft__fabric *f)
@@ -311,6 +336,7 @@ int weft__fab_reopen_read(struct weft__fabric *f)
 void weft__fab_close_eps(struct weft__fabric *f)
 {
 	ep_close(&f->rd);
+	ep_close(&f->serve2);
 	ep_close(&f->serve);
 	ep_close(&f->ctrl);
 	if (f->ddom == &f->shmdom)

@@ -152,15 +152,21 @@ struct weft__fab_read {
 /* Start @r. The data endpoint is reopened after a read fails (it may be poisoned). */
 int weft__fab_read(struct weft__fabric *f, struct weft__fab_read *r);
 /*
- * Leases open on this process's memory: while there are any, the fabric thread
- * polls the data endpoint rather than sleeping (the provider serves reads of us in
- * its progress calls; shm has no file descriptor to sleep on).
+ * Leases open on this process's memory (@delta), for @reader (NULL: unknown; only
+ * an opening's is looked at): while there are any, the fabric thread polls the data
+ * endpoint rather than sleeping (the provider serves reads of us in its progress
+ * calls). On shm, where readers copy by themselves, only for a while after a
+ * reader's first lease, for its first contact; then it looks every few ms.
  */
-void weft__fab_hold(struct weft__fabric *f, int delta);
+void weft__fab_hold(struct weft__fabric *f, struct weft__peer *reader, int delta);
 
 #ifdef WEFT_TESTING
 /* Test hook: the next read of @r uses a wrong key, as a broken peer would. */
 void weft__fab_read_poison(struct weft__fabric *f);
+/* Test hook: the second reader's next chunk (shm) reads an address nobody has. */
+void weft__fab_read_poison_second(struct weft__fabric *f);
+/* Chunks given to the second reader so far. */
+unsigned weft__fab_second_chunks(const struct weft__fabric *f);
 /* Times the data endpoint was reopened. */
 unsigned weft__fab_reopens(const struct weft__fabric *f);
 /* HELLOs this fabric sends claim protocol version @major (0: its own). */

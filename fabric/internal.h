@@ -45,6 +45,16 @@ int weft__fi_load(void);
  * $WEFT_FABRIC_SPIN_US sets it for machines with cores to spare.
  */
 #define SPIN_NS_DEFAULT 5000
+/*
+ * shm, a process whose memory is read: a reader copies it itself, holding the lock
+ * of our endpoint that it reads, and our progress calls only answer a reader's
+ * first contact and give back its queue's slots; polling spins on that lock while
+ * it copies (64 MiB: 5-7 GB/s with a look every 1 ms, 12-14 every 5 ms). So after a
+ * reader's first lease the thread polls SHM_CONTACT_NS for its first contact, and
+ * else looks every SHM_HOLD_POLL_NS while leases are open, sleeping between.
+ */
+#define SHM_CONTACT_NS 1000000
+#define SHM_HOLD_POLL_NS 10000000
 #define SEND_BUFS_KEPT 64		/* free send buffers kept for reuse */
 
 enum scheme { SCHEME_TCP, SCHEME_SHM, SCHEME_VERBS };
@@ -77,6 +87,18 @@ struct readchunk {
 	struct fab_ctx ctx;
 	struct weft__fab_read *r;
 	size_t len;
+	/*
+	 * A chunk given to the second reader (reader.c) carries what it reads, as
+	 * that thread touches no peer, and comes back as a call with its error.
+	 */
+	struct weft__fab_call back;
+	struct readchunk *next;		/* in the second reader's queue */
+	void *dst;
+	uint64_t addr, key;
+	int err;
+	uint32_t peer_len;
+	uint8_t peer[WEFT_PROTO_MAX_ADDR];	/* the holder's data address */
+	bool poison;			/* test hook: read nobody's address */
 };
 
 /* A fabric, domain, address vector and completion queue that endpoints share. */
@@ -116,7 +138,10 @@ struct weft__peer {
 	fi_addr_t ctrl, data;		/* in the AV; data FI_ADDR_NOTAVAIL until known */
 	uint8_t ctrl_raw[WEFT_PROTO_MAX_ADDR], data_raw[WEFT_PROTO_MAX_ADDR];
 	uint32_t ctrl_len, data_len;
+	uint8_t data2_raw[WEFT_PROTO_MAX_ADDR];	/* its serve2, from its HELLO */
+	uint32_t data2_len;			/* 0: none known */
 	bool hello_sent, hello_got, auth_sent, ready, dying;
+	bool leased;			/* it has had a lease of ours (shm: contact) */
 	uint8_t role;			/* the peer's, from its HELLO */
 	uint8_t nonce[WEFT_AUTH_NONCE], theirs[WEFT_AUTH_NONCE];
 	uint8_t *hello;			/* a copy of its HELLO message, for cbs->ready */
@@ -152,10 +177,13 @@ struct weft__fabric {
 	 * The control endpoint takes messages. Data: "serve" is read by peers (its
 	 * address, in HELLO, never changes); "read" issues this process's reads, and
 	 * is reopened after a read fails, as a bad read poisons its connection. For
-	 * tcp and verbs all three share one domain; for shm the data side has its own.
+	 * tcp and verbs all three share one domain; for shm the data side has its own,
+	 * and a worker serves on a second endpoint too, "serve2", which the second
+	 * reader of a peer reads (reader.c): a reader's copy holds the lock of the
+	 * endpoint it reads, so two readers of one endpoint take turns.
 	 */
 	struct fab_dom cdom, *ddom, shmdom;
-	struct fab_ep ctrl, serve, rd;
+	struct fab_ep ctrl, serve, rd, serve2;
 	unsigned shm_seq;		/* names of shm endpoints */
 	struct weft__peer *peers;	/* every peer, listed */
 	/*
@@ -171,10 +199,15 @@ struct weft__fabric {
 	struct readchunk chunks[READS_POSTED];
 	unsigned chunks_free[READS_POSTED], nchunks_free;
 	unsigned reads_inflight;
+	/* shm: a second thread that copies half of each large read (reader.c). */
+	struct fab_reader *reader;
 	bool data_poisoned;		/* reopen the data endpoint once reads drain */
 	int holds;			/* leases open: progress data even without an fd */
+	int64_t hold_poll_until;	/* shm: poll until then (SHM_CONTACT_NS) */
 	unsigned reopens;
 	bool poison_next;		/* test hook */
+	bool poison_second;		/* test hook: the second reader's next chunk */
+	unsigned second_chunks;		/* chunks the second reader read, for tests */
 	bool stall_reads;		/* test hook: reads are taken and never posted */
 	uint8_t test_major;		/* test hook: the major version HELLOs claim */
 	/* Calls from other threads: a stack the loop takes whole. */
@@ -195,6 +228,12 @@ int weft__fab_parse_url(const char *url, enum scheme *scheme, char *host, size_t
 int weft__fab_open_eps(struct weft__fabric *f, const char *host, const char *port);
 int weft__fab_reopen_read(struct weft__fabric *f);
 void weft__fab_close_eps(struct weft__fabric *f);
+/*
+ * A shm domain with one endpoint, named @name (weft-PID-...), on the domain's CQ, for
+ * the second reader; and closing both.
+ */
+int weft__fab_shm_reader_open(const char *name, struct fab_dom *d, struct fab_ep *e);
+void weft__fab_shm_reader_close(struct fab_dom *d, struct fab_ep *e);
 int weft__fab_url_of(enum scheme scheme, const void *addr, size_t len, char *buf,
 		     size_t buflen);
 
@@ -224,6 +263,21 @@ int weft__fab_send_now(struct weft__fabric *f, struct weft__peer *p, uint8_t typ
 /* rma.c */
 void weft__fab_read_done(struct weft__fabric *f, struct readchunk *c, int err);
 void weft__fab_reads_resume(struct weft__fabric *f);
+
+/* reader.c */
+/*
+ * Reads at least this long are shared with the second reader: every other chunk
+ * goes to it, from the first.
+ */
+#define READER_MIN (2 * (size_t)READ_CHUNK)
+/* Start the second reader of @f (shm only); NULL in *@out when it is not wanted. */
+int weft__fab_reader_start(struct weft__fabric *f, struct fab_reader **out);
+/* Stop it: the chunk it reads ends first; those still queued are dropped. */
+void weft__fab_reader_stop(struct fab_reader *rd);
+/* Whether it takes chunks: started, and not broken by a failed reopen. */
+bool weft__fab_reader_ok(const struct fab_reader *rd);
+/* Give it @c, filled; c->back comes to the fabric thread when it is read or failed. */
+void weft__fab_reader_post(struct fab_reader *rd, struct readchunk *c);
 
 /* loop.c */
 int weft__fab_progress(struct weft__fabric *f);

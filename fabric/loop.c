@@ -145,16 +145,18 @@ int weft__fab_progress(struct weft__fabric *f)
 }
 
 /*
- * Whether the data endpoint needs the thread to keep polling it: while leases are
- * open (a peer reads our memory) or reads of ours are under way. shm has no fd to
- * sleep on; on tcp the provider serves a peer's read in our progress calls, and
- * waking for each turn of the socket gave 2.4-3.1 GB/s where polling gives
- * 3.2-3.7 (64 MiB, fi_pingpong's 4 MiB: 3.2; perf/HISTORY.md). A lease ends when its
- * reader says so or leaves, so this does not outlast the reads.
+ * Whether the data endpoints need the thread to keep polling them: while reads of
+ * ours are under way, or on tcp and verbs while leases are open (a peer reads our
+ * memory): the provider serves a peer's read in our progress calls, and waking for
+ * each turn of the socket gave 2.4-3.1 GB/s where polling gives 3.2-3.7 (64 MiB,
+ * fi_pingpong's 4 MiB: 3.2; perf/HISTORY.md). A lease ends when its reader says so
+ * or leaves, so this does not outlast the reads. On shm only for SHM_CONTACT_NS
+ * after a lease opens; then the loop looks every SHM_HOLD_POLL_NS.
  */
-static bool must_poll(const struct weft__fabric *f)
+static bool must_poll(const struct weft__fabric *f, int64_t now)
 {
-	return f->holds > 0 || f->reads_inflight || f->reads_wait;
+	return (f->holds > 0 && (f->scheme != SCHEME_SHM || now < f->hold_poll_until)) ||
+	       f->reads_inflight || f->reads_wait;
 }
 
 static void sleep_until(struct weft__fabric *f, int64_t deadline)
@@ -215,7 +217,7 @@ static void *loop(void *arg)
 	weft__name_thread("weft-fabric");
 	f->next_tick = last;
 	while (!atomic_load_explicit(&f->stop, memory_order_acquire)) {
-		int64_t now;
+		int64_t now, until;
 
 		if (weft__fab_progress(f)) {
 			last = weft__mono_ns();
@@ -227,7 +229,7 @@ static void *loop(void *arg)
 		}
 		now = weft__mono_ns();
 		tick(f, now);
-		if (must_poll(f)) {
+		if (must_poll(f, now)) {
 			sched_yield();
 			continue;
 		}
@@ -235,7 +237,10 @@ static void *loop(void *arg)
 			cpu_relax();
 			continue;
 		}
-		sleep_until(f, f->cfg.tick_ms ? f->next_tick : now + NSEC_PER_SEC);
+		until = f->cfg.tick_ms ? f->next_tick : now + NSEC_PER_SEC;
+		if (f->holds > 0 && until > now + SHM_HOLD_POLL_NS)
+			until = now + SHM_HOLD_POLL_NS;	/* shm: see must_poll */
+		sleep_until(f, until);
 		last = weft__mono_ns();
 	}
 	say_bye(f);
@@ -317,6 +322,9 @@ static int open_all(struct weft__fabric *f)
 	for (unsigned i = 0; i < READS_POSTED; i++)
 		f->chunks_free[i] = i;
 	f->nchunks_free = READS_POSTED;
+	/* Only workers and clients read, and the scheduler opens no data endpoint. */
+	if (f->cfg.role != WEFT_ROLE_SCHEDULER)
+		return weft__fab_reader_start(f, &f->reader);
 	return 0;
 }
 
@@ -326,6 +334,7 @@ static void free_all(struct weft__fabric *f)
 	struct sendbuf *b, *bn;
 
 	/* Closing the endpoints first: nothing completes into what is freed below. */
+	weft__fab_reader_stop(f->reader);
 	weft__fab_close_eps(f);
 	for (p = f->peers; p; p = next) {
 		next = p->next;
@@ -376,7 +385,7 @@ int weft__fab_start(const struct weft__fab_config *cfg, struct weft__fabric **ou
 	f->key = *cfg->key;
 	f->eventfd = f->epfd = -1;
 	f->cdom.fd = f->shmdom.fd = -1;
-	f->ctrl.fd = f->serve.fd = f->rd.fd = -1;
+	f->ctrl.fd = f->serve.fd = f->serve2.fd = f->rd.fd = -1;
 	f->ddom = &f->cdom;
 	snprintf(f->name, sizeof(f->name), "%s", cfg->name ? cfg->name : "");
 	f->cfg.name = f->name;
@@ -397,6 +406,8 @@ int weft__fab_start(const struct weft__fab_config *cfg, struct weft__fabric **ou
 #ifdef WEFT_TESTING
 	/* A test's worker process whose first RMA read is to fail (tests/cluster). */
 	f->poison_next = getenv("WEFT_TEST_POISON_READ") != NULL;
+	/* One whose second reader's first chunk is to fail (shm). */
+	f->poison_second = getenv("WEFT_TEST_POISON_SECOND_READ") != NULL;
 	/* One whose reads never start: its leases stay open until it goes. */
 	f->stall_reads = getenv("WEFT_TEST_STALL_READS") != NULL;
 #endif

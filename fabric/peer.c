@@ -114,6 +114,7 @@ static int send_hello(struct weft__fabric *f, struct weft__peer *p)
 		.nthreads = f->cfg.nthreads,
 		.memory_limit = f->cfg.memory_limit,
 		.conn = p->conn_in,
+		.data_addr2 = weft__pbytes_of(f->serve2.addr, f->serve2.addrlen),
 	};
 
 	memcpy(h.nonce, p->nonce, sizeof(h.nonce));
@@ -212,6 +213,10 @@ static int on_hello(struct weft__fabric *f, struct weft__peer *p, const uint8_t 
 		memcpy(p->data_raw, h->data_addr.p, h->data_addr.len);
 		p->data_len = h->data_addr.len;
 	}
+	/* Bounded by the schema; the second reader inserts it in its own AV. */
+	if (h->data_addr2.len)
+		memcpy(p->data2_raw, h->data_addr2.p, h->data_addr2.len);
+	p->data2_len = h->data_addr2.len;
 	if (!p->hello_sent && send_hello(f, p))
 		return -ENOMEM;
 	return send_auth(f, p) ? -ENOMEM : 0;

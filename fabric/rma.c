@@ -2,12 +2,14 @@
 /*
  * rma.c - registered memory and RMA reads. A read is cut into chunks of at most
  * READ_CHUNK, with at most READS_POSTED in flight for the process; reads wait in
- * order for room. A failed chunk fails its read, and the read endpoint is reopened
+ * order for room. On shm every other chunk of a large read goes to the second
+ * reader (reader.c). A failed chunk fails its read, and the read endpoint is reopened
  * once the reads in flight are over: on tcp;ofi_rxm one bad read (a wrong key or
  * range) breaks the connection it went on for every later operation.
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <rdma/fi_errno.h>
 #include <rdma/fi_rma.h>
@@ -51,9 +53,15 @@ void weft__fab_unreg(struct weft__fabric *f, struct weft__fab_mr *m)
 	free(m);
 }
 
-void weft__fab_hold(struct weft__fabric *f, int delta)
+void weft__fab_hold(struct weft__fabric *f, struct weft__peer *reader, int delta)
 {
 	f->holds += delta;
+	/* A reader's first lease: its endpoints' first contact is to be answered. */
+	if (delta > 0 && f->scheme == SCHEME_SHM && (!reader || !reader->leased)) {
+		f->hold_poll_until = weft__mono_ns() + SHM_CONTACT_NS;
+		if (reader)
+			reader->leased = true;
+	}
 }
 
 /* Post chunks of waiting reads while there is room; false if the fabric pushed back. */
@@ -71,8 +79,29 @@ static bool post_chunks(struct weft__fabric *f)
 		c->ctx.kind = CTX_READ;
 		c->r = r;
 		c->len = n;
-		ret = fi_read(f->rd.ep, (char *)r->dst + r->posted, n, NULL, r->peer->data,
-			      r->addr + r->posted, key, &c->ctx.fi);
+		if (r->len >= READER_MIN && !(r->posted / READ_CHUNK % 2) &&
+		    weft__fab_reader_ok(f->reader)) {
+			/* Its first, so that it copies while this thread does the next. */
+			c->dst = (char *)r->dst + r->posted;
+			c->addr = r->addr + r->posted;
+			c->key = key;
+			/* The holder's second endpoint, or the first until its HELLO. */
+			if (r->peer->data2_len) {
+				c->peer_len = r->peer->data2_len;
+				memcpy(c->peer, r->peer->data2_raw, c->peer_len);
+			} else {
+				c->peer_len = r->peer->data_len;
+				memcpy(c->peer, r->peer->data_raw, c->peer_len);
+			}
+			c->poison = f->poison_second;
+			f->poison_second = false;
+			f->second_chunks++;
+			weft__fab_reader_post(f->reader, c);
+			ret = 0;
+		} else {
+			ret = fi_read(f->rd.ep, (char *)r->dst + r->posted, n, NULL,
+				      r->peer->data, r->addr + r->posted, key, &c->ctx.fi);
+		}
 		if (ret == -FI_EAGAIN)
 			return false;	/* posted again later, poisoned again if asked */
 		f->poison_next = false;
@@ -167,6 +196,16 @@ void weft__fab_reads_resume(struct weft__fabric *f)
 void weft__fab_read_poison(struct weft__fabric *f)
 {
 	f->poison_next = true;
+}
+
+void weft__fab_read_poison_second(struct weft__fabric *f)
+{
+	f->poison_second = true;
+}
+
+unsigned weft__fab_second_chunks(const struct weft__fabric *f)
+{
+	return f->second_chunks;
 }
 
 unsigned weft__fab_reopens(const struct weft__fabric *f)

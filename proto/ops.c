@@ -34,6 +34,7 @@ static const struct weft__field hello_f[] = {
 	TEXT(struct weft__op_hello, name, 0, WEFT_PROTO_MAX_NAME),
 	U32(struct weft__op_hello, nthreads, 0, MAX_THREADS),
 	U64(struct weft__op_hello, memory_limit),
+	BYTES(struct weft__op_hello, data_addr2, 0, WEFT_PROTO_MAX_ADDR),
 };
 
 static const struct weft__field auth_f[] = {

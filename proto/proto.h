@@ -35,7 +35,7 @@
 
 #define WEFT_PROTO_MAGIC	0x54464557u	/* "WEFT" */
 #define WEFT_PROTO_MAJOR	1
-#define WEFT_PROTO_MINOR	1
+#define WEFT_PROTO_MINOR	2
 #define WEFT_PROTO_MAX_MSG	((64u << 10) - 1)	/* bytes of a message: under 64 KiB */
 #define WEFT_PROTO_HDR		32		/* bytes of the message header */
 #define WEFT_PROTO_OP_HDR	8		/* bytes of an op's header */
@@ -161,6 +161,11 @@ struct weft__op_hello {
 	struct weft__pbytes name;	/* a worker's name; the others' any */
 	uint32_t nthreads;		/* a worker's */
 	uint64_t memory_limit;		/* a worker's, bytes */
+	/*
+	 * shm: a second endpoint serving reads of it, for the reader's second thread
+	 * (a reader's copy holds the served endpoint's lock); empty when none. Since 1.2.
+	 */
+	struct weft__pbytes data_addr2;
 };
 
 struct weft__op_auth {

@@ -59,7 +59,7 @@ void weft__wrt_on_lease_ask(struct weft__wrt *w, struct weft__peer *from,
 	t->leases++;
 	l.lease = ++w->next_lease;
 	weft__map_put(&w->leases, l.lease, ls);
-	weft__fab_hold(w->f, 1);
+	weft__fab_hold(w->f, from, 1);
 	weft__fab_send(w->f, from, WEFT_OP_LEASE, &l);
 }
 
@@ -89,7 +89,7 @@ void weft__wrt_lease_end(struct weft__wrt *w, uint64_t id)
 
 	if (!ls)
 		return;
-	weft__fab_hold(w->f, -1);
+	weft__fab_hold(w->f, NULL, -1);
 	weft__fab_unreg(w->f, ls->mr);
 	weft__wrt_result_unpin(w, ls->t->outs[ls->output]);
 	ls->t->leases--;

@@ -91,16 +91,17 @@ Test(cluster, a_result_moves_between_workers_on_tcp, .timeout = 60)
 }
 
 /*
- * A read that fails (a wrong key, as a damaged connection would): the reading
- * worker reopens its read endpoint, the task is run again where it was asked to
- * run, and nobody takes that worker for dead. tcp only: shm does not check keys.
+ * A read that fails (@hook: a wrong key, as a damaged connection would; or, on
+ * shm, a chunk of the second reader that fails): the reading worker reopens its
+ * read endpoint, the task is run again where it was asked to run, and nobody takes
+ * that worker for dead. A wrong key on tcp only: shm does not check keys.
  */
-Test(cluster, a_bad_read_reopens_the_read_endpoint_and_the_worker_lives, .timeout = 60)
+static void bad_read(const char *provider, const char *hook, uint64_t n)
 {
 	struct weft_task_opts on0 = { .size = sizeof(on0), .worker = "w0" };
 	struct weft_task_opts on1 = { .size = sizeof(on1), .worker = "w1" };
 	struct weft_stats st = { .size = sizeof(st) };
-	uint64_t n = 1u << 20, ms = 0;
+	uint64_t ms = 0;
 	struct weft_future *big, *ok, *again;
 	char path[PATH_MAX], line[32] = "";
 	struct weft_client *c;
@@ -108,10 +109,10 @@ Test(cluster, a_bad_read_reopens_the_read_endpoint_and_the_worker_lives, .timeou
 	FILE *f;
 
 	close(mkstemp(t_template(path, sizeof(path), "reopens")));
-	setenv("WEFT_TEST_POISON_READ", "1", 1);
+	setenv(hook, "1", 1);
 	setenv("WEFT_TEST_REOPENS_FILE", path, 1);
-	cluster_start_hooked(&cl, 2, "tcp", 2);		/* w1 reads w0's result */
-	unsetenv("WEFT_TEST_POISON_READ");
+	cluster_start_hooked(&cl, 2, provider, 2);	/* w1 reads w0's result */
+	unsetenv(hook);
 	unsetenv("WEFT_TEST_REOPENS_FILE");
 	w1 = cl.w[1];
 	c = cluster_client(&cl);
@@ -133,6 +134,17 @@ Test(cluster, a_bad_read_reopens_the_read_endpoint_and_the_worker_lives, .timeou
 	fclose(f);
 	unlink(path);
 	cr_assert_eq(atoi(line), 1, "w1 reopened its read endpoint once (%s)", line);
+}
+
+Test(cluster, a_bad_read_reopens_the_read_endpoint_and_the_worker_lives, .timeout = 60)
+{
+	bad_read("tcp", "WEFT_TEST_POISON_READ", 1u << 20);
+}
+
+/* 16 MiB: four chunks, two of them the second reader's. */
+Test(cluster, a_failed_chunk_of_the_second_reader_on_shm_is_a_bad_read, .timeout = 60)
+{
+	bad_read("shm", "WEFT_TEST_POISON_SECOND_READ", 16u << 20);
 }
 
 Test(cluster, a_result_moves_between_workers_on_shm, .timeout = 60)

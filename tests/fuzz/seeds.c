@@ -114,7 +114,7 @@ int main(int argc, char **argv)
 	struct weft__pstat stats[2] = { { 1, 100 }, { 2, 7 } };
 	struct weft__psize sizes[2] = { { 8 }, { 0 } };
 	struct weft__op_hello hello = { WEFT_ROLE_WORKER, { 1, 2, 3 }, PB("ctrl"), 77,
-					PB("data"), PB("w0"), 2, 1 << 30 };
+					PB("data"), PB("w0"), 2, 1 << 30, PB("data2") };
 	struct weft__op_auth auth = { { 9, 8, 7 } };
 	struct weft__op_submit submit = { 7, PB("fib"), PB("fib-30"), PB(""), PB("\x1e"), 1,
 					  0, 0, { .n = 2, .items = deps } };

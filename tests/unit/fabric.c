@@ -4,8 +4,9 @@
  * the data), each with its own thread: the handshake, a wrong token, ops both ways
  * in order and batched, ops queued during the handshake, an op larger than a
  * message (sent in PARTs) and a broken PART, calls from other threads, RMA reads of
- * 64 MiB checked byte for byte, and a bad read that poisons the read endpoint,
- * which is reopened.
+ * 64 MiB checked byte for byte (on shm, shared with the second reader, or not), a
+ * bad read that poisons the read endpoint, which is reopened, and a failed chunk of
+ * the second reader.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -410,6 +411,7 @@ struct rma_call {
 	int ret;
 	bool done;
 	bool poison;
+	bool poison_second;
 };
 
 static void do_reg(struct weft__fabric *f, struct weft__fab_call *c)
@@ -417,7 +419,7 @@ static void do_reg(struct weft__fabric *f, struct weft__fab_call *c)
 	struct rma_call *rc = container_of(c, struct rma_call, c);
 
 	rc->ret = weft__fab_reg(f, rc->src, rc->len, &rc->mr, &rc->rkey, &rc->addr);
-	weft__fab_hold(f, 1);
+	weft__fab_hold(f, NULL, 1);
 	__atomic_store_n(&rc->done, true, __ATOMIC_RELEASE);
 }
 
@@ -425,7 +427,7 @@ static void do_unreg(struct weft__fabric *f, struct weft__fab_call *c)
 {
 	struct rma_call *rc = container_of(c, struct rma_call, c);
 
-	weft__fab_hold(f, -1);
+	weft__fab_hold(f, NULL, -1);
 	weft__fab_unreg(f, rc->mr);
 	__atomic_store_n(&rc->done, true, __ATOMIC_RELEASE);
 }
@@ -449,6 +451,8 @@ static void do_read(struct weft__fabric *f, struct weft__fab_call *c)
 #ifdef WEFT_TESTING
 	if (rc->poison)
 		weft__fab_read_poison(f);
+	if (rc->poison_second)
+		weft__fab_read_poison_second(f);
 #endif
 	rc->ret = weft__fab_read(f, &rc->r);
 }
@@ -475,22 +479,51 @@ static void read_back(struct rma_call *rc, void *dst, bool poison)
 	cr_assert_eq(rc->ret, 0);
 }
 
+/* a and b, workers, and @len bytes of a's, each known, registered for b to read. */
+static void rma_pair(const char *scheme, struct rma_call *rc, size_t len, uint8_t **dst)
+{
+	uint8_t *src = malloc(len);
+
+	*dst = malloc(len);
+	cr_assert(src && *dst);
+	for (size_t i = 0; i < len; i++)
+		src[i] = (uint8_t)(i * 2654435761u >> 24);
+	*rc = (struct rma_call){ .reader = &b, .src = src, .len = len };
+	pair_as(scheme, WEFT_ROLE_WORKER);
+	call_wait(a.f, rc, do_reg);
+	cr_assert_eq(rc->ret, 0);
+}
+
+/* Both peers still alive; the bytes unregistered, the pair stopped. */
+static void rma_unpair(struct rma_call *rc, uint8_t *dst)
+{
+	cr_assert_eq(a.gone, 0);
+	cr_assert_eq(b.gone, 0);
+	call_wait(a.f, rc, do_unreg);
+	unpair();
+	free(rc->src);
+	free(dst);
+}
+
+static bool rma_one_reader;		/* WEFT_SHM_READERS=1 */
+
 static void rma(const char *scheme)
 {
 	size_t len = 64u << 20;
-	uint8_t *src = malloc(len), *dst = malloc(len);
-	struct rma_call rc = { .reader = &b, .src = src, .len = len };
+	struct rma_call rc;
+	uint8_t *src, *dst;
 
-	cr_assert(src && dst);
-	for (size_t i = 0; i < len; i++)
-		src[i] = (uint8_t)(i * 2654435761u >> 24);
-	pair_as(scheme, WEFT_ROLE_WORKER);
-	call_wait(a.f, &rc, do_reg);
-	cr_assert_eq(rc.ret, 0);
+	rma_pair(scheme, &rc, len, &dst);
+	src = rc.src;
 	memset(dst, 0, len);
 	read_back(&rc, dst, false);
 	cr_assert_eq(b.read_err, 0);
 	cr_assert_eq(memcmp(src, dst, len), 0, "64 MiB read back byte for byte");
+#ifdef WEFT_TESTING
+	/* shm: every other 4 MiB chunk went to the second reader, from the first. */
+	cr_assert_eq(weft__fab_second_chunks(b.f),
+		     strcmp(scheme, "shm") || rma_one_reader ? 0 : 8);
+#endif
 
 	/* A read with a wrong key fails; on tcp it poisons the read endpoint. */
 	rc.len = 4096;
@@ -507,12 +540,7 @@ static void rma(const char *scheme)
 #endif
 	}
 	/* And control messages still flow: the peers are both alive. */
-	cr_assert_eq(a.gone, 0);
-	cr_assert_eq(b.gone, 0);
-	call_wait(a.f, &rc, do_unreg);
-	unpair();
-	free(src);
-	free(dst);
+	rma_unpair(&rc, dst);
 }
 
 Test(fabric, rma_reads_on_tcp, .timeout = 60)
@@ -522,6 +550,49 @@ Test(fabric, rma_reads_on_tcp, .timeout = 60)
 
 Test(fabric, rma_reads_on_shm, .timeout = 60)
 {
+	rma("shm");
+}
+
+#ifdef WEFT_TESTING
+/*
+ * shm: a chunk that fails on the second reader fails its read, and nothing else:
+ * the next read is whole, the second reader goes on, and the peers live.
+ */
+Test(fabric, a_failed_chunk_of_the_second_reader_fails_its_read_only, .timeout = 60)
+{
+	size_t len = 16u << 20;
+	struct rma_call rc;
+	uint8_t *dst;
+
+	rma_pair("shm", &rc, len, &dst);
+	rc.poison_second = true;
+	read_back(&rc, dst, false);
+	cr_assert_neq(b.read_err, 0, "the failed chunk fails the read");
+	rc.poison_second = false;
+	memset(dst, 0, len);
+	read_back(&rc, dst, false);
+	cr_assert_eq(b.read_err, 0, "the next read works");
+	cr_assert_eq(memcmp(rc.src, dst, len), 0);
+	cr_assert_eq(weft__fab_second_chunks(b.f), 4, "two each time, the second reader's");
+	rma_unpair(&rc, dst);
+}
+#endif
+
+/* WEFT_SHM_READERS=1: one thread reads it all; a value other than 1 or 2 is refused. */
+Test(fabric, shm_reads_with_one_reader, .timeout = 60)
+{
+	struct weft__auth_key key;
+	struct weft__fab_config cfg = { .url = "shm://127.0.0.1:0", .role = WEFT_ROLE_WORKER,
+					.name = "w9", .key = &key, .cbs = &cbs, .arg = &a };
+	struct weft__fabric *f;
+
+	cr_assert_eq(weft__auth_key(TOKEN, &key), 0);
+	setenv("WEFT_SHM_READERS", "3", 1);
+	cr_assert_eq(weft__fab_start(&cfg, &f), -EINVAL);
+	setenv("WEFT_SHM_READERS", "", 1);
+	cr_assert_eq(weft__fab_start(&cfg, &f), -EINVAL);
+	setenv("WEFT_SHM_READERS", "1", 1);
+	rma_one_reader = true;
 	rma("shm");
 }
 

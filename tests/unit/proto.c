@@ -88,7 +88,8 @@ Test(proto, every_op_round_trips)
 	struct weft__op_hello hello = { .role = WEFT_ROLE_WORKER, .name = PB("w0"),
 					.ctrl_addr = PB("ctrl"),
 					.data_addr = weft__pbytes_of("\x02\0\x1f\x90", 4),
-					.nthreads = 8, .memory_limit = 1ull << 34 };
+					.nthreads = 8, .memory_limit = 1ull << 34,
+					.data_addr2 = PB("fi_shm://weft-1-2") };
 	struct weft__op_auth auth;
 	struct weft__op_piece piece = { 5, 0, 100, 90, weft__pbytes_of("0123456789", 10) };
 	struct weft__op_future fut = { 5, 2, WEFT_WANT_RESULT };
@@ -163,6 +164,7 @@ Test(proto, every_op_round_trips)
 	cr_assert_eq(memcmp(h2.nonce, hello.nonce, 32), 0);
 	cr_assert(pb_eq(h2.name, "w0"));
 	cr_assert_eq(h2.memory_limit, 1ull << 34);
+	cr_assert(pb_eq(h2.data_addr2, "fi_shm://weft-1-2"));
 	weft__msg_begin(&o, buf, WEFT_MSG_AUTH);
 	cr_assert_eq(weft__msg_add(&o, WEFT_OP_AUTH, &auth), 0);
 	cr_assert_eq(weft__msg_add(&o, WEFT_OP_AUTH, &auth), 0);
