@@ -276,6 +276,8 @@ int weft__fab_reader_start(struct weft__fabric *f, struct fab_reader **out);
 void weft__fab_reader_stop(struct fab_reader *rd);
 /* Whether it takes chunks: started, and not broken by a failed reopen. */
 bool weft__fab_reader_ok(const struct fab_reader *rd);
+/* A holder gone: its address @raw leaves the second reader's AV before its next chunk. */
+void weft__fab_reader_forget(struct fab_reader *rd, const void *raw, uint32_t len);
 /* Give it @c, filled; c->back comes to the fabric thread when it is read or failed. */
 void weft__fab_reader_post(struct fab_reader *rd, struct readchunk *c);
 

@@ -87,6 +87,11 @@ void weft__fab_peer_gone(struct weft__fabric *f, struct weft__peer *p, int why)
 	fi_av_remove(f->cdom.av, &p->ctrl, 1, 0);
 	if (p->data != FI_ADDR_NOTAVAIL)
 		fi_av_remove(f->ddom->av, &p->data, 1, 0);
+	if (f->reader && p->data_len) {
+		weft__fab_reader_forget(f->reader, p->data_raw, p->data_len);
+		if (p->data2_len)
+			weft__fab_reader_forget(f->reader, p->data2_raw, p->data2_len);
+	}
 	weft__fab_sendbufs_free(f, p->queue);
 	weft__fab_sendbufs_free(f, p->held);
 	weft__fab_sendbufs_free(f, p->out);

@@ -22,6 +22,7 @@
 #include "log.h"
 
 #define READER_AV 16			/* holders' addresses kept in its AV */
+#define READER_FORGETS 16		/* holders gone, to leave its AV; more: all */
 /*
  * A chunk the provider pushes back (the holder has not taken its commands yet) is
  * tried again this long, then fails: the read fails and is made again, as after
@@ -43,6 +44,13 @@ struct fab_reader {
 	 * more. Relaxed both ways: a stale read gives it one more chunk to fail.
 	 */
 	atomic_bool broken;
+	/* Holders gone, whose addresses leave the AV before the next chunk; under lock. */
+	struct {
+		uint32_t len;
+		uint8_t raw[WEFT_PROTO_MAX_ADDR];
+	} forget[READER_FORGETS];
+	unsigned nforget;
+	bool forget_all;		/* more went than forget holds */
 	/* Holders in dom's AV, by their data address: this thread's own. */
 	struct {
 		fi_addr_t a;
@@ -103,6 +111,25 @@ static int progress(struct fab_reader *rd, struct readchunk *c)
 		return 1;
 	}
 	return 0;
+}
+
+/* Take the holders gone out of the AV (a new process may come under an old name). */
+static void forget_gone(struct fab_reader *rd)
+{
+	for (unsigned i = 0; i < rd->nav; i++) {
+		bool gone = rd->forget_all;
+
+		for (unsigned k = 0; k < rd->nforget && !gone; k++)
+			gone = rd->forget[k].len == rd->av[i].len &&
+			       !memcmp(rd->forget[k].raw, rd->av[i].raw, rd->av[i].len);
+		if (!gone)
+			continue;
+		fi_av_remove(rd->dom.av, &rd->av[i].a, 1, 0);
+		rd->av[i--] = rd->av[--rd->nav];
+	}
+	rd->av_next = 0;
+	rd->nforget = 0;
+	rd->forget_all = false;
 }
 
 static bool stopping(struct fab_reader *rd)
@@ -187,6 +214,8 @@ static void *reader_main(void *arg)
 		rd->todo = c->next;
 		if (!rd->todo)
 			rd->todo_tail = NULL;
+		if (rd->nforget || rd->forget_all)
+			forget_gone(rd);
 		pthread_mutex_unlock(&rd->lock);
 		if (rd->ep.ep)
 			read_chunk(rd, c);
@@ -254,6 +283,18 @@ void weft__fab_reader_stop(struct fab_reader *rd)
 	pthread_mutex_destroy(&rd->lock);
 	weft__fab_shm_reader_close(&rd->dom, &rd->ep);
 	free(rd);
+}
+
+void weft__fab_reader_forget(struct fab_reader *rd, const void *raw, uint32_t len)
+{
+	pthread_mutex_lock(&rd->lock);
+	if (rd->nforget < READER_FORGETS) {
+		rd->forget[rd->nforget].len = len;
+		memcpy(rd->forget[rd->nforget++].raw, raw, len);
+	} else {
+		rd->forget_all = true;
+	}
+	pthread_mutex_unlock(&rd->lock);
 }
 
 bool weft__fab_reader_ok(const struct fab_reader *rd)

@@ -578,6 +578,40 @@ Test(fabric, a_failed_chunk_of_the_second_reader_fails_its_read_only, .timeout =
 }
 #endif
 
+/*
+ * shm: a holder goes and another comes; the second reader, which knew the first,
+ * reads the new one's bytes whole.
+ */
+Test(fabric, the_second_reader_reads_a_new_holder_after_one_goes, .timeout = 60)
+{
+	size_t len = 16u << 20;
+	struct rma_call rc;
+	uint8_t *dst;
+
+	rma_pair("shm", &rc, len, &dst);
+	read_back(&rc, dst, false);
+	cr_assert_eq(b.read_err, 0);
+	call_wait(a.f, &rc, do_unreg);
+	weft__fab_stop(a.f);
+	WAIT_FOR(&b, b.gone == 1 && !b.peer);
+	side_init(&a);
+	start(&a, "shm://127.0.0.1:0", TOKEN, WEFT_ROLE_WORKER, "w1");
+	connect_to(b.f, a.f);
+	WAIT_FOR(&a, a.peer != NULL);
+	WAIT_FOR(&b, b.peer != NULL);
+	call_wait(a.f, &rc, do_reg);
+	cr_assert_eq(rc.ret, 0);
+	memset(dst, 0, len);
+	read_back(&rc, dst, false);
+	cr_assert_eq(b.read_err, 0, "the new holder is read");
+	cr_assert_eq(memcmp(rc.src, dst, len), 0);
+#ifdef WEFT_TESTING
+	cr_assert_eq(weft__fab_second_chunks(b.f), 4, "half of each by the second reader");
+#endif
+	b.gone = 0;
+	rma_unpair(&rc, dst);
+}
+
 /* WEFT_SHM_READERS=1: one thread reads it all; a value other than 1 or 2 is refused. */
 Test(fabric, shm_reads_with_one_reader, .timeout = 60)
 {
