@@ -270,7 +270,10 @@ void weft__fab_reads_resume(struct weft__fabric *f);
  * goes to it, from the first.
  */
 #define READER_MIN (2 * (size_t)READ_CHUNK)
-/* Start the second reader of @f (shm only); NULL in *@out when it is not wanted. */
+/*
+ * Start the second reader of @f (shm only); NULL in *@out when it is not wanted or
+ * could not start (logged). -EINVAL for a WEFT_SHM_READERS other than 1 or 2.
+ */
 int weft__fab_reader_start(struct weft__fabric *f, struct fab_reader **out);
 /* Stop it: the chunk it reads ends first; those still queued are dropped. */
 void weft__fab_reader_stop(struct fab_reader *rd);
