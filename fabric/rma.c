@@ -64,6 +64,28 @@ void weft__fab_hold(struct weft__fabric *f, struct weft__peer *reader, int delta
 	}
 }
 
+/* Give @c, @r's next chunk, to the second reader, with what it reads by. */
+static int post_second(struct weft__fabric *f, struct weft__fab_read *r, struct readchunk *c,
+		       uint64_t key)
+{
+	c->dst = (char *)r->dst + r->posted;
+	c->addr = r->addr + r->posted;
+	c->key = key;
+	/* The holder's second endpoint, or the first until its HELLO. */
+	if (r->peer->data2_len) {
+		c->peer_len = r->peer->data2_len;
+		memcpy(c->peer, r->peer->data2_raw, c->peer_len);
+	} else {
+		c->peer_len = r->peer->data_len;
+		memcpy(c->peer, r->peer->data_raw, c->peer_len);
+	}
+	c->poison = f->poison_second;
+	f->poison_second = false;
+	f->second_chunks++;
+	weft__fab_reader_post(f->reader, c);
+	return 0;
+}
+
 /* Post chunks of waiting reads while there is room; false if the fabric pushed back. */
 static bool post_chunks(struct weft__fabric *f)
 {
@@ -79,29 +101,13 @@ static bool post_chunks(struct weft__fabric *f)
 		c->ctx.kind = CTX_READ;
 		c->r = r;
 		c->len = n;
+		/* Every other chunk, from the first, to the second reader. */
 		if (r->len >= READER_MIN && !(r->posted / READ_CHUNK % 2) &&
-		    weft__fab_reader_ok(f->reader)) {
-			/* Its first, so that it copies while this thread does the next. */
-			c->dst = (char *)r->dst + r->posted;
-			c->addr = r->addr + r->posted;
-			c->key = key;
-			/* The holder's second endpoint, or the first until its HELLO. */
-			if (r->peer->data2_len) {
-				c->peer_len = r->peer->data2_len;
-				memcpy(c->peer, r->peer->data2_raw, c->peer_len);
-			} else {
-				c->peer_len = r->peer->data_len;
-				memcpy(c->peer, r->peer->data_raw, c->peer_len);
-			}
-			c->poison = f->poison_second;
-			f->poison_second = false;
-			f->second_chunks++;
-			weft__fab_reader_post(f->reader, c);
-			ret = 0;
-		} else {
+		    weft__fab_reader_ok(f->reader))
+			ret = post_second(f, r, c, key);
+		else
 			ret = fi_read(f->rd.ep, (char *)r->dst + r->posted, n, NULL,
 				      r->peer->data, r->addr + r->posted, key, &c->ctx.fi);
-		}
 		if (ret == -FI_EAGAIN)
 			return false;	/* posted again later, poisoned again if asked */
 		f->poison_next = false;
