@@ -258,15 +258,13 @@ static int stream(struct weft__engine *eng, struct weft__view_snap *s)
 static int engine_snap(void *arg, struct weft__view_snap *s)
 {
 	struct weft__engine *eng = arg;
+	struct weft__view_sample v;
 
 	s->now_ns = (uint64_t)weft__mono_ns();
 	weft__engine_stats(eng, &s->st);
-	{
-		/* A sample, if due, of the figures just read (not read again). */
-		struct weft__view_sample v = weft__sample_of(&s->st, (int64_t)s->now_ns);
-
-		weft__samples_put(&eng->samples, &v, false);
-	}
+	/* A sample, if due, of the figures just read (not read again). */
+	v = weft__sample_of(&s->st, (int64_t)s->now_ns);
+	weft__samples_put(&eng->samples, &v, false);
 	if (s->samples_cap)
 		s->nsamples = weft__samples_copy(&eng->samples, s->samples, s->samples_cap);
 	if (s->events_cap && stream(eng, s))
