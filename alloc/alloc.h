@@ -36,6 +36,17 @@ void *weft__alloc(struct weft__alloc *a, unsigned numa, size_t len, size_t *usab
 /* Free what weft__alloc() returned; @usable is the size it reported. */
 void weft__free(struct weft__alloc *a, void *p, size_t usable);
 
+/*
+ * Say that the @len bytes at @p, just allocated, are a result other processes may
+ * read: from 4 MiB, the 2 MiB-aligned inside of it is asked to live on huge pages
+ * (so that no huge page spans two results). shm's read pins and copies its source
+ * a page at a time, and a 64 MiB read from huge pages is 1.5 times as fast here;
+ * the destination's pages hardly matter, so memory a read lands in is not advised:
+ * on a virtual machine that gives freed 2 MiB blocks back to its host, a fresh
+ * huge page faults in several times slower than small ones (perf/HISTORY.md).
+ */
+void weft__alloc_advise_read(void *p, size_t len);
+
 /* Bytes allocated and not yet freed, exactly; and the most there have been. */
 size_t weft__alloc_bytes(const struct weft__alloc *a);
 size_t weft__alloc_peak(const struct weft__alloc *a);

@@ -12,6 +12,7 @@
 #include <jemalloc/jemalloc.h>
 
 #include "alloc.h"
+#include "../util/huge.h"
 
 #define MPOL_PREFERRED 1
 
@@ -264,6 +265,12 @@ void weft__free(struct weft__alloc *a, void *p, size_t usable)
 	weft__acct_sub(&a->acct, usable);
 	/* The arena is found from the pointer; only the cache choice matters here. */
 	dallocx(p, MALLOCX_TCACHE_NONE);
+}
+
+void weft__alloc_advise_read(void *p, size_t len)
+{
+	if (len >= 2 * HUGE_PAGE)
+		huge_advise_inside(p, len);
 }
 
 size_t weft__alloc_bytes(const struct weft__alloc *a)

@@ -57,6 +57,12 @@ void weft__free(struct weft__alloc *a, void *p, size_t usable)
 	free(p);
 }
 
+void weft__alloc_advise_read(void *p, size_t len)
+{
+	(void)p;
+	(void)len;
+}
+
 size_t weft__alloc_bytes(const struct weft__alloc *a)
 {
 	return atomic_load_explicit(&a->acct.bytes, memory_order_relaxed);

@@ -255,6 +255,7 @@ void *weft_output_n(struct weft_ctx *ctx, unsigned i, size_t len)
 		o->data = weft__alloc(t->eng->alloc, ctx->w->numa, len, &o->usable);
 		if (!o->data)
 			return NULL;
+		weft__alloc_advise_read(o->data, o->usable);
 		o->st = NULL;
 		weft__store_kick(t->eng);
 	}

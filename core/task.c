@@ -535,6 +535,8 @@ int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 	ret = scatter_make(eng, len, &f);
 	if (ret)
 		return ret;
+	if (len > WEFT_INLINE_RESULT)
+		weft__alloc_advise_read(f->data, f->usable);
 	if (len)
 		memcpy(f->data, data, len);
 	scatter_filled(eng, f);

@@ -53,6 +53,43 @@ static inline int on_cluster(void)
 			cr_skip_test("embedded only: %s", why);			\
 	} while (0)
 
+/*
+ * Whether the mapping that holds @addr is advised to huge pages: /proc/self/smaps
+ * shows the advice as "hg" among its VmFlags. -1 when no mapping holds it.
+ */
+static inline int advised_huge(const void *addr)
+{
+	uintptr_t at = (uintptr_t)addr, lo, hi;
+	char line[512];
+	int found = 0, hg = -1;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	cr_assert_not_null(f);
+	while (hg < 0 && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			found = at >= lo && at < hi;
+		else if (found && !strncmp(line, "VmFlags:", 8))
+			hg = strstr(line, " hg") != NULL;
+	}
+	fclose(f);
+	return hg;
+}
+
+/*
+ * Skip a test of the advice to huge pages where none is given: a kernel without
+ * them, or a sanitizer build (its memory is libc's, see alloc/sys.c).
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define NEEDS_HUGE_ADVICE()							\
+	cr_skip_test("sanitizer builds take memory from libc and advise nothing")
+#else
+#define NEEDS_HUGE_ADVICE()							\
+	do {									\
+		if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK))	\
+			cr_skip_test("this kernel has no transparent huge pages");	\
+	} while (0)
+#endif
+
 /* Under sanitizers everything is slower; WEFT_STRESS_SCALE divides the counts. */
 static inline long stress_scaled(long n)
 {

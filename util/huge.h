@@ -38,6 +38,19 @@ static inline void *huge_map(size_t len)
 	return p;
 }
 
+/*
+ * Advise the huge pages that lie wholly inside [@p, @p + @len), so that none of them
+ * spans memory beyond it; advice again, which a kernel without THP ignores.
+ */
+static inline void huge_advise_inside(void *p, size_t len)
+{
+	uintptr_t start = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+	uintptr_t end = ((uintptr_t)p + len) & ~(uintptr_t)(HUGE_PAGE - 1);
+
+	if (end > start)
+		(void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+}
+
 /* Give back a buffer of huge_map(@len); NULL is fine. */
 static inline void huge_unmap(void *p, size_t len)
 {

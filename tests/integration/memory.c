@@ -275,3 +275,56 @@ Test(memory, regress_22_arguments_count_against_the_limit, .timeout = 30)
 	free(arg);
 	cr_assert_eq(weft_client_close(c), 0);
 }
+
+TASK(make_len)
+{
+	uint64_t len;
+	char *p;
+
+	memcpy(&len, arg, sizeof(len));
+	p = weft_output(ctx, len);
+	if (!p)
+		return weft_fail(ctx, "no memory for %llu bytes", (unsigned long long)len);
+	memset(p, 7, len);
+	return 0;
+}
+
+static const char *view_of(struct weft_client *c, struct weft_future **f, uint64_t len)
+{
+	struct weft_buf b;
+
+	cr_assert_eq(weft_submit(c, make_len, NULL, 0, &len, sizeof(len), NULL, f), 0);
+	cr_assert_eq(weft_result(*f, &b), 0);
+	cr_assert_eq(b.len, len);
+	return b.data;
+}
+
+Test(memory, large_results_and_scatters_are_advised_to_huge_pages, .timeout = 30)
+{
+	struct weft_future *small, *big, *sc;
+	size_t len = 8u << 20;
+	const char *ps, *pb;
+	struct weft_client *c;
+	struct weft_buf b;
+	char *data;
+
+	EMBEDDED_ONLY("looks at the memory of the process that made the result");
+	NEEDS_HUGE_ADVICE();
+	c = open_threads(1);
+	ps = view_of(c, &small, 1u << 20);
+	pb = view_of(c, &big, len);
+	cr_assert_eq(advised_huge(ps + (1u << 19)), 0, "a 1 MiB result keeps small pages");
+	cr_assert_eq(advised_huge(pb + len / 2), 1, "an 8 MiB result is advised");
+	data = malloc(len);
+	cr_assert_not_null(data);
+	memset(data, 9, len);
+	cr_assert_eq(weft_scatter(c, data, len, &sc), 0);
+	cr_assert_eq(weft_result(sc, &b), 0);
+	cr_assert_eq(advised_huge((const char *)b.data + len / 2), 1, "so is an 8 MiB scatter");
+	cr_assert_eq(((const char *)b.data)[len - 1], 9);
+	free(data);
+	weft_release(sc);
+	weft_release(big);
+	weft_release(small);
+	cr_assert_eq(weft_client_close(c), 0);
+}

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
-/* Unit tests of alloc/: exact accounting, domains, the failure hook. */
+/* Unit tests of alloc/: exact accounting, domains, huge pages, the failure hook. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "../common.h"
 #include "alloc.h"
 
 Test(alloc, create_bad_arguments_return_einval)
@@ -108,5 +109,37 @@ Test(alloc, fail_nth_fails_exactly_that_one)
 	cr_assert_eq(weft__alloc_bytes(a), u1 + u3, "a failed allocation counts nothing");
 	weft__free(a, p1, u1);
 	weft__free(a, p3, u3);
+	weft__alloc_destroy(a);
+}
+
+Test(alloc, a_large_result_to_be_read_is_advised_to_huge_pages_inside_its_bounds)
+{
+	size_t big = (8u << 20) + 100, small = 3u << 20, ub, us;
+	struct weft__alloc *a;
+	int nodes[1] = { -1 };
+	uintptr_t inside;
+	char *pb, *ps;
+
+	NEEDS_HUGE_ADVICE();
+	cr_assert_eq(weft__alloc_create(1, nodes, &a), 0);
+	ps = weft__alloc(a, 0, small, &us);
+	cr_assert_not_null(ps);
+	weft__alloc_advise_read(ps, us);
+	cr_assert_eq(advised_huge(ps + small / 2), 0, "under 4 MiB keeps small pages");
+
+	pb = weft__alloc(a, 0, big, &ub);
+	cr_assert_not_null(pb);
+	cr_assert_eq(advised_huge(pb + big / 2), 0, "nothing is advised until asked");
+	weft__alloc_advise_read(pb, ub);
+	inside = ((uintptr_t)pb + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1);
+	cr_assert_eq(advised_huge((void *)inside), 1);
+	cr_assert_eq(advised_huge(pb + big / 2), 1);
+	if ((uintptr_t)pb != inside)
+		cr_assert_eq(advised_huge(pb), 0, "the part before the first 2 MiB boundary is not");
+	cr_assert_eq(advised_huge(ps + small / 2), 0, "nor the small result's pages");
+	memset(pb, 0xab, big);
+	weft__free(a, pb, ub);
+	weft__free(a, ps, us);
+	cr_assert_eq(weft__alloc_bytes(a), 0);
 	weft__alloc_destroy(a);
 }
