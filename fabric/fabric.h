@@ -169,8 +169,11 @@ void weft__fab_read_poison_second(struct weft__fabric *f);
 unsigned weft__fab_second_chunks(const struct weft__fabric *f);
 /* Times the data endpoint was reopened. */
 unsigned weft__fab_reopens(const struct weft__fabric *f);
-/* HELLOs this fabric sends claim protocol version @major (0: its own). */
-void weft__fab_test_major(struct weft__fabric *f, uint8_t major);
+/*
+ * This fabric plays a process of protocol version @major.@minor (0: its own): its
+ * HELLOs claim it, and every message it is sent counts as of another version.
+ */
+void weft__fab_test_version(struct weft__fabric *f, uint8_t major, uint8_t minor);
 #endif
 
 #endif /* WEFT_FABRIC_H */

@@ -209,7 +209,7 @@ struct weft__fabric {
 	bool poison_second;		/* test hook: the second reader's next chunk */
 	unsigned second_chunks;		/* chunks the second reader read, for tests */
 	bool stall_reads;		/* test hook: reads are taken and never posted */
-	uint8_t test_major;		/* test hook: the major version HELLOs claim */
+	uint8_t test_version[2];	/* test hook: the major.minor this process plays */
 	/* Calls from other threads: a stack the loop takes whole. */
 	struct weft__fab_call *_Atomic calls;
 	/* Set while the thread sleeps in epoll; pairs with the callers' load (Dekker). */

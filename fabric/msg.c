@@ -120,8 +120,8 @@ int weft__fab_send_now(struct weft__fabric *f, struct weft__peer *p, uint8_t typ
 	o.conn = p->conn_out;
 	b->len = weft__msg_end(&o, p->tx_seq++);
 #ifdef WEFT_TESTING
-	if (f->test_major && type == WEFT_MSG_HELLO)
-		b->data[4] = f->test_major;
+	if (f->test_version[0] && type == WEFT_MSG_HELLO)
+		memcpy(b->data + 4, f->test_version, 2);
 #endif
 	weft__fab_queue(f, p, b);
 	return 0;

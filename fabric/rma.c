@@ -219,8 +219,9 @@ unsigned weft__fab_reopens(const struct weft__fabric *f)
 	return f->reopens;
 }
 
-void weft__fab_test_major(struct weft__fabric *f, uint8_t major)
+void weft__fab_test_version(struct weft__fabric *f, uint8_t major, uint8_t minor)
 {
-	f->test_major = major;
+	f->test_version[0] = major;
+	f->test_version[1] = minor;
 }
 #endif

@@ -188,10 +188,13 @@ struct weft_options {
  * scheme, a malformed $WEFT_* value, a memory limit of 0 or below 4 MiB given in the
  * environment or below 4 MiB given as an option, thresholds out of order or outside
  * (0, 1]); -ENOENT, -ENOTDIR, -EACCES, -EROFS (...) for a spill directory that is
- * missing, not a directory, or cannot take new files; -EPROTONOSUPPORT for a known
- * scheme that this
- * build cannot serve yet (distributed mode); -ENOMEM; -EAGAIN if threads could not be
- * started; -EDEADLK when called from inside a task.
+ * missing, not a directory, or cannot take new files; -ENOMEM; -EAGAIN if threads
+ * could not be started; -EDEADLK when called from inside a task. Connecting to a
+ * scheduler: -EACCES without a token or with a wrong one; -ETIMEDOUT (or
+ * -ECONNREFUSED, -EHOSTUNREACH) when nothing answers within a few seconds; -EPROTO
+ * when the scheduler speaks another protocol version (both are logged); -ENODEV
+ * when this machine's libfabric has no provider for the scheme (verbs:// without
+ * RDMA devices). Each failure to connect is logged.
  */
 WEFT_API int weft_client_open(const char *address, const struct weft_options *opts,
 			      struct weft_client **out);

@@ -378,7 +378,7 @@ int weft__msg_open(const void *buf, size_t len, uint64_t seq, struct weft__msg *
 	m->nops = get16(p + 12);
 	m->seq = get64(p + 16);
 	m->conn = get64(p + 24);
-	if (m->major != WEFT_PROTO_MAJOR)
+	if (m->major != WEFT_PROTO_MAJOR || m->minor != WEFT_PROTO_MINOR)
 		return -EPROTO;
 	if (m->length != len || get16(p + 14) || m->flags || !m->type ||
 	    m->type >= WEFT_MSG_TYPES || !nops_fit(m->type, m->nops))

@@ -278,7 +278,7 @@ Test(proto, a_piece_outside_its_result_is_refused)
 	cr_assert_eq(weft__msg_add(&o, WEFT_OP_PUT, &p), -EINVAL, "offset past the end");
 }
 
-Test(proto, another_major_version_is_told_apart)
+Test(proto, another_version_is_told_apart)
 {
 	struct weft__msg m;
 	uint32_t len = one_op(WEFT_OP_STATS_ASK, &(struct weft__op_stats_ask){ 1 }, 0);
@@ -287,7 +287,12 @@ Test(proto, another_major_version_is_told_apart)
 	cr_assert_eq(weft__msg_open(buf, len, 0, &m), -EPROTO);
 	cr_assert_eq(m.major, WEFT_PROTO_MAJOR + 1, "the version is there to log");
 	buf[4] = WEFT_PROTO_MAJOR;
-	buf[5] = WEFT_PROTO_MINOR + 3;	/* a newer minor is fine */
+	buf[5] = WEFT_PROTO_MINOR + 1;
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), -EPROTO, "nor a newer minor");
+	cr_assert_eq(m.minor, WEFT_PROTO_MINOR + 1);
+	buf[5] = WEFT_PROTO_MINOR - 1;
+	cr_assert_eq(weft__msg_open(buf, len, 0, &m), -EPROTO, "nor an older one");
+	buf[5] = WEFT_PROTO_MINOR;
 	cr_assert_eq(weft__msg_open(buf, len, 0, &m), 0);
 	buf[0] ^= 1;
 	cr_assert_eq(weft__msg_open(buf, len, 0, &m), -EBADMSG, "bad magic");
