@@ -27,6 +27,11 @@
 int weft__parse_size(const char *s, size_t *out) __must_check;
 /* A positive decimal that fits an unsigned. Return: 0 or -EINVAL. */
 int weft__parse_uint(const char *s, unsigned *out) __must_check;
+/*
+ * A program's --version on stdout: "@prog LIBRARY (protocol MAJOR.MINOR)". The
+ * processes of a cluster must speak one protocol version (proto/proto.h).
+ */
+void weft__print_version(const char *prog);
 /* A fraction in (0, 1]. Return: 0 or -EINVAL. */
 int weft__parse_fraction(const char *s, double *out) __must_check;
 /* Memory this process may use: physical memory, or its cgroup's limit if lower. */

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /* error.c - weft_strerror(), and the version the library was built as. */
+#include <stdio.h>
 #include <string.h>
 
 #include "core.h"
+#include "proto.h"
 
 const char *weft_strerror(int err)
 {
@@ -49,4 +51,10 @@ unsigned weft_version(void)
 const char *weft_version_string(void)
 {
 	return VERSION_STRING(WEFT_VERSION_MAJOR, WEFT_VERSION_MINOR, WEFT_VERSION_PATCH);
+}
+
+void weft__print_version(const char *prog)
+{
+	printf("%s %s (protocol %u.%u)\n", prog, weft_version_string(), WEFT_PROTO_MAJOR,
+	       WEFT_PROTO_MINOR);
 }

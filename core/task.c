@@ -535,8 +535,7 @@ int weft__task_scatter(struct weft__engine *eng, const void *data, size_t len,
 	ret = scatter_make(eng, len, &f);
 	if (ret)
 		return ret;
-	if (len > WEFT_INLINE_RESULT)
-		weft__alloc_advise_read(f->data, f->usable);
+	weft__alloc_advise_read(f->data, f->usable);	/* 0 bytes usable when inline */
 	if (len)
 		memcpy(f->data, data, len);
 	scatter_filled(eng, f);

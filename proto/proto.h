@@ -18,12 +18,11 @@
  * never reads past what it was given and refuses what it does not understand.
  * Decoded byte strings, text and lists are views into the message.
  *
- * The first message each way is a HELLO, then AUTH
- * (the proof of the cluster token, auth.c); only then OPS. seq counts a peer's
- * messages from 0, so a message replayed, lost or reordered on a connection is
- * refused. conn is the value the receiver asked for in its HELLO (0 in a first
- * HELLO): the receiver knows the sender by it, whatever the fabric says of where a
- * message came from.
+ * The first message each way is a HELLO, then AUTH (the proof of the cluster
+ * token, auth.c); only then OPS. seq counts a peer's messages from 0, so a message
+ * replayed, lost or reordered on a connection is refused. conn is the value the
+ * receiver asked for in its HELLO (0 in a first HELLO): the receiver knows the
+ * sender by it, whatever the fabric says of where a message came from.
  *
  * Versions: a minor version adds ops or appends fields to an op, which a decoder of
  * an older one refuses (a message must be used up exactly), so every process of a

@@ -49,6 +49,7 @@ static const char usage[] =
 	"  --dashboard HOST:PORT   where the scheduler serves the cluster's figures over\n"
 	"                          HTTP (default 127.0.0.1:8787; none: nowhere)\n"
 	"  --help                  this text\n"
+	"  --version               the version of weft and of its protocol\n"
 	"\n"
 	"SIGINT and SIGTERM are passed on to CMD. A worker that dies is started again\n"
 	"under its name, 3 times at most. No scheduler, worker or shared memory region\n"
@@ -235,8 +236,7 @@ static int parse(int argc, char **argv)
 		{ "nthreads", 1, NULL, 't' }, { "memory-limit", 1, NULL, 'm' },
 		{ "provider", 1, NULL, 'p' }, { "load", 1, NULL, 'L' },
 		{ "token-file", 1, NULL, 'k' }, { "dashboard", 1, NULL, 'd' },
-		{ "help", 0, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "help", 0, NULL, 'h' }, { "version", 0, NULL, 'V' }, { NULL, 0, NULL, 0 },
 	};
 	const char *token_file = NULL;
 	size_t size;
@@ -273,6 +273,7 @@ static int parse(int argc, char **argv)
 		case 'k': token_file = optarg; break;
 		case 'd': g.dashboard = optarg; break;
 		case 'h': fputs(usage, stdout); exit(0);
+		case 'V': weft__print_version("weft-cluster"); exit(0);
 		default: return bad("unknown or incomplete option", argv[optind - 1]);
 		}
 	}

@@ -16,6 +16,7 @@
 #include <weft.h>
 
 #include "auth.h"
+#include "core.h"
 #include "log.h"
 #include "server.h"
 
@@ -41,6 +42,7 @@ static const char usage[] =
 	"                          127.0.0.1:8787; none: do not). An address it cannot\n"
 	"                          serve at is logged and the scheduler runs without.\n"
 	"  --help                  this text\n"
+	"  --version               the version of weft and of its protocol\n"
 	"\n"
 	"The first line of standard output is the address clients and workers connect to.\n"
 	"WEFT_LOG=error|warn|info|debug sets what is logged on standard error.\n"
@@ -78,8 +80,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "listen", 1, NULL, 'l' }, { "token-file", 1, NULL, 't' },
 		{ "scheduler-file", 1, NULL, 's' }, { "dashboard", 1, NULL, 'd' },
-		{ "help", 0, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "help", 0, NULL, 'h' }, { "version", 0, NULL, 'V' }, { NULL, 0, NULL, 0 },
 	};
 	const char *listen = "tcp://127.0.0.1:0", *token_file = NULL, *sched_file = NULL;
 	const char *dashboard = "127.0.0.1:8787";
@@ -98,6 +99,7 @@ int main(int argc, char **argv)
 		case 's': sched_file = optarg; break;
 		case 'd': dashboard = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
+		case 'V': weft__print_version("weft-scheduler"); return 0;
 		default: return bad("unknown or incomplete option", argv[optind - 1]);
 		}
 	}

@@ -44,6 +44,7 @@ static const char usage[] =
 	"                          by name (repeatable)\n"
 	"  --token-file FILE       the cluster token (default $WEFT_TOKEN)\n"
 	"  --help                  this text\n"
+	"  --version               the version of weft and of its protocol\n"
 	"\n"
 	"WEFT_LOG=error|warn|info|debug sets what is logged on standard error;\n"
 	"WEFT_INLINE_MAX (bytes, default 8192) the results sent inside messages.\n"
@@ -150,7 +151,7 @@ int main(int argc, char **argv)
 		{ "name", 1, NULL, 'n' }, { "nthreads", 1, NULL, 't' },
 		{ "memory-limit", 1, NULL, 'm' }, { "spill-dir", 1, NULL, 'd' },
 		{ "load", 1, NULL, 'L' }, { "token-file", 1, NULL, 'k' },
-		{ "help", 0, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "help", 0, NULL, 'h' }, { "version", 0, NULL, 'V' }, { NULL, 0, NULL, 0 },
 	};
 	struct weft__worker_opts wo = { 0 };
 	const char *loads[MAX_LOADS], *token_file = NULL, *sched_file = NULL;
@@ -191,6 +192,7 @@ int main(int argc, char **argv)
 			break;
 		case 'k': token_file = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
+		case 'V': weft__print_version("weft-worker"); return 0;
 		default: return bad("unknown or incomplete option", argv[optind - 1]);
 		}
 	}

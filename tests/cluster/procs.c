@@ -3,30 +3,40 @@
  * The cluster's processes as a user sees them: weft-cluster leaves no process and
  * no shared memory behind, whether its command succeeds, fails or crashes; an idle
  * cluster does not spin; two clients share a scheduler; a client killed in the
- * middle of a graph has its results released.
+ * middle of a graph has its results released; each program's --help, --version
+ * and bad usage.
  */
 #include <sys/resource.h>
 
 #include "cluster.h"
+#include "proto.h"
 
 static struct cluster cl;
 
-/* Run weft-cluster -n 2 --provider @provider -- sh -c @script; its exit status. */
-static int run_cluster(const char *provider, const char *script)
+/* The path of the built program @name (tools/), beside this test's build tree. */
+static void tool_path(const char *name, char *out, size_t cap)
 {
-	char prog[PATH_MAX + 32], dir[PATH_MAX];
-	char *argv[] = { prog, "-n", "2", "--nthreads", "1", "--provider", (char *)provider,
-			 "--dashboard", "none", "--", "/bin/sh", "-c", (char *)script, NULL };
+	char dir[PATH_MAX];
 	ssize_t len = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
-	int status;
-	pid_t pid;
 
 	cr_assert_gt(len, 0);
 	dir[len] = '\0';
 	*strrchr(dir, '/') = '\0';
 	*strrchr(dir, '/') = '\0';
 	*strrchr(dir, '/') = '\0';
-	snprintf(prog, sizeof(prog), "%s/tools/weft-cluster", dir);
+	snprintf(out, cap, "%s/tools/%s", dir, name);
+}
+
+/* Run weft-cluster -n 2 --provider @provider -- sh -c @script; its exit status. */
+static int run_cluster(const char *provider, const char *script)
+{
+	char prog[PATH_MAX + 32];
+	char *argv[] = { prog, "-n", "2", "--nthreads", "1", "--provider", (char *)provider,
+			 "--dashboard", "none", "--", "/bin/sh", "-c", (char *)script, NULL };
+	int status;
+	pid_t pid;
+
+	tool_path("weft-cluster", prog, sizeof(prog));
 	pid = fork();
 	if (!pid) {
 		execv(prog, argv);
@@ -264,4 +274,59 @@ Test(procs, a_client_killed_has_its_results_released, .timeout = 120)
 		     st.mem_bytes);
 	cr_assert_eq(weft_client_close(c), 0);
 	cluster_stop(&cl);
+}
+
+/* @name @arg's exit status, its stdout in @out and its stderr in @err. */
+static int run_tool(const char *name, const char *arg, char *out, char *err, size_t cap)
+{
+	char prog[PATH_MAX + 32], cmd[2 * PATH_MAX + 128];
+	char *files[2] = { out, err };
+	FILE *f;
+	int status;
+
+	tool_path(name, prog, sizeof(prog));
+	snprintf(cmd, sizeof(cmd), "'%s' %s >/tmp/weft-tool-out.%d 2>/tmp/weft-tool-err.%d "
+		 "</dev/null", prog, arg, (int)getpid(), (int)getpid());
+	status = system(cmd);
+	for (int i = 0; i < 2; i++) {
+		char path[64];
+		size_t n;
+
+		snprintf(path, sizeof(path), "/tmp/weft-tool-%s.%d", i ? "err" : "out",
+			 (int)getpid());
+		f = fopen(path, "r");
+		cr_assert_not_null(f, "%s", path);
+		n = fread(files[i], 1, cap - 1, f);
+		files[i][n] = '\0';
+		fclose(f);
+		unlink(path);
+	}
+	cr_assert(WIFEXITED(status), "%s %s: status %d", name, arg, status);
+	return WEXITSTATUS(status);
+}
+
+Test(procs, each_program_answers_help_version_and_bad_usage, .timeout = 60)
+{
+	static const char *const names[] = { "weft-scheduler", "weft-worker", "weft-cluster" };
+	char out[8192], err[8192], want[128];
+
+	for (int i = 0; i < 3; i++) {
+		const char *name = names[i];
+
+		cr_assert_eq(run_tool(name, "--help", out, err, sizeof(out)), 0, "%s", name);
+		cr_assert(!strncmp(out, "usage: ", 7), "%s --help: %s", name, out);
+		cr_assert(strstr(out, "Exit status"), "%s documents its exit status", name);
+		cr_assert(strstr(out, "--version"), "%s --help names --version", name);
+
+		cr_assert_eq(run_tool(name, "--version", out, err, sizeof(out)), 0, "%s", name);
+		snprintf(want, sizeof(want), "%s %s (protocol %u.%u)\n", name,
+			 weft_version_string(), WEFT_PROTO_MAJOR, WEFT_PROTO_MINOR);
+		cr_assert_str_eq(out, want);
+
+		cr_assert_eq(run_tool(name, "--no-such-option", out, err, sizeof(out)), 2,
+			     "%s: bad usage", name);
+		snprintf(want, sizeof(want), "Try '%s --help'.", name);
+		cr_assert(strstr(err, want), "%s: %s", name, err);
+		cr_assert_str_eq(out, "", "%s says nothing on stdout", name);
+	}
 }
