@@ -44,6 +44,8 @@ void weft__free(struct weft__alloc *a, void *p, size_t usable);
  * the destination's pages hardly matter, so memory a read lands in is not advised:
  * on a virtual machine that gives freed 2 MiB blocks back to its host, a fresh
  * huge page faults in several times slower than small ones (perf/HISTORY.md).
+ * weft__free() takes the advice back from 4 MiB or more (MADV_NOHUGEPAGE: where
+ * the system's THP is "always", that range keeps small pages until advised again).
  */
 void weft__alloc_advise_read(void *p, size_t len);
 

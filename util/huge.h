@@ -51,6 +51,16 @@ static inline void huge_advise_inside(void *p, size_t len)
 		(void)madvise((void *)start, end - start, MADV_HUGEPAGE);
 }
 
+/* Undo huge_advise_inside(@p, @len): faults there take small pages again. */
+static inline void huge_unadvise_inside(void *p, size_t len)
+{
+	uintptr_t start = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+	uintptr_t end = ((uintptr_t)p + len) & ~(uintptr_t)(HUGE_PAGE - 1);
+
+	if (end > start)
+		(void)madvise((void *)start, end - start, MADV_NOHUGEPAGE);
+}
+
 /* Give back a buffer of huge_map(@len); NULL is fine. */
 static inline void huge_unmap(void *p, size_t len)
 {
