@@ -270,7 +270,7 @@ void weft__free(struct weft__alloc *a, void *p, size_t usable)
 	 * bytes of each written: 465 MiB resident against 86).
 	 */
 	if (usable >= 2 * HUGE_PAGE)
-		huge_unadvise_inside(p, usable);
+		huge_advise_inside(p, usable, MADV_NOHUGEPAGE);
 	/* The arena is found from the pointer; only the cache choice matters here. */
 	dallocx(p, MALLOCX_TCACHE_NONE);
 }
@@ -278,7 +278,7 @@ void weft__free(struct weft__alloc *a, void *p, size_t usable)
 void weft__alloc_advise_read(void *p, size_t len)
 {
 	if (len >= 2 * HUGE_PAGE)
-		huge_advise_inside(p, len);
+		huge_advise_inside(p, len, MADV_HUGEPAGE);
 }
 
 size_t weft__alloc_bytes(const struct weft__alloc *a)

@@ -39,26 +39,17 @@ static inline void *huge_map(size_t len)
 }
 
 /*
- * Advise the huge pages that lie wholly inside [@p, @p + @len), so that none of them
- * spans memory beyond it; advice again, which a kernel without THP ignores.
+ * Give @advice (MADV_HUGEPAGE, or MADV_NOHUGEPAGE to take it back) for the huge
+ * pages that lie wholly inside [@p, @p + @len), so that none of them spans memory
+ * beyond it; advice again, which a kernel without THP ignores.
  */
-static inline void huge_advise_inside(void *p, size_t len)
+static inline void huge_advise_inside(void *p, size_t len, int advice)
 {
 	uintptr_t start = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
 	uintptr_t end = ((uintptr_t)p + len) & ~(uintptr_t)(HUGE_PAGE - 1);
 
 	if (end > start)
-		(void)madvise((void *)start, end - start, MADV_HUGEPAGE);
-}
-
-/* Undo huge_advise_inside(@p, @len): faults there take small pages again. */
-static inline void huge_unadvise_inside(void *p, size_t len)
-{
-	uintptr_t start = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
-	uintptr_t end = ((uintptr_t)p + len) & ~(uintptr_t)(HUGE_PAGE - 1);
-
-	if (end > start)
-		(void)madvise((void *)start, end - start, MADV_NOHUGEPAGE);
+		(void)madvise((void *)start, end - start, advice);
 }
 
 /* Give back a buffer of huge_map(@len); NULL is fine. */
