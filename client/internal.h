@@ -74,6 +74,7 @@ struct rclient {
 	uint32_t live;			/* tasks not released: the client is a husk
 					 * after close until they are */
 	uint16_t gen;			/* of its handle */
+	struct weft__fab_watch sched_heard;	/* on the fabric thread */
 };
 
 /* An op encoded by a caller, for the fabric thread to send. */

@@ -338,12 +338,22 @@ static void on_gone(void *arg, struct weft__peer *p, int why)
 	weft__log(WEFT_LOG_WARN, "client", "the scheduler is gone: %s", weft_strerror(rc->why));
 }
 
-/* Heartbeats: the scheduler takes a client silent for 5 s for dead. */
+/*
+ * Heartbeats: the scheduler takes a client silent for 5 s for dead; the client
+ * takes a scheduler silent for WEFT_PROTO_SILENT_NS for gone.
+ */
 static void on_tick(void *arg, int64_t now)
 {
 	struct rclient *rc = arg;
 	struct weft__op_ping ping = { (uint64_t)now };
 
+	if (rc->sched && weft__fab_silent(&rc->sched_heard, rc->sched, now,
+					  WEFT_PROTO_SILENT_NS)) {
+		weft__log(WEFT_LOG_ERROR, "client", "the scheduler sent nothing for %lld s: "
+			  "taken for gone", WEFT_PROTO_SILENT_NS / 1000000000);
+		weft__fab_drop(rc->f, rc->sched, -ETIMEDOUT);	/* every wait ends */
+		return;
+	}
 	if (rc->sched)
 		weft__fab_send(rc->f, rc->sched, WEFT_OP_PING, &ping);
 	/* The room of a burst of tasks, back; callers walk the map under the lock too. */

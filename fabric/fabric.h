@@ -112,6 +112,20 @@ bool weft__peer_ready(const struct weft__peer *p);
 /* "tcp://127.0.0.1:4000" or the like, for log lines: in @buf of @len bytes. */
 const char *weft__peer_name(const struct weft__peer *p, char *buf, size_t len);
 
+/*
+ * Watching a peer that should never be quiet for long (the scheduler pings every
+ * worker and client every 250 ms): a peer's host cut off or powered down ends no
+ * connection, and nothing else would tell. Zeroed to start; on the fabric thread.
+ */
+struct weft__fab_watch {
+	uint64_t rx;			/* messages from the peer when last looked */
+	int64_t since;			/* when that count last moved */
+};
+
+/* At @now (ns, monotonic): whether @p has sent nothing for more than @quiet_ns. */
+bool weft__fab_silent(struct weft__fab_watch *w, const struct weft__peer *p, int64_t now,
+		      int64_t quiet_ns);
+
 /* ---- calls from other threads ---- */
 
 /* A function to run on the fabric thread; embed it in what it works on. */

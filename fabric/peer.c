@@ -409,6 +409,17 @@ void *weft__peer_get(const struct weft__peer *p)
 	return p->app;
 }
 
+bool weft__fab_silent(struct weft__fab_watch *w, const struct weft__peer *p, int64_t now,
+		      int64_t quiet_ns)
+{
+	if (!w->since || p->rx_seq != w->rx) {
+		w->rx = p->rx_seq;
+		w->since = now;
+		return false;
+	}
+	return now - w->since > quiet_ns;
+}
+
 struct weft__pbytes weft__peer_ctrl_addr(const struct weft__peer *p)
 {
 	return weft__pbytes_of(p->ctrl_raw, p->ctrl_len);

@@ -327,7 +327,8 @@ WEFT_API int weft_scatter(struct weft_client *c, const void *data, size_t len,
  * Context: any thread.
  * Return: 0 if it succeeded; its error (WEFT_ETASK, -ECANCELED, ...) if it failed;
  * -ETIMEDOUT; -EDEADLK inside a task, as above; -EINVAL for NULL; -EBADF for a
- * future released already.
+ * future released already. On a cluster, when the scheduler is gone before the
+ * task ended: why (-ECONNRESET, or -ETIMEDOUT once it sent nothing for 10 s).
  */
 WEFT_API int weft_wait(struct weft_future *f, int64_t timeout_ns);
 

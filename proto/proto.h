@@ -42,6 +42,12 @@
 #define WEFT_PROTO_MAJOR	1
 #define WEFT_PROTO_MINOR	2
 #define WEFT_PROTO_MAX_MSG	((64u << 10) - 1)	/* bytes of a message: under 64 KiB */
+/*
+ * The scheduler takes a worker or client that sent nothing for 5 s for dead; one
+ * that heard nothing from the scheduler (which pings each every 250 ms) for this
+ * long takes it for gone.
+ */
+#define WEFT_PROTO_SILENT_NS	(10ll * 1000 * 1000 * 1000)
 #define WEFT_PROTO_HDR		32		/* bytes of the message header */
 #define WEFT_PROTO_OP_HDR	8		/* bytes of an op's header */
 #define WEFT_PROTO_MAX_NAME	255		/* bytes of a function, worker or label name */
@@ -104,7 +110,8 @@ enum weft__op_type {
 	WEFT_OP_LEASE,			/* the answer: where to read, or the bytes inline */
 	WEFT_OP_UNLEASE,		/* the read is over */
 	WEFT_OP_RESULT,			/* a piece of a result's bytes, inline */
-	WEFT_OP_PING,			/* I am alive: clients to the scheduler, and back */
+	WEFT_OP_PING,			/* I am alive: clients to the scheduler, and it to
+					 * every worker and client every 250 ms */
 	WEFT_OP_CANCELLED,		/* scheduler -> client: the answer to CANCEL */
 	/* any direction */
 	WEFT_OP_PART,			/* a piece of an op too large for one message */

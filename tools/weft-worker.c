@@ -52,7 +52,9 @@ static const char usage[] =
 	"(ADDRESS: where the worker itself listens).\n"
 	"\n"
 	"Exit status: 0 when the scheduler stops or after SIGINT/SIGTERM, 1 when it cannot\n"
-	"join (nothing at the address, a token refused, a name taken), 2 for bad usage.\n";
+	"join (nothing at the address, a token refused, a name taken) or hears nothing\n"
+	"from the scheduler for 10 s, 2 for bad usage. Once its scheduler is gone it\n"
+	"leaves at once, without waiting for the tasks it runs.\n";
 
 static int bad(const char *what, const char *arg)
 {
@@ -256,11 +258,13 @@ int main(int argc, char **argv)
 	if (!pthread_create(&sig_thread, NULL, signal_main, w))
 		pthread_detach(sig_thread);	/* it ends with the process */
 	ret = weft__worker_wait(w);
-	weft__worker_free(w);
 	weft__auth_forget(&key);
-	if (ret && ret != -ECONNRESET) {
+	if (ret) {
+		/* Its tasks' results have nowhere to go: it does not wait for them. */
 		fprintf(stderr, "weft-worker: the scheduler went away: %s\n", weft_strerror(ret));
-		return EXIT_FAIL;
+		weft__worker_abandon(w);
+		_exit(ret == -ECONNRESET ? 0 : EXIT_FAIL);
 	}
+	weft__worker_free(w);
 	return 0;
 }

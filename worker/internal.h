@@ -106,6 +106,7 @@ struct weft__wrt {
 	uint64_t next_req, next_lease;
 	uint32_t running;		/* submitted and not ended */
 	struct wrt_record rec;		/* on the fabric thread */
+	struct weft__fab_watch sched_heard;	/* on the fabric thread */
 	/* weft__worker_wait */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;

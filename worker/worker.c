@@ -171,7 +171,12 @@ static void on_tick(void *arg, int64_t now)
 {
 	struct weft__wrt *w = arg;
 
-	(void)now;
+	if (w->sched && weft__fab_silent(&w->sched_heard, w->sched, now, WEFT_PROTO_SILENT_NS)) {
+		weft__log(WEFT_LOG_ERROR, "worker", "the scheduler sent nothing for %lld s: "
+			  "taken for gone", WEFT_PROTO_SILENT_NS / 1000000000);
+		weft__fab_drop(w->f, w->sched, -ETIMEDOUT);	/* ends the worker */
+		return;
+	}
 	heartbeat(w, 0);
 	weft__wrt_record_send(w);
 	/* The room a burst of tasks took, back (between ops: no walk is under way). */
@@ -301,6 +306,11 @@ int weft__worker_wait(struct weft__wrt *w)
 void weft__worker_stop(struct weft__wrt *w)
 {
 	weft__wrt_finish(w, 0);
+}
+
+void weft__worker_abandon(struct weft__wrt *w)
+{
+	weft__fab_stop(w->f);
 }
 
 void weft__worker_free(struct weft__wrt *w)

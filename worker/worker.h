@@ -41,5 +41,11 @@ const char *weft__worker_url(const struct weft__wrt *w);
 void weft__worker_stop(struct weft__wrt *w);
 /* Close the engine and the endpoints. */
 void weft__worker_free(struct weft__wrt *w);
+/*
+ * For a process about to exit after losing its scheduler: close the endpoints (and
+ * their shared memory) and leave the engine as it is, running tasks and all, since
+ * their results have nowhere to go. @w is not to be used again.
+ */
+void weft__worker_abandon(struct weft__wrt *w);
 
 #endif /* WEFT_WORKER_H */

@@ -5,7 +5,9 @@
  * side of the bridge. Each worker listens on its own host's address and reads the
  * other's results over the bridge; a host cut off from the network (its link
  * down: no connection ends, nothing answers) is taken for dead after its
- * heartbeats stop, and what only it held is made again on the other. Needs root
+ * heartbeats stop, and what only it held is made again on the other, while its
+ * worker, hearing nothing from the scheduler, leaves; and a client whose
+ * scheduler's host is cut off gives up instead of waiting for ever. Needs root
  * and `ip`; skipped without them.
  */
 #include <stdarg.h>
@@ -89,18 +91,25 @@ static void hosts_up(void)
 	}
 }
 
-static void sched_start(void)
+static const char *ip_prog(void)
+{
+	return access("/usr/sbin/ip", X_OK) ? "/sbin/ip" : "/usr/sbin/ip";
+}
+
+/* The scheduler on this side of the bridge (@host -1) or on host @host. */
+static void sched_start(int host)
 {
 	char prog[PATH_MAX + 32], listen[64];
-	char *argv[] = { prog, "--listen", listen, "--dashboard", "none", NULL };
+	char *argv[] = { (char *)ip_prog(), "netns", "exec", h.ns[host < 0 ? 0 : host], prog,
+			 "--listen", listen, "--dashboard", "none", NULL };
 	int fd;
 
 	setenv("WEFT_TOKEN", TOKEN, 1);
 	unsetenv("WEFT_SCHEDULER");
 	c_build_dir(cl.dir, sizeof(cl.dir));
 	snprintf(prog, sizeof(prog), "%s/tools/weft-scheduler", cl.dir);
-	snprintf(listen, sizeof(listen), "tcp://%s.1:0", h.net);
-	cl.sched = c_spawn(argv, &fd);
+	snprintf(listen, sizeof(listen), "tcp://%s.%d:0", h.net, host < 0 ? 1 : 2 + host);
+	cl.sched = c_spawn(host < 0 ? argv + 4 : argv, &fd);
 	cr_assert_eq(c_line(fd, cl.url, sizeof(cl.url), 20000), 0, "the scheduler starts");
 	close(fd);
 }
@@ -109,13 +118,11 @@ static void sched_start(void)
 static void worker_on_host(int i)
 {
 	char prog[PATH_MAX + 32], lib[PATH_MAX + 32], name[16], line[256], want[64];
-	char *argv[] = { "/usr/sbin/ip", "netns", "exec", h.ns[i], prog, "--scheduler", cl.url,
-			 "--name", name, "--nthreads", "1", "--memory-limit", "256M",
+	char *argv[] = { (char *)ip_prog(), "netns", "exec", h.ns[i], prog, "--scheduler",
+			 cl.url, "--name", name, "--nthreads", "1", "--memory-limit", "256M",
 			 "--load", lib, NULL };
 	int fd;
 
-	if (access(argv[0], X_OK))
-		argv[0] = "/sbin/ip";
 	snprintf(prog, sizeof(prog), "%s/tools/weft-worker", cl.dir);
 	snprintf(lib, sizeof(lib), "%s/tests/cluster/libtasks.so", cl.dir);
 	snprintf(name, sizeof(name), "w%d", i);
@@ -129,6 +136,19 @@ static void worker_on_host(int i)
 		  name, cl.wurl[i]);
 }
 
+/* @pid's exit status once it exits, within @s seconds; -1 if it does not. */
+static int exit_within(pid_t pid, int s)
+{
+	int status;
+
+	for (int i = 0; i < s * 10; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		usleep(100000);
+	}
+	return -1;
+}
+
 Test(hosts, workers_on_two_hosts_listen_on_their_own_and_read_each_other, .init = hosts_up,
      .fini = hosts_down, .timeout = 120)
 {
@@ -138,7 +158,7 @@ Test(hosts, workers_on_two_hosts_listen_on_their_own_and_read_each_other, .init 
 	uint64_t n = 8u << 20, m = 3u << 20;
 	struct weft_client *c;
 
-	sched_start();
+	sched_start(-1);
 	worker_on_host(0);
 	worker_on_host(1);
 	c = cluster_client(&cl);
@@ -163,7 +183,7 @@ Test(hosts, a_host_cut_off_is_taken_for_dead_and_what_it_held_made_again,
 	uint64_t n = 8u << 20;
 	struct weft_client *c;
 
-	sched_start();
+	sched_start(-1);
 	worker_on_host(0);
 	c = cluster_client(&cl);
 	/* The only worker makes it: it lives on host a alone. */
@@ -176,8 +196,33 @@ Test(hosts, a_host_cut_off_is_taken_for_dead_and_what_it_held_made_again,
 	cr_assert_eq(weft_wait(ok, 60ll * 1000 * 1000 * 1000), 0, "%s",
 		     weft_future_error(ok) ?: "");
 	cr_assert_eq(u64_of(ok), n, "made again on w1 and read whole");
-	cr_assert_eq(kill(cl.w[0], 0), 0, "w0 was cut off, not killed");
+	/* Cut off, not killed: hearing nothing from the scheduler, w0 leaves. */
+	cr_assert_eq(exit_within(cl.w[0], 60), 1, "w0 left, exit status 1");
+	cl.w[0] = 0;
 	weft_release(big);
 	weft_release(ok);
+	cr_assert_eq(weft_client_close(c), 0);
+}
+
+/* A client waiting on a task whose scheduler's host is cut off: the wait ends. */
+Test(hosts, a_client_whose_scheduler_is_cut_off_gives_up, .init = hosts_up,
+     .fini = hosts_down, .timeout = 120)
+{
+	struct weft_future *f;
+	struct weft_client *c;
+	uint64_t ms = 100000;
+	int ret;
+
+	sched_start(0);
+	worker_on_host(1);
+	c = cluster_client(&cl);
+	cr_assert_eq(weft_submit_named(c, "nap", NULL, 0, &ms, 8, NULL, &f), 0);
+	cr_assert_eq(weft_wait(f, 200ll * 1000 * 1000), -ETIMEDOUT, "it naps");
+	cr_assert_eq(sh("ip link set %s down", h.veth[0]), 0);
+	ret = weft_wait(f, -1);
+	cr_assert_eq(ret, -ETIMEDOUT, "the scheduler taken for gone: %d", ret);
+	cr_assert_eq(exit_within(cl.w[1], 60), 1, "its worker left too, exit status 1");
+	cl.w[1] = 0;
+	weft_release(f);
 	cr_assert_eq(weft_client_close(c), 0);
 }

@@ -323,6 +323,52 @@ Test(fabric, ops_arrive_in_order_and_batched, .timeout = 30)
 	unpair();
 }
 
+/* On a's thread: whether b has been silent, watched by @w, at @now. */
+struct silent_call {
+	struct weft__fab_call c;
+	struct weft__fab_watch *w;
+	int64_t now;
+	int silent;			/* -1 until answered */
+};
+
+static void do_silent(struct weft__fabric *f, struct weft__fab_call *c)
+{
+	struct silent_call *sc = container_of(c, struct silent_call, c);
+
+	(void)f;
+	__atomic_store_n(&sc->silent, weft__fab_silent(sc->w, a.peer, sc->now, 1000),
+			 __ATOMIC_RELEASE);
+}
+
+static int silent_at(struct weft__fab_watch *w, int64_t now)
+{
+	struct silent_call sc = { .c.fn = do_silent, .w = w, .now = now, .silent = -1 };
+
+	weft__fab_call(a.f, &sc.c);
+	while (__atomic_load_n(&sc.silent, __ATOMIC_ACQUIRE) < 0)
+		sched_yield();
+	return sc.silent;
+}
+
+/* A peer that sends nothing for longer than the quiet time is silent; one op is not. */
+Test(fabric, a_peer_is_silent_once_nothing_came_from_it_for_the_quiet_time, .timeout = 30)
+{
+	struct send_call one = { .c.fn = do_send, .s = &b, .from = 1, .n = 1 };
+	struct weft__fab_watch w = { 0 };
+	int64_t t = 1000000;
+
+	pair("tcp");
+	cr_assert_eq(silent_at(&w, t), 0, "the first look starts the watch");
+	cr_assert_eq(silent_at(&w, t + 1000), 0, "quiet for the quiet time, not longer");
+	cr_assert_eq(silent_at(&w, t + 1001), 1);
+	weft__fab_call(b.f, &one.c);
+	WAIT_FOR(&a, a.ops == 1);
+	cr_assert_eq(silent_at(&w, t + 5000), 0, "it spoke since");
+	cr_assert_eq(silent_at(&w, t + 5500), 0);
+	cr_assert_eq(silent_at(&w, t + 6001), 1, "and nothing since");
+	unpair();
+}
+
 /*
  * On b's thread: connect to a, and before the handshake is over queue RELEASEs
  * 1..5000 (several messages), a SUBMIT larger than a message, RELEASEs 5001..10000.
