@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 #include "internal.h"
 #include "log.h"
+#include "shm.h"
 
 #define CQ_SIZE 1024
 #define FI_API FI_VERSION(1, 17)
@@ -243,6 +245,26 @@ static int data_ep(struct weft__fabric *f, const char *host, struct fab_ep *e, b
 	return ret;
 }
 
+/*
+ * shm's regions are named after this process's pid (weft-PID-...): one killed
+ * before it could remove its own leaves them in /dev/shm, and a process given the
+ * pid again could open none ("Device or resource busy"). No living process has
+ * our pid, so what bears it is stale: removed before this process's first. Once a
+ * process (a forked child has its own pid), under a lock: its fabrics share them.
+ */
+static void remove_stale_regions(void)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static pid_t cleaned;
+
+	pthread_mutex_lock(&lock);
+	if (cleaned != getpid()) {
+		weft__shm_remove(getpid());
+		cleaned = getpid();
+	}
+	pthread_mutex_unlock(&lock);
+}
+
 int weft__fab_open_eps(struct weft__fabric *f, const char *host, const char *port)
 {
 	enum scheme cs = f->scheme == SCHEME_SHM ? SCHEME_TCP : f->scheme;
@@ -268,6 +290,7 @@ int weft__fab_open_eps(struct weft__fabric *f, const char *host, const char *por
 	if (f->scheme == SCHEME_SHM) {
 		char name[64];
 
+		remove_stale_regions();
 		snprintf(name, sizeof(name), "weft-%d-d", (int)getpid());
 		ret = get_info(providers[SCHEME_SHM], FI_RMA | FI_READ | FI_REMOTE_READ, name,
 			       NULL, &info);

@@ -9,13 +9,16 @@
  * the second reader.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "compiler.h"
 #include "fabric.h"
@@ -610,6 +613,47 @@ Test(fabric, rma_reads_on_tcp, .timeout = 60)
 Test(fabric, rma_reads_on_shm, .timeout = 60)
 {
 	rma("shm");
+}
+
+/* Files in /dev/shm named after this process: weft-PID-... */
+static int own_regions(void)
+{
+	char prefix[32];
+	struct dirent *e;
+	DIR *d = opendir("/dev/shm");
+	int n = 0;
+
+	cr_assert_not_null(d);
+	snprintf(prefix, sizeof(prefix), "weft-%d-", (int)getpid());
+	while ((e = readdir(d)))
+		n += !strncmp(e->d_name, prefix, strlen(prefix));
+	closedir(d);
+	return n;
+}
+
+/*
+ * A process killed before it removed its regions left them under its pid; this
+ * process, given the pid again, reads on shm all the same, and nothing of it is
+ * left after.
+ */
+Test(fabric, regions_left_under_this_pid_do_not_stop_shm, .timeout = 60)
+{
+	static const char *const eps[] = { "0", "1", "2", "3", "reader" };
+	char path[96];
+
+	for (unsigned i = 0; i < sizeof(eps) / sizeof(eps[0]); i++)
+		for (int k = 0; k < 10; k++) {
+			int fd;
+
+			snprintf(path, sizeof(path), "/dev/shm/weft-%d-%s:0:%d", (int)getpid(),
+				 eps[i], k);
+			fd = open(path, O_CREAT | O_RDWR, 0600);
+			cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+			close(fd);
+		}
+	cr_assert_eq(own_regions(), 50);
+	rma("shm");
+	cr_assert_eq(own_regions(), 0, "the stale ones and its own are gone");
 }
 
 #ifdef WEFT_TESTING
