@@ -223,8 +223,10 @@ static void stop(struct child *c)
 
 static void teardown(void)
 {
+	/* Only those started: kill(-0) would signal our own group, our caller's too. */
 	for (unsigned i = 0; i < g.n; i++)
-		kill(-g.workers[i].pid, SIGTERM);
+		if (g.workers[i].pid > 0)
+			kill(-g.workers[i].pid, SIGTERM);
 	for (unsigned i = 0; i < g.n; i++)
 		stop(&g.workers[i]);
 	stop(&g.sched);

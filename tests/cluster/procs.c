@@ -330,3 +330,30 @@ Test(procs, each_program_answers_help_version_and_bad_usage, .timeout = 60)
 		cr_assert_str_eq(out, "", "%s says nothing on stdout", name);
 	}
 }
+
+/*
+ * A worker that cannot join: weft-cluster exits 1, and signals nobody else. Run
+ * in a process group of its own with a sentinel, the sh that starts it: a
+ * SIGTERM to the group (kill(-0) for a worker never started) killed the sh too.
+ */
+Test(procs, weft_cluster_whose_worker_cannot_join_exits_1_and_spares_its_group,
+     .timeout = 60)
+{
+	char prog[PATH_MAX + 32], script[PATH_MAX + 128];
+	int status;
+	pid_t pid;
+
+	tool_path("weft-cluster", prog, sizeof(prog));
+	snprintf(script, sizeof(script), "'%s' -n 2 --dashboard none --load /nonexistent.so "
+		 "-- true; exit $((100 + $?))", prog);
+	pid = fork();
+	if (!pid) {
+		setpgid(0, 0);
+		execl("/bin/sh", "sh", "-c", script, (char *)NULL);
+		_exit(127);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "the sh beside it was killed by signal %d",
+		  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	cr_assert_eq(WEXITSTATUS(status), 101, "weft-cluster exited %d", WEXITSTATUS(status) - 100);
+}
