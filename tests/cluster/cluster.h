@@ -41,7 +41,15 @@ struct cluster {
 	char wurl[MAX_W][128];		/* where each worker listens */
 	int test_worker;		/* 1 + the worker started from build/test/tools
 					 * (the library's test hooks), or 0 */
+	const char *ns[MAX_W];		/* the network namespace each worker runs in,
+					 * or NULL for this one (hosts.c) */
 };
+
+/* iproute2's ip, whose "netns exec" runs a program in a network namespace. */
+static inline char *c_ip(void)
+{
+	return access("/usr/sbin/ip", X_OK) ? "/sbin/ip" : "/usr/sbin/ip";
+}
 
 /* The build directory this test program was built in (build/, build/asan/...). */
 static inline void c_build_dir(char *dir, size_t size)
@@ -97,18 +105,41 @@ static inline pid_t c_spawn(char *const argv[], int *out)
 static inline void c_worker(struct cluster *c, int i)
 {
 	char prog[PATH_MAX + 32], lib[PATH_MAX + 32], name[16], line[256];
-	char *argv[] = { prog, "--scheduler", c->url, "--name", name, "--nthreads", "1",
-			 "--memory-limit", "256M", "--load", lib, NULL };
+	/* ip execs the worker in its namespace: the same process. */
+	char *argv[] = { c_ip(), "netns", "exec", (char *)c->ns[i], prog, "--scheduler",
+			 c->url, "--name", name, "--nthreads", "1", "--memory-limit", "256M",
+			 "--load", lib, NULL };
 	int fd;
 
 	snprintf(prog, sizeof(prog), "%s/%stools/weft-worker", c->dir,
 		 c->test_worker == i + 1 ? "test/" : "");
 	snprintf(lib, sizeof(lib), "%s/tests/cluster/libtasks.so", c->dir);
 	snprintf(name, sizeof(name), "w%d", i);
-	c->w[i] = c_spawn(argv, &fd);
+	c->w[i] = c_spawn(c->ns[i] ? argv : argv + 4, &fd);
 	cr_assert_eq(c_line(fd, line, sizeof(line), 20000), 0, "worker %s joins", name);
 	cr_assert_eq(strncmp(line, "joined", 6), 0, "%s", line);
 	cr_assert_eq(sscanf(line, "joined %*s %127s", c->wurl[i]), 1, "%s", line);
+	close(fd);
+}
+
+/*
+ * The scheduler of @c, listening at @listen, serving its views at @dashboard
+ * ("none": nowhere), in network namespace @ns (NULL: this one).
+ */
+static inline void c_scheduler(struct cluster *c, const char *listen, const char *dashboard,
+			       const char *ns)
+{
+	char prog[PATH_MAX + 32];
+	char *argv[] = { c_ip(), "netns", "exec", (char *)ns, prog, "--listen", (char *)listen,
+			 "--dashboard", (char *)dashboard, NULL };
+	int fd;
+
+	setenv("WEFT_TOKEN", TOKEN, 1);
+	unsetenv("WEFT_SCHEDULER");
+	c_build_dir(c->dir, sizeof(c->dir));
+	snprintf(prog, sizeof(prog), "%s/tools/weft-scheduler", c->dir);
+	c->sched = c_spawn(ns ? argv : argv + 4, &fd);
+	cr_assert_eq(c_line(fd, c->url, sizeof(c->url), 20000), 0, "the scheduler starts");
 	close(fd);
 }
 
@@ -120,20 +151,12 @@ static inline void c_worker(struct cluster *c, int i)
 static inline void cluster_start_as(struct cluster *c, int n, const char *provider,
 				    int test_worker, const char *dashboard)
 {
-	char prog[PATH_MAX + 32], listen[64];
-	char *argv[] = { prog, "--listen", listen, "--dashboard", (char *)dashboard, NULL };
-	int fd;
+	char listen[64];
 
 	memset(c, 0, sizeof(*c));
 	c->test_worker = test_worker;
-	setenv("WEFT_TOKEN", TOKEN, 1);
-	unsetenv("WEFT_SCHEDULER");
-	c_build_dir(c->dir, sizeof(c->dir));
-	snprintf(prog, sizeof(prog), "%s/tools/weft-scheduler", c->dir);
 	snprintf(listen, sizeof(listen), "%s://127.0.0.1:0", provider);
-	c->sched = c_spawn(argv, &fd);
-	cr_assert_eq(c_line(fd, c->url, sizeof(c->url), 20000), 0, "the scheduler starts");
-	close(fd);
+	c_scheduler(c, listen, dashboard, NULL);
 	c->n = n;
 	for (int i = 0; i < n; i++)
 		c_worker(c, i);

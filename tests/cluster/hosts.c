@@ -91,49 +91,26 @@ static void hosts_up(void)
 	}
 }
 
-static const char *ip_prog(void)
-{
-	return access("/usr/sbin/ip", X_OK) ? "/sbin/ip" : "/usr/sbin/ip";
-}
-
 /* The scheduler on this side of the bridge (@host -1) or on host @host. */
 static void sched_start(int host)
 {
-	char prog[PATH_MAX + 32], listen[64];
-	char *argv[] = { (char *)ip_prog(), "netns", "exec", h.ns[host < 0 ? 0 : host], prog,
-			 "--listen", listen, "--dashboard", "none", NULL };
-	int fd;
+	char listen[64];
 
-	setenv("WEFT_TOKEN", TOKEN, 1);
-	unsetenv("WEFT_SCHEDULER");
-	c_build_dir(cl.dir, sizeof(cl.dir));
-	snprintf(prog, sizeof(prog), "%s/tools/weft-scheduler", cl.dir);
 	snprintf(listen, sizeof(listen), "tcp://%s.%d:0", h.net, host < 0 ? 1 : 2 + host);
-	cl.sched = c_spawn(host < 0 ? argv + 4 : argv, &fd);
-	cr_assert_eq(c_line(fd, cl.url, sizeof(cl.url), 20000), 0, "the scheduler starts");
-	close(fd);
+	c_scheduler(&cl, listen, "none", host < 0 ? NULL : h.ns[host]);
 }
 
 /* Worker w@i on host @i: it must listen on that host's address. */
 static void worker_on_host(int i)
 {
-	char prog[PATH_MAX + 32], lib[PATH_MAX + 32], name[16], line[256], want[64];
-	char *argv[] = { (char *)ip_prog(), "netns", "exec", h.ns[i], prog, "--scheduler",
-			 cl.url, "--name", name, "--nthreads", "1", "--memory-limit", "256M",
-			 "--load", lib, NULL };
-	int fd;
+	char want[64];
 
-	snprintf(prog, sizeof(prog), "%s/tools/weft-worker", cl.dir);
-	snprintf(lib, sizeof(lib), "%s/tests/cluster/libtasks.so", cl.dir);
-	snprintf(name, sizeof(name), "w%d", i);
-	cl.w[i] = c_spawn(argv, &fd);	/* ip execs the worker: the same process */
+	cl.ns[i] = h.ns[i];
+	c_worker(&cl, i);
 	cl.n = i + 1 > cl.n ? i + 1 : cl.n;
-	cr_assert_eq(c_line(fd, line, sizeof(line), 20000), 0, "worker %s joins", name);
-	cr_assert_eq(sscanf(line, "joined %*s %127s", cl.wurl[i]), 1, "%s", line);
-	close(fd);
 	snprintf(want, sizeof(want), "tcp://%s.%d:", h.net, 2 + i);
-	cr_assert(!strncmp(cl.wurl[i], want, strlen(want)), "%s listens on %s, not on its host",
-		  name, cl.wurl[i]);
+	cr_assert(!strncmp(cl.wurl[i], want, strlen(want)), "w%d listens on %s, not on its host",
+		  i, cl.wurl[i]);
 }
 
 /* @pid's exit status once it exits, within @s seconds; -1 if it does not. */
